@@ -1,0 +1,220 @@
+"""Typed, validated job configuration.
+
+A job config is a YAML document whose top-level sections mirror the data path:
+``source`` → ``features`` → ``model`` / ``worker`` → ``sinks``. Every model is
+strict (``extra="forbid"``): an unknown key or a value of the wrong kind fails
+at start with the dotted key, the offending value and what was expected.
+
+>>> cfg = JobConfig.model_validate({"source": {"kind": "generator"}})
+>>> cfg.model.name, cfg.source.generator.batch_size
+('deepfm', 4096)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class GeneratorConfig(Strict):
+    """The built-in Criteo-like click stream (see :mod:`flinkdl.sources.generator`)."""
+
+    seed: int = 7
+    events: int | None = Field(1_000_000, gt=0, description="total events; null = unbounded")
+    batch_size: int = Field(4096, gt=0, le=1_000_000)
+    drift_at: int = Field(500_000, ge=0, description="event index where the hidden model drifts")
+    start_ts_ms: int = 1_700_000_000_000
+    events_per_s: float = Field(1000.0, gt=0, description="event-time rate (timestamps), not a throttle")
+
+
+class DirectoryConfig(Strict):
+    """A watched directory of CSV/TSV files (Flink FileSource, continuous monitoring).
+
+    Files must appear atomically: write ``.name.tmp`` (hidden files are ignored) then rename.
+    """
+
+    path: Path
+    format: Literal["csv", "tsv"] = "csv"
+    columns: list[str] = Field(min_length=1, description="column names in file order")
+    header: bool = False
+    monitor_interval_s: float = Field(1.0, gt=0)
+    batch_ms: int = Field(200, gt=0, description="lines are grouped into batches per processing-time window")
+
+    @property
+    def delimiter(self) -> str:
+        return "\t" if self.format == "tsv" else ","
+
+
+class SourceConfig(Strict):
+    kind: Literal["generator", "directory"] = "generator"
+    generator: GeneratorConfig = GeneratorConfig()
+    directory: DirectoryConfig | None = None
+
+    @model_validator(mode="after")
+    def _directory_needs_section(self) -> SourceConfig:
+        if self.kind == "directory" and self.directory is None:
+            raise ValueError("source.kind is 'directory' but source.directory is missing")
+        return self
+
+
+# --------------------------------------------------------------------------- features
+
+
+class LabelConfig(Strict):
+    """Which column is the label. With ``threshold`` the label is ``value >= threshold``
+    (MovieLens: rating >= 4); without it the column must hold 0 or 1."""
+
+    column: str = "label"
+    threshold: float | None = None
+
+
+class CategoricalField(Strict):
+    """An ID field, hashed with mmh3 into the shared bucket space.
+
+    ``type`` fixes how the raw value is hashed: ``int`` hashes the int64 value
+    (8 bytes little endian), ``string`` hashes its UTF-8 bytes.
+    """
+
+    name: str
+    type: Literal["int", "string"] = "string"
+
+
+class NumericField(Strict):
+    name: str
+    transform: Literal["log1p", "identity"] = "log1p"
+
+
+class FeatureConfig(Strict):
+    """Declarative feature schema: raw columns → hashed ids + dense numerics."""
+
+    event_id: str | None = Field("event_id", description="column with the event id; null = row position")
+    timestamp: str | None = None
+    label: LabelConfig = LabelConfig()
+    categorical: list[CategoricalField] = Field(default_factory=list)
+    numeric: list[NumericField] = Field(default_factory=list)
+    crosses: list[list[str]] = Field(default_factory=list, description="pairs of categorical names")
+    hash_bits: int = Field(22, ge=8, le=31, description="bucket space = 2**hash_bits rows")
+    hash_seed: int = 0
+
+    @field_validator("categorical", mode="before")
+    @classmethod
+    def _names_to_fields(cls, v: object) -> object:
+        """Accept plain names (``[C1, C2]``) as shorthand for ``{name: C1}``."""
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("numeric", mode="before")
+    @classmethod
+    def _numeric_names(cls, v: object) -> object:
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @model_validator(mode="after")
+    def _check_crosses(self) -> FeatureConfig:
+        names = {c.name for c in self.categorical}
+        for cross in self.crosses:
+            if len(cross) != 2:
+                raise ValueError(f"features.crosses: {cross!r} must name exactly 2 categorical fields")
+            for n in cross:
+                if n not in names:
+                    raise ValueError(f"features.crosses: {n!r} is not a categorical field (have {sorted(names)})")
+        if not self.categorical and not self.numeric:
+            raise ValueError("features: need at least one categorical or numeric field")
+        return self
+
+    @property
+    def n_id_fields(self) -> int:
+        return len(self.categorical) + len(self.crosses)
+
+    @property
+    def n_dense(self) -> int:
+        return 2 * len(self.numeric)  # value + missing indicator
+
+    @property
+    def buckets(self) -> int:
+        return 1 << self.hash_bits
+
+
+# --------------------------------------------------------------------------- model / worker
+
+
+class OptimizerConfig(Strict):
+    name: Literal["adagrad", "ftrl", "sgd"] = "adagrad"
+    learning_rate: float = Field(0.05, gt=0)
+    l2: float = Field(0.0, ge=0)
+
+
+class ModelConfig(Strict):
+    """``name`` is a registered model (lr, fm, deepfm) or ``package.module:Class``."""
+
+    name: str = "deepfm"
+    embedding_dim: int = Field(8, ge=1, le=512)
+    hidden: list[int] = Field(default_factory=lambda: [64, 32])
+    optimizer: OptimizerConfig = OptimizerConfig()
+    dense_optimizer: OptimizerConfig | None = None
+    seed: int = 0
+
+
+class WorkerConfig(Strict):
+    """The co-located TensorFlow process, one per Flink subtask."""
+
+    device: str = "cpu"
+    intra_op_threads: int = Field(0, ge=0, description="0 = TensorFlow default")
+    inter_op_threads: int = Field(0, ge=0)
+    start_timeout_s: float = Field(120.0, gt=0)
+    max_restarts: int = Field(3, ge=0)
+    socket_dir: Path | None = Field(None, description="where unix sockets live; default: a temp dir")
+
+
+# --------------------------------------------------------------------------- sinks / job
+
+
+class PredictionsSink(Strict):
+    path: Path
+    format: Literal["csv", "jsonl"] = "csv"
+
+
+class SinksConfig(Strict):
+    predictions: PredictionsSink | None = None
+    dead_letter: Path | None = Field(None, description="default: RUN_DIR/dead_letter.jsonl")
+
+
+class JobSection(Strict):
+    name: str = "flinkdl"
+    parallelism: int = Field(1, ge=1, le=256)
+    run_dir: Path = Path("runs/latest")
+    report_every_s: float = Field(2.0, gt=0)
+    python_execution_mode: Literal["process", "thread"] = "process"
+
+
+class JobConfig(Strict):
+    job: JobSection = JobSection()
+    source: SourceConfig = SourceConfig()
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig.model_validate(CRITEO_LIKE_FEATURES))
+    model: ModelConfig = ModelConfig()
+    worker: WorkerConfig = WorkerConfig()
+    sinks: SinksConfig = SinksConfig()
+
+
+#: Raw columns of the built-in click stream and of Criteo-style files.
+CRITEO_LIKE_FEATURES: dict = {
+    "event_id": "event_id",
+    "timestamp": "ts",
+    "label": {"column": "label"},
+    "categorical": [{"name": f"C{i}", "type": "int"} for i in range(1, 27)],
+    "numeric": [f"I{i}" for i in range(1, 14)],
+    "crosses": [],
+}

@@ -1,0 +1,58 @@
+"""The column layout of the Arrow batches that cross from Flink to the TF worker, and back.
+
+Feature batch (Flink → worker), in this column order:
+
+- ``event_id`` int64
+- ``label`` float32 (0.0 or 1.0)
+- ``id_0 .. id_{F-1}`` int64: hashed bucket of each categorical field, then of each cross
+- ``x_0 .. x_{D-1}`` float32: per numeric field its transformed value, then its missing indicator
+  (``x_{2k}`` = value of numeric field k, ``x_{2k+1}`` = 1.0 if it was missing)
+
+Prediction batch (worker → Flink): ``event_id`` int64, ``score`` float32 (made before the
+model trained on the event), ``label`` float32, ``model_version`` int64.
+
+>>> from flinkdl.config.schema import FeatureConfig
+>>> s = feature_schema(FeatureConfig(categorical=["a", "b"], numeric=["n"], crosses=[["a", "b"]]))
+>>> s.names
+['event_id', 'label', 'id_0', 'id_1', 'id_2', 'x_0', 'x_1']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from flinkdl.config.schema import FeatureConfig
+
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.int64()),
+        ("score", pa.float32()),
+        ("label", pa.float32()),
+        ("model_version", pa.int64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """Shapes a model needs: ``n_ids`` hashed id columns, ``n_dense`` float columns, ``buckets`` rows."""
+
+    n_ids: int
+    n_dense: int
+    buckets: int
+
+    @classmethod
+    def from_config(cls, cfg: FeatureConfig) -> FeatureLayout:
+        return cls(n_ids=cfg.n_id_fields, n_dense=cfg.n_dense, buckets=cfg.buckets)
+
+    def schema(self) -> pa.Schema:
+        fields = [pa.field("event_id", pa.int64()), pa.field("label", pa.float32())]
+        fields += [pa.field(f"id_{i}", pa.int64()) for i in range(self.n_ids)]
+        fields += [pa.field(f"x_{j}", pa.float32()) for j in range(self.n_dense)]
+        return pa.schema(fields)
+
+
+def feature_schema(cfg: FeatureConfig) -> pa.Schema:
+    return FeatureLayout.from_config(cfg).schema()
