@@ -198,6 +198,7 @@ class JobSection(Strict):
     run_dir: Path = Path("runs/latest")
     report_every_s: float = Field(2.0, gt=0)
     python_execution_mode: Literal["process", "thread"] = "process"
+    checkpoint_interval_s: float | None = Field(None, gt=0, description="null = no checkpoints")
 
 
 class JobConfig(Strict):

@@ -1,0 +1,93 @@
+"""Load a YAML job config, apply ``--set key=value`` overrides, validate it up front.
+
+>>> cfg = load_config(None, ["model.name=lr", "source.generator.events=1000"])
+>>> cfg.model.name, cfg.source.generator.events
+('lr', 1000)
+>>> try:
+...     load_config(None, ["model.embedding_dim=zero"])
+... except ConfigError as e:
+...     print(e)
+model.embedding_dim = 'zero': Input should be a valid integer, unable to parse string as an integer
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from flinkdl.config.schema import CRITEO_LIKE_FEATURES, JobConfig
+
+
+class ConfigError(ValueError):
+    """A config that cannot run: names the dotted key, the value given and what was expected."""
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b=3"`` → ``(["a", "b"], 3)``; the value is parsed as YAML (numbers, lists, null...)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. model.name=lr")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(doc: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        path, value = parse_override(item)
+        node = doc
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return doc
+
+
+def _format(err: ValidationError, doc: dict) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key (value {e['input']!r})")
+        elif e["type"] == "missing":
+            lines.append(f"{key}: required key is missing")
+        elif e["loc"] and not isinstance(e["input"], dict):
+            lines.append(f"{key} = {e['input']!r}: {msg}")
+        else:
+            lines.append(msg if msg.startswith(key) else f"{key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> JobConfig:
+    """Read ``path`` (YAML; None = embedded defaults), apply overrides, validate."""
+    doc: dict = {"features": copy.deepcopy(CRITEO_LIKE_FEATURES)}
+    if path is not None:
+        try:
+            doc = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as e:
+            raise ConfigError(f"config file {str(path)!r}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
+        if not isinstance(doc, dict):
+            raise ConfigError(f"config file {str(path)!r}: expected a mapping at the top, got {type(doc).__name__}")
+    apply_overrides(doc, overrides or [])
+    try:
+        return JobConfig.model_validate(doc)
+    except ValidationError as e:
+        raise ConfigError(_format(e, doc)) from None
+
+
+def dump_config(cfg: JobConfig) -> str:
+    """The fully resolved config as YAML (what a job actually ran with)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,82 @@
+"""Build the Flink topology of the online-learning job from a :class:`JobConfig`.
+
+::
+
+    NumberSequenceSource ─► GenerateFeatures ─┐
+                                              ├─► Train (TF worker) ─► EvaluateAndSink (p=1)
+    FileSource (SQL, raw lines, LISTAGG) ─► ParseFeatures ─┘
+
+The watched directory is read by Flink's filesystem connector with continuous monitoring;
+its lines are grouped into chunks by a processing-time tumbling window in Flink SQL
+(``LISTAGG``), so batching happens in the JVM and one Python crossing carries a whole chunk.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pyflink.common import Configuration, Types, WatermarkStrategy
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream.connectors.number_seq import NumberSequenceSource
+
+from flinkdl.config.schema import JobConfig
+from flinkdl.pipeline.operators import ENVELOPE, EvaluateAndSink, GenerateFeatures, ParseFeatures, Train
+
+UNBOUNDED_BATCHES = 1 << 50
+
+
+def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecutionEnvironment:
+    """A stream environment configured for the job (mini-cluster when run locally)."""
+    conf = conf or Configuration()
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("python.execution-mode", cfg.job.python_execution_mode)
+    # Batches are large: let a bundle be one element so the worker sees it at once.
+    conf.set_string("python.fn-execution.bundle.size", "1")
+    conf.set_string("python.fn-execution.bundle.time", "1")
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(cfg.job.parallelism)
+    if cfg.job.checkpoint_interval_s:
+        env.enable_checkpointing(int(cfg.job.checkpoint_interval_s * 1000))
+    return env
+
+
+def feature_stream(env: StreamExecutionEnvironment, cfg: JobConfig) -> DataStream:
+    """Source → parse + hash: a stream of feature :data:`ENVELOPE` s."""
+    cfg_json = cfg.model_dump_json()
+    if cfg.source.kind == "generator":
+        gen = cfg.source.generator
+        n_batches = -(-gen.events // gen.batch_size) if gen.events else UNBOUNDED_BATCHES
+        src = env.from_source(NumberSequenceSource(0, n_batches - 1), WatermarkStrategy.no_watermarks(),
+                              "click-generator")
+        return src.map(GenerateFeatures(cfg_json), output_type=ENVELOPE).name("generate+featurize")
+    return _directory_chunks(env, cfg).flat_map(ParseFeatures(cfg_json), output_type=ENVELOPE).name(
+        "parse+featurize")
+
+
+def _directory_chunks(env: StreamExecutionEnvironment, cfg: JobConfig) -> DataStream:
+    from pyflink.table import StreamTableEnvironment
+
+    d = cfg.source.directory
+    tenv = StreamTableEnvironment.create(env)
+    uri = d.path.resolve().as_uri()
+    tenv.execute_sql(f"""
+        CREATE TEMPORARY TABLE raw_lines (line STRING, pt AS PROCTIME()) WITH (
+          'connector' = 'filesystem', 'path' = '{uri}', 'format' = 'raw',
+          'source.monitor-interval' = '{int(d.monitor_interval_s * 1000)}ms')""")
+    chunks = tenv.sql_query(f"""
+        SELECT LISTAGG(line, '\n') AS chunk, COUNT(*) AS n FROM raw_lines
+        GROUP BY TUMBLE(pt, INTERVAL '{d.batch_ms / 1000:.3f}' SECOND)""")
+    return tenv.to_data_stream(chunks)
+
+
+def build(env: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | None = None) -> None:
+    """Add the whole job to ``env``; run it with ``env.execute``."""
+    cfg_json = cfg.model_dump_json()
+    feats = feature_stream(env, cfg)
+    # The trainer gets its own chain (and Python process), so parsing and hashing the next
+    # batch overlaps with the worker training on this one.
+    preds = feats.map(Train(cfg_json), output_type=ENVELOPE).name("train").start_new_chain()
+    (preds.flat_map(EvaluateAndSink(cfg_json, max_events), output_type=Types.STRING())
+     .name("evaluate+sink").set_parallelism(1)
+     .print().name("progress").set_parallelism(1))

@@ -1,0 +1,101 @@
+"""The end of the data path: progressive evaluation, prediction/dead-letter files, metrics log.
+
+``RunProgress`` is plain Python (no Flink), so it is unit-testable; the Flink operator
+``EvaluateAndSink`` only feeds it. It appends a JSON line to ``RUN_DIR/metrics.jsonl`` every
+``job.report_every_s`` seconds and a final line with ``"final": true``; the runner tails that file
+to print progress and reads the last line as the run summary.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+
+from flinkdl.config.schema import JobConfig
+from flinkdl.evaluation.metrics import LogLoss, ProgressiveAUC
+
+METRICS_LOG = "metrics.jsonl"
+
+
+class RunProgress:
+    def __init__(self, cfg: JobConfig, max_events: int | None = None):
+        from flinkdl.sinks.deadletter import DeadLetterWriter
+        from flinkdl.sinks.predictions import PredictionWriter
+
+        self.cfg = cfg
+        self.max_events = max_events
+        self.run_dir = Path(cfg.job.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.auc, self.logloss = ProgressiveAUC(), LogLoss()
+        self.events_in = self.events_trained = self.dead_letter = 0
+        self.dead_by_reason: Counter[str] = Counter()
+        self.model_version = 0
+        self.first_t: float | None = None
+        self.last_t = self.last_report = time.time()
+        self.done = False
+        self._log = open(self.run_dir / METRICS_LOG, "a", buffering=1)
+        self._preds = PredictionWriter(cfg.sinks.predictions) if cfg.sinks.predictions else None
+        self._dead = DeadLetterWriter(cfg.sinks.dead_letter or self.run_dir / "dead_letter.jsonl")
+
+    def update(self, rows_in: int, preds: pa.RecordBatch, dead_letters: bytes) -> None:
+        if self.done:  # past --max-events: the run is over, later batches are not counted
+            return
+        now = time.time()
+        if self.first_t is None:
+            self.first_t = now
+        self.last_t = now
+        self.events_in += rows_in
+        if preds.num_rows:
+            labels = preds.column("label").to_numpy()
+            scores = preds.column("score").to_numpy()
+            self.auc.update(labels, scores)
+            self.logloss.update(labels, scores)
+            self.events_trained += preds.num_rows
+            self.model_version = max(self.model_version, int(preds.column("model_version")[-1].as_py()))
+            if self._preds is not None:
+                self._preds.write(preds)
+        if dead_letters:
+            lines = dead_letters.decode().splitlines()
+            self._dead.write(lines)
+            self.dead_letter += len(lines)
+            self.dead_by_reason.update(json.loads(x).get("reason", "unknown") for x in lines)
+        if self.max_events is not None and self.events_in >= self.max_events:
+            self.finish()
+        elif now - self.last_report >= self.cfg.job.report_every_s:
+            self._report(final=False)
+
+    def summary(self, final: bool) -> dict:
+        stream_s = (self.last_t - self.first_t) if self.first_t is not None else 0.0
+        return {
+            "t": time.time(),
+            "final": final,
+            "events_in": self.events_in,
+            "events_trained": self.events_trained,
+            "dead_letter": self.dead_letter,
+            "dead_letter_by_reason": dict(self.dead_by_reason),
+            "auc": self.auc.get(),
+            "logloss": self.logloss.get(),
+            "model": self.cfg.model.name,
+            "model_version": self.model_version,
+            "stream_s": stream_s,
+            "rows_per_s": self.events_in / stream_s if stream_s > 0 else None,
+        }
+
+    def _report(self, final: bool) -> None:
+        self.last_report = time.time()
+        self._log.write(json.dumps(self.summary(final)) + "\n")
+
+    def finish(self) -> None:
+        """Flush every file and write the final summary line (idempotent)."""
+        if self.done:
+            return
+        self.done = True
+        if self._preds is not None:
+            self._preds.close()
+        self._dead.close()
+        self._report(final=True)
+        self._log.close()

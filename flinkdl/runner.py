@@ -1,0 +1,97 @@
+"""Run a job on the embedded Flink mini-cluster, print its progress, return its summary.
+
+The job writes ``RUN_DIR/metrics.jsonl`` (see :mod:`flinkdl.pipeline.progress`); this module
+tails it while the job runs, and cancels unbounded jobs once ``--max-events`` is reached.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import TextIO
+
+from flinkdl.config.loader import dump_config
+from flinkdl.config.schema import JobConfig
+from flinkdl.pipeline.progress import METRICS_LOG
+
+TERMINAL = {"FINISHED", "FAILED", "CANCELED"}
+
+
+def prepare(cfg: JobConfig, max_events: int | None) -> JobConfig:
+    """Apply ``--max-events`` (exact for the generator) and start a clean run directory."""
+    cfg = cfg.model_copy(deep=True)
+    if max_events is not None and cfg.source.kind == "generator":
+        cfg.source.generator.events = max_events
+    run_dir = Path(cfg.job.run_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    return cfg
+
+
+def format_progress(m: dict, t0: float) -> str:
+    auc = "undefined" if m["auc"] is None else f"{m['auc']:.4f}"
+    ll = "-" if m["logloss"] is None else f"{m['logloss']:.4f}"
+    rate = "-" if not m["rows_per_s"] else f"{m['rows_per_s']:,.0f}"
+    return (f"[{m['t'] - t0:6.1f}s] events {m['events_in']:>10,}  trained {m['events_trained']:>10,}  "
+            f"dead {m['dead_letter']:>5,}  AUC {auc}  logloss {ll}  {rate} ev/s  v{m['model_version']}")
+
+
+class _Tail:
+    def __init__(self, path: Path):
+        self.path, self.pos, self.last = path, 0, None
+
+    def poll(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path) as f:
+            f.seek(self.pos)
+            data = f.read()
+        complete = data[: data.rfind("\n") + 1]
+        self.pos += len(complete)
+        rows = [json.loads(x) for x in complete.splitlines() if x.strip()]
+        if rows:
+            self.last = rows[-1]
+        return rows
+
+
+def run(cfg: JobConfig, max_events: int | None = None, out: TextIO | None = None,
+        oracle: bool = True) -> dict:
+    """Run the job to completion (or ``max_events``); return the summary dict."""
+    from flinkdl.pipeline.job import build, make_env
+
+    t0 = time.time()
+    cfg = prepare(cfg, max_events)
+    env = make_env(cfg)
+    build(env, cfg, max_events)
+    client = env.execute_async(cfg.job.name)
+    tail = _Tail(Path(cfg.job.run_dir) / METRICS_LOG)
+    state = "RUNNING"
+    while True:
+        for m in tail.poll():
+            if out:
+                print(format_progress(m, t0), file=out, flush=True)
+        if tail.last and tail.last["final"]:
+            if state not in TERMINAL:
+                client.cancel().result()
+            break
+        state = str(client.get_job_status().result()).split(".")[-1]
+        if state in TERMINAL:
+            if state == "FAILED":
+                client.get_job_execution_result().result()  # raises with Flink's cause
+            tail.poll()
+            break
+        time.sleep(0.3)
+    if tail.last is None or not tail.last["final"]:
+        raise RuntimeError(f"job ended ({state}) without a final summary in {tail.path}")
+    summary = dict(tail.last)
+    summary.update(elapsed_s=time.time() - t0, job_id=str(client.get_job_id()), run_dir=str(cfg.job.run_dir))
+    if oracle and cfg.source.kind == "generator" and cfg.source.generator.events:
+        from flinkdl.sources.generator import ClickStream
+
+        gen = cfg.source.generator
+        summary["oracle_auc"] = ClickStream.from_config(gen).oracle_auc(gen.events, gen.batch_size)
+    return summary

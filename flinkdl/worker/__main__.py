@@ -1,0 +1,5 @@
+import sys
+
+from flinkdl.worker.process import main
+
+sys.exit(main())

@@ -1,0 +1,93 @@
+"""The TensorFlow worker process: Arrow stream in, prequential learning, predictions out.
+
+Started by :class:`flinkdl.worker.supervisor.WorkerSupervisor` as
+``python -m flinkdl.worker CONFIG_JSON IN_ENDPOINT OUT_PATH``. It reads feature batches with
+``tensorflow_io.arrow.ArrowStreamDataset`` (one Arrow RecordBatch = one step), and for each batch
+scores it with the current model, trains on it (one ``predict_then_train`` step, so every score
+was made before the model saw that event), and writes the scores back as an Arrow IPC stream.
+It exits when the input stream ends.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pyarrow as pa
+
+from flinkdl.config.schema import JobConfig, WorkerConfig
+from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+
+
+def _configure_tf(cfg: WorkerConfig):
+    import tensorflow as tf
+
+    if cfg.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(cfg.intra_op_threads)
+    if cfg.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(cfg.inter_op_threads)
+    if not cfg.device.lower().startswith("gpu"):
+        tf.config.set_visible_devices([], "GPU")
+    return tf
+
+
+def feature_dataset(tf, layout: FeatureLayout, endpoint: str):
+    """``ArrowStreamDataset`` over ``endpoint`` → (event_id, label, ids[B,F], dense[B,D]) per batch."""
+    from tensorflow_io.arrow import ArrowStreamDataset
+
+    schema = layout.schema()
+    types = tuple(tf.int64 if f.type == pa.int64() else tf.float32 for f in schema)
+    ds = ArrowStreamDataset([endpoint], columns=tuple(range(len(schema))), output_types=types,
+                            batch_mode="auto")
+    n_ids = layout.n_ids
+
+    def assemble(*cols):
+        event_id, label = cols[0], cols[1]
+        ids = tf.stack(cols[2:2 + n_ids], axis=1)
+        dense_cols = cols[2 + n_ids:]
+        dense = tf.stack(dense_cols, axis=1) if dense_cols else tf.zeros([tf.shape(label)[0], 0])
+        return event_id, label, ids, dense
+
+    return ds.map(assemble)
+
+
+def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
+    """Run the prequential loop until the input stream ends; returns batches processed."""
+    tf = _configure_tf(cfg.worker)
+    from flinkdl.models.registry import build_model
+
+    layout = FeatureLayout.from_config(cfg.features)
+    model = build_model(layout, cfg.model)
+    with tf.device(cfg.worker.device):
+        out = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        out.connect(out_path)
+        sink = out.makefile("wb")
+        writer = pa.ipc.new_stream(sink, PREDICTION_SCHEMA)
+        sink.flush()
+        steps = 0
+        for event_id, label, ids, dense in feature_dataset(tf, layout, in_endpoint):
+            scores = model.predict_then_train(ids, dense, label)
+            n = len(label)
+            writer.write_batch(pa.record_batch(
+                [event_id.numpy(), scores.numpy(), label.numpy(), np.full(n, model.version, np.int64)],
+                schema=PREDICTION_SCHEMA))
+            sink.flush()
+            steps += 1
+        writer.close()
+        sink.close()
+        out.close()
+    return steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 3:
+        print("usage: python -m flinkdl.worker CONFIG_JSON IN_ENDPOINT OUT_PATH", file=sys.stderr)
+        return 2
+    cfg = JobConfig.model_validate_json(argv[0])
+    serve(cfg, argv[1], argv[2])
+    return 0

@@ -1,0 +1,103 @@
+"""Start, feed, watch and restart the co-located TF worker of one Flink subtask.
+
+The supervisor lives inside the Flink Python operator. ``start()`` launches
+``python -m flinkdl.worker`` and waits for it to connect; ``process(payload)`` sends one packed
+feature batch and blocks for its predictions (so when the operator returns, the model has
+trained on that batch: the property later exactly-once work builds on). If the worker dies,
+it is restarted (up to ``worker.max_restarts`` times in a row) and the unanswered batch is
+resent, so no row is dropped or duplicated; past that the error fails the Flink task and
+Flink's restart strategy takes over.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from flinkdl.config.schema import JobConfig
+from flinkdl.exchange.channel import ArrowChannel, ExchangeClosed
+from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+
+log = logging.getLogger(__name__)
+
+
+class WorkerFailed(RuntimeError):
+    """The worker died more often than ``worker.max_restarts`` allows."""
+
+
+class WorkerSupervisor:
+    def __init__(self, cfg: JobConfig, subtask: int = 0, log_dir: Path | None = None):
+        self.cfg = cfg
+        self.subtask = subtask
+        self.schema = FeatureLayout.from_config(cfg.features).schema()
+        self.log_path = (log_dir or cfg.job.run_dir) / f"worker-{subtask}.log"
+        self.restarts = 0
+        self._proc: subprocess.Popen | None = None
+        self._channel: ArrowChannel | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        self._channel = ArrowChannel(self.schema, PREDICTION_SCHEMA, self.cfg.worker.socket_dir)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as err:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "flinkdl.worker", self.cfg.model_dump_json(),
+                 self._channel.in_endpoint, self._channel.out_path],
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        try:
+            self._channel.accept(self.cfg.worker.start_timeout_s, alive=self.alive)
+        except ExchangeClosed as e:
+            raise WorkerFailed(f"worker {self.subtask} failed to start ({e}); see {self.log_path}") from e
+        log.info("worker %d started, pid %d", self.subtask, self._proc.pid)
+
+    def process(self, payload: bytes, rows: int) -> pa.RecordBatch:
+        """Train on one packed feature batch of ``rows`` rows; return its predictions."""
+        consecutive = 0
+        while True:
+            try:
+                self._channel.send_payload(payload)
+                out = self._channel.receive()
+                if out.num_rows != rows:
+                    raise WorkerFailed(f"worker {self.subtask} answered {out.num_rows} rows for {rows}")
+                return out
+            except ExchangeClosed as e:
+                consecutive += 1
+                self.restarts += 1
+                if consecutive > self.cfg.worker.max_restarts:
+                    raise WorkerFailed(f"worker {self.subtask} died {consecutive} times in a row: {e}; "
+                                       f"see {self.log_path}") from e
+                log.warning("worker %d died (%s); restarting (%d)", self.subtask, e, self.restarts)
+                self._kill()
+                self.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Close the stream (the worker exits after its last batch) and reap the process."""
+        if self._channel is not None:
+            self._channel.finish()
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._channel is not None:
+            self._channel.close()
+        self._proc = self._channel = None
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._channel is not None:
+            self._channel.close()
+        self._proc = self._channel = None

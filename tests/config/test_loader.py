@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import pytest
+
+from flinkdl.config.loader import ConfigError, load_config
+
+JOBS = Path(__file__).resolve().parents[2] / "jobs"
+
+
+@pytest.mark.parametrize("path", sorted(JOBS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    load_config(path)
+
+
+def test_set_overrides_dotted_keys_with_yaml_values():
+    cfg = load_config(JOBS / "click_stream.yaml", ["model.name=lr", "model.hidden=[8, 4]", "job.parallelism=2"])
+    assert (cfg.model.name, cfg.model.hidden, cfg.job.parallelism) == ("lr", [8, 4], 2)
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model.bogus=1", "model.bogus: unknown key (value 1)"),
+        ("source.kind=kafka", "source.kind = 'kafka': Input should be 'generator' or 'directory'"),
+        ("job.parallelism=0", "job.parallelism = 0: Input should be greater than or equal to 1"),
+        ("features.hash_bits=40", "features.hash_bits = 40: Input should be less than or equal to 31"),
+        ("features.crosses=[[C1, nope]]", "features.crosses: 'nope' is not a categorical field"),
+        ("source.kind=directory", "source.directory is missing"),
+    ],
+)
+def test_bad_values_name_key_value_and_expectation(override, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(JOBS / "click_stream.yaml", [override])
+    assert expected in str(e.value)
+
+
+def test_bad_override_syntax_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(None, ["model.name"])
+    with pytest.raises(ConfigError, match="No such file"):
+        load_config(tmp_path / "absent.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(tmp_path / "list.yaml")

@@ -1,0 +1,62 @@
+"""The supervisor with a real TF worker process over real unix sockets (tensorflow-io reader)."""
+
+import os
+import signal
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from flinkdl.config.loader import load_config
+from flinkdl.exchange.channel import pack
+from flinkdl.features.layout import FeatureLayout
+from flinkdl.worker.supervisor import WorkerFailed, WorkerSupervisor
+
+ROWS = 512
+
+
+def _config(tmp_path, *extra):
+    return load_config(None, [f"job.run_dir={tmp_path}", "model.name=lr", "features.hash_bits=12",
+                              "worker.intra_op_threads=1", *extra])
+
+
+def _batches(cfg, n):
+    layout = FeatureLayout.from_config(cfg.features)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        ids = rng.integers(0, layout.buckets, (layout.n_ids, ROWS))
+        label = (ids[0] % 2).astype(np.float32)  # learnable from the first field
+        cols = [np.arange(i * ROWS, (i + 1) * ROWS, dtype=np.int64), label, *ids]
+        cols += [rng.random(ROWS, dtype=np.float32) for _ in range(layout.n_dense)]
+        yield pack(pa.record_batch(cols, schema=layout.schema()))
+
+
+def test_prequential_stream_survives_kill_9_without_loss_or_duplicates(tmp_path):
+    cfg = _config(tmp_path)
+    sup = WorkerSupervisor(cfg)
+    sup.start()
+    seen, versions = [], []
+    try:
+        for i, payload in enumerate(_batches(cfg, 12)):
+            if i == 6:
+                os.kill(sup.pid, signal.SIGKILL)
+            out = sup.process(payload, ROWS)
+            seen.append(out.column("event_id").to_numpy())
+            versions.append(out.column("model_version")[0].as_py())
+    finally:
+        sup.stop()
+    ids = np.concatenate(seen)
+    assert np.array_equal(ids, np.arange(12 * ROWS)), "every event answered once, in order"
+    assert sup.restarts == 1
+    # a batch is scored before training on it: versions count steps; the restart began a new model
+    assert versions[:6] == [1, 2, 3, 4, 5, 6] and versions[6] == 1
+    assert sup.pid is None
+
+
+def test_worker_that_cannot_start_fails_with_its_log(tmp_path):
+    cfg = _config(tmp_path, "model.name=no.such.module:Model", "worker.start_timeout_s=60")
+    sup = WorkerSupervisor(cfg)
+    with pytest.raises(WorkerFailed, match="worker-0.log"):
+        sup.start()
+    assert "no.such" in (tmp_path / "worker-0.log").read_text()
+    sup.stop()
