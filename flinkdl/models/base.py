@@ -1,0 +1,192 @@
+"""The model contract: logits from (hashed ids, dense floats), trained prequentially.
+
+A model subclasses :class:`ModelBase`, creates its variables in ``__init__`` with
+:meth:`ModelBase.table` (sparse ``[buckets, dim]`` tables, updated row-wise) and
+:meth:`ModelBase.dense_var`, and implements :meth:`ModelBase.logits`. The base owns the
+optimizers and the single ``tf.function`` training step.
+
+Embedding tables are plain ``tf.Variable`` read with ``tf.nn.embedding_lookup`` so their
+gradients are ``IndexedSlices``, and they are updated by ``tf.compat.v1.train`` optimizers,
+which apply those sparsely: a step costs O(rows in the batch), not O(table). (Keras 3
+optimizers touch whole tables and are ~30x slower here.)
+
+Loss: the batch *sum* of logloss. Adagrad and FTRL normalise per coordinate, so with the sum
+a row seen once moves about ``learning_rate`` whatever the batch size; with the mean and the
+default initial accumulator of 0.1 rare ids would barely learn in big batches. Plain SGD is
+not normalised, so its gradients are divided by the batch size (its ``learning_rate`` is per
+batch mean, as usual).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import ClassVar
+
+import tensorflow as tf
+
+from flinkdl.config.schema import ModelConfig, OptimizerConfig
+from flinkdl.features.layout import FeatureLayout
+
+
+def make_optimizer(cfg: OptimizerConfig) -> tf.compat.v1.train.Optimizer:
+    """A ``tf.compat.v1.train`` optimizer (sparse-aware) for ``cfg``.
+
+    ``l2`` > 0 selects the proximal variant of Adagrad / SGD (``l2_regularization_strength``),
+    FTRL takes it directly. The l2 acts only on rows a step touches (lazy, as is usual for
+    sparse tables).
+    """
+    lr, l2 = cfg.learning_rate, cfg.l2
+    v1 = tf.compat.v1.train
+    if cfg.name == "adagrad":
+        if l2 > 0:
+            return v1.ProximalAdagradOptimizer(lr, l2_regularization_strength=l2)
+        return v1.AdagradOptimizer(lr)
+    if cfg.name == "ftrl":
+        return v1.FtrlOptimizer(lr, l2_regularization_strength=l2)
+    if cfg.name == "sgd":
+        if l2 > 0:
+            return v1.ProximalGradientDescentOptimizer(lr, l2_regularization_strength=l2)
+        return v1.GradientDescentOptimizer(lr)
+    raise ValueError(f"unknown optimizer {cfg.name!r} (known: adagrad, ftrl, sgd)")
+
+
+class ModelBase(abc.ABC):
+    """Binary classifier over a :class:`FeatureLayout`; subclasses implement :meth:`logits`."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
+        self.layout, self.cfg = layout, cfg
+        self._vars: dict[str, tf.Variable] = {}
+        self._sparse: set[str] = set()
+        self._n_init = 0
+        self._version = tf.Variable(0, dtype=tf.int64, trainable=False, name="version")
+        dense_cfg = cfg.dense_optimizer or cfg.optimizer
+        # (config, optimizer, which vars): True = tables, False = dense vars, None = all
+        self._groups: list[tuple[OptimizerConfig, tf.compat.v1.train.Optimizer, bool | None]]
+        if dense_cfg == cfg.optimizer:  # one optimizer for everything
+            self._groups = [(cfg.optimizer, make_optimizer(cfg.optimizer), None)]
+        else:
+            self._groups = [
+                (cfg.optimizer, make_optimizer(cfg.optimizer), True),
+                (dense_cfg, make_optimizer(dense_cfg), False),
+            ]
+        specs = (
+            tf.TensorSpec([None, layout.n_ids], tf.int64, name="ids"),
+            tf.TensorSpec([None, layout.n_dense], tf.float32, name="dense"),
+        )
+        opts = {"jit_compile": False, "reduce_retracing": True}
+        self._predict_fn = tf.function(self._predict, input_signature=specs, **opts)
+        self._step_fn = tf.function(
+            self._step, input_signature=(*specs, tf.TensorSpec([None], tf.float32, name="labels")), **opts
+        )
+
+    # ------------------------------------------------------------------ for subclasses
+
+    def _init_seed(self) -> tuple[int, int]:
+        self._n_init += 1
+        return (self.cfg.seed, self._n_init)
+
+    def table(self, name: str, dim: int, stddev: float = 0.01) -> tf.Variable:
+        """A sparse ``[buckets, dim]`` table, normal(0, stddev) (zeros if ``stddev`` is 0)."""
+        shape = (self.layout.buckets, dim)
+        init = (
+            tf.random.stateless_normal(shape, seed=self._init_seed(), stddev=stddev)
+            if stddev > 0
+            else tf.zeros(shape)
+        )
+        self._sparse.add(name)
+        return self._add(name, init)
+
+    def dense_var(self, name: str, shape: tuple[int, ...], init: str = "zeros") -> tf.Variable:
+        """A dense variable; ``init`` is ``zeros`` or ``glorot`` (uniform, for a 2-D kernel)."""
+        if init == "glorot":
+            fan_in, fan_out = shape[0], shape[-1]
+            limit = math.sqrt(6.0 / max(1, fan_in + fan_out))
+            value = tf.random.stateless_uniform(shape, seed=self._init_seed(), minval=-limit, maxval=limit)
+        elif init == "zeros":
+            value = tf.zeros(shape)
+        else:
+            raise ValueError(f"unknown init {init!r} (known: zeros, glorot)")
+        return self._add(name, value)
+
+    def _add(self, name: str, value: tf.Tensor) -> tf.Variable:
+        if name in self._vars:
+            raise ValueError(f"variable {name!r} defined twice")
+        var = tf.Variable(value, dtype=tf.float32, name=name)
+        self._vars[name] = var
+        return var
+
+    @abc.abstractmethod
+    def logits(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
+        """ids int64 ``[B, n_ids]`` (< buckets), dense float32 ``[B, n_dense]`` → float32 ``[B]``."""
+
+    # ------------------------------------------------------------------ provided
+
+    def predict(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
+        """``sigmoid(logits)``, float32 ``[B]``; no update."""
+        return self._predict_fn(ids, dense)
+
+    def predict_then_train(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """One step: score the batch, then apply the logloss gradients. Returns the pre-update scores."""
+        return self._step_fn(ids, dense, labels)
+
+    @property
+    def version(self) -> int:
+        """Number of training steps applied."""
+        return int(self._version.numpy())
+
+    def variables(self) -> dict[str, tf.Variable]:
+        """Model variables by name (tables and dense), not optimizer slots."""
+        return dict(self._vars)
+
+    def sparse_names(self) -> frozenset[str]:
+        """Names of the row-wise updated ``[buckets, dim]`` tables."""
+        return frozenset(self._sparse)
+
+    def optimizers(self) -> tuple[tf.compat.v1.train.Optimizer, ...]:
+        """The optimizers (one, or sparse then dense); trackable by ``tf.train.Checkpoint``."""
+        return tuple(opt for _, opt, _ in self._groups)
+
+    def slot_variables(self) -> dict[str, tf.Variable]:
+        """Optimizer state (e.g. Adagrad accumulators) as ``"<var>/<slot>"``; empty before the first step."""
+        out: dict[str, tf.Variable] = {}
+        for _, opt, _ in self._groups:
+            for slot in opt.get_slot_names():
+                for name, var in self._vars.items():
+                    s = opt.get_slot(var, slot)
+                    if s is not None:
+                        out[f"{name}/{slot}"] = s
+        return out
+
+    def _predict(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
+        return tf.sigmoid(self.logits(ids, dense))
+
+    def _step(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        names = list(self._vars)
+        var_list = [self._vars[n] for n in names]
+        with tf.GradientTape() as tape:
+            logits = self.logits(ids, dense)
+            loss = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        scores = tf.sigmoid(logits)  # reads happen before the updates below (auto control deps)
+        grads = tape.gradient(loss, var_list)
+        inv_batch = 1.0 / tf.cast(tf.maximum(tf.shape(labels)[0], 1), tf.float32)
+        updates = []
+        for opt_cfg, opt, sparse in self._groups:
+            pairs = [
+                (_scale(g, inv_batch) if opt_cfg.name == "sgd" else g, v)
+                for n, g, v in zip(names, grads, var_list)
+                if g is not None and (sparse is None or (n in self._sparse) == sparse)
+            ]
+            if pairs:
+                updates.append(opt.apply_gradients(pairs))
+        with tf.control_dependencies(updates):
+            self._version.assign_add(1)
+            return tf.identity(scores)
+
+
+def _scale(g: tf.Tensor | tf.IndexedSlices, s: tf.Tensor) -> tf.Tensor | tf.IndexedSlices:
+    if isinstance(g, tf.IndexedSlices):
+        return tf.IndexedSlices(g.values * s, g.indices, g.dense_shape)
+    return g * s

@@ -1,0 +1,29 @@
+"""Hashed logistic regression: one weight per bucket, summed over id fields, + linear dense + bias."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from flinkdl.config.schema import ModelConfig
+from flinkdl.features.layout import FeatureLayout
+from flinkdl.models.base import ModelBase
+from flinkdl.models.registry import register
+
+
+@register("lr")
+class LogisticRegression(ModelBase):
+    """``logit = Σ_f w[id_f] + dense·u + b``. Works well with adagrad (lr 0.05–0.1) or ftrl."""
+
+    def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
+        super().__init__(layout, cfg)
+        self.w = self.table("lr_w", 1, stddev=0.0)
+        self.w_dense = self.dense_var("lr_w_dense", (layout.n_dense, 1))
+        self.bias = self.dense_var("bias", (1,))
+
+    def linear(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
+        """The first-order part, ``[B]``."""
+        sparse = tf.reduce_sum(tf.nn.embedding_lookup(self.w, ids), axis=[1, 2])
+        return sparse + tf.matmul(dense, self.w_dense)[:, 0] + self.bias[0]
+
+    def logits(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
+        return self.linear(ids, dense)
