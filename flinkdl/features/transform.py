@@ -1,0 +1,250 @@
+"""Raw batch → feature batch (:mod:`flinkdl.features.layout`), vectorised, with dead letters.
+
+Raw columns may be typed (the generator: int64 ``C*``, float64 ``I*`` with nulls, int64
+``label``/``event_id``) or strings (:mod:`flinkdl.features.parse`). Strings are cast in one
+``pyarrow.compute.cast`` per column; only when that fails is the column searched (by bisection,
+so a single bad value costs ~2·log2(n) small casts) for the rows that do not parse. Those rows
+become dead letters and are dropped; all other rows go on. An ``int`` categorical hashes the
+int64 value, so ``123`` from the generator and ``"123"`` from a file give the same id.
+
+Missing values: null, and ``""`` in a string column. A missing categorical hashes as
+:func:`~flinkdl.features.hashing.null_hash` of its field seed; a missing numeric becomes value 0
+with indicator 1. A row is dead-lettered once, for the first problem found, checking the event
+id, then the label, then categoricals and numerics in config order.
+
+>>> import pyarrow as pa
+>>> from flinkdl.config.schema import FeatureConfig
+>>> f = Featurizer(FeatureConfig(event_id=None, categorical=["c"], numeric=["n"]))
+>>> raw = pa.record_batch({"label": ["1", "0", "x"], "c": ["a", "", "b"], "n": ["0", "", "1"]})
+>>> batch, dead = f.transform(raw, position_offset=100)
+>>> batch.column_names, batch.column("event_id").to_pylist(), batch.column("x_1").to_pylist()
+(['event_id', 'label', 'id_0', 'x_0', 'x_1'], [100, 101], [0.0, 1.0])
+>>> [(d.reason, d.field, d.value, d.raw, d.position) for d in dead]
+[('label_invalid', 'label', 'x', 'x,b,1', 102)]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flinkdl.config.schema import FeatureConfig
+from flinkdl.features import deadletter as dl
+from flinkdl.features.hashing import bucketize, cross, field_seed, hash_strings, murmur3_32_int64, null_hash
+from flinkdl.features.layout import feature_schema
+from flinkdl.features.parse import POSITION_COLUMN
+
+_FLOATISH = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _null_where(arr: pa.Array, mask: np.ndarray) -> pa.Array:
+    """``arr`` (a flat type) with the ``mask`` rows set to null, by a new validity bitmap.
+
+    Not ``pc.if_else(mask, None, arr)``: on pyarrow 16 it corrupts sliced string arrays
+    (apache/arrow#41479, fixed upstream in 2026 by apache/arrow#49443).
+    """
+    keep = ~mask
+    if arr.null_count:
+        keep &= arr.is_valid().to_numpy(zero_copy_only=False)
+    bits = np.zeros(arr.offset + len(arr), dtype=bool)
+    bits[arr.offset :] = keep
+    validity = pa.py_buffer(np.packbits(bits, bitorder="little"))
+    return pa.Array.from_buffers(arr.type, len(arr), [validity, *arr.buffers()[1:]], offset=arr.offset)
+
+
+def _blank_to_null(arr: pa.Array) -> pa.Array:
+    """``""`` → null; reads the offsets buffer so a column without blanks costs ~5 µs."""
+    width = 8 if pa.types.is_large_string(arr.type) else 4
+    off = np.frombuffer(arr.buffers()[1], dtype=f"<i{width}", count=len(arr) + 1, offset=arr.offset * width)
+    blank = off[1:] == off[:-1]
+    return _null_where(arr, blank) if blank.any() else arr
+
+
+def _bad_rows(arr: pa.Array, to: pa.DataType, safe: bool) -> list[int]:
+    """Indices of the values of ``arr`` that do not cast, found by bisection."""
+    out: list[int] = []
+
+    def search(a: pa.Array, start: int) -> None:
+        try:
+            pc.cast(a, to, safe=safe)
+        except pa.ArrowInvalid:
+            if len(a) == 1:
+                out.append(start)
+            else:
+                mid = len(a) // 2
+                search(a.slice(0, mid), start)
+                search(a.slice(mid), start + mid)
+
+    search(arr, 0)
+    return out
+
+
+class _Rows:
+    """Per-call state: the raw batch, which rows were rejected, and why."""
+
+    def __init__(self, raw: pa.RecordBatch | pa.Table) -> None:
+        self.raw = raw
+        self.bad = np.zeros(raw.num_rows, dtype=bool)
+        self.rejects: list[tuple[int, str, str, str | None]] = []
+
+    def column(self, name: str) -> pa.Array:
+        try:
+            col = self.raw.column(name)
+        except KeyError:
+            raise KeyError(f"raw batch has no column {name!r} (has {self.raw.schema.names})") from None
+        return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+    def cast(self, name: str, to: pa.DataType, reason: str) -> pa.Array:
+        """Column ``name`` cast to ``to``; rows that do not cast are rejected and become null."""
+        arr = self.column(name)
+        if arr.type == to:
+            return arr
+        if _is_text(arr.type):
+            arr = _blank_to_null(arr)
+        # numbers → float: never fail on precision; float → int: fail on fractions
+        safe = not (pa.types.is_floating(to) and any(p(arr.type) for p in _FLOATISH))
+        try:
+            return pc.cast(arr, to, safe=safe)
+        except pa.ArrowInvalid:
+            rows = _bad_rows(arr, to, safe)
+        self.reject(np.asarray(rows, dtype=np.int64), reason, name, [str(arr[i].as_py()) for i in rows])
+        mask = np.zeros(len(arr), dtype=bool)
+        mask[rows] = True
+        return pc.cast(_null_where(arr, mask), to, safe=safe)
+
+    def reject(self, rows: np.ndarray, reason: str, field: str, values: list[str] | None = None) -> None:
+        """Record rows as rejected for ``reason`` unless already rejected for an earlier one."""
+        if not len(rows):
+            return
+        if values is None:
+            col = self.column(field)
+            values = [None if (v := col[int(r)].as_py()) is None else str(v) for r in rows]
+        for r, v in zip(rows.tolist(), values):
+            if not self.bad[r]:
+                self.bad[r] = True
+                self.rejects.append((r, reason, field, v))
+
+    def render(self, row: int, delimiter: str) -> str:
+        """Row ``row`` of the raw batch as one delimited line (null → empty)."""
+        names = self.raw.schema.names
+        values = (self.raw.column(i)[row].as_py() for i, n in enumerate(names) if n != POSITION_COLUMN)
+        return delimiter.join("" if v is None else str(v) for v in values)
+
+
+class Featurizer:
+    """Turns raw batches into feature batches with schema ``feature_schema(cfg)``.
+
+    ``delimiter`` is only used to render a rejected row into ``DeadLetter.raw``.
+    """
+
+    def __init__(self, cfg: FeatureConfig, delimiter: str = ",") -> None:
+        self.cfg = cfg
+        self.delimiter = delimiter
+        self.schema = feature_schema(cfg)
+        names = [c.name for c in cfg.categorical]
+        self._seeds = np.array([field_seed(cfg.hash_seed, n) for n in names], dtype=np.uint32)
+        self._null = np.array([null_hash(int(s)) for s in self._seeds], dtype=np.uint32)
+        self._int_fields = [i for i, c in enumerate(cfg.categorical) if c.type == "int"]
+        self._str_fields = [i for i, c in enumerate(cfg.categorical) if c.type == "string"]
+        self._crosses = [
+            (names.index(a), names.index(b), field_seed(cfg.hash_seed, f"{a}#{b}")) for a, b in cfg.crosses
+        ]
+
+    # ------------------------------------------------------------------ public
+
+    def transform(
+        self, raw: pa.RecordBatch | pa.Table, position_offset: int = 0
+    ) -> tuple[pa.RecordBatch, list[dl.DeadLetter]]:
+        """Featurize ``raw``; returns the feature batch (good rows, in order) and dead letters.
+
+        Positions (event id when ``cfg.event_id`` is None, and ``DeadLetter.position``) come from
+        the :data:`~flinkdl.features.parse.POSITION_COLUMN` when ``raw`` has one (then
+        ``position_offset`` is ignored), else are ``position_offset + row index``.
+        """
+        cfg, n = self.cfg, raw.num_rows
+        rows = _Rows(raw)
+        if POSITION_COLUMN in raw.schema.names:
+            positions = rows.column(POSITION_COLUMN).to_numpy(zero_copy_only=False).astype(np.int64)
+        else:
+            positions = np.arange(position_offset, position_offset + n, dtype=np.int64)
+
+        if cfg.event_id is None:
+            event_id = positions
+        else:
+            ev = rows.cast(cfg.event_id, pa.int64(), dl.BAD_ID)
+            rows.reject(
+                np.flatnonzero(pc.is_null(ev).to_numpy(zero_copy_only=False)), dl.BAD_ID, cfg.event_id
+            )
+            event_id = ev.fill_null(0).to_numpy()
+
+        label = self._label(rows)
+        ids = self._ids(rows, n)
+        dense = self._dense(rows, n)
+
+        dead = [
+            dl.DeadLetter(reason, field, value, rows.render(r, self.delimiter), int(positions[r]))
+            for r, reason, field, value in sorted(rows.rejects)
+        ]
+        columns = [event_id, label, *ids, *dense]
+        if rows.bad.any():
+            columns = [c[~rows.bad] for c in columns]
+        arrays = [pa.array(c, type=f.type) for c, f in zip(columns, self.schema)]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema), dead
+
+    # ------------------------------------------------------------------ fields
+
+    def _label(self, rows: _Rows) -> np.ndarray:
+        name, threshold = self.cfg.label.column, self.cfg.label.threshold
+        y = rows.cast(name, pa.float64(), dl.LABEL_INVALID)
+        missing = pc.is_null(y).to_numpy(zero_copy_only=False)
+        y = y.fill_null(0).to_numpy()
+        with np.errstate(invalid="ignore"):
+            if threshold is not None:
+                invalid = np.isnan(y)
+                y = (y >= threshold).astype(np.float32)
+            else:
+                invalid = (y != 0) & (y != 1)
+        rows.reject(np.flatnonzero(missing), dl.LABEL_MISSING, name)
+        rows.reject(np.flatnonzero(invalid & ~missing), dl.LABEL_INVALID, name)
+        return y.astype(np.float32)
+
+    def _ids(self, rows: _Rows, n: int) -> list[np.ndarray]:
+        cats = self.cfg.categorical
+        h = np.empty((len(cats), n), dtype=np.uint32)
+        if self._int_fields:
+            values = np.empty((len(self._int_fields), n), dtype=np.int64)
+            nulls = np.zeros_like(values, dtype=bool)
+            for r, i in enumerate(self._int_fields):
+                v = rows.cast(cats[i].name, pa.int64(), dl.BAD_ID)
+                if v.null_count:
+                    nulls[r] = pc.is_null(v).to_numpy(zero_copy_only=False)
+                    v = v.fill_null(0)
+                values[r] = v.to_numpy()
+            fi = np.array(self._int_fields)
+            hashed = murmur3_32_int64(values, self._seeds[fi, None])  # all int fields in one pass
+            h[fi] = np.where(nulls, self._null[fi, None], hashed)
+        for i in self._str_fields:
+            h[i] = hash_strings(rows.column(cats[i].name), int(self._seeds[i]))
+        crossed = [cross(h[a], h[b], seed) for a, b, seed in self._crosses]
+        bits = self.cfg.hash_bits
+        return [*bucketize(h, bits), *(bucketize(c, bits) for c in crossed)]
+
+    def _dense(self, rows: _Rows, n: int) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        for f in self.cfg.numeric:
+            v = rows.cast(f.name, pa.float64(), dl.NOT_NUMERIC)
+            missing = pc.is_null(v).to_numpy(zero_copy_only=False) if v.null_count else np.zeros(n, bool)
+            x = v.fill_null(0).to_numpy() if v.null_count else v.to_numpy()
+            finite = np.isfinite(x)
+            if not finite.all():
+                rows.reject(np.flatnonzero(~finite), dl.NOT_NUMERIC, f.name)
+                x = np.where(finite, x, 0.0)
+            if f.transform == "log1p":
+                x = np.sign(x) * np.log1p(np.abs(x))
+            out += [x.astype(np.float32), missing.astype(np.float32)]
+        return out
