@@ -15,27 +15,9 @@ import time
 import numpy as np
 
 from flinkdl.config.schema import ModelConfig
+from flinkdl.evaluation.metrics import auc_from_arrays
 from flinkdl.features.layout import FeatureLayout
 from flinkdl.models import build_model
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC by ranks (Mann-Whitney, ties averaged); NaN when only one class is present."""
-    labels = np.asarray(labels) > 0.5
-    n_pos = int(labels.sum())
-    n_neg = labels.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    s = np.asarray(scores)[order]
-    ranks = np.empty(s.size, np.float64)
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    ends = np.r_[starts[1:], s.size]
-    for a, b in zip(starts, ends):  # average rank over ties (1-based)
-        ranks[a:b] = 0.5 * (a + b + 1)
-    rank_of = np.empty_like(ranks)
-    rank_of[order] = ranks
-    return float((rank_of[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def raw_tf_ceiling(
@@ -71,7 +53,7 @@ def raw_tf_ceiling(
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,  # process CPU time: less sensitive to other load than wall time
         "rows_per_s": timed_rows / seconds if seconds > 0 else float("nan"),
-        "auc": auc(labels, scores),
+        "auc": auc_from_arrays(labels, scores),
     }
 
 

@@ -50,6 +50,7 @@ class DirectoryConfig(Strict):
     header: bool = False
     monitor_interval_s: float = Field(1.0, gt=0)
     batch_ms: int = Field(200, gt=0, description="lines are grouped into batches per processing-time window")
+    pad_short_rows: bool = Field(False, description="accept rows missing trailing empty fields (Criteo dumps)")
 
     @property
     def delimiter(self) -> str:

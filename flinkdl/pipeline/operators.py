@@ -53,7 +53,8 @@ class _Featurize:
         from flinkdl.features.transform import Featurizer
 
         self.cfg = JobConfig.model_validate_json(self.cfg_json)
-        self.featurizer = Featurizer(self.cfg.features)
+        directory = self.cfg.source.directory
+        self.featurizer = Featurizer(self.cfg.features, delimiter=directory.delimiter if directory else ",")
 
     def envelope(self, seq: int, raw, rows_in: int, dead: list, position: int) -> Row:
         feats, more_dead = self.featurizer.transform(raw, position_offset=position)
@@ -91,7 +92,8 @@ class ParseFeatures(_Featurize, FlatMapFunction):
         from flinkdl.features.parse import parse_text
 
         text, lines = chunk[0], chunk[1]
-        raw, dead = parse_text(text, self.cfg.source.directory, self.cfg.features, self.position)
+        d = self.cfg.source.directory
+        raw, dead = parse_text(text, d, self.cfg.features, self.position, pad_short_rows=d.pad_short_rows)
         rows_in = raw.num_rows + len(dead)
         yield self.envelope((self.subtask << 40) | self.seq, raw, rows_in, dead, self.position)
         self.seq += 1

@@ -37,7 +37,7 @@ class RunProgress:
         self.first_t: float | None = None
         self.last_t = self.last_report = time.time()
         self.done = False
-        self._log = open(self.run_dir / METRICS_LOG, "a", buffering=1)
+        self._log = open(self.run_dir / METRICS_LOG, "a", buffering=1)  # noqa: SIM115 - lives with the run
         self._preds = PredictionWriter(cfg.sinks.predictions) if cfg.sinks.predictions else None
         self._dead = DeadLetterWriter(cfg.sinks.dead_letter or self.run_dir / "dead_letter.jsonl")
 

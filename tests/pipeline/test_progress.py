@@ -1,0 +1,48 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from flinkdl.config.loader import load_config
+from flinkdl.evaluation.metrics import auc_from_arrays
+from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.pipeline.progress import METRICS_LOG, RunProgress
+from flinkdl.sinks.predictions import read_predictions
+
+
+def _preds(start, n, rng):
+    return pa.record_batch([np.arange(start, start + n, dtype=np.int64), rng.random(n, dtype=np.float32),
+                            rng.integers(0, 2, n).astype(np.float32), np.full(n, 1, np.int64)],
+                           schema=PREDICTION_SCHEMA)
+
+
+def test_counts_metrics_files_and_final_line(tmp_path):
+    cfg = load_config(None, [f"job.run_dir={tmp_path}", f"sinks.predictions.path={tmp_path}/p.csv"])
+    prog = RunProgress(cfg)
+    rng = np.random.default_rng(1)
+    batches = [_preds(i * 100, 100, rng) for i in range(3)]
+    dead = b'{"reason": "not_numeric", "field": "I1"}\n{"reason": "bad_id", "field": "C1"}\n'
+    prog.update(101, batches[0], b"")
+    prog.update(102, batches[1], dead)
+    prog.update(100, batches[2], b"")
+    prog.finish()
+    prog.finish()  # idempotent
+    lines = [json.loads(x) for x in (tmp_path / METRICS_LOG).read_text().splitlines()]
+    final = lines[-1]
+    assert final["final"] and sum(x["final"] for x in lines) == 1
+    assert (final["events_in"], final["events_trained"], final["dead_letter"]) == (303, 300, 2)
+    assert final["dead_letter_by_reason"] == {"not_numeric": 1, "bad_id": 1}
+    table = read_predictions(tmp_path / "p.csv")
+    assert final["auc"] == auc_from_arrays(table.column("label").to_numpy(), table.column("score").to_numpy())
+    assert len((tmp_path / "dead_letter.jsonl").read_text().splitlines()) == 2
+
+
+def test_max_events_closes_the_run_and_ignores_the_rest(tmp_path):
+    cfg = load_config(None, [f"job.run_dir={tmp_path}"])
+    prog = RunProgress(cfg, max_events=150)
+    rng = np.random.default_rng(2)
+    for i in range(4):
+        prog.update(100, _preds(i * 100, 100, rng), b"")
+    assert prog.done and prog.events_in == 200  # the batch that crossed the limit counts whole
+    final = json.loads((tmp_path / METRICS_LOG).read_text().splitlines()[-1])
+    assert final["final"] and final["events_in"] == 200
