@@ -153,7 +153,9 @@ class FeatureConfig(Strict):
 
 
 class OptimizerConfig(Strict):
-    name: Literal["adagrad", "ftrl", "sgd"] = "adagrad"
+    """``adam`` is for ``model.dense_optimizer`` only (its slots decay over whole tables)."""
+
+    name: Literal["adagrad", "ftrl", "sgd", "adam"] = "adagrad"
     learning_rate: float = Field(0.05, gt=0)
     l2: float = Field(0.0, ge=0)
 
@@ -165,8 +167,15 @@ class ModelConfig(Strict):
     embedding_dim: int = Field(8, ge=1, le=512)
     hidden: list[int] = Field(default_factory=lambda: [64, 32])
     optimizer: OptimizerConfig = OptimizerConfig()
-    dense_optimizer: OptimizerConfig | None = None
+    dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _adam_is_dense_only(self) -> ModelConfig:
+        if self.optimizer.name == "adam":
+            raise ValueError("model.optimizer.name: 'adam' updates whole embedding tables; use adagrad, ftrl "
+                             "or sgd for tables (adam is fine as model.dense_optimizer)")
+        return self
 
 
 class WorkerConfig(Strict):

@@ -48,7 +48,9 @@ def make_optimizer(cfg: OptimizerConfig) -> tf.compat.v1.train.Optimizer:
         if l2 > 0:
             return v1.ProximalGradientDescentOptimizer(lr, l2_regularization_strength=l2)
         return v1.GradientDescentOptimizer(lr)
-    raise ValueError(f"unknown optimizer {cfg.name!r} (known: adagrad, ftrl, sgd)")
+    if cfg.name == "adam":  # dense variables only: v1 Adam decays its slots over the whole table
+        return v1.AdamOptimizer(lr)
+    raise ValueError(f"unknown optimizer {cfg.name!r} (known: adagrad, ftrl, sgd, adam)")
 
 
 class ModelBase(abc.ABC):

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from flinkdl.config.schema import GeneratorConfig
+from flinkdl.evaluation.metrics import auc_from_arrays
 
 N_CAT, N_NUM = 26, 13
 K = 40  # uniforms per event: 26 categorical, 13 numeric (missingness folded in), 1 label
@@ -96,15 +97,6 @@ def _arrow(x: np.ndarray, valid_bits: np.ndarray | None = None) -> pa.Array:
     """Zero-copy Arrow array over a contiguous int64/float64 numpy array (faster than ``pa.array``)."""
     valid = None if valid_bits is None else pa.py_buffer(valid_bits)
     return pa.Array.from_buffers(pa.from_numpy_dtype(x.dtype), len(x), [valid, pa.py_buffer(x)])
-
-
-def auc(score: np.ndarray, label: np.ndarray) -> float:
-    """ROC AUC (ties get the average rank), numpy only."""
-    _, inv, counts = np.unique(score, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inv]
-    pos = label.astype(bool)
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 class ClickStream:
@@ -235,7 +227,7 @@ class ClickStream:
         """AUC of the true click probabilities against the drawn labels, first ``events`` events."""
         bs = list(self._batches(events, batch_size, with_truth=True))
         p = np.concatenate([b.column("p_true").to_numpy() for b in bs])
-        return auc(p, np.concatenate([b.column("label").to_numpy() for b in bs]))
+        return auc_from_arrays(np.concatenate([b.column("label").to_numpy() for b in bs]), p)
 
     def to_csv(self, path: str | os.PathLike, events: int, batch_size: int = 4096) -> None:
         """Write a header line and the first ``events`` events (``I`` as decimal ints, missing =

@@ -8,6 +8,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from flinkdl.config.schema import GeneratorConfig
+from flinkdl.evaluation.metrics import auc_from_arrays
 from flinkdl.sources.generator import (
     FIELDS,
     ID_MASK,
@@ -16,7 +17,6 @@ from flinkdl.sources.generator import (
     TRUTH_SCHEMA,
     ClickStream,
     _zipf_probs,
-    auc,
 )
 
 
@@ -115,7 +115,7 @@ def test_auc_matches_sklearn(sample: pa.Table) -> None:
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
     y = sample.column("label").to_numpy()
     p = np.round(sample.column("p_true").to_numpy(), 2)  # with ties
-    assert auc(p, y) == pytest.approx(sklearn_metrics.roc_auc_score(y, p), abs=1e-12)
+    assert auc_from_arrays(y, p) == pytest.approx(sklearn_metrics.roc_auc_score(y, p), abs=1e-12)
 
 
 def test_drift_is_real() -> None:
@@ -134,8 +134,8 @@ def test_drift_is_real() -> None:
     x_post, y_post = part(15, 5)  # [60k, 80k): after
     enc = pre.OneHotEncoder(handle_unknown="ignore").fit(x_fit)
     lr = lm.LogisticRegression(C=1.0, max_iter=200).fit(enc.transform(x_fit), y_fit)
-    auc_pre = auc(lr.decision_function(enc.transform(x_pre)), y_pre)
-    auc_post = auc(lr.decision_function(enc.transform(x_post)), y_post)
+    auc_pre = auc_from_arrays(y_pre, lr.decision_function(enc.transform(x_pre)))
+    auc_post = auc_from_arrays(y_post, lr.decision_function(enc.transform(x_post)))
     assert auc_pre > 0.56 and auc_post < auc_pre - 0.04  # seed 7: 0.585 -> 0.496
     assert y_post.mean() > y_pre.mean()  # CTR shifts up
 
