@@ -7,6 +7,7 @@ tails it while the job runs, and cancels unbounded jobs once ``--max-events`` is
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from flinkdl.config.loader import dump_config
 from flinkdl.config.schema import JobConfig
 from flinkdl.pipeline.progress import METRICS_LOG
 
+log = logging.getLogger(__name__)
 TERMINAL = {"FINISHED", "FAILED", "CANCELED"}
 
 
@@ -58,6 +60,14 @@ class _Tail:
         return rows
 
 
+def _cancel(client) -> None:
+    """Cancel an unbounded job that reached ``--max-events`` (it may have just ended on its own)."""
+    try:
+        client.cancel().result()
+    except Exception as e:  # noqa: BLE001 - py4j reports "already finished / shut down" generically
+        log.warning("cancel after --max-events: %s", str(e).splitlines()[0])
+
+
 def run(cfg: JobConfig, max_events: int | None = None, out: TextIO | None = None,
         oracle: bool = True) -> dict:
     """Run the job to completion (or ``max_events``); return the summary dict."""
@@ -69,14 +79,17 @@ def run(cfg: JobConfig, max_events: int | None = None, out: TextIO | None = None
     build(env, cfg, max_events)
     client = env.execute_async(cfg.job.name)
     tail = _Tail(Path(cfg.job.run_dir) / METRICS_LOG)
+    bounded = cfg.source.kind == "generator" and cfg.source.generator.events is not None
     state = "RUNNING"
     while True:
         for m in tail.poll():
             if out:
                 print(format_progress(m, t0), file=out, flush=True)
         if tail.last and tail.last["final"]:
-            if state not in TERMINAL:
-                client.cancel().result()
+            if bounded:
+                client.get_job_execution_result().result()  # let the bounded job finish by itself
+            else:
+                _cancel(client)
             break
         state = str(client.get_job_status().result()).split(".")[-1]
         if state in TERMINAL:
