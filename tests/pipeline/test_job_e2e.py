@@ -135,3 +135,21 @@ def test_directory_source_dead_letters_name_reason_and_field(directory_run):
     assert by_reason["field_count"]["raw"] == BAD_LINES[0]
     assert by_reason["label_invalid"]["value"] == "five"
     assert by_reason["bad_id"]["field"] == "user_id:token" and by_reason["bad_id"]["value"] == "x9"
+
+
+# --------------------------------------------------------------------------- flink run -py
+
+
+def test_job_runs_under_flink_run_py(tmp_path):
+    """``flink run -py jobs/online_learning.py`` (pyflink's own Flink distribution, local target)."""
+    import pyflink
+
+    flink = Path(pyflink.__file__).parent / "bin" / "flink"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run([str(flink), "run", "-t", "local", "-py", "jobs/online_learning.py",
+                           "--config", "jobs/click_stream.yaml", "--max-events", "20000",
+                           "--set", f"job.run_dir={tmp_path}", "--set", "sinks.predictions=null"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    final = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert final["final"] and final["events_trained"] == final["events_in"] == 20000
