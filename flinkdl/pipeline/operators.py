@@ -12,9 +12,9 @@ Functions carry the job config as JSON (they are pickled to the Python workers).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
+import pyarrow as pa
 from pyflink.common import Row, Types
 from pyflink.datastream import FlatMapFunction, MapFunction, RuntimeContext
 
@@ -116,9 +116,8 @@ class Train(MapFunction):
 
     def map(self, env: Row) -> Row:
         rows = unpack(env[2], self.schema).num_rows
-        if rows == 0:
-            preds = PREDICTION_SCHEMA.empty_table().to_batches() or [_empty_predictions()]
-            return Row(env[0], env[1], pack(preds[0]), env[3])
+        if rows == 0:  # every row of the batch was a dead letter
+            return Row(env[0], env[1], _EMPTY_PREDICTIONS, env[3])
         return Row(env[0], env[1], pack(self.worker.process(env[2], rows)), env[3])
 
     def close(self) -> None:
@@ -126,10 +125,8 @@ class Train(MapFunction):
             self.worker.stop()
 
 
-def _empty_predictions():
-    import pyarrow as pa
-
-    return pa.record_batch([pa.array([], f.type) for f in PREDICTION_SCHEMA], schema=PREDICTION_SCHEMA)
+_EMPTY_PREDICTIONS = pack(pa.record_batch([pa.array([], f.type) for f in PREDICTION_SCHEMA],
+                                          schema=PREDICTION_SCHEMA))
 
 
 class EvaluateAndSink(FlatMapFunction):
@@ -153,4 +150,3 @@ class EvaluateAndSink(FlatMapFunction):
     def close(self) -> None:
         if getattr(self, "progress", None) is not None:
             self.progress.finish()
-            time.sleep(0)  # keep close cheap; files are flushed by finish()
