@@ -211,6 +211,59 @@ class JobSection(Strict):
     checkpoint_interval_s: float | None = Field(None, gt=0, description="null = no checkpoints")
 
 
+class WindowConfig(Strict):
+    """One evaluation window. ``sliding_count``: the last ``size`` events; ``sliding_time``: events
+    with event time in ``(latest - size_s, latest]``; ``tumbling_time``: consecutive ``size_s``
+    event-time windows (the last closed one is reported); ``tumbling_count``: consecutive blocks
+    of ``size`` events."""
+
+    kind: Literal["sliding_count", "sliding_time", "tumbling_count", "tumbling_time"]
+    size: int | None = Field(None, gt=0, le=50_000_000, description="events (count windows)")
+    size_s: float | None = Field(None, gt=0, description="seconds of event time (time windows)")
+    name: str | None = Field(None, pattern=r"^[a-zA-Z0-9_]+$", description="label; default kind + size")
+
+    @model_validator(mode="after")
+    def _size_matches_kind(self) -> WindowConfig:
+        by_count = self.kind.endswith("count")
+        if by_count and (self.size is None or self.size_s is not None):
+            raise ValueError(f"evaluation.windows: kind {self.kind!r} needs 'size' (events), not 'size_s'")
+        if not by_count and (self.size_s is None or self.size is not None):
+            raise ValueError(f"evaluation.windows: kind {self.kind!r} needs 'size_s' (seconds), not 'size'")
+        if self.name is None:
+            self.name = f"{self.kind}_{self.size}" if by_count else f"{self.kind}_{self.size_s:g}s"
+        return self
+
+
+class EvaluationConfig(Strict):
+    """Streaming evaluation at the sink (see :mod:`flinkdl.evaluation.evaluator`)."""
+
+    windows: list[WindowConfig] = Field(default_factory=lambda: [WindowConfig(kind="sliding_count", size=100_000)])
+    timestamp_unit: Literal["ms", "s"] = Field("ms", description="unit of features.timestamp")
+    cumulative_bins: int = Field(1 << 20, ge=1 << 10, le=1 << 24, description="bounded-memory AUC bins")
+    slice_field: str | None = Field(None, description="raw column whose values get their own metrics")
+    slice_bins: int = Field(1 << 14, ge=1 << 8, le=1 << 20)
+    max_slices: int = Field(32, ge=1, le=1000, description="further slice values are pooled as '__other__'")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> EvaluationConfig:
+        names = [w.name for w in self.windows]
+        if len(set(names)) != len(names):
+            raise ValueError(f"evaluation.windows: duplicate window names {names}")
+        return self
+
+
+class MetricsConfig(Strict):
+    """Prometheus ``/metrics`` endpoints. The sink serves on ``port``, worker subtask ``i`` on
+    ``port + 1 + i``; ``port: 0`` picks free ports. Every endpoint is written to
+    ``RUN_DIR/prometheus/*.json`` (Prometheus ``file_sd`` format)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    flink_port: str | None = Field(None, pattern=r"^\d+(-\d+)?$",
+                                   description="Flink's Prometheus reporter port or range; null = off")
+
+
 class JobConfig(Strict):
     job: JobSection = JobSection()
     source: SourceConfig = SourceConfig()
@@ -218,6 +271,14 @@ class JobConfig(Strict):
     model: ModelConfig = ModelConfig()
     worker: WorkerConfig = WorkerConfig()
     sinks: SinksConfig = SinksConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    metrics: MetricsConfig = MetricsConfig()
+
+    @model_validator(mode="after")
+    def _time_windows_need_timestamp(self) -> JobConfig:
+        if any(w.kind.endswith("time") for w in self.evaluation.windows) and not self.features.timestamp:
+            raise ValueError("evaluation.windows: event-time windows need features.timestamp (a column in ms)")
+        return self
 
 
 #: Raw columns of the built-in click stream and of Criteo-style files.
