@@ -17,6 +17,12 @@ def main() -> None:
     p.add_argument("--max-events", type=int, default=None)
     args = p.parse_args()
     cfg = load_config(args.config, args.set)
+    # TaskManagers run elsewhere (another cwd or host): make the client's relative paths absolute.
+    cfg.job.run_dir = cfg.job.run_dir.resolve()
+    if cfg.sinks.predictions is not None:
+        cfg.sinks.predictions.path = cfg.sinks.predictions.path.resolve()
+    if cfg.source.directory is not None:
+        cfg.source.directory.path = cfg.source.directory.path.resolve()
     if args.max_events is not None and cfg.source.kind == "generator":
         cfg.source.generator.events = args.max_events
     env = make_env(cfg)
