@@ -70,7 +70,21 @@ def _cancel(client) -> None:
 
 def run(cfg: JobConfig, max_events: int | None = None, out: TextIO | None = None,
         oracle: bool = True) -> dict:
-    """Run the job to completion (or ``max_events``); return the summary dict."""
+    """Run the job to completion (or ``max_events``); return the summary dict.
+
+    With ``ps.enabled`` and no parameter server answering at ``ps.address``, a local one is
+    started for the run (versions in ``ps.checkpoint_dir``) and stopped after it.
+    """
+    from flinkdl.ps.local import ensure_server, stop_server
+
+    local_ps = ensure_server(cfg.ps, str(Path(cfg.job.run_dir).parent / "ps-server.log")) if cfg.ps.enabled else None
+    try:
+        return _run(cfg, max_events, out, oracle)
+    finally:
+        stop_server(local_ps)
+
+
+def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: bool) -> dict:
     from flinkdl.pipeline.job import build, make_env
 
     t0 = time.time()
@@ -101,6 +115,12 @@ def run(cfg: JobConfig, max_events: int | None = None, out: TextIO | None = None
     if tail.last is None or not tail.last["final"]:
         raise RuntimeError(f"job ended ({state}) without a final summary in {tail.path}")
     summary = dict(tail.last)
+    if cfg.ps.enabled:  # the workers' last deltas reach the parameter server after the job ends
+        from flinkdl.ps.local import wait_final_pushes
+
+        reports = wait_final_pushes(Path(cfg.job.run_dir), cfg.job.parallelism)
+        versions = [r["committed"]["version"] for r in reports if r.get("committed")]
+        summary["ps_version"] = max(versions) if versions else None
     summary.update(elapsed_s=time.time() - t0, job_id=str(client.get_job_id()), run_dir=str(cfg.job.run_dir))
     if oracle and cfg.source.kind == "generator" and cfg.source.generator.events:
         from flinkdl.sources.generator import ClickStream

@@ -189,6 +189,29 @@ class WorkerConfig(Strict):
     socket_dir: Path | None = Field(None, description="where unix sockets live; default: a temp dir")
 
 
+class PsConfig(Strict):
+    """The long-lived parameter server (``flinkdl ps serve``; see docs/PS.md).
+
+    Each worker loads the server's state on start, tracks the rows it touches and pushes their
+    deltas every ``push_every_batches`` batches or ``push_every_s`` seconds (whichever first),
+    then refreshes those rows; it commits a version every ``commit_every_pushes`` pushes and at
+    the end of its stream.
+    """
+
+    enabled: bool = False
+    address: str = Field("grpc://127.0.0.1:8815", description="grpc://host:port or grpc+tls://host:port")
+    token: str | None = Field(None, description="sent as 'authorization: Bearer TOKEN'")
+    tls_root_certs: Path | None = Field(None, description="PEM file to verify a TLS server")
+    table_prefix: str = Field("", description="server table name = prefix + model variable name")
+    push_every_batches: int = Field(10, ge=1)
+    push_every_s: float = Field(5.0, gt=0)
+    pull_on_touch: bool = Field(True, description="refresh a row from the server when first touched after a sync")
+    commit_every_pushes: int = Field(10, ge=1)
+    connect_timeout_s: float = Field(30.0, ge=0)
+    start_local: bool = Field(True, description="flinkdl run starts a local server if none answers")
+    checkpoint_dir: str = Field("runs/ps", description="versions of a server started by flinkdl run")
+
+
 # --------------------------------------------------------------------------- sinks / job
 
 
@@ -271,6 +294,7 @@ class JobConfig(Strict):
     model: ModelConfig = ModelConfig()
     worker: WorkerConfig = WorkerConfig()
     sinks: SinksConfig = SinksConfig()
+    ps: PsConfig = PsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     metrics: MetricsConfig = MetricsConfig()
 

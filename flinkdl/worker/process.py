@@ -62,6 +62,11 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
 
     layout = FeatureLayout.from_config(cfg.features)
     model = build_model(layout, cfg.model)
+    ps = None
+    if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go
+        from flinkdl.ps.sync import PsSync
+
+        ps = PsSync(model, cfg.ps, layout.buckets)
     with tf.device(cfg.worker.device):
         out = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         out.connect(out_path)
@@ -70,6 +75,8 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
         sink.flush()
         steps = 0
         for event_id, label, ids, dense in feature_dataset(tf, layout, in_endpoint):
+            if ps is not None:
+                ps.before_step(ids.numpy())
             scores = model.predict_then_train(ids, dense, label)
             n = len(label)
             writer.write_batch(pa.record_batch(
@@ -77,6 +84,12 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
                 schema=PREDICTION_SCHEMA))
             sink.flush()
             steps += 1
+            if ps is not None:
+                ps.after_step()
+        if ps is not None:  # last push and a committed version; the report tells the runner
+            from flinkdl.ps.local import FINAL_REPORT
+
+            ps.close(report=os.path.join(cfg.job.run_dir, FINAL_REPORT.format(pid=os.getpid())))
         writer.close()
         sink.close()
         out.close()

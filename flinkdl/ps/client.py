@@ -1,0 +1,191 @@
+"""Client of the parameter server: routes rows to shards, speaks the Flight protocol of ``server.py``.
+
+>>> # c = PsClient("grpc://127.0.0.1:8815", token="t"); c.create_table("emb", 16)
+>>> # c.push("emb", ids, delta); rows, exists = c.pull("emb", ids); c.commit()
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+from pyarrow import flight
+
+from flinkdl.ps.store import PsError
+from flinkdl.ps.wire import dense_items, dense_table, ipc_bytes, ipc_table, rows_batch, shard_of
+
+#: Ids per pull ticket (8 bytes each) and rows per pushed record batch.
+PULL_CHUNK = 1 << 18
+PUSH_CHUNK = 1 << 16
+
+
+class PsClient:
+    """One connection to a parameter server; ``shards`` is read from the server on connect."""
+
+    def __init__(self, address: str, token: str | None = None, tls_root_certs: bytes | None = None,
+                 connect_timeout_s: float = 0.0) -> None:
+        address = address if "://" in address else f"grpc://{address}"
+        kwargs = {"tls_root_certs": tls_root_certs} if tls_root_certs else {}
+        self.address = address
+        self._client = flight.connect(address, **kwargs)
+        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        self._opts = flight.FlightCallOptions(headers=headers)
+        deadline = time.monotonic() + connect_timeout_s
+        while True:
+            try:
+                self.shards = int(self.health()["shards"])
+                break
+            except flight.FlightUnavailableError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+        self._pool = ThreadPoolExecutor(max(1, self.shards)) if self.shards > 1 else None
+        self._widths: dict[str, int] = {}
+
+    def close(self) -> None:
+        if self._pool:
+            self._pool.shutdown()
+        self._client.close()
+
+    def __enter__(self) -> PsClient:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ actions
+
+    def _action(self, kind: str, body: dict | bytes | None = None) -> bytes:
+        data = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
+        try:
+            results = list(self._client.do_action(flight.Action(kind, data), self._opts))
+        except flight.FlightServerError as e:
+            raise PsError(_message(e)) from None
+        return results[0].body.to_pybytes() if results else b""
+
+    def _json(self, kind: str, body: dict | None = None):
+        return json.loads(self._action(kind, body))
+
+    def health(self) -> dict:
+        return self._json("health")
+
+    def create_table(self, name: str, dim: int, slots: list[str] | tuple[str, ...] = ()) -> dict:
+        """Create (or find, with the same spec) a table of ``dim`` values plus ``dim`` per slot."""
+        return self._json("create_table", {"name": name, "dim": dim, "slots": list(slots)})
+
+    def describe(self, name: str) -> dict:
+        return self._json("describe", {"name": name})
+
+    def list_tables(self) -> list[str]:
+        return self._json("list_tables")
+
+    def commit(self) -> dict:
+        """Persist a new version (rows changed since the last one); returns its summary."""
+        return self._json("commit")
+
+    def versions(self) -> list[dict]:
+        return self._json("versions")
+
+    def rollback(self, version: int) -> dict:
+        return self._json("rollback", {"version": version})
+
+    def dense_add(self, delta: dict[str, np.ndarray], init: dict[str, np.ndarray] | None = None) -> None:
+        """Add dense deltas; a variable created by this call starts at ``init[name]`` (else zeros)."""
+        self._action("dense_add", ipc_bytes(dense_table(delta, init)))
+
+    def dense_get(self, version: int | str | None = None) -> dict[str, np.ndarray]:
+        body = self._action("dense_get", {"version": version})
+        return dense_items(ipc_table(body))
+
+    # ------------------------------------------------------------------ rows
+
+    def _width(self, table: str) -> int:
+        if table not in self._widths:
+            self._widths[table] = int(self.describe(table)["width"])
+        return self._widths[table]
+
+    def _split(self, ids: np.ndarray) -> list[np.ndarray]:
+        """Indexes of ``ids`` per shard."""
+        if self.shards == 1:
+            return [np.arange(len(ids))]
+        s = shard_of(ids, self.shards)
+        return [np.flatnonzero(s == k) for k in range(self.shards)]
+
+    def _map(self, fn, items: list) -> list:
+        if self._pool is None or len(items) == 1:
+            return [fn(*x) for x in items]
+        return list(self._pool.map(lambda x: fn(*x), items))
+
+    def push(self, table: str, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None = None) -> int:
+        """Add ``delta [n, width]`` to the rows of ``ids``; ``init`` is where rows created now start."""
+        ids = np.ascontiguousarray(ids, np.int64)
+        delta = np.asarray(delta, np.float32).reshape(len(ids), -1)
+        parts = [(k, idx) for k, idx in enumerate(self._split(ids)) if len(idx)]
+
+        def one(shard: int, idx: np.ndarray) -> None:
+            idx = idx[np.argsort(ids[idx], kind="stable")]  # the server looks sorted ids up fastest
+            self._put(table, shard, ids[idx], delta[idx], None if init is None else init[idx])
+
+        self._map(one, parts)
+        return len(ids)
+
+    def _put(self, table: str, shard: int, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None) -> None:
+        first = rows_batch(ids[:PUSH_CHUNK], delta[:PUSH_CHUNK], None if init is None else init[:PUSH_CHUNK])
+        desc = flight.FlightDescriptor.for_command(json.dumps({"op": "push", "table": table, "shard": shard}))
+        try:
+            writer, _ = self._client.do_put(desc, first.schema, self._opts)
+            writer.write_batch(first)
+            for lo in range(PUSH_CHUNK, len(ids), PUSH_CHUNK):
+                hi = lo + PUSH_CHUNK
+                writer.write_batch(rows_batch(ids[lo:hi], delta[lo:hi], None if init is None else init[lo:hi]))
+            writer.done_writing()
+            writer.close()
+        except flight.FlightServerError as e:
+            raise PsError(_message(e)) from None
+
+    def pull(self, table: str, ids: np.ndarray, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows [n, width], exists [n])`` of live rows, or of a committed ``version`` (``"latest"``)."""
+        ids = np.ascontiguousarray(ids, np.int64)
+        width = self._width(table)
+        rows = np.zeros((len(ids), width), np.float32)
+        exists = np.zeros(len(ids), bool)
+        parts = [(k, idx) for k, idx in enumerate(self._split(ids)) if len(idx)]
+
+        def one(shard: int, idx: np.ndarray) -> None:
+            for lo in range(0, len(idx), PULL_CHUNK):
+                sel = idx[lo:lo + PULL_CHUNK]
+                _, r, e = self._get(table, shard, ids[sel], version)
+                rows[sel], exists[sel] = r, e
+
+        self._map(one, parts)
+        return rows, exists
+
+    def pull_all(self, table: str, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Every ``(ids, rows)`` of the table (live or a committed version)."""
+        got = self._map(lambda s: self._get(table, s, None, version)[:2], [(s,) for s in range(self.shards)])
+        return np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got])
+
+    def _get(self, table: str, shard: int, ids: np.ndarray | None,
+             version: int | str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        head = {"table": table, "shard": shard, "version": version, "all": ids is None}
+        ticket = json.dumps(head).encode() + b"\n" + (b"" if ids is None else ids.tobytes())
+        try:
+            data = self._client.do_get(flight.Ticket(ticket), self._opts).read_all()
+        except flight.FlightServerError as e:
+            raise PsError(_message(e)) from None
+        width = data.schema.field("row").type.list_size
+        if data.num_rows == 0:
+            return np.zeros(0, np.int64), np.zeros((0, width), np.float32), np.zeros(0, bool)
+        data = data.combine_chunks()
+        got_ids = data.column("id").to_numpy()
+        rows = pa.concat_arrays(data.column("row").chunks).flatten().to_numpy().reshape(-1, width)
+        return got_ids, rows, data.column("exists").to_numpy()
+
+
+def _message(e: Exception) -> str:
+    """The server's message without gRPC's detail suffix."""
+    text = str(e)
+    return text.split(". Detail:")[0].split("flinkdl ps: ", 1)[-1]

@@ -1,0 +1,181 @@
+"""Arrow Flight front end of the parameter server (``flinkdl ps serve``).
+
+Protocol (see ``docs/PS.md``):
+
+- ``DoPut``, descriptor command ``{"op": "push", "table": T, "shard": S}``: a stream of
+  ``(id, row[, init])`` batches; all batches are checked, then applied at once (delta-add).
+- ``DoGet``, ticket ``JSON header + b"\\n" + int64 ids`` (``{"table", "shard", "version"}``; no ids
+  bytes = every row): a stream of ``(id, row, exists)`` batches.
+- ``DoAction``: ``health``, ``create_table``, ``describe``, ``list_tables``, ``dense_add`` (body: Arrow
+  IPC ``(name, shape, value, init)``), ``dense_get`` (→ IPC), ``commit``, ``versions``, ``rollback``;
+  bodies and results are JSON unless noted.
+
+A configured token is checked on every call (``authorization: Bearer TOKEN`` header); TLS is
+enabled by passing a certificate and key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+
+import numpy as np
+import pyarrow as pa
+from pyarrow import flight
+
+from flinkdl.ps.checkpoint import CheckpointStore
+from flinkdl.ps.service import ParameterService
+from flinkdl.ps.store import PsError
+from flinkdl.ps.wire import batch_rows, dense_items, dense_table, ipc_bytes, ipc_table, rows_schema
+
+log = logging.getLogger(__name__)
+PULL_BATCH_ROWS = 1 << 16
+
+
+class TokenAuthFactory(flight.ServerMiddlewareFactory):
+    """Refuses every call whose ``authorization`` header is not ``Bearer <token>``."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._expected = f"Bearer {token}"
+
+    def start_call(self, info, headers):
+        if self._expected not in headers.get("authorization", []):
+            raise flight.FlightUnauthenticatedError("flinkdl ps: missing or wrong token")
+
+
+def _refuse(e: Exception) -> Exception:
+    """Errors the caller should read: bad requests become Flight server errors with the message."""
+    return flight.FlightServerError(f"flinkdl ps: {e}")
+
+
+def pull_batches(ids: np.ndarray, rows: np.ndarray, exists: np.ndarray):
+    """``(id, row, exists)`` record batches of at most ``PULL_BATCH_ROWS`` rows."""
+    width = rows.shape[1] if rows.ndim == 2 else 0
+    schema = rows_schema(width).append(pa.field("exists", pa.bool_(), False))
+    flat = pa.array(np.ascontiguousarray(rows, np.float32).reshape(-1))
+    for lo in range(0, max(len(ids), 1), PULL_BATCH_ROWS):
+        hi = min(lo + PULL_BATCH_ROWS, len(ids))
+        yield pa.record_batch([pa.array(ids[lo:hi], pa.int64()),
+                               pa.FixedSizeListArray.from_arrays(flat.slice(lo * width, (hi - lo) * width), width),
+                               pa.array(exists[lo:hi], pa.bool_())], schema=schema)
+
+
+class PsFlightServer(flight.FlightServerBase):
+    """Flight server over a :class:`ParameterService`."""
+
+    def __init__(self, service: ParameterService, location: str, token: str | None = None,
+                 tls_certificates: list[tuple[bytes, bytes]] | None = None) -> None:
+        middleware = {"auth": TokenAuthFactory(token)} if token else {}
+        super().__init__(location, middleware=middleware, tls_certificates=tls_certificates or [])
+        self.service = service
+
+    # ------------------------------------------------------------------ push
+
+    def do_put(self, context, descriptor, reader, writer):
+        try:
+            cmd = json.loads(descriptor.command)
+            if cmd.get("op") != "push":
+                raise PsError(f"unknown DoPut op {cmd.get('op')!r} (known: push)")
+            data = reader.read_all()
+            ids, rows, init = batch_rows(data)
+            if not len(ids):
+                return
+            self.service.push(cmd["table"], int(cmd.get("shard", 0)), ids, rows, init)
+        except (PsError, ValueError, KeyError, pa.ArrowInvalid) as e:
+            raise _refuse(e) from e
+
+    # ------------------------------------------------------------------ pull
+
+    def do_get(self, context, ticket):
+        try:
+            raw = ticket.ticket
+            head, _, body = raw.partition(b"\n")
+            cmd = json.loads(head)
+            ids = np.frombuffer(body, np.int64) if body else None
+            if cmd.get("all"):
+                ids = None
+            elif ids is None:
+                ids = np.zeros(0, np.int64)
+            ids, rows, exists = self.service.pull(cmd["table"], int(cmd.get("shard", 0)), ids, cmd.get("version"))
+        except (PsError, ValueError, KeyError) as e:
+            raise _refuse(e) from e
+        gen = pull_batches(ids, rows, exists)
+        first = next(gen)
+        return flight.GeneratorStream(first.schema, _chain(first, gen))
+
+    # ------------------------------------------------------------------ actions
+
+    def list_actions(self, context):
+        return [(a, a) for a in ("health", "create_table", "describe", "list_tables", "dense_add",
+                                 "dense_get", "commit", "versions", "rollback")]
+
+    def do_action(self, context, action):
+        kind, body = action.type, action.body.to_pybytes() if action.body else b""
+        svc = self.service
+        try:
+            if kind == "dense_add":
+                table = ipc_table(body)
+                init = dense_items(table, "init") if "init" in table.column_names else None
+                svc.dense_add(dense_items(table), init)
+                return [b"{}"]
+            args = json.loads(body) if body else {}
+            if kind == "dense_get":
+                return [ipc_bytes(dense_table(svc.dense_get(args.get("version"))))]
+            if kind == "health":
+                out = svc.health()
+            elif kind == "create_table":
+                out = svc.create_table(args["name"], int(args["dim"]), args.get("slots", []))
+            elif kind == "describe":
+                out = svc.describe(args["name"])
+            elif kind == "list_tables":
+                out = svc.list_tables()
+            elif kind == "commit":
+                out = svc.commit()
+            elif kind == "versions":
+                out = svc.versions()
+            elif kind == "rollback":
+                out = svc.rollback(int(args["version"]))
+            else:
+                raise PsError(f"unknown action {kind!r}")
+        except (PsError, ValueError, KeyError, pa.ArrowInvalid) as e:
+            raise _refuse(e) from e
+        return [json.dumps(out).encode()]
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def build_server(host: str = "127.0.0.1", port: int = 0, checkpoint_dir: str | None = None,
+                 token: str | None = None, shards: int = 1, tls_cert: str | None = None,
+                 tls_key: str | None = None, retain: int = 5, compact_after: int = 8) -> PsFlightServer:
+    """A started server (Flight serves from the constructor); ``server.port`` is the bound port."""
+    ckpt = CheckpointStore(checkpoint_dir, shards, retain, compact_after) if checkpoint_dir else None
+    service = ParameterService(shards, ckpt)
+    certs = None
+    scheme = "grpc+tcp"
+    if tls_cert or tls_key:
+        if not (tls_cert and tls_key):
+            raise PsError("TLS needs both --tls-cert and --tls-key")
+        with open(tls_cert, "rb") as c, open(tls_key, "rb") as k:
+            certs = [(c.read(), k.read())]
+        scheme = "grpc+tls"
+    return PsFlightServer(service, f"{scheme}://{host}:{port}", token, certs)
+
+
+def serve_forever(server: PsFlightServer, announce: bool = True, grace_s: float = 10.0) -> None:
+    """Block until SIGTERM/SIGINT, then shut down (waiting at most ``grace_s`` for in-flight calls)."""
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    if announce:
+        h = server.service.health()
+        print(json.dumps({"listening": server.port, **h}), flush=True)
+    done.wait()
+    stopper = threading.Thread(target=server.shutdown, daemon=True)
+    stopper.start()
+    stopper.join(grace_s)  # in-flight calls may finish; a client holding a stream open cannot block exit

@@ -1,0 +1,228 @@
+"""The parameter server's state and operations, independent of the transport.
+
+``shards`` partitions of every table live in one process, each with its own lock; rows are
+routed by :func:`flinkdl.ps.wire.shard_of`. Pushes add deltas (so several workers converge);
+a commit takes a consistent cut of every shard's changed rows (pushes wait during the cut, not
+during the write) and persists it through :class:`flinkdl.ps.checkpoint.CheckpointStore`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from flinkdl.ps.checkpoint import CheckpointStore, State
+from flinkdl.ps.store import DenseStore, PsError, Table
+from flinkdl.ps.wire import shard_of
+
+
+class RWLock:
+    """Many readers (pushes) or one writer (the commit cut)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    def acquire_read(self) -> None:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+
+    def release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            self._cond.notify_all()
+
+    def acquire_write(self) -> None:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+
+    def release_write(self) -> None:
+        with self._cond:
+            self._writer = False
+            self._cond.notify_all()
+
+
+class ParameterService:
+    """Tables × shards, dense variables, versions."""
+
+    def __init__(self, shards: int = 1, checkpoint: CheckpointStore | None = None) -> None:
+        if shards < 1:
+            raise PsError(f"shards must be >= 1, got {shards}")
+        self.shards = shards
+        self.ckpt = checkpoint
+        self.tables: list[dict[str, Table]] = [{} for _ in range(shards)]
+        self.dense = DenseStore()
+        self.base_version: int | None = None  # the version the live state derives from
+        self._cut = RWLock()
+        self._commit_lock = threading.Lock()
+        self._meta_lock = threading.Lock()
+        self._committed_cache: tuple[int, ParameterService] | None = None
+        if checkpoint is not None:
+            if checkpoint.shards != shards:
+                raise PsError(f"checkpoint was written with {checkpoint.shards} shards, server has {shards}")
+            checkpoint.gc()
+            state = checkpoint.restore()
+            if state is not None:
+                self._load(state)
+
+    # ------------------------------------------------------------------ tables
+
+    def create_table(self, name: str, dim: int, slots: list[str] | tuple[str, ...] = ()) -> dict:
+        """Create ``name`` on every shard; creating it again with the same spec is a no-op."""
+        if not name or "/" in name or name.startswith("."):
+            raise PsError(f"bad table name {name!r}")
+        with self._meta_lock:
+            have = self.tables[0].get(name)
+            if have is not None:
+                if have.dim != dim or have.slots != tuple(slots):
+                    raise PsError(f"table {name!r} exists with dim {have.dim}, slots {list(have.slots)}; "
+                                  f"asked for dim {dim}, slots {list(slots)}")
+            else:
+                for shard in self.tables:
+                    shard[name] = Table(name, dim, tuple(slots))
+        return self.describe(name)
+
+    def table(self, name: str, shard: int = 0) -> Table:
+        if not 0 <= shard < self.shards:
+            raise PsError(f"shard {shard} out of range (server has {self.shards})")
+        t = self.tables[shard].get(name)
+        if t is None:
+            raise PsError(f"unknown table {name!r} (have {sorted(self.tables[0])})")
+        return t
+
+    def describe(self, name: str) -> dict:
+        parts = [self.table(name, s).describe() for s in range(self.shards)]
+        out = dict(parts[0])
+        out["rows"] = sum(p["rows"] for p in parts)
+        out["rows_per_shard"] = [p["rows"] for p in parts]
+        return out
+
+    def list_tables(self) -> list[str]:
+        return sorted(self.tables[0])
+
+    # ------------------------------------------------------------------ rows
+
+    def push(self, name: str, shard: int, ids: np.ndarray, delta: np.ndarray,
+             init: np.ndarray | None = None) -> int:
+        """Add ``delta`` to rows of ``ids`` (all on ``shard``); all or nothing."""
+        t = self.table(name, shard)
+        if self.shards > 1 and len(ids) and (shard_of(ids, self.shards) != shard).any():
+            raise PsError(f"push to shard {shard} of {name!r} holds ids of other shards; nothing applied")
+        self._cut.acquire_read()
+        try:
+            t.push(ids, delta, init)
+        finally:
+            self._cut.release_read()
+        return len(ids)
+
+    def pull(self, name: str, shard: int, ids: np.ndarray | None,
+             version: int | str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids, rows, exists)``: live rows, or those of a committed ``version`` (``"latest"``).
+
+        ``ids=None`` means every row of the shard.
+        """
+        src = self if version is None else self._committed(version)
+        t = src.table(name, shard)
+        if ids is None:
+            all_ids, rows = t.all_rows()
+            return all_ids, rows, np.ones(len(all_ids), bool)
+        rows, exists = t.pull(ids)
+        return ids, rows, exists
+
+    def _committed(self, version: int | str) -> ParameterService:
+        if self.ckpt is None:
+            raise PsError("this server has no --checkpoint-dir: no committed versions")
+        v = self.ckpt.latest() if version == "latest" else int(version)
+        if v is None:
+            raise PsError("no committed version yet")
+        cached = self._committed_cache
+        if cached is None or cached[0] != v:
+            view = ParameterService(self.shards)
+            state = self.ckpt.restore(v)
+            view._load(state)
+            self._committed_cache = cached = (v, view)
+        return cached[1]
+
+    # ------------------------------------------------------------------ dense
+
+    def dense_add(self, delta: dict[str, np.ndarray], init: dict[str, np.ndarray] | None = None) -> None:
+        self._cut.acquire_read()
+        try:
+            self.dense.add(delta, init)
+        finally:
+            self._cut.release_read()
+
+    def dense_get(self, version: int | str | None = None) -> dict[str, np.ndarray]:
+        return (self if version is None else self._committed(version)).dense.get()
+
+    # ------------------------------------------------------------------ versions
+
+    def commit(self) -> dict:
+        """Persist the rows changed since the last version (plus dense variables) as a new version."""
+        if self.ckpt is None:
+            raise PsError("this server has no --checkpoint-dir: cannot commit")
+        with self._commit_lock:
+            self._cut.acquire_write()
+            try:
+                rows = {(s, name): t.take_dirty() for s, shard in enumerate(self.tables) for name, t in shard.items()}
+                dense = self.dense.get()
+                specs = {n: {"dim": t.dim, "slots": list(t.slots)} for n, t in self.tables[0].items()}
+            finally:
+                self._cut.release_write()
+            version = (self.ckpt.latest() or 0) + 1
+            try:
+                m = self.ckpt.commit(version, self.base_version, specs, rows, dense)
+            except BaseException:
+                for (s, name), (ids, _) in rows.items():
+                    self.tables[s][name].mark_dirty(ids)
+                raise
+            self.base_version = version
+        return {k: m[k] for k in ("version", "parent", "kind", "rows", "bytes", "seconds")}
+
+    def versions(self) -> list[dict]:
+        if self.ckpt is None:
+            return []
+        out = []
+        for v in self.ckpt.versions():
+            m = self.ckpt.manifest(v)
+            out.append({k: m.get(k) for k in ("version", "parent", "kind", "rows", "bytes", "created")})
+        return out
+
+    def rollback(self, version: int) -> dict:
+        """Replace the live state (uncommitted pushes included) by committed ``version``."""
+        if self.ckpt is None:
+            raise PsError("this server has no --checkpoint-dir: no versions to roll back to")
+        state = self.ckpt.restore(int(version))
+        with self._commit_lock:
+            self._cut.acquire_write()
+            try:
+                self._load(state)
+            finally:
+                self._cut.release_write()
+        return {"version": state.version, "tables": self.list_tables()}
+
+    def _load(self, state: State) -> None:
+        tables: list[dict[str, Table]] = [{} for _ in range(self.shards)]
+        for name, spec in state.tables.items():
+            for s in range(self.shards):
+                tables[s][name] = Table(name, spec["dim"], tuple(spec["slots"]))
+        for (s, name), (ids, rows) in state.rows.items():
+            if len(ids):
+                tables[s][name].load(ids, rows)
+        self.tables = tables
+        self.dense.replace(state.dense)
+        self.base_version = state.version
+
+    def health(self) -> dict:
+        rows = sum(t.size for shard in self.tables for t in shard.values())
+        mem = sum(t.nbytes for shard in self.tables for t in shard.values())
+        return {"ok": True, "shards": self.shards, "tables": self.list_tables(), "rows": int(rows),
+                "table_bytes": int(mem), "base_version": self.base_version,
+                "latest_version": self.ckpt.latest() if self.ckpt else None,
+                "checkpoint": self.ckpt is not None}

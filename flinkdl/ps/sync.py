@@ -1,0 +1,163 @@
+"""A worker's link to the parameter server: load on start, push touched-row deltas, refresh.
+
+The worker's model variables are its working copy. Before each step :meth:`PsSync.before_step`
+takes the batch's ids that were not touched since the last sync, refreshes them from the server
+(``pull_on_touch``) and records their values (the *base*: value plus optimizer slots). Every ``push_every_batches`` batches or ``push_every_s``
+seconds :meth:`PsSync.sync` pushes ``current − base`` for those rows (and for every dense
+variable), reads the rows back (they now include other workers' deltas) and writes them into the
+model. Delta-add on the server makes several workers on one server converge. A push also sends
+the base, which the server uses only for rows it does not have yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from flinkdl.config.schema import PsConfig
+from flinkdl.models.base import ModelBase
+from flinkdl.ps.client import PsClient
+
+log = logging.getLogger(__name__)
+
+
+class _SparseTable:
+    """A model table and its optimizer slots, read and written as ``[n, dim * (1 + slots)]`` rows."""
+
+    def __init__(self, name: str, var: tf.Variable, slots: list[tuple[str, tf.Variable]]) -> None:
+        self.name, self.var, self.slots = name, var, slots
+        self.dim = int(var.shape[1])
+
+    def read(self, ids: np.ndarray) -> np.ndarray:
+        parts = [tf.gather(v, ids) for v in (self.var, *(s for _, s in self.slots))]
+        return tf.concat(parts, axis=1).numpy()
+
+    def write(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        idx = tf.constant(ids, tf.int64)
+        for k, v in enumerate((self.var, *(s for _, s in self.slots))):
+            v.scatter_update(tf.IndexedSlices(tf.constant(rows[:, k * self.dim:(k + 1) * self.dim]), idx))
+
+
+def create_table_slots(model: ModelBase) -> None:
+    """Create the sparse optimizer's slots now (v1 optimizers create them on the first step)."""
+    opt = model.optimizers()[0]
+    pairs = []
+    for name in sorted(model.sparse_names()):
+        var = model.variables()[name]
+        empty = tf.IndexedSlices(tf.zeros([0, var.shape[1]]), tf.zeros([0], tf.int64), tf.shape(var, tf.int64))
+        pairs.append((empty, var))
+    if pairs:
+        opt.apply_gradients(pairs)  # no rows: creates the slots, changes nothing
+
+
+class PsSync:
+    """Keeps a model in step with a parameter server (see the module docstring)."""
+
+    def __init__(self, model: ModelBase, cfg: PsConfig, buckets: int) -> None:
+        self.cfg = cfg
+        certs = cfg.tls_root_certs.read_bytes() if cfg.tls_root_certs else None
+        self.client = PsClient(cfg.address, cfg.token, certs, connect_timeout_s=cfg.connect_timeout_s)
+        self.can_commit = bool(self.client.health()["checkpoint"])
+        create_table_slots(model)
+        slots = model.slot_variables()
+        variables = model.variables()
+        self.tables = []
+        for name in sorted(model.sparse_names()):
+            mine = sorted((k.rsplit("/", 1)[1], v) for k, v in slots.items() if k.rsplit("/", 1)[0] == name)
+            self.tables.append(_SparseTable(cfg.table_prefix + name, variables[name], mine))
+        self.dense = {n: v for n, v in variables.items() if n not in model.sparse_names()}
+        self._mask = np.zeros(buckets, bool)
+        self._touched: list[np.ndarray] = []
+        self._base: list[list[np.ndarray]] = [[] for _ in self.tables]
+        self.batches = self.pushes = 0
+        self.loaded_rows = 0
+        self._last = time.monotonic()
+        self._load(buckets)
+
+    def _load(self, buckets: int) -> None:
+        for t in self.tables:
+            self.client.create_table(t.name, t.dim, [s for s, _ in t.slots])
+            ids, rows = self.client.pull_all(t.name)
+            ok = (ids >= 0) & (ids < buckets)
+            if not ok.all():
+                log.warning("table %s: %d server rows outside [0, %d) ignored", t.name, (~ok).sum(), buckets)
+            if ok.any():
+                t.write(ids[ok], rows[ok])
+            self.loaded_rows += int(ok.sum())
+        server = {self.cfg.table_prefix + k: v for k, v in self.client.dense_get().items()}
+        for name, var in self.dense.items():
+            value = server.get(self.cfg.table_prefix + name)
+            if value is not None and tuple(value.shape) == tuple(var.shape):
+                var.assign(value)
+        self._dense_base = {n: v.numpy() for n, v in self.dense.items()}
+        log.info("loaded %d rows and %d dense variables from %s", self.loaded_rows, len(server), self.cfg.address)
+
+    def before_step(self, ids: tf.Tensor | np.ndarray) -> None:
+        """Record the batch's newly touched rows and their values before the step changes them."""
+        u = np.unique(np.asarray(ids).ravel())
+        new = u[~self._mask[u]]
+        if len(new):
+            self._mask[new] = True
+            self._touched.append(new)
+            for k, t in enumerate(self.tables):
+                base = t.read(new)
+                if self.cfg.pull_on_touch:  # take other workers' updates to these rows first
+                    rows, exists = self.client.pull(t.name, new)
+                    if exists.any():
+                        base[exists] = rows[exists]
+                        t.write(new[exists], rows[exists])
+                self._base[k].append(base)
+
+    def after_step(self) -> bool:
+        """Count the batch; sync when due. Returns whether it synced."""
+        self.batches += 1
+        due = self.batches % self.cfg.push_every_batches == 0 or \
+            time.monotonic() - self._last >= self.cfg.push_every_s
+        if due:
+            self.sync()
+        return due
+
+    def sync(self) -> None:
+        """Push deltas of touched rows and of dense variables, then refresh them from the server."""
+        ids = np.concatenate(self._touched) if self._touched else np.zeros(0, np.int64)
+        p = self.cfg.table_prefix
+        for k, t in enumerate(self.tables):
+            if len(ids):
+                base = np.concatenate(self._base[k])
+                self.client.push(t.name, ids, t.read(ids) - base, init=base)
+                rows, _ = self.client.pull(t.name, ids)
+                t.write(ids, rows)
+            self._base[k] = []
+        current = {n: v.numpy() for n, v in self.dense.items()}
+        self.client.dense_add({p + n: current[n] - self._dense_base[n] for n in current},
+                              init={p + n: self._dense_base[n] for n in current})
+        server = self.client.dense_get()
+        for n, var in self.dense.items():
+            var.assign(server[p + n])
+        self._dense_base = {n: server[p + n] for n in self.dense}
+        self._mask[ids] = False
+        self._touched = []
+        self._last = time.monotonic()
+        self.pushes += 1
+        if self.can_commit and self.pushes % self.cfg.commit_every_pushes == 0:
+            self.client.commit()
+
+    def close(self, commit: bool = True, report: str | None = None) -> dict | None:
+        """Final push (and commit); returns the committed version's summary, also written to ``report``.
+
+        The report file tells ``flinkdl run`` that this worker's last deltas are on the server.
+        """
+        self.sync()
+        out = self.client.commit() if commit and self.can_commit else None
+        self.client.close()
+        if report:
+            tmp = f"{report}.tmp"
+            with open(tmp, "w") as f:
+                json.dump({"committed": out, "pushes": self.pushes, "batches": self.batches}, f)
+            os.replace(tmp, report)
+        return out

@@ -1,0 +1,68 @@
+"""A real ``flinkdl ps serve`` process for the parameter-server tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PsProcess:
+    """``python -m flinkdl.cli ps serve ...`` on a free loopback port; restartable, killable."""
+
+    def __init__(self, checkpoint_dir: Path | None = None, *extra: str) -> None:
+        self.port = free_port()
+        self.checkpoint_dir = checkpoint_dir
+        self.extra = list(extra)
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def address(self) -> str:
+        return f"grpc://127.0.0.1:{self.port}"
+
+    def start(self) -> dict:
+        args = [sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--port", str(self.port), *self.extra]
+        if self.checkpoint_dir is not None:
+            args += ["--checkpoint-dir", str(self.checkpoint_dir)]
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"ps serve failed: {self.proc.stderr.read()[-3000:]}")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def restart(self) -> dict:
+        self.stop()
+        return self.start()
+
+
+@pytest.fixture(scope="module")
+def ps_server(tmp_path_factory):
+    """One server with a checkpoint directory, shared by a test module."""
+    server = PsProcess(tmp_path_factory.mktemp("ps-ckpt"))
+    yield server
+    server.stop()

@@ -1,0 +1,120 @@
+"""Workers on one parameter server (model API, real server process): load, delta-add, converge."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from flinkdl.config.loader import load_config
+from flinkdl.config.schema import JobConfig, PsConfig
+from flinkdl.evaluation.metrics import auc_from_arrays
+from flinkdl.features.layout import FeatureLayout
+from flinkdl.features.transform import Featurizer
+from flinkdl.models.registry import build_model
+from flinkdl.ps.client import PsClient
+from flinkdl.ps.sync import PsSync
+from flinkdl.sources.generator import ClickStream
+
+from .conftest import ROOT, PsProcess
+
+BATCH = 4096
+
+
+@pytest.fixture(scope="module")
+def data():
+    """The main job's config (smaller tables) and featurized click-stream batches (ids, dense, label)."""
+    cfg = load_config(ROOT / "jobs/click_stream.yaml", ["features.hash_bits=18"])
+    feat, stream = Featurizer(cfg.features), ClickStream(seed=3, drift_at=10**9)
+    layout = FeatureLayout.from_config(cfg.features)
+    out = []
+    for i in range(14):
+        cols = feat.transform(stream.batch(i, BATCH))[0].to_pydict()
+        ids = np.stack([cols[f"id_{k}"] for k in range(layout.n_ids)], 1).astype(np.int64)
+        dense = np.stack([cols[f"x_{k}"] for k in range(layout.n_dense)], 1).astype(np.float32)
+        out.append((ids, dense, np.asarray(cols["label"], np.float32)))
+    return cfg, out
+
+
+def _model(cfg: JobConfig, name: str = "fm"):
+    return build_model(FeatureLayout.from_config(cfg.features), cfg.model.model_copy(update={"name": name}))
+
+
+def _train(model, sync, batches) -> None:
+    for ids, dense, label in batches:
+        if sync:
+            sync.before_step(ids)
+        model.predict_then_train(tf.constant(ids), tf.constant(dense), tf.constant(label))
+        if sync:
+            sync.after_step()
+
+
+def _auc(model, batches) -> float:
+    y = np.concatenate([b[2] for b in batches])
+    p = np.concatenate([model.predict(tf.constant(b[0]), tf.constant(b[1])).numpy() for b in batches])
+    return auc_from_arrays(y, p)
+
+
+def test_two_workers_on_one_server_converge_and_a_new_worker_loads_their_model(tmp_path, data):
+    cfg, batches = data
+    train, holdout = batches[:12], batches[12:]
+    server = PsProcess(tmp_path / "ck")
+    try:
+        ps = PsConfig(enabled=True, address=server.address, push_every_batches=1, commit_every_pushes=4)
+        a, b = _model(cfg), _model(cfg)
+        sa, sb = PsSync(a, ps, cfg.features.buckets), PsSync(b, ps, cfg.features.buckets)
+        for k in range(0, len(train), 2):  # parallelism 2: each worker sees every other batch
+            _train(a, sa, train[k:k + 1])
+            _train(b, sb, train[k + 1:k + 2])
+        sa.close()
+        sb.close()
+        # delta-add: the server holds both workers' learning, so a fresh worker that loads it
+        # scores the holdout about as well as one worker trained on every batch.
+        c = _model(cfg)
+        sc = PsSync(c, ps, cfg.features.buckets)
+        assert sc.loaded_rows > 0
+        alone = _model(cfg)
+        _train(alone, None, train)
+        half = _model(cfg)
+        _train(half, None, train[::2])
+        fresh = _auc(_model(cfg), holdout)
+        auc_c, auc_alone, auc_half = _auc(c, holdout), _auc(alone, holdout), _auc(half, holdout)
+        msg = (auc_c, auc_alone, auc_half, fresh)
+        assert auc_c > auc_half + 0.02 and auc_c > fresh + 0.1, msg
+        assert auc_c == pytest.approx(auc_alone, abs=0.015), msg
+        # the loaded copy is exactly the server's
+        client = PsClient(server.address)
+        ids, rows = client.pull_all("emb")
+        emb = c.variables()["emb"]
+        assert np.array_equal(tf.gather(emb, ids).numpy(), rows[:, :emb.shape[1]])
+        assert client.versions()[-1]["version"] >= 2
+        sc.close(commit=False)
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_delta_add_sums_both_workers_updates_exactly(tmp_path, data):
+    cfg, batches = data
+    server = PsProcess(None)
+    try:
+        ps = PsConfig(enabled=True, address=server.address, push_every_batches=100)
+        a, b = _model(cfg, "lr"), _model(cfg, "lr")
+        sa, sb = PsSync(a, ps, cfg.features.buckets), PsSync(b, ps, cfg.features.buckets)
+        start = a.variables()["lr_w"].numpy().copy()
+        _train(a, sa, batches[:2])
+        _train(b, sb, batches[2:4])
+        da = a.variables()["lr_w"].numpy() - start
+        db = b.variables()["lr_w"].numpy() - start
+        sa.sync()
+        sb.sync()
+        # b refreshed after both pushes: its rows touched by both carry both deltas
+        ids = np.flatnonzero((da != 0).any(1) & (db != 0).any(1))
+        assert len(ids) > 10
+        got = b.variables()["lr_w"].numpy()[ids]
+        assert np.allclose(got, (start + da + db)[ids], atol=1e-6)
+        assert np.array_equal(b.variables()["bias"].numpy(), sb.client.dense_get()["bias"])
+        sa.close(commit=False)
+        sb.close(commit=False)
+    finally:
+        server.stop()
