@@ -11,11 +11,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pyarrow as pa
 from pyarrow import flight
 
-from flinkdl.ps.store import PsError
-from flinkdl.ps.wire import dense_items, dense_table, ipc_bytes, ipc_table, rows_batch, shard_of
+from flinkdl.ps.store import PsError, is_sorted
+from flinkdl.ps.wire import batch_rows, dense_items, dense_table, ipc_bytes, ipc_table, rows_batch, shard_of
 
 #: Ids per pull ticket (8 bytes each) and rows per pushed record batch.
 PULL_CHUNK = 1 << 18
@@ -126,8 +125,12 @@ class PsClient:
         parts = [(k, idx) for k, idx in enumerate(self._split(ids)) if len(idx)]
 
         def one(shard: int, idx: np.ndarray) -> None:
+            if len(idx) == len(ids) and is_sorted(ids):
+                self._put(table, shard, ids, delta, init)
+                return
             idx = idx[np.argsort(ids[idx], kind="stable")]  # the server looks sorted ids up fastest
-            self._put(table, shard, ids[idx], delta[idx], None if init is None else init[idx])
+            self._put(table, shard, ids[idx], np.take(delta, idx, axis=0),
+                      None if init is None else np.take(init, idx, axis=0))
 
         self._map(one, parts)
         return len(ids)
@@ -157,8 +160,10 @@ class PsClient:
         def one(shard: int, idx: np.ndarray) -> None:
             for lo in range(0, len(idx), PULL_CHUNK):
                 sel = idx[lo:lo + PULL_CHUNK]
-                _, r, e = self._get(table, shard, ids[sel], version)
-                rows[sel], exists[sel] = r, e
+                whole = len(sel) == len(ids)
+                for start, r, e in self._stream(table, shard, ids[sel], version):
+                    part = slice(start, start + len(e)) if whole else sel[start:start + len(e)]
+                    rows[part], exists[part] = r, e
 
         self._map(one, parts)
         return rows, exists
@@ -168,20 +173,30 @@ class PsClient:
         got = self._map(lambda s: self._get(table, s, None, version)[:2], [(s,) for s in range(self.shards)])
         return np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got])
 
+    def _stream(self, table: str, shard: int, ids: np.ndarray | None, version: int | str | None):
+        """Yield ``(offset, rows, exists)`` per answered batch (no concatenation)."""
+        head = {"table": table, "shard": shard, "version": version, "all": ids is None}
+        ticket = json.dumps(head).encode() + b"\n" + (b"" if ids is None else ids.tobytes())
+        try:
+            offset = 0
+            for chunk in self._client.do_get(flight.Ticket(ticket), self._opts):
+                _, rows, _ = batch_rows(chunk.data)
+                exists = chunk.data.column(2).to_numpy(zero_copy_only=False)
+                yield offset, rows, exists
+                offset += len(exists)
+        except flight.FlightServerError as e:
+            raise PsError(_message(e)) from None
+
     def _get(self, table: str, shard: int, ids: np.ndarray | None,
              version: int | str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every answered ``(ids, rows, exists)`` of one ticket, concatenated."""
         head = {"table": table, "shard": shard, "version": version, "all": ids is None}
         ticket = json.dumps(head).encode() + b"\n" + (b"" if ids is None else ids.tobytes())
         try:
             data = self._client.do_get(flight.Ticket(ticket), self._opts).read_all()
         except flight.FlightServerError as e:
             raise PsError(_message(e)) from None
-        width = data.schema.field("row").type.list_size
-        if data.num_rows == 0:
-            return np.zeros(0, np.int64), np.zeros((0, width), np.float32), np.zeros(0, bool)
-        data = data.combine_chunks()
-        got_ids = data.column("id").to_numpy()
-        rows = pa.concat_arrays(data.column("row").chunks).flatten().to_numpy().reshape(-1, width)
+        got_ids, rows, _ = batch_rows(data)
         return got_ids, rows, data.column("exists").to_numpy()
 
 

@@ -79,11 +79,8 @@ class PsFlightServer(flight.FlightServerBase):
             cmd = json.loads(descriptor.command)
             if cmd.get("op") != "push":
                 raise PsError(f"unknown DoPut op {cmd.get('op')!r} (known: push)")
-            data = reader.read_all()
-            ids, rows, init = batch_rows(data)
-            if not len(ids):
-                return
-            self.service.push(cmd["table"], int(cmd.get("shard", 0)), ids, rows, init)
+            parts = [batch_rows(chunk.data) for chunk in reader]  # each batch: zero-copy numpy views
+            self.service.push_many(cmd["table"], int(cmd.get("shard", 0)), parts)
         except (PsError, ValueError, KeyError, pa.ArrowInvalid) as e:
             raise _refuse(e) from e
 

@@ -111,15 +111,28 @@ class ParameterService:
     def push(self, name: str, shard: int, ids: np.ndarray, delta: np.ndarray,
              init: np.ndarray | None = None) -> int:
         """Add ``delta`` to rows of ``ids`` (all on ``shard``); all or nothing."""
+        ids = np.ascontiguousarray(ids, np.int64)
+        delta = np.asarray(delta, np.float32).reshape(len(ids), -1)
+        return self.push_many(name, shard, [(ids, delta, init)])
+
+    def push_many(self, name: str, shard: int,
+                  parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]) -> int:
+        """Several ``(ids, delta, init)`` parts of one request: all checked first, then applied."""
         t = self.table(name, shard)
-        if self.shards > 1 and len(ids) and (shard_of(ids, self.shards) != shard).any():
-            raise PsError(f"push to shard {shard} of {name!r} holds ids of other shards; nothing applied")
+        for ids, delta, init in parts:
+            t.check(ids, delta)
+            if init is not None:
+                t.check(ids, init, "init")
+            if self.shards > 1 and len(ids) and (shard_of(ids, self.shards) != shard).any():
+                raise PsError(f"push to shard {shard} of {name!r} holds ids of other shards; nothing applied")
         self._cut.acquire_read()
         try:
-            t.push(ids, delta, init)
+            with t.lock:  # one request is applied atomically with respect to other pushes and commits
+                for ids, delta, init in parts:
+                    t.push(ids, delta, init, checked=True)
         finally:
             self._cut.release_read()
-        return len(ids)
+        return sum(len(p[0]) for p in parts)
 
     def pull(self, name: str, shard: int, ids: np.ndarray | None,
              version: int | str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -58,7 +58,7 @@ class Table:
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Row position of each id, -1 where absent (queries are sorted first: binary searches
         over sorted queries walk the index in order, 10x faster than random ones)."""
-        if len(ids) > 4096 and not _is_sorted(ids):
+        if len(ids) > 4096 and not is_sorted(ids):
             order = np.argsort(ids, kind="stable")
             out = np.empty(len(ids), np.int64)
             out[order] = self.positions(ids[order])
@@ -117,7 +117,8 @@ class Table:
             bad = int(ids[~np.isfinite(rows).all(axis=1)][0])
             raise PsError(f"table {self.name!r}: {what} for id {bad} has NaN or infinite values; nothing applied")
 
-    def push(self, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None = None) -> None:
+    def push(self, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None = None,
+             checked: bool = False) -> None:
         """Add ``delta`` to the rows of ``ids``; a row created here starts at ``init`` (else zeros).
 
         Duplicate ids in one push add up.
@@ -125,10 +126,12 @@ class Table:
         ids = np.ascontiguousarray(ids, np.int64)
         delta = np.asarray(delta, np.float32).reshape(len(ids), -1) if len(ids) else \
             np.zeros((0, self.width), np.float32)
-        self.check(ids, delta)
+        if not checked:
+            self.check(ids, delta)
         if init is not None:
             init = np.asarray(init, np.float32).reshape(len(ids), -1)
-            self.check(ids, init, "init")
+            if not checked:
+                self.check(ids, init, "init")
         with self.lock:
             pos = self.positions(ids)
             absent = pos < 0
@@ -199,12 +202,12 @@ class Table:
                 "rows": int(self.size), "bytes_per_row": 4 * self.width + INDEX_BYTES_PER_ROW}
 
 
-def _is_sorted(a: np.ndarray) -> bool:
+def is_sorted(a: np.ndarray) -> bool:
     return bool(len(a) < 2 or (a[1:] >= a[:-1]).all())
 
 
 def _has_duplicates(a: np.ndarray) -> bool:
-    s = a if _is_sorted(a) else np.sort(a)
+    s = a if is_sorted(a) else np.sort(a)
     return bool(len(s) > 1 and (s[1:] == s[:-1]).any())
 
 

@@ -125,10 +125,12 @@ class PsSync:
     def sync(self) -> None:
         """Push deltas of touched rows and of dense variables, then refresh them from the server."""
         ids = np.concatenate(self._touched) if self._touched else np.zeros(0, np.int64)
+        order = np.argsort(ids)  # distinct ids; sorted ones are the server's fastest lookups
+        ids = ids[order]
         p = self.cfg.table_prefix
         for k, t in enumerate(self.tables):
             if len(ids):
-                base = np.concatenate(self._base[k])
+                base = np.concatenate(self._base[k])[order]
                 self.client.push(t.name, ids, t.read(ids) - base, init=base)
                 rows, _ = self.client.pull(t.name, ids)
                 t.write(ids, rows)

@@ -44,7 +44,8 @@ def batch_rows(batch: pa.RecordBatch | pa.Table) -> tuple[np.ndarray, np.ndarray
     width = batch.schema.field(1).type.list_size
     ids = batch.column(0).to_numpy()
     rows = batch.column(1).flatten().to_numpy().reshape(-1, width)
-    init = batch.column(2).flatten().to_numpy().reshape(-1, width) if batch.num_columns > 2 else None
+    has_init = "init" in batch.schema.names
+    init = batch.column("init").flatten().to_numpy().reshape(-1, width) if has_init else None
     return ids, rows, init
 
 
