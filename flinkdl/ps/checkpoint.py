@@ -47,8 +47,13 @@ class State:
 class CheckpointStore:
     """Versions under ``uri``; ``shards`` fixes how rows are split into files."""
 
-    def __init__(self, uri: str, shards: int = 1, retain: int = 5, compact_after: int = 8) -> None:
-        self.fs, root = pafs.FileSystem.from_uri(uri)
+    def __init__(self, uri: str, shards: int = 1, retain: int = 5, compact_after: int = 8,
+                 filesystem: pafs.FileSystem | None = None) -> None:
+        """``uri``: a directory or filesystem URI; with ``filesystem``, a path inside it."""
+        if filesystem is None:
+            self.fs, root = pafs.FileSystem.from_uri(uri)
+        else:
+            self.fs, root = filesystem, uri
         self.root = root.rstrip("/")
         self.shards, self.retain, self.compact_after = shards, retain, compact_after
         self.lock = threading.RLock()

@@ -121,7 +121,8 @@ class PsClient:
     def push(self, table: str, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None = None) -> int:
         """Add ``delta [n, width]`` to the rows of ``ids``; ``init`` is where rows created now start."""
         ids = np.ascontiguousarray(ids, np.int64)
-        delta = np.asarray(delta, np.float32).reshape(len(ids), -1)
+        delta = np.asarray(delta, np.float32)
+        delta = delta if delta.ndim == 2 else delta.reshape(len(ids), -1)
         parts = [(k, idx) for k, idx in enumerate(self._split(ids)) if len(idx)]
 
         def one(shard: int, idx: np.ndarray) -> None:

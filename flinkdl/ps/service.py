@@ -112,7 +112,8 @@ class ParameterService:
              init: np.ndarray | None = None) -> int:
         """Add ``delta`` to rows of ``ids`` (all on ``shard``); all or nothing."""
         ids = np.ascontiguousarray(ids, np.int64)
-        delta = np.asarray(delta, np.float32).reshape(len(ids), -1)
+        delta = np.asarray(delta, np.float32)
+        delta = delta if delta.ndim == 2 else delta.reshape(len(ids), -1)
         return self.push_many(name, shard, [(ids, delta, init)])
 
     def push_many(self, name: str, shard: int,
