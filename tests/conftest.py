@@ -13,3 +13,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data sets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory):
+    """A real Kafka-protocol broker (tansu, in-memory) on a free loopback port, stopped by PID."""
+    from flinkdl import broker
+
+    with broker.running(tmp_path_factory.mktemp("broker") / "tansu.log") as b:
+        yield b

@@ -57,15 +57,45 @@ class DirectoryConfig(Strict):
         return "\t" if self.format == "tsv" else ","
 
 
+class KafkaSourceConfig(Strict):
+    """A Kafka topic read by Flink's KafkaSource (offsets live in Flink checkpoints).
+
+    ``csv``/``json``: one event per message; messages are grouped into chunks in the JVM (a
+    ``batch_ms`` processing-time window) before crossing to Python. ``arrow``: one message is one
+    Arrow IPC stream holding one RecordBatch of many events. Undecodable or malformed messages
+    become dead letters (file, and ``dead_letter_topic`` with the reason in a header).
+    """
+
+    bootstrap_servers: str = Field(min_length=1)
+    topic: str = Field(min_length=1)
+    group_id: str = "flinkdl"
+    format: Literal["csv", "json", "arrow"] = "csv"
+    columns: list[str] | None = Field(None, description="csv: column names in message field order")
+    starting_offsets: Literal["committed", "earliest", "latest"] = Field(
+        "committed", description="without a checkpoint: committed = the group offsets, else earliest")
+    batch_ms: int = Field(200, gt=0, description="csv/json messages are grouped per processing-time window")
+    dead_letter_topic: str | None = Field(None, description="bad messages also go here (reason in a header)")
+    properties: dict[str, str] = Field(default_factory=dict, description="extra Kafka client properties")
+
+    @model_validator(mode="after")
+    def _csv_needs_columns(self) -> KafkaSourceConfig:
+        if self.format == "csv" and not self.columns:
+            raise ValueError("source.kafka.columns: format 'csv' needs the column names in field order")
+        return self
+
+
 class SourceConfig(Strict):
-    kind: Literal["generator", "directory"] = "generator"
+    kind: Literal["generator", "directory", "kafka"] = "generator"
     generator: GeneratorConfig = GeneratorConfig()
     directory: DirectoryConfig | None = None
+    kafka: KafkaSourceConfig | None = None
 
     @model_validator(mode="after")
     def _directory_needs_section(self) -> SourceConfig:
         if self.kind == "directory" and self.directory is None:
             raise ValueError("source.kind is 'directory' but source.directory is missing")
+        if self.kind == "kafka" and self.kafka is None:
+            raise ValueError("source.kind is 'kafka' but source.kafka is missing")
         return self
 
 
@@ -220,8 +250,24 @@ class PredictionsSink(Strict):
     format: Literal["csv", "jsonl"] = "csv"
 
 
+class KafkaPredictionsSink(Strict):
+    """One JSON message per event (see docs/KAFKA.md). ``at_least_once``: every batch is flushed
+    and its delivery reports checked before the job moves on; failed deliveries are retried
+    ``retries`` times, then the task fails. ``transactional``: each batch is one Kafka
+    transaction (brokers with transactions only)."""
+
+    topic: str = Field(min_length=1)
+    bootstrap_servers: str | None = Field(None, description="null = source.kafka.bootstrap_servers")
+    delivery: Literal["at_least_once", "transactional"] = "at_least_once"
+    transactional_id: str = "flinkdl"
+    retries: int = Field(3, ge=0)
+    flush_timeout_s: float = Field(30.0, gt=0)
+    properties: dict[str, str] = Field(default_factory=dict, description="extra producer properties")
+
+
 class SinksConfig(Strict):
     predictions: PredictionsSink | None = None
+    kafka: KafkaPredictionsSink | None = None
     dead_letter: Path | None = Field(None, description="default: RUN_DIR/dead_letter.jsonl")
 
 
@@ -232,6 +278,8 @@ class JobSection(Strict):
     report_every_s: float = Field(2.0, gt=0)
     python_execution_mode: Literal["process", "thread"] = "process"
     checkpoint_interval_s: float | None = Field(None, gt=0, description="null = no checkpoints")
+    checkpoint_dir: Path | None = Field(None, description="retained checkpoints go here (null: Flink default)")
+    restore_from: Path | None = Field(None, description="start from this checkpoint/savepoint directory")
 
 
 class WindowConfig(Strict):

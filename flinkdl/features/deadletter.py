@@ -15,8 +15,10 @@ LABEL_MISSING = "label_missing"  #: label null or empty
 LABEL_INVALID = "label_invalid"  #: label not a number, or not 0/1 when no threshold is set
 UNDECODABLE = "undecodable"  #: the line had bytes that are not UTF-8 (it contains U+FFFD)
 BAD_ID = "bad_id"  #: a non-integer in an ``int`` categorical field or in the event id
+MALFORMED = "malformed"  #: a JSON message that does not parse or is not one object
+CORRUPT_ARROW = "corrupt_arrow"  #: a message that is not an Arrow IPC stream (``raw`` = base64)
 
-REASONS = (FIELD_COUNT, NOT_NUMERIC, LABEL_MISSING, LABEL_INVALID, UNDECODABLE, BAD_ID)
+REASONS = (FIELD_COUNT, NOT_NUMERIC, LABEL_MISSING, LABEL_INVALID, UNDECODABLE, BAD_ID, MALFORMED, CORRUPT_ARROW)
 
 
 @dataclass

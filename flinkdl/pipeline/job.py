@@ -14,6 +14,7 @@ its lines are grouped into chunks by a processing-time tumbling window in Flink 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from pyflink.common import Configuration, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
@@ -35,10 +36,19 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
     # 100 ms while amortising Beam's per-bundle round trip (bundle size 1 halved throughput).
     conf.set_string("python.fn-execution.bundle.size", "1000")
     conf.set_string("python.fn-execution.bundle.time", "100")
+    if cfg.job.checkpoint_dir is not None:  # kept after cancel/failure: a restart point
+        conf.set_string("execution.checkpointing.dir", Path(cfg.job.checkpoint_dir).resolve().as_uri())
+        conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    if cfg.job.restore_from is not None:
+        conf.set_string("execution.savepoint.path", Path(cfg.job.restore_from).resolve().as_uri())
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.job.parallelism)
     if cfg.job.checkpoint_interval_s:
         env.enable_checkpointing(int(cfg.job.checkpoint_interval_s * 1000))
+    if cfg.source.kind == "kafka" or cfg.sinks.kafka is not None:
+        from flinkdl.connectors import kafka_jars
+
+        env.add_jars(*(p.resolve().as_uri() for p in kafka_jars()))
     return env
 
 
@@ -51,6 +61,12 @@ def feature_stream(env: StreamExecutionEnvironment, cfg: JobConfig) -> DataStrea
         src = env.from_source(NumberSequenceSource(0, n_batches - 1), WatermarkStrategy.no_watermarks(),
                               "click-generator")
         return src.map(GenerateFeatures(cfg_json), output_type=ENVELOPE).name("generate+featurize")
+    if cfg.source.kind == "kafka":
+        from flinkdl.pipeline.kafka_ops import KafkaFeatures
+        from flinkdl.sources.kafka import kafka_stream
+
+        return kafka_stream(env, cfg.source.kafka).flat_map(KafkaFeatures(cfg_json), output_type=ENVELOPE).name(
+            "kafka+featurize")
     return _directory_chunks(env, cfg).flat_map(ParseFeatures(cfg_json), output_type=ENVELOPE).name(
         "parse+featurize")
 
@@ -78,6 +94,12 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | Non
     # The trainer gets its own chain (and Python process), so parsing and hashing the next
     # batch overlaps with the worker training on this one.
     preds = feats.map(Train(cfg_json), output_type=ENVELOPE).name("train").start_new_chain()
+    if cfg.sinks.kafka is not None:  # acknowledged on the topic before it is evaluated
+        from flinkdl.pipeline.kafka_ops import PublishKafka
+
+        if cfg.sinks.kafka.bootstrap_servers is None and cfg.source.kafka is None:
+            raise ValueError("sinks.kafka.bootstrap_servers is needed when the source is not Kafka")
+        preds = preds.map(PublishKafka(cfg_json), output_type=ENVELOPE).name("publish-kafka").start_new_chain()
     (preds.flat_map(EvaluateAndSink(cfg_json, max_events), output_type=Types.STRING())
      .name("evaluate+sink").set_parallelism(1)
      .print().name("progress").set_parallelism(1))

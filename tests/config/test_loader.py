@@ -21,7 +21,9 @@ def test_set_overrides_dotted_keys_with_yaml_values():
     "override, expected",
     [
         ("model.bogus=1", "model.bogus: unknown key (value 1)"),
-        ("source.kind=kafka", "source.kind = 'kafka': Input should be 'generator' or 'directory'"),
+        ("source.kind=pulsar", "source.kind = 'pulsar': Input should be 'generator', 'directory' or 'kafka'"),
+        ("source.kind=kafka", "source.kafka is missing"),
+        ("source.kafka={bootstrap_servers: 'h:1', topic: t}", "format 'csv' needs the column names"),
         ("job.parallelism=0", "job.parallelism = 0: Input should be greater than or equal to 1"),
         ("features.hash_bits=40", "features.hash_bits = 40: Input should be less than or equal to 31"),
         ("features.crosses=[[C1, nope]]", "features.crosses: 'nope' is not a categorical field"),

@@ -1,0 +1,129 @@
+"""``flinkdl produce``: replay the built-in click stream or a CSV/TSV file into a Kafka topic.
+
+Formats (what the job's ``source.kafka.format`` reads): ``csv`` — one event per message, fields
+in the stream's column order, no header; ``json`` — one JSON object per message; ``arrow`` — one
+Arrow IPC stream (schema + one RecordBatch of ``batch_size`` events) per message. Row messages
+are keyed by ``event_id`` when there is such a column. ``rate`` throttles to events per second.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from flinkdl.config.schema import GeneratorConfig
+
+
+def generator_batches(limit: int, batch_size: int = 4096, seed: int = 7) -> Iterator[pa.RecordBatch]:
+    """The built-in stream's first ``limit`` events (``I*`` as integers, missing = null)."""
+    from flinkdl.sources.generator import SCHEMA, ClickStream
+
+    stream = ClickStream.from_config(GeneratorConfig(seed=seed, events=limit, batch_size=batch_size))
+    ints = pa.schema([pa.field(n, pa.int64()) for n in SCHEMA.names])
+    for i in range(-(-limit // batch_size)):
+        yield stream.batch(i, batch_size).slice(0, min(batch_size, limit - i * batch_size)).cast(ints)
+
+
+def file_batches(path: Path, batch_size: int = 4096, limit: int | None = None) -> Iterator[pa.RecordBatch]:
+    """Rows of a CSV (``.csv``) or TSV (any other extension, e.g. MovieLens ``.inter``) with a header."""
+    delim = "," if path.suffix == ".csv" else "\t"
+    reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 22),
+                           parse_options=pcsv.ParseOptions(delimiter=delim))
+    left = limit
+    for b in reader:
+        for off in range(0, b.num_rows, batch_size):
+            part = b.slice(off, batch_size if left is None else min(batch_size, left))
+            yield part
+            if left is not None:
+                left -= part.num_rows
+                if left <= 0:
+                    return
+
+
+def encode(batch: pa.RecordBatch, fmt: str) -> list[bytes]:
+    """A batch → its Kafka message values in ``fmt``."""
+    if fmt == "arrow":
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as w:
+            w.write_batch(batch)
+        return [sink.getvalue().to_pybytes()]
+    if fmt == "csv":
+        buf = io.BytesIO()
+        pcsv.write_csv(batch, buf, pcsv.WriteOptions(include_header=False))
+        return buf.getvalue().splitlines()
+    return [json.dumps(r, separators=(",", ":")).encode() for r in batch.to_pylist()]
+
+
+def produce(bootstrap: str, topic: str, batches: Iterator[pa.RecordBatch], fmt: str = "csv",
+            rate: float | None = None, total: int | None = None, progress: bool = True,
+            properties: dict | None = None) -> int:
+    """Produce every event of ``batches``; return the number of events. Fails if any is not acked."""
+    from confluent_kafka import Producer
+    from tqdm import tqdm
+
+    failed: list[str] = []
+
+    def on_delivery(err, _msg) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all",
+                  "queue.buffering.max.messages": 1_000_000, "delivery.report.only.error": True,
+                  "message.max.bytes": 64 << 20,
+                  "on_delivery": on_delivery, **(properties or {})})
+    bar = tqdm(total=total, unit="ev", unit_scale=True, disable=not progress, desc=f"produce → {topic}")
+    t0, sent = time.time(), 0
+    for batch in batches:
+        values = encode(batch, fmt)
+        keys: list[bytes | None] = [None] * len(values)
+        if fmt != "arrow" and "event_id" in batch.schema.names:
+            keys = [str(x).encode() for x in batch.column("event_id").to_pylist()]
+        for k, v in zip(keys, values):
+            while True:
+                try:
+                    p.produce(topic, v, k)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        p.poll(0)
+        sent += batch.num_rows
+        bar.update(batch.num_rows)
+        if rate:
+            ahead = sent / rate - (time.time() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+    left = p.flush(60)
+    bar.close()
+    if left or failed:
+        raise RuntimeError(f"produce: {left} messages not delivered, {len(failed)} failed "
+                           f"({failed[0] if failed else 'timeout'})")
+    return sent
+
+
+def read_topic(bootstrap: str, topic: str, expect: int | None = None, idle_s: float = 5.0,
+               max_s: float = 300.0) -> list:
+    """Every message of ``topic`` from the beginning (all partitions, no consumer group): stops at
+    ``expect`` messages, or after ``idle_s`` without a new one, or after ``max_s``."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "flinkdl-read-topic", "enable.auto.commit": False,
+                  "fetch.message.max.bytes": 64 << 20})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        out: list = []
+        t0 = last = time.time()
+        while (expect is None or len(out) < expect) and time.time() - last < idle_s and time.time() - t0 < max_s:
+            for m in c.consume(10_000, 0.5):
+                if m.error() is None:
+                    out.append(m)
+                    last = time.time()
+        return out
+    finally:
+        c.close()

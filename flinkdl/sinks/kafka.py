@@ -1,0 +1,140 @@
+"""Predictions and dead letters to Kafka topics (confluent-kafka), never dropped silently.
+
+Predictions: one message per event, key = event id (decimal), value = one JSON object::
+
+    {"event_id": 17, "score": 0.0912, "label": 0.0, "model": "deepfm", "model_version": 3,
+     "event_ts": null, "processing_ts": 1763760000123}
+
+``score`` is the model's click probability made *before* it trained on the event; ``label`` is
+the event's label (null if unknown); ``processing_ts`` is epoch ms when the batch was published;
+``event_ts`` is null (event time does not cross the worker yet). Dead letters: the rejected
+message (``raw``) with headers ``reason``, ``field``, ``value``, ``position`` (and
+``raw-encoding: base64`` for binary messages).
+
+:meth:`KafkaPublisher.publish` returns only once every message of the batch is acknowledged
+(delivery reports are checked; only failures come back, ``delivery.report.only.error``). Failed
+messages are produced again up to ``retries`` times, then :class:`DeliveryError` fails the Flink
+task, which restarts from the last checkpoint: at least once. ``transactional`` wraps each batch
+in a Kafka transaction, so read_committed consumers see whole batches only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from flinkdl.config.schema import KafkaPredictionsSink
+
+
+class DeliveryError(RuntimeError):
+    """Messages could not be delivered after all retries."""
+
+
+class KafkaPublisher:
+    """Publishes prediction batches (and dead letters) for one subtask."""
+
+    def __init__(self, sink: KafkaPredictionsSink, bootstrap: str, model: str,
+                 dead_letter_topic: str | None = None, subtask: int = 0) -> None:
+        from confluent_kafka import Producer
+
+        self.sink, self.model, self.dlq = sink, json.dumps(model), dead_letter_topic
+        conf = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "compression.type": "none",
+                "delivery.report.only.error": True, "on_delivery": self._on_delivery,
+                "queue.buffering.max.messages": 1_000_000, "message.timeout.ms": 30_000}
+        if sink.delivery == "transactional":
+            conf["transactional.id"] = f"{sink.transactional_id}-{subtask}"
+        conf.update(sink.properties)
+        self._failed: list[tuple[str, bytes | None, bytes | None, list | None, str]] = []
+        self.producer = Producer(conf)
+        if sink.delivery == "transactional":
+            self.producer.init_transactions(sink.flush_timeout_s)
+        self.sent = 0
+
+    def _on_delivery(self, err, msg) -> None:
+        if err is not None:
+            self._failed.append((msg.topic(), msg.key(), msg.value(), msg.headers(), str(err)))
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None, headers: list | None = None) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers)
+                return
+            except BufferError:  # local queue full: let librdkafka send some
+                self.producer.poll(0.05)
+
+    def publish(self, preds: pa.RecordBatch, dead_letters: bytes = b"") -> None:
+        """Produce one message per prediction (and per dead letter); return once all are acked."""
+        if self.sink.delivery == "transactional":
+            self._transaction(preds, dead_letters)
+            return
+        self._send(preds, dead_letters)
+        self._flush_and_retry()
+
+    def _send(self, preds: pa.RecordBatch, dead_letters: bytes) -> None:
+        n = preds.num_rows
+        if n:
+            ids = preds.column("event_id").to_numpy().tolist()
+            scores = preds.column("score").to_numpy().astype(np.float64).tolist()
+            lab = preds.column("label")
+            labels = (lab.to_numpy(zero_copy_only=False).astype(np.float64).tolist() if not lab.null_count
+                      else [None if v is None else float(v) for v in lab.to_pylist()])
+            versions = preds.column("model_version").to_numpy().tolist()
+            now = int(time.time() * 1000)
+            tail = f', "event_ts": null, "processing_ts": {now}}}'
+            topic, model = self.sink.topic, self.model
+            for i, s, y, v in zip(ids, scores, labels, versions):
+                value = (f'{{"event_id": {i}, "score": {s!r}, "label": {"null" if y is None else repr(y)}, '
+                         f'"model": {model}, "model_version": {v}{tail}')
+                self._produce(topic, str(i).encode(), value.encode())
+            self.sent += n
+        if dead_letters and self.dlq:
+            for line in dead_letters.decode().splitlines():
+                self._produce(self.dlq, None, *_dead_letter_message(json.loads(line)))
+
+    def _flush_and_retry(self) -> None:
+        for attempt in range(self.sink.retries + 1):
+            left = self.producer.flush(self.sink.flush_timeout_s)
+            if left:
+                raise DeliveryError(f"{left} messages still queued after {self.sink.flush_timeout_s}s flush")
+            if not self._failed:
+                return
+            failed, self._failed = self._failed, []
+            if attempt == self.sink.retries:
+                raise DeliveryError(f"{len(failed)} messages failed after {self.sink.retries} retries; "
+                                    f"first: topic {failed[0][0]}: {failed[0][4]}")
+            time.sleep(min(0.2 * 2 ** attempt, 5.0))
+            for topic, key, value, headers, _ in failed:
+                self._produce(topic, key, value, headers)
+
+    def _transaction(self, preds: pa.RecordBatch, dead_letters: bytes) -> None:
+        from confluent_kafka import KafkaException
+
+        for attempt in range(self.sink.retries + 1):
+            self.producer.begin_transaction()
+            try:
+                self._send(preds, dead_letters)
+                self.producer.commit_transaction(self.sink.flush_timeout_s)
+                if not self._failed:
+                    return
+                raise DeliveryError(f"{len(self._failed)} messages failed: {self._failed[0][4]}")
+            except (KafkaException, DeliveryError) as e:
+                self._failed = []
+                self.producer.abort_transaction(self.sink.flush_timeout_s)
+                if attempt == self.sink.retries:
+                    raise DeliveryError(f"transaction failed after {self.sink.retries} retries: {e}") from e
+                time.sleep(min(0.2 * 2 ** attempt, 5.0))
+
+    def close(self) -> None:
+        if self.sink.delivery != "transactional":
+            self._flush_and_retry()
+
+
+def _dead_letter_message(d: dict) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A dead letter (``DeadLetter.to_json`` dict) → (value, headers)."""
+    headers = [(k, str(d[k]).encode()) for k in ("reason", "field", "value", "position") if d.get(k) is not None]
+    if d.get("reason") == "corrupt_arrow":
+        headers.append(("raw-encoding", b"base64"))
+    return (d.get("raw") or "").encode(), headers

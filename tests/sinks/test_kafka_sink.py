@@ -1,0 +1,50 @@
+"""The predictions/dead-letter publisher against a real local broker (tansu)."""
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from flinkdl.broker import create_topics
+from flinkdl.config.schema import KafkaPredictionsSink
+from flinkdl.features.deadletter import DeadLetter
+from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.produce import read_topic
+from flinkdl.sinks.kafka import DeliveryError, KafkaPublisher
+
+
+def _preds(ids, scores, labels, version=3):
+    return pa.record_batch([pa.array(ids, pa.int64()), pa.array(scores, pa.float32()),
+                            pa.array(labels, pa.float32()), pa.array([version] * len(ids), pa.int64())],
+                           schema=PREDICTION_SCHEMA)
+
+
+@pytest.mark.parametrize("delivery", ["at_least_once", "transactional"])
+def test_publishes_one_json_message_per_event_keyed_by_event_id(kafka_broker, delivery):
+    topic, dlq = f"preds-{delivery}", f"dead-{delivery}"
+    create_topics(kafka_broker.bootstrap, [topic, dlq])
+    pub = KafkaPublisher(KafkaPredictionsSink(topic=topic, delivery=delivery), kafka_broker.bootstrap,
+                         "deepfm", dead_letter_topic=dlq)
+    batch = _preds([5, 6, 7], [0.1, 0.7, 0.123456789], [0.0, 1.0, None])
+    bad = DeadLetter("field_count", value="2 fields, expected 4", raw="1,2", position=9).to_json() + "\n"
+    pub.publish(batch, bad.encode())
+    pub.close()
+    msgs = read_topic(kafka_broker.bootstrap, topic, expect=3)
+    assert [m.key() for m in msgs] == [b"5", b"6", b"7"]
+    values = [json.loads(m.value()) for m in msgs]
+    assert values[2]["score"] == batch.column("score")[2].as_py()  # float32 round-trips exactly
+    assert values[2]["label"] is None and values[1]["label"] == 1.0
+    assert {k: values[0][k] for k in ("event_id", "model", "model_version", "event_ts")} == {
+        "event_id": 5, "model": "deepfm", "model_version": 3, "event_ts": None}
+    assert isinstance(values[0]["processing_ts"], int)
+    (dead,) = read_topic(kafka_broker.bootstrap, dlq, expect=1)
+    assert dead.value() == b"1,2"
+    assert dict(dead.headers())["reason"] == b"field_count"
+    assert dict(dead.headers())["position"] == b"9"
+
+
+def test_undeliverable_messages_are_retried_then_fail_loudly():
+    sink = KafkaPredictionsSink(topic="t", retries=1, properties={"message.timeout.ms": "500"})
+    pub = KafkaPublisher(sink, "127.0.0.1:1", "lr")  # nothing listens there
+    with pytest.raises(DeliveryError, match="failed after 1 retries"):
+        pub.publish(_preds([1], [0.5], [1.0]))
