@@ -22,6 +22,7 @@ import tensorflow as tf
 from flinkdl.config.schema import PsConfig
 from flinkdl.models.base import ModelBase
 from flinkdl.ps.client import PsClient
+from flinkdl.ps.store import PsError
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,10 @@ class PsSync:
         server = {self.cfg.table_prefix + k: v for k, v in self.client.dense_get().items()}
         for name, var in self.dense.items():
             value = server.get(self.cfg.table_prefix + name)
-            if value is not None and tuple(value.shape) == tuple(var.shape):
+            if value is not None and tuple(value.shape) != tuple(var.shape):
+                raise PsError(f"dense variable {self.cfg.table_prefix + name!r} has shape {value.shape} on "
+                              f"{self.cfg.address} but {tuple(var.shape)} in this model")
+            if value is not None:
                 var.assign(value)
         self._dense_base = {n: v.numpy() for n, v in self.dense.items()}
         log.info("loaded %d rows and %d dense variables from %s", self.loaded_rows, len(server), self.cfg.address)

@@ -13,6 +13,7 @@ from flinkdl.features.layout import FeatureLayout
 from flinkdl.features.transform import Featurizer
 from flinkdl.models.registry import build_model
 from flinkdl.ps.client import PsClient
+from flinkdl.ps.store import PsError
 from flinkdl.ps.sync import PsSync
 from flinkdl.sources.generator import ClickStream
 
@@ -116,5 +117,22 @@ def test_delta_add_sums_both_workers_updates_exactly(tmp_path, data):
         assert np.array_equal(b.variables()["bias"].numpy(), sb.client.dense_get()["bias"])
         sa.close(commit=False)
         sb.close(commit=False)
+    finally:
+        server.stop()
+
+
+def test_a_model_that_does_not_fit_the_servers_tables_is_refused_at_start(data):
+    cfg, _ = data
+    server = PsProcess(None)
+    try:
+        ps = PsConfig(enabled=True, address=server.address)
+        with PsClient(server.address) as c:
+            c.create_table("emb", 3, ["accumulator"])  # the job's emb has dim 16
+        with pytest.raises(PsError, match="exists with dim 3"):
+            PsSync(_model(cfg), ps, cfg.features.buckets)
+        with PsClient(server.address) as c:
+            c.dense_add({"bias": np.zeros(2, np.float32)})  # the model's bias has shape (1,)
+        with pytest.raises(PsError, match="'bias' has shape"):
+            PsSync(_model(cfg, "lr"), ps, cfg.features.buckets)
     finally:
         server.stop()
