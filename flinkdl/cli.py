@@ -29,6 +29,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from flinkdl.report import draw
+
+    try:
+        out = draw(Path(args.run_dir), Path(args.out))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"flinkdl: {e}", file=sys.stderr)
+        return 2
+    print(f"flinkdl: wrote {out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="flinkdl", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -40,6 +52,10 @@ def parser() -> argparse.ArgumentParser:
                    help="stop after N events (the generator produces exactly N)")
     r.add_argument("--summary", default=None, metavar="FILE", help="write the run summary as JSON")
     r.set_defaults(func=_cmd_run)
+    rep = sub.add_parser("report", help="draw AUC and log loss over time from RUN_DIR/metrics.jsonl")
+    rep.add_argument("run_dir", metavar="RUN_DIR", help="a job's run directory (job.run_dir)")
+    rep.add_argument("--out", default="auc.png", help="PNG to write (default: auc.png)")
+    rep.set_defaults(func=_cmd_report)
     from flinkdl.kafka_cli import add_parsers as add_kafka_parsers
 
     add_kafka_parsers(sub)

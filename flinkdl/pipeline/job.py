@@ -13,6 +13,7 @@ its lines are grouped into chunks by a processing-time tumbling window in Flink 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,10 @@ UNBOUNDED_BATCHES = 1 << 50
 
 def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecutionEnvironment:
     """A stream environment configured for the job (mini-cluster when run locally)."""
+    if cfg.metrics.enabled and cfg.metrics.flink_port:
+        import pyflink  # the local gateway JVM finds the reporter plugin here; read when it starts (first env)
+
+        os.environ.setdefault("FLINK_PLUGINS_DIR", str(Path(pyflink.__file__).parent / "plugins"))
     conf = conf or Configuration()
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
@@ -36,6 +41,10 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
     # 100 ms while amortising Beam's per-bundle round trip (bundle size 1 halved throughput).
     conf.set_string("python.fn-execution.bundle.size", "1000")
     conf.set_string("python.fn-execution.bundle.time", "100")
+    if cfg.metrics.enabled and cfg.metrics.flink_port:  # Flink's own metrics (bundled reporter plugin)
+        conf.set_string("metrics.reporter.prom.factory.class",
+                        "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
+        conf.set_string("metrics.reporter.prom.port", cfg.metrics.flink_port)
     if cfg.job.checkpoint_dir is not None:  # kept after cancel/failure: a restart point
         conf.set_string("execution.checkpointing.dir", Path(cfg.job.checkpoint_dir).resolve().as_uri())
         conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")

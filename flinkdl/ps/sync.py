@@ -103,8 +103,8 @@ class PsSync:
 
     def before_step(self, ids: tf.Tensor | np.ndarray) -> None:
         """Record the batch's newly touched rows and their values before the step changes them."""
-        u = np.unique(np.asarray(ids).ravel())
-        new = u[~self._mask[u]]
+        flat = np.asarray(ids).ravel()
+        new = np.unique(flat[~self._mask[flat]])  # most ids repeat within a sync window: filter first
         if len(new):
             self._mask[new] = True
             self._touched.append(new)
