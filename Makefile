@@ -1,11 +1,16 @@
 # The two set-up commands (see README): `make run` and `make test`.
 EVENTS ?= 1000000
-.PHONY: setup run test bench lint
+.PHONY: setup run run-generator test bench lint
 
 setup:
 	@scripts/setup.sh
 
+# Kafka in and out: a local broker started for the run, the built-in stream produced into it, the job
+# topic → DeepFM → predictions topic, the broker stopped (scripts/run_kafka.sh).
 run: setup
+	EVENTS=$(EVENTS) scripts/run_kafka.sh
+
+run-generator: setup
 	.venv/bin/flinkdl run jobs/click_stream.yaml --max-events $(EVENTS) --summary runs/click-stream-summary.json
 
 test: setup
