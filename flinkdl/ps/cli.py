@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -19,10 +20,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from flinkdl.config.loader import load_config
     from flinkdl.ps.export import export_saved_model
+    from flinkdl.ps.store import PsError
 
     cfg = load_config(args.config, args.set)
-    version = None if args.version == "latest" else int(args.version)
-    out = export_saved_model(cfg, args.checkpoint_dir, version, args.dir)
+    try:
+        version = None if args.version == "latest" else int(args.version)
+        out = export_saved_model(cfg, args.checkpoint_dir, version, args.dir)
+    except (PsError, ValueError) as e:
+        print(f"flinkdl ps export: {e}", file=sys.stderr)
+        return 2
     print(out)
     return 0
 
