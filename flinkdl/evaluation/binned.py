@@ -30,49 +30,35 @@ class BinnedAUC(Metric):
 
     name = "auc_cumulative"
 
-    def __init__(self, bins: int = 1 << 20, buffer_events: int | None = None) -> None:
+    def __init__(self, bins: int = 1 << 20) -> None:
         self.bins = int(bins)
-        self.buffer_events = int(buffer_events or max(1 << 16, self.bins // 4))
         self._counts = np.zeros((self.bins, 2), np.int64)  # [:, 0] negatives, [:, 1] positives
+        self._flat = self._counts.reshape(-1)  # index 2 * bin + label
         self._lo = np.full(self.bins, np.inf, np.float32)
         self._hi = np.full(self.bins, -np.inf, np.float32)
-        self._buf: list[tuple[np.ndarray, np.ndarray]] = []
-        self._nbuf = 0
         self._value: float | None = None
         self._bound: float | None = None
         self._fresh = True
 
     def update(self, y_true: np.ndarray, y_score: np.ndarray) -> None:
         pos, s = as_batch(y_true, y_score)
+        self.update_checked(pos, s)
+
+    def update_checked(self, pos: np.ndarray, s: np.ndarray) -> None:
+        """``update`` for a batch already validated by :func:`~flinkdl.evaluation.base.as_batch`."""
         if not s.size:
             return
-        s = np.clip(s, 0.0, 1.0)
+        s = np.clip(s, np.float32(0.0), np.float32(1.0))
         b = np.minimum((s * self.bins).astype(np.int64), self.bins - 1)
-        self._buf.append(((b << 1) | pos, s))
-        self._nbuf += s.size
+        # ufunc.at with an array of ones takes numpy 1.26's fast path (~10 us per 4096; a scalar 1: ~200 us)
+        np.add.at(self._flat, (b << 1) | pos, np.ones(b.size, np.int64))
+        np.minimum.at(self._lo, b, s)
+        np.maximum.at(self._hi, b, s)
         self._fresh = False
-        if self._nbuf >= self.buffer_events:
-            self._merge()
-
-    def _merge(self) -> None:
-        if not self._buf:
-            return
-        packed = np.concatenate([p for p, _ in self._buf])
-        s = np.concatenate([x for _, x in self._buf])
-        self._buf, self._nbuf = [], 0
-        self._counts += np.bincount(packed, minlength=2 * self.bins).reshape(self.bins, 2)
-        b = packed >> 1
-        order = np.argsort(b, kind="stable")
-        b, s = b[order], s[order]
-        starts = np.flatnonzero(np.concatenate(([True], b[1:] != b[:-1])))
-        touched = b[starts]
-        self._lo[touched] = np.minimum(self._lo[touched], np.minimum.reduceat(s, starts))
-        self._hi[touched] = np.maximum(self._hi[touched], np.maximum.reduceat(s, starts))
 
     def get(self) -> float | None:
         if self._fresh:
             return self._value
-        self._merge()
         neg, pos = self._counts[:, 0], self._counts[:, 1]
         n_neg, n_pos = int(neg.sum()), int(pos.sum())
         self._value = self._bound = None
@@ -97,4 +83,4 @@ class BinnedAUC(Metric):
 
     @property
     def nbytes(self) -> int:
-        return self._counts.nbytes + self._lo.nbytes + self._hi.nbytes + 12 * self._nbuf
+        return self._counts.nbytes + self._lo.nbytes + self._hi.nbytes

@@ -23,34 +23,39 @@ Undefined values are ``None`` (one class only, no events yet), never a placehold
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from flinkdl.config.schema import EvaluationConfig
 from flinkdl.evaluation.base import as_batch
 from flinkdl.evaluation.binned import BinnedAUC
-from flinkdl.evaluation.metrics import LogLoss, MeanScore, ObservedCTR
 from flinkdl.evaluation.windows import WindowAUC, make_window
 
 OTHER_SLICE = "__other__"
 
 
 class _Cumulative:
-    """Cumulative AUC (binned), logloss and calibration of one stream or slice."""
+    """Cumulative AUC (binned), logloss and calibration of one stream or slice (one pass of sums)."""
 
-    def __init__(self, bins: int) -> None:
+    def __init__(self, bins: int, eps: float = 1e-7) -> None:
         self.auc = BinnedAUC(bins)
-        self.logloss, self.mean_score, self.ctr = LogLoss(), MeanScore(), ObservedCTR()
-        self.events = 0
+        self.eps = eps
+        self.events = self.positives = 0
+        self.score_sum = self.logloss_sum = 0.0
 
     def update(self, pos: np.ndarray, s: np.ndarray) -> None:
-        for m in (self.auc, self.logloss, self.mean_score, self.ctr):
-            m.update(pos, s)
+        self.auc.update_checked(pos, s)
+        p = np.clip(s.astype(np.float64), self.eps, 1.0 - self.eps)  # as LogLoss does
+        self.logloss_sum -= float(np.log(np.where(pos, p, 1.0 - p)).sum())
+        self.score_sum += float(s.sum(dtype=np.float64))
+        self.positives += int(np.count_nonzero(pos))
         self.events += s.size
 
     def get(self) -> dict:
-        mean, ctr = self.mean_score.get(), self.ctr.get()
+        n = self.events
+        mean, ctr = (self.score_sum / n, self.positives / n) if n else (None, None)
         return {"auc": self.auc.get(), "auc_error_bound": self.auc.error_bound,
-                "logloss": self.logloss.get(), "mean_score": mean, "ctr": ctr,
-                "calibration": mean / ctr if mean is not None and ctr else None, "events": self.events}
+                "logloss": self.logloss_sum / n if n else None, "mean_score": mean, "ctr": ctr,
+                "calibration": mean / ctr if mean is not None and ctr else None, "events": n}
 
 
 class StreamEvaluator:
@@ -73,19 +78,23 @@ class StreamEvaluator:
             return
         self.total.update(pos, s)
         for w in self.windows.values():
-            w.update(pos, s, ts_ms)
+            if ts_ms is not None or not w.by_time:  # no event times: time windows skip the batch
+                w.update(pos, s, ts_ms)
         if slices is not None and self.cfg.slice_field:
-            self._update_slices(pos, s, np.asarray(slices).astype(str))
+            self._update_slices(pos, s, slices)
 
-    def _update_slices(self, pos: np.ndarray, s: np.ndarray, values: np.ndarray) -> None:
-        uniq, inverse = np.unique(values, return_inverse=True)
-        for i, v in enumerate(uniq.tolist()):
+    def _update_slices(self, pos: np.ndarray, s: np.ndarray, values: pa.Array | np.ndarray) -> None:
+        arr = values if isinstance(values, pa.Array) else pa.array(np.asarray(values).astype(str))
+        enc = arr.dictionary_encode()  # Arrow factorises 4096 strings in ~50 us (np.unique: ~1 ms)
+        idx = enc.indices.to_numpy(zero_copy_only=False)
+        for i, v in enumerate(enc.dictionary.to_pylist()):
+            v = str(v)
             if v not in self.slices and len(self.slices) >= self.cfg.max_slices:
                 v = OTHER_SLICE
             m = self.slices.get(v)
             if m is None:
                 m = self.slices[v] = _Cumulative(self.cfg.slice_bins)
-            sel = inverse == i
+            sel = idx == i
             m.update(pos[sel], s[sel])
 
     def get(self) -> dict:

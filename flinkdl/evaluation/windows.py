@@ -178,9 +178,12 @@ class TumblingTimeAUC(WindowAUC):
             late = w < self._max_window
             self.late += int(late.sum())
             w, pos, s = w[~late], pos[~late], s[~late]
-        for k in np.unique(w):
-            sel = w == k
-            self._open.setdefault(int(k), []).append((pos[sel], s[sel]))
+        if w.size and w[0] == w[-1] and (w == w[0]).all():  # the usual case: one window per batch
+            self._open.setdefault(int(w[0]), []).append((pos, s))
+        else:
+            for k in np.unique(w):
+                sel = w == k
+                self._open.setdefault(int(k), []).append((pos[sel], s[sel]))
         if w.size:
             self._max_window = max(int(w.max()), self._max_window if self._max_window is not None else -2**62)
         for k in sorted(k for k in self._open if k < self._max_window):

@@ -24,10 +24,13 @@ from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
 
 #: One batch on its way through the job: ``seq`` (source position of the batch), ``rows_in``
 #: (raw events it covers, good and bad), ``payload`` (packed Arrow batch: features, then
-#: predictions) and ``dead_letters`` (JSON lines, one per rejected event).
+#: predictions), ``dead_letters`` (JSON lines, one per rejected event) and ``meta`` (empty, or an
+#: Arrow IPC stream of the evaluation columns ``ts``/``slice`` of the good rows, see
+#: :mod:`flinkdl.evaluation.meta`; the trainer passes it through to the evaluator).
 ENVELOPE = Types.ROW_NAMED(
-    ["seq", "rows_in", "payload", "dead_letters"],
-    [Types.LONG(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())],
+    ["seq", "rows_in", "payload", "dead_letters", "meta"],
+    [Types.LONG(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE()),
+     Types.PRIMITIVE_ARRAY(Types.BYTE())],
 )
 
 
@@ -57,8 +60,11 @@ class _Featurize:
         self.featurizer = Featurizer(self.cfg.features, delimiter=directory.delimiter if directory else ",")
 
     def envelope(self, seq: int, raw, rows_in: int, dead: list, position: int) -> Row:
+        from flinkdl.evaluation.meta import eval_meta
+
         feats, more_dead = self.featurizer.transform(raw, position_offset=position)
-        return Row(seq, rows_in, pack(feats), _dead_lines(dead + more_dead))
+        meta = eval_meta(raw, feats.num_rows, more_dead, position, self.cfg)
+        return Row(seq, rows_in, pack(feats), _dead_lines(dead + more_dead), meta)
 
 
 class GenerateFeatures(_Featurize, MapFunction):
@@ -117,8 +123,8 @@ class Train(MapFunction):
     def map(self, env: Row) -> Row:
         rows = unpack(env[2], self.schema).num_rows
         if rows == 0:  # every row of the batch was a dead letter
-            return Row(env[0], env[1], _EMPTY_PREDICTIONS, env[3])
-        return Row(env[0], env[1], pack(self.worker.process(env[2], rows)), env[3])
+            return Row(env[0], env[1], _EMPTY_PREDICTIONS, env[3], env[4])
+        return Row(env[0], env[1], pack(self.worker.process(env[2], rows)), env[3], env[4])
 
     def close(self) -> None:
         if getattr(self, "worker", None) is not None:
@@ -144,7 +150,7 @@ class EvaluateAndSink(FlatMapFunction):
         self.progress = RunProgress(self.cfg, self.max_events)
 
     def flat_map(self, env: Row) -> Iterator[str]:
-        self.progress.update(env[1], unpack(env[2], PREDICTION_SCHEMA), env[3])
+        self.progress.update(env[1], unpack(env[2], PREDICTION_SCHEMA), env[3], env[4])
         return iter(())
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig
+from flinkdl.evaluation.evaluator import StreamEvaluator
+from flinkdl.evaluation.meta import read_meta
 from flinkdl.evaluation.metrics import LogLoss, ProgressiveAUC
 
 METRICS_LOG = "metrics.jsonl"
@@ -31,6 +33,14 @@ class RunProgress:
         self.run_dir = Path(cfg.job.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.auc, self.logloss = ProgressiveAUC(), LogLoss()
+        self.evaluator = StreamEvaluator(cfg.evaluation)
+        self.evaluation_s = 0.0  # time spent in the metrics (update + get), for the benchmark
+        self.metrics = None
+        if cfg.metrics.enabled:
+            from flinkdl.metrics.exporter import SinkMetrics
+
+            self.metrics = SinkMetrics(cfg)
+            self.metrics.start()
         self.events_in = self.events_trained = self.dead_letter = 0
         self.dead_by_reason: Counter[str] = Counter()
         self.model_version = 0
@@ -41,7 +51,7 @@ class RunProgress:
         self._preds = PredictionWriter(cfg.sinks.predictions) if cfg.sinks.predictions else None
         self._dead = DeadLetterWriter(cfg.sinks.dead_letter or self.run_dir / "dead_letter.jsonl")
 
-    def update(self, rows_in: int, preds: pa.RecordBatch, dead_letters: bytes) -> None:
+    def update(self, rows_in: int, preds: pa.RecordBatch, dead_letters: bytes, meta: bytes | None = None) -> None:
         if self.done:  # past --max-events: the run is over, later batches are not counted
             return
         now = time.time()
@@ -52,8 +62,11 @@ class RunProgress:
         if preds.num_rows:
             labels = preds.column("label").to_numpy()
             scores = preds.column("score").to_numpy()
+            t_eval = time.perf_counter()
             self.auc.update(labels, scores)
             self.logloss.update(labels, scores)
+            self.evaluator.update(labels, scores, *read_meta(meta, preds.num_rows))
+            self.evaluation_s += time.perf_counter() - t_eval
             self.events_trained += preds.num_rows
             self.model_version = max(self.model_version, int(preds.column("model_version")[-1].as_py()))
             if self._preds is not None:
@@ -62,7 +75,10 @@ class RunProgress:
             lines = dead_letters.decode().splitlines()
             self._dead.write(lines)
             self.dead_letter += len(lines)
-            self.dead_by_reason.update(json.loads(x).get("reason", "unknown") for x in lines)
+            reasons = Counter(json.loads(x).get("reason", "unknown") for x in lines)
+            self.dead_by_reason.update(reasons)
+        if self.metrics is not None:
+            self.metrics.count(rows_in, preds.num_rows, reasons if dead_letters else {}, self.model_version)
         if self.max_events is not None and self.events_in >= self.max_events:
             self.finish()
         elif now - self.last_report >= self.cfg.job.report_every_s:
@@ -70,19 +86,34 @@ class RunProgress:
 
     def summary(self, final: bool) -> dict:
         stream_s = (self.last_t - self.first_t) if self.first_t is not None else 0.0
+        t_eval = time.perf_counter()
+        ev = self.evaluator.get()
+        auc = self.auc.get()
+        self.evaluation_s += time.perf_counter() - t_eval
+        now = time.time()
+        if self.metrics is not None:
+            self.metrics.publish(ev, now, self.events_in)
         return {
-            "t": time.time(),
+            "t": now,
             "final": final,
             "events_in": self.events_in,
             "events_trained": self.events_trained,
             "dead_letter": self.dead_letter,
             "dead_letter_by_reason": dict(self.dead_by_reason),
-            "auc": self.auc.get(),
+            "auc": auc,
             "logloss": self.logloss.get(),
             "model": self.cfg.model.name,
             "model_version": self.model_version,
             "stream_s": stream_s,
             "rows_per_s": self.events_in / stream_s if stream_s > 0 else None,
+            "auc_cumulative": ev["auc"],
+            "auc_error_bound": ev["auc_error_bound"],
+            "mean_score": ev["mean_score"],
+            "ctr": ev["ctr"],
+            "calibration": ev["calibration"],
+            "windows": ev["windows"],
+            "slices": ev["slices"],
+            "evaluation_s": self.evaluation_s,
         }
 
     def _report(self, final: bool) -> None:
@@ -99,3 +130,5 @@ class RunProgress:
         self._dead.close()
         self._report(final=True)
         self._log.close()
+        if self.metrics is not None:
+            self.metrics.stop()

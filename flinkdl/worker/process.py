@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -67,6 +68,12 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
         from flinkdl.ps.sync import PsSync
 
         ps = PsSync(model, cfg.ps, layout.buckets)
+    metrics = None
+    if cfg.metrics.enabled:  # /metrics of this worker (subtask from the supervisor's environment)
+        from flinkdl.metrics.exporter import WorkerMetrics
+
+        metrics = WorkerMetrics(cfg, int(os.environ.get("FLINKDL_SUBTASK", "0")))
+        metrics.endpoint.start()
     with tf.device(cfg.worker.device):
         out = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         out.connect(out_path)
@@ -77,8 +84,11 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
         for event_id, label, ids, dense in feature_dataset(tf, layout, in_endpoint):
             if ps is not None:
                 ps.before_step(ids.numpy())
+            t0 = time.perf_counter()
             scores = model.predict_then_train(ids, dense, label)
             n = len(label)
+            if metrics is not None:
+                metrics.step(time.perf_counter() - t0, n, model.version)
             writer.write_batch(pa.record_batch(
                 [event_id.numpy(), scores.numpy(), label.numpy(), np.full(n, model.version, np.int64)],
                 schema=PREDICTION_SCHEMA))

@@ -12,6 +12,7 @@ Flink's restart strategy takes over.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,8 @@ class WorkerSupervisor:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "flinkdl.worker", self.cfg.model_dump_json(),
                  self._channel.in_endpoint, self._channel.out_path],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                env={**os.environ, "FLINKDL_SUBTASK": str(self.subtask)})
         try:
             self._channel.accept(self.cfg.worker.start_timeout_s, alive=self.alive)
         except ExchangeClosed as e:

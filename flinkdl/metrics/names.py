@@ -1,0 +1,40 @@
+"""Every Prometheus metric name flinkdl exports, in one place (dashboards and alert rules use these).
+
+All carry the labels ``job``, ``model`` and ``subtask``. Sink metrics come from the evaluator
+process (``EvaluateAndSink``, subtask 0), worker metrics from each TF worker, PS metrics from
+the parameter-server client (names defined here for ``flinkdl/ps``; see :class:`PSMetrics`).
+"""
+
+from __future__ import annotations
+
+BASE_LABELS = ("job", "model", "subtask")
+
+# sink / evaluator
+AUC_WINDOW = "flinkdl_auc_window"                    # gauge, + label window (exact, None -> NaN)
+AUC_CUMULATIVE = "flinkdl_auc_cumulative"            # gauge (bounded-memory binned AUC)
+AUC_ERROR_BOUND = "flinkdl_auc_cumulative_error_bound"  # gauge: |auc - exact| <= this
+LOGLOSS = "flinkdl_logloss"                          # gauge, cumulative
+MEAN_SCORE = "flinkdl_mean_score"                    # gauge: mean prediction
+OBSERVED_CTR = "flinkdl_observed_ctr"                # gauge: mean label
+CALIBRATION = "flinkdl_calibration"                  # gauge: mean_score / observed_ctr
+SLICE_AUC = "flinkdl_slice_auc_cumulative"           # gauge, + label slice
+SLICE_LOGLOSS = "flinkdl_slice_logloss"              # gauge, + label slice
+SLICE_CALIBRATION = "flinkdl_slice_calibration"      # gauge, + label slice
+EVENTS_IN = "flinkdl_events_in"                      # counter (_total): raw events reaching the sink
+EVENTS_TRAINED = "flinkdl_events_trained"            # counter (_total): predicted-then-trained
+EVENTS_PER_SECOND = "flinkdl_events_per_second"      # gauge: between the last two reports
+DEAD_LETTERS = "flinkdl_dead_letters"                # counter (_total), + label reason
+MODEL_VERSION = "flinkdl_model_version"              # gauge: latest model version seen
+
+# TF worker
+WORKER_BATCH_SECONDS = "flinkdl_worker_batch_seconds"  # histogram: one predict_then_train step
+WORKER_EVENTS = "flinkdl_worker_events"                # counter (_total)
+WORKER_MODEL_VERSION = "flinkdl_worker_model_version"  # gauge
+
+# parameter server (client side)
+PS_PUSH_SECONDS = "flinkdl_ps_push_seconds"          # histogram
+PS_PULL_SECONDS = "flinkdl_ps_pull_seconds"          # histogram
+PS_LAG_VERSIONS = "flinkdl_ps_lag_versions"          # gauge: PS version - version the worker holds
+PS_VERSION = "flinkdl_ps_version"                    # gauge: latest committed PS version
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -1,0 +1,119 @@
+"""The /metrics endpoints (real HTTP servers on free ports) and the evaluation/metrics config."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from pydantic import ValidationError
+
+from flinkdl.config.schema import EvaluationConfig, JobConfig, WindowConfig
+from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.metrics import names
+from flinkdl.metrics.exporter import MetricsEndpoint, PSMetrics, WorkerMetrics
+from flinkdl.pipeline.progress import RunProgress
+
+
+def scrape(target_file: Path) -> str:
+    target = json.loads(target_file.read_text())[0]["targets"][0]
+    with urllib.request.urlopen(f"http://{target}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(f"{name} {labels} not in scrape")
+
+
+def cfg_for(tmp_path: Path, **evaluation) -> JobConfig:
+    return JobConfig.model_validate({
+        "job": {"run_dir": str(tmp_path), "name": "t", "report_every_s": 1e-9},
+        "metrics": {"enabled": True, "port": 0},
+        "evaluation": {"cumulative_bins": 4096, **evaluation}})
+
+
+def test_sink_exports_evaluation_counters_and_dead_letters(tmp_path: Path) -> None:
+    progress = RunProgress(cfg_for(tmp_path, windows=[{"kind": "sliding_count", "size": 100}]))
+    try:
+        rng = np.random.default_rng(0)
+        y = (rng.random(500) < 0.3).astype(np.float32)
+        s = np.clip(0.3 * y + rng.random(500) * 0.7, 0, 1).astype(np.float32)
+        preds = pa.record_batch([np.arange(500), s, y, np.full(500, 7, np.int64)], schema=PREDICTION_SCHEMA)
+        dead = b'{"reason": "not_numeric"}\n{"reason": "not_numeric"}\n'
+        progress.update(502, preds, dead)
+        text = scrape(tmp_path / "prometheus" / "sink-0.json")
+    finally:
+        progress.finish()
+    base = {"job": "t", "model": "deepfm", "subtask": "0"}
+    assert sample(text, names.AUC_CUMULATIVE, **base) == pytest.approx(progress.evaluator.get()["auc"])
+    assert sample(text, names.AUC_WINDOW, window="sliding_count_100") == pytest.approx(
+        progress.evaluator.get()["windows"]["sliding_count_100"]["auc"])
+    assert sample(text, names.EVENTS_IN + "_total", **base) == 502
+    assert sample(text, names.DEAD_LETTERS + "_total", reason="not_numeric") == 2
+    assert sample(text, names.DEAD_LETTERS + "_total", reason="bad_id") == 0  # known reasons start at 0
+    assert sample(text, names.MODEL_VERSION, **base) == 7
+    assert sample(text, names.CALIBRATION, **base) == pytest.approx(s.mean() / y.mean(), rel=1e-5)
+
+
+def test_undefined_auc_is_nan_not_half(tmp_path: Path) -> None:
+    progress = RunProgress(cfg_for(tmp_path))
+    try:
+        preds = pa.record_batch([np.arange(10), np.full(10, 0.2, np.float32), np.zeros(10, np.float32),
+                                 np.zeros(10, np.int64)], schema=PREDICTION_SCHEMA)
+        progress.update(10, preds, b"")
+        text = scrape(tmp_path / "prometheus" / "sink-0.json")
+    finally:
+        progress.finish()
+    assert np.isnan(sample(text, names.AUC_CUMULATIVE))
+
+
+def test_worker_and_ps_metrics_on_one_endpoint(tmp_path: Path) -> None:
+    cfg = cfg_for(tmp_path)
+    w = WorkerMetrics(cfg, subtask=3)
+    ps = PSMetrics(w.endpoint)
+    w.endpoint.start()
+    try:
+        w.step(0.004, 4096, 12)
+        ps.push_seconds.observe(0.002)
+        ps.observe_versions(ps_version=15, local_version=12)
+        text = scrape(tmp_path / "prometheus" / "worker-3.json")
+    finally:
+        w.endpoint.stop()
+    assert sample(text, names.WORKER_EVENTS + "_total", subtask="3") == 4096
+    assert sample(text, names.WORKER_BATCH_SECONDS + "_count") == 1
+    assert sample(text, names.PS_LAG_VERSIONS) == 3 and sample(text, names.PS_VERSION) == 15
+
+
+def test_port_zero_picks_a_free_port_and_writes_file_sd(tmp_path: Path) -> None:
+    a, b = MetricsEndpoint(cfg_for(tmp_path), "x", 0), MetricsEndpoint(cfg_for(tmp_path), "x", 1)
+    try:
+        assert a.start() != b.start() and a.port > 0
+        sd = json.loads(a.target_file.read_text())
+        assert sd == [{"targets": [f"127.0.0.1:{a.port}"], "labels": {"component": "x"}}]
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"kind": "sliding_count", "size_s": 5}, "needs 'size'"),
+    ({"kind": "tumbling_time", "size": 5}, "needs 'size_s'"),
+    ({"kind": "hopping", "size": 5}, "kind"),
+])
+def test_window_config_errors(bad: dict, match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        WindowConfig.model_validate(bad)
+
+
+def test_time_windows_need_a_timestamp_and_names_are_unique() -> None:
+    with pytest.raises(ValidationError, match="features.timestamp"):
+        JobConfig.model_validate({"features": {"timestamp": None, "numeric": ["x"]},
+                                  "evaluation": {"windows": [{"kind": "sliding_time", "size_s": 10}]}})
+    with pytest.raises(ValidationError, match="duplicate"):
+        EvaluationConfig(windows=[{"kind": "sliding_count", "size": 5}, {"kind": "sliding_count", "size": 5}])
