@@ -127,15 +127,16 @@ class SinkMetrics:
 
 
 class WorkerMetrics:
-    """A TF worker's step latency, events and model version."""
+    """A TF worker's step latency, events and model version (and its PS client's, ``with_ps``)."""
 
-    def __init__(self, cfg: JobConfig, subtask: int) -> None:
+    def __init__(self, cfg: JobConfig, subtask: int, with_ps: bool = False) -> None:
         port = cfg.metrics.port + 1 + subtask if cfg.metrics.port else 0
         self.endpoint = e = MetricsEndpoint(cfg, "worker", subtask, port)
         self.batch_seconds = e.histogram(n.WORKER_BATCH_SECONDS, "predict_then_train step time").labels(
             **e.labels)
         self.events = e.counter(n.WORKER_EVENTS, "Events trained by this worker").labels(**e.labels)
         self.version = e.gauge(n.WORKER_MODEL_VERSION, "Model version of this worker").labels(**e.labels)
+        self.ps = PSMetrics(e) if with_ps else None
 
     def step(self, seconds: float, events: int, version: int) -> None:
         self.batch_seconds.observe(seconds)
@@ -144,15 +145,21 @@ class WorkerMetrics:
 
 
 class PSMetrics:
-    """Parameter-server client metrics, registered on an existing endpoint (a worker's)."""
+    """Parameter-server client metrics of one worker, registered on its endpoint."""
 
     def __init__(self, endpoint: MetricsEndpoint) -> None:
         lb = endpoint.labels
-        self.push_seconds = endpoint.histogram(n.PS_PUSH_SECONDS, "PS push latency").labels(**lb)
-        self.pull_seconds = endpoint.histogram(n.PS_PULL_SECONDS, "PS pull latency").labels(**lb)
-        self.lag = endpoint.gauge(n.PS_LAG_VERSIONS, "PS version minus the worker's").labels(**lb)
-        self.version = endpoint.gauge(n.PS_VERSION, "Latest committed PS version").labels(**lb)
+        self.pull_seconds = endpoint.histogram(n.PS_PULL_SECONDS, "PS pull of newly touched rows").labels(**lb)
+        self.push_seconds = endpoint.histogram(n.PS_PUSH_SECONDS, "PS sync: push deltas, refresh").labels(**lb)
+        self.lag = endpoint.gauge(n.PS_LAG_BATCHES, "Batches trained locally, not yet pushed").labels(**lb)
+        self.syncs = endpoint.counter(n.PS_SYNCS, "Pushes to the parameter server").labels(**lb)
+        self._synced_at = 0
+        self.lag.set(0)
 
-    def observe_versions(self, ps_version: int, local_version: int) -> None:
-        self.version.set(ps_version)
-        self.lag.set(max(0, ps_version - local_version))
+    def after_step(self, synced: bool, seconds: float, ps) -> None:
+        """After ``PsSync.after_step``: ``synced`` is its result, ``ps.batches`` its batch count."""
+        if synced:
+            self.push_seconds.observe(seconds)
+            self.syncs.inc()
+            self._synced_at = ps.batches
+        self.lag.set(ps.batches - self._synced_at)

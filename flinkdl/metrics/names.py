@@ -31,10 +31,10 @@ WORKER_BATCH_SECONDS = "flinkdl_worker_batch_seconds"  # histogram: one predict_
 WORKER_EVENTS = "flinkdl_worker_events"                # counter (_total)
 WORKER_MODEL_VERSION = "flinkdl_worker_model_version"  # gauge
 
-# parameter server (client side)
-PS_PUSH_SECONDS = "flinkdl_ps_push_seconds"          # histogram
-PS_PULL_SECONDS = "flinkdl_ps_pull_seconds"          # histogram
-PS_LAG_VERSIONS = "flinkdl_ps_lag_versions"          # gauge: PS version - version the worker holds
-PS_VERSION = "flinkdl_ps_version"                    # gauge: latest committed PS version
+# parameter server (client side, in each TF worker; flinkdl/ps/sync.py PsSync)
+PS_PULL_SECONDS = "flinkdl_ps_pull_seconds"          # histogram: before_step (pull of newly touched rows)
+PS_PUSH_SECONDS = "flinkdl_ps_push_seconds"          # histogram: a sync (push deltas + refresh)
+PS_LAG_BATCHES = "flinkdl_ps_lag_batches"            # gauge: batches trained locally, not yet pushed
+PS_SYNCS = "flinkdl_ps_syncs"                        # counter (_total): pushes to the PS
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

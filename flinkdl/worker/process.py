@@ -72,7 +72,7 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
     if cfg.metrics.enabled:  # /metrics of this worker (subtask from the supervisor's environment)
         from flinkdl.metrics.exporter import WorkerMetrics
 
-        metrics = WorkerMetrics(cfg, int(os.environ.get("FLINKDL_SUBTASK", "0")))
+        metrics = WorkerMetrics(cfg, int(os.environ.get("FLINKDL_SUBTASK", "0")), with_ps=ps is not None)
         metrics.endpoint.start()
     with tf.device(cfg.worker.device):
         out = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -82,9 +82,12 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
         sink.flush()
         steps = 0
         for event_id, label, ids, dense in feature_dataset(tf, layout, in_endpoint):
+            t0 = time.perf_counter()
             if ps is not None:
                 ps.before_step(ids.numpy())
-            t0 = time.perf_counter()
+                if metrics is not None:
+                    metrics.ps.pull_seconds.observe(time.perf_counter() - t0)
+                t0 = time.perf_counter()
             scores = model.predict_then_train(ids, dense, label)
             n = len(label)
             if metrics is not None:
@@ -95,7 +98,10 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
             sink.flush()
             steps += 1
             if ps is not None:
-                ps.after_step()
+                t1 = time.perf_counter()
+                synced = ps.after_step()
+                if metrics is not None:
+                    metrics.ps.after_step(synced, time.perf_counter() - t1, ps)
         if ps is not None:  # last push and a committed version; the report tells the runner
             from flinkdl.ps.local import FINAL_REPORT
 

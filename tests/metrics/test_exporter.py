@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from flinkdl.config.schema import EvaluationConfig, JobConfig, WindowConfig
 from flinkdl.features.layout import PREDICTION_SCHEMA
 from flinkdl.metrics import names
-from flinkdl.metrics.exporter import MetricsEndpoint, PSMetrics, WorkerMetrics
+from flinkdl.metrics.exporter import MetricsEndpoint, WorkerMetrics
 from flinkdl.pipeline.progress import RunProgress
 
 
@@ -75,19 +76,22 @@ def test_undefined_auc_is_nan_not_half(tmp_path: Path) -> None:
 
 def test_worker_and_ps_metrics_on_one_endpoint(tmp_path: Path) -> None:
     cfg = cfg_for(tmp_path)
-    w = WorkerMetrics(cfg, subtask=3)
-    ps = PSMetrics(w.endpoint)
+    w = WorkerMetrics(cfg, subtask=3, with_ps=True)
     w.endpoint.start()
     try:
         w.step(0.004, 4096, 12)
-        ps.push_seconds.observe(0.002)
-        ps.observe_versions(ps_version=15, local_version=12)
+        w.ps.pull_seconds.observe(0.002)
+        w.ps.after_step(False, 0.0, SimpleNamespace(batches=1))
+        w.ps.after_step(False, 0.0, SimpleNamespace(batches=2))
+        lag_before_sync = sample(scrape(tmp_path / "prometheus" / "worker-3.json"), names.PS_LAG_BATCHES)
+        w.ps.after_step(True, 0.03, SimpleNamespace(batches=3))
         text = scrape(tmp_path / "prometheus" / "worker-3.json")
     finally:
         w.endpoint.stop()
     assert sample(text, names.WORKER_EVENTS + "_total", subtask="3") == 4096
     assert sample(text, names.WORKER_BATCH_SECONDS + "_count") == 1
-    assert sample(text, names.PS_LAG_VERSIONS) == 3 and sample(text, names.PS_VERSION) == 15
+    assert lag_before_sync == 2 and sample(text, names.PS_LAG_BATCHES) == 0
+    assert sample(text, names.PS_SYNCS + "_total") == 1 and sample(text, names.PS_PUSH_SECONDS + "_count") == 1
 
 
 def test_port_zero_picks_a_free_port_and_writes_file_sd(tmp_path: Path) -> None:
