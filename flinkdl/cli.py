@@ -56,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", metavar="RUN_DIR", help="a job's run directory (job.run_dir)")
     rep.add_argument("--out", default="auc.png", help="PNG to write (default: auc.png)")
     rep.set_defaults(func=_cmd_report)
+    from flinkdl.cluster.cli import register as add_cluster_parsers
+
+    add_cluster_parsers(sub)
     from flinkdl.kafka_cli import add_parsers as add_kafka_parsers
 
     add_kafka_parsers(sub)

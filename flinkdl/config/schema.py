@@ -278,6 +278,8 @@ class JobSection(Strict):
     report_every_s: float = Field(2.0, gt=0)
     python_execution_mode: Literal["process", "thread"] = "process"
     checkpoint_interval_s: float | None = Field(None, gt=0, description="null = no checkpoints")
+    bundle_size: int = Field(1000, ge=1, description="batches per PyFlink bundle (a checkpoint waits for it)")
+    bundle_time_ms: int = Field(100, ge=1, description="max time a bundle stays open")
     checkpoint_dir: Path | None = Field(None, description="retained checkpoints go here (null: Flink default)")
     restore_from: Path | None = Field(None, description="start from this checkpoint/savepoint directory")
 

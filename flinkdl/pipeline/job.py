@@ -39,8 +39,8 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
     conf.set_string("python.execution-mode", cfg.job.python_execution_mode)
     # Each element is a whole batch: a bundle of a few hundred of them bounds the latency to
     # 100 ms while amortising Beam's per-bundle round trip (bundle size 1 halved throughput).
-    conf.set_string("python.fn-execution.bundle.size", "1000")
-    conf.set_string("python.fn-execution.bundle.time", "100")
+    conf.set_string("python.fn-execution.bundle.size", str(cfg.job.bundle_size))
+    conf.set_string("python.fn-execution.bundle.time", str(cfg.job.bundle_time_ms))
     if cfg.metrics.enabled and cfg.metrics.flink_port:  # Flink's own metrics (bundled reporter plugin)
         conf.set_string("metrics.reporter.prom.factory.class",
                         "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
