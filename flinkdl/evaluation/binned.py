@@ -59,19 +59,7 @@ class BinnedAUC(Metric):
     def get(self) -> float | None:
         if self._fresh:
             return self._value
-        neg, pos = self._counts[:, 0], self._counts[:, 1]
-        n_neg, n_pos = int(neg.sum()), int(pos.sum())
-        self._value = self._bound = None
-        if n_neg and n_pos:
-            below = np.cumsum(neg) - neg
-            if 2 * n_pos * n_neg < 2**63:
-                twice = int(np.dot(pos, 2 * below + neg))
-            else:
-                twice = float(np.dot(pos.astype(np.float64), (2 * below + neg).astype(np.float64)))
-            spread = self._lo < self._hi
-            tied = float(np.dot(pos[spread].astype(np.float64), neg[spread].astype(np.float64)))
-            self._value = twice / (2 * n_pos * n_neg)
-            self._bound = tied / (2 * n_pos * n_neg)
+        self._value, self._bound = auc_from_bins(self._counts[:, 0], self._counts[:, 1], self._lo, self._hi)
         self._fresh = True
         return self._value
 
@@ -84,3 +72,18 @@ class BinnedAUC(Metric):
     @property
     def nbytes(self) -> int:
         return self._counts.nbytes + self._lo.nbytes + self._hi.nbytes
+
+
+def auc_from_bins(neg: np.ndarray, pos: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float | None, float | None]:
+    """``(AUC, error bound)`` from per-bin counts and score ranges; ``(None, None)`` with one class."""
+    n_neg, n_pos = int(neg.sum()), int(pos.sum())
+    if not (n_neg and n_pos):
+        return None, None
+    below = np.cumsum(neg) - neg
+    if 2 * n_pos * n_neg < 2**63:
+        twice = int(np.dot(pos, 2 * below + neg))
+    else:
+        twice = float(np.dot(pos.astype(np.float64), (2 * below + neg).astype(np.float64)))
+    spread = lo < hi
+    tied = float(np.dot(pos[spread].astype(np.float64), neg[spread].astype(np.float64)))
+    return twice / (2 * n_pos * n_neg), tied / (2 * n_pos * n_neg)
