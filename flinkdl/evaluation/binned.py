@@ -7,8 +7,8 @@ in ``[0, 1]``. So the reported AUC is within
 
     ``error_bound = sum over bins with lo < hi of pos_b * neg_b / (2 * P * N)``
 
-of the exact AUC (bins holding one distinct score are exact ties, they add nothing). With the
-default 2**20 bins (width ~1e-6, 24 MiB) a click model's bound is ~1e-6; a stream whose scores
+of the exact AUC (bins holding one distinct score are exact ties, they add nothing). With 2**18
+bins (width ~4e-6, 6 MiB; the config default) a click model's bound is ~4e-6, with 2**20 ~1e-6; a stream whose scores
 crowd one bin reports a large bound rather than a wrong small one.
 
 >>> import numpy as np
