@@ -78,3 +78,17 @@ def test_table_ddl_maps_offsets_and_escapes_quotes():
 def test_csv_source_needs_columns():
     with pytest.raises(ValueError, match="columns"):
         KafkaSourceConfig(bootstrap_servers="b:1", topic="t", format="csv")
+
+
+def test_produce_cli_replays_a_tsv_file_with_a_limit(kafka_broker, tmp_path):
+    from flinkdl.cli import main
+    from flinkdl.produce import file_batches, read_topic
+
+    path = tmp_path / "x.inter"
+    path.write_text("event_id\tlabel\tc\n" + "".join(f"{i}\t{i % 2}\t{i * 7}\n" for i in range(50)))
+    assert [b.num_rows for b in file_batches(path, batch_size=20, limit=45)] == [20, 20, 5]
+    assert main(["produce", "--bootstrap", kafka_broker.bootstrap, "--topic", "from-file", "--file", str(path),
+                 "--format", "csv", "--limit", "30", "--quiet"]) == 0
+    msgs = read_topic(kafka_broker.bootstrap, "from-file", expect=30)
+    assert [m.key() for m in msgs] == [str(i).encode() for i in range(30)]
+    assert msgs[3].value() == b"3,1,21"
