@@ -3,14 +3,19 @@ stop with a savepoint, resume from it, stop. One module, one cluster: each step 
 
 import json
 import socket
+import subprocess
 import time
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
+import yaml
 
 from flinkdl.cluster.rest import FlinkRestError
 from flinkdl.cluster.standalone import PROJECT_ROOT, LocalCluster
 from flinkdl.sinks.predictions import read_predictions
+from tests.deploy.promql import PROMETHEUS, panel_queries
 
 pytestmark = pytest.mark.e2e
 
@@ -71,3 +76,50 @@ def test_submit_stop_with_savepoint_and_resume(cluster, tmp_path):
 def test_rest_errors_are_clear(cluster):
     with pytest.raises(FlinkRestError, match="HTTP 404"):
         cluster.rest.job("0" * 32)
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus missing: apt-get install -y prometheus")
+def test_flink_dashboard_panels_get_data_from_the_cluster_reporter(cluster, tmp_path):
+    """The two Flink panels of the Grafana dashboard, fed by Flink's own Prometheus reporter
+    (deploy/flink/config.yaml: JobManager and TaskManager on 9249-9259) and scraped by a real
+    Prometheus while a checkpointing job runs on the cluster."""
+    job = cluster.submit(PROJECT_ROOT / "jobs" / "click_stream.yaml",
+                         ["source.generator.events=null", f"job.run_dir={tmp_path}/run", "sinks.predictions=null",
+                          "model.name=lr", "model.dense_optimizer=null", "job.checkpoint_interval_s=1",
+                          "job.bundle_size=10"])
+    cluster.rest.wait_for_state(job, {"RUNNING"})
+    port = _free_port()
+    conf = {"global": {"scrape_interval": "1s"},
+            "scrape_configs": [{"job_name": "flink", "static_configs": [
+                {"targets": [f"127.0.0.1:{p}" for p in range(9249, 9253)]}]}]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(conf))
+    prom = subprocess.Popen([PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        pending = {t: f"({e}) == ({e})" for t, e in panel_queries() if t.startswith("Flink")}
+        assert len(pending) == 2
+        deadline = time.time() + 180
+        while pending and time.time() < deadline:
+            pending = {t: e for t, e in pending.items() if not _query(port, e)}
+            time.sleep(1)
+        assert not pending, f"Flink panels without data: {pending}"
+    finally:
+        prom.terminate()
+        prom.wait(30)
+        cluster.rest.stop_with_savepoint(job, str(tmp_path / "savepoints"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _query(port: int, expr: str) -> list:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.load(r)["data"]["result"]
+    except OSError:  # Prometheus still starting
+        return []
