@@ -37,4 +37,10 @@ PS_PUSH_SECONDS = "flinkdl_ps_push_seconds"          # histogram: a sync (push d
 PS_LAG_BATCHES = "flinkdl_ps_lag_batches"            # gauge: batches trained locally, not yet pushed
 PS_SYNCS = "flinkdl_ps_syncs"                        # counter (_total): pushes to the PS
 
+# parameter server (server side, flinkdl ps serve --metrics-port; flinkdl/ps/metrics.py)
+PS_SERVER_REQUEST_SECONDS = "flinkdl_ps_server_request_seconds"  # histogram, + label op
+PS_SERVER_ROWS = "flinkdl_ps_server_rows"            # counter (_total), + label op (push, pull)
+PS_SERVER_REFUSED = "flinkdl_ps_server_refused"      # counter (_total), + label op
+PS_SERVER_VERSION = "flinkdl_ps_server_version"      # gauge: last committed version
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -12,7 +12,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get("FLINKDL_PS_TOKEN") or None
     server = build_server(args.host, args.port, args.checkpoint_dir, token, args.shards, args.tls_cert,
-                          args.tls_key, args.retain, args.compact_after)
+                          args.tls_key, args.retain, args.compact_after, args.metrics_port)
     serve_forever(server)
     os._exit(0)  # Flight/gRPC threads may still hold a client's stream: committed state is on disk
 
@@ -44,6 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="directory or pyarrow filesystem URI for versions (none = in memory, no commits)")
     s.add_argument("--token", default=None, help="refuse calls without this token (or FLINKDL_PS_TOKEN)")
     s.add_argument("--shards", type=int, default=1)
+    s.add_argument("--metrics-port", type=int, default=None, metavar="P",
+                   help="serve Prometheus /metrics on this port (same host as --host); default off")
     s.add_argument("--tls-cert", default=None, metavar="PEM")
     s.add_argument("--tls-key", default=None, metavar="PEM")
     s.add_argument("--retain", type=int, default=5, help="committed versions kept")

@@ -16,6 +16,7 @@ enabled by passing a certificate and key.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -67,26 +68,38 @@ class PsFlightServer(flight.FlightServerBase):
     """Flight server over a :class:`ParameterService`."""
 
     def __init__(self, service: ParameterService, location: str, token: str | None = None,
-                 tls_certificates: list[tuple[bytes, bytes]] | None = None) -> None:
+                 tls_certificates: list[tuple[bytes, bytes]] | None = None, metrics=None) -> None:
         middleware = {"auth": TokenAuthFactory(token)} if token else {}
         super().__init__(location, middleware=middleware, tls_certificates=tls_certificates or [])
         self.service = service
+        self.metrics = metrics  # flinkdl.ps.metrics.ServerMetrics or None
 
     # ------------------------------------------------------------------ push
 
     def do_put(self, context, descriptor, reader, writer):
-        try:
-            cmd = json.loads(descriptor.command)
-            if cmd.get("op") != "push":
-                raise PsError(f"unknown DoPut op {cmd.get('op')!r} (known: push)")
-            parts = [batch_rows(chunk.data) for chunk in reader]  # each batch: zero-copy numpy views
-            self.service.push_many(cmd["table"], int(cmd.get("shard", 0)), parts)
-        except (PsError, ValueError, KeyError, pa.ArrowInvalid) as e:
-            raise _refuse(e) from e
+        with self._timed("push") as m:
+            try:
+                cmd = json.loads(descriptor.command)
+                if cmd.get("op") != "push":
+                    raise PsError(f"unknown DoPut op {cmd.get('op')!r} (known: push)")
+                chunks = [chunk.data for chunk in reader]
+                parts = [batch_rows(c) for c in chunks]  # each batch: zero-copy numpy views
+                self.service.push_many(cmd["table"], int(cmd.get("shard", 0)), parts)
+                m["rows"] = sum(c.num_rows for c in chunks)
+            except (PsError, ValueError, KeyError, pa.ArrowInvalid) as e:
+                raise _refuse(e) from e
 
     # ------------------------------------------------------------------ pull
 
     def do_get(self, context, ticket):
+        with self._timed("pull") as m:
+            ids, rows, exists = self._pull(ticket)
+            m["rows"] = len(ids)
+        gen = pull_batches(ids, rows, exists)
+        first = next(gen)
+        return flight.GeneratorStream(first.schema, _chain(first, gen))
+
+    def _pull(self, ticket):
         try:
             raw = ticket.ticket
             head, _, body = raw.partition(b"\n")
@@ -96,12 +109,9 @@ class PsFlightServer(flight.FlightServerBase):
                 ids = None
             elif ids is None:
                 ids = np.zeros(0, np.int64)
-            ids, rows, exists = self.service.pull(cmd["table"], int(cmd.get("shard", 0)), ids, cmd.get("version"))
+            return self.service.pull(cmd["table"], int(cmd.get("shard", 0)), ids, cmd.get("version"))
         except (PsError, ValueError, KeyError) as e:
             raise _refuse(e) from e
-        gen = pull_batches(ids, rows, exists)
-        first = next(gen)
-        return flight.GeneratorStream(first.schema, _chain(first, gen))
 
     # ------------------------------------------------------------------ actions
 
@@ -110,6 +120,16 @@ class PsFlightServer(flight.FlightServerBase):
                                  "dense_get", "commit", "versions", "rollback")]
 
     def do_action(self, context, action):
+        with self._timed(action.type):
+            out = self._action(action)
+        if action.type in ("commit", "rollback") and self.metrics is not None:
+            self.metrics.version.set(json.loads(out[0]).get("version", 0) or 0)
+        return out
+
+    def _timed(self, op: str):
+        return self.metrics.timed(op) if self.metrics is not None else contextlib.nullcontext({"rows": 0})
+
+    def _action(self, action):
         kind, body = action.type, action.body.to_pybytes() if action.body else b""
         svc = self.service
         try:
@@ -149,7 +169,8 @@ def _chain(first, rest):
 
 def build_server(host: str = "127.0.0.1", port: int = 0, checkpoint_dir: str | None = None,
                  token: str | None = None, shards: int = 1, tls_cert: str | None = None,
-                 tls_key: str | None = None, retain: int = 5, compact_after: int = 8) -> PsFlightServer:
+                 tls_key: str | None = None, retain: int = 5, compact_after: int = 8,
+                 metrics_port: int | None = None) -> PsFlightServer:
     """A started server (Flight serves from the constructor); ``server.port`` is the bound port."""
     ckpt = CheckpointStore(checkpoint_dir, shards, retain, compact_after) if checkpoint_dir else None
     service = ParameterService(shards, ckpt)
@@ -161,7 +182,12 @@ def build_server(host: str = "127.0.0.1", port: int = 0, checkpoint_dir: str | N
         with open(tls_cert, "rb") as c, open(tls_key, "rb") as k:
             certs = [(c.read(), k.read())]
         scheme = "grpc+tls"
-    return PsFlightServer(service, f"{scheme}://{host}:{port}", token, certs)
+    metrics = None
+    if metrics_port is not None:
+        from flinkdl.ps.metrics import ServerMetrics
+
+        metrics = ServerMetrics(metrics_port, host)
+    return PsFlightServer(service, f"{scheme}://{host}:{port}", token, certs, metrics)
 
 
 def serve_forever(server: PsFlightServer, announce: bool = True, grace_s: float = 10.0) -> None:
