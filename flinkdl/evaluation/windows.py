@@ -28,6 +28,13 @@ from flinkdl.evaluation.base import Metric, as_batch
 from flinkdl.evaluation.metrics import auc_from_arrays
 
 
+def _timed_batch(y_true, y_score, ts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`as_batch` plus the event times (ms, float64) an event-time window needs."""
+    pos, s = as_batch(y_true, y_score)
+    if ts is None:
+        raise ValueError("a time window needs event times (ts)")
+    return pos, s, np.asarray(ts, np.float64).reshape(-1)
+
 class WindowAUC(Metric):
     """Base of the window metrics: ``update(y_true, y_score, ts=None)``; ``ts`` in ms for time windows."""
 
@@ -89,12 +96,9 @@ class SlidingTimeAUC(WindowAUC):
         self._fresh = True
 
     def update(self, y_true: np.ndarray, y_score: np.ndarray, ts: np.ndarray | None = None) -> None:
-        pos, s = as_batch(y_true, y_score)
-        if ts is None:
-            raise ValueError("a time window needs event times (ts)")
+        pos, s, ts = _timed_batch(y_true, y_score, ts)
         if not s.size:
             return
-        ts = np.asarray(ts, np.float64).reshape(-1)
         self._latest = max(self._latest, float(ts.max()))
         self._batches.append((ts, pos, s))
         cutoff = self._latest - self.size_ms
@@ -168,12 +172,10 @@ class TumblingTimeAUC(WindowAUC):
         self.last_window_end_ms: float | None = None
 
     def update(self, y_true: np.ndarray, y_score: np.ndarray, ts: np.ndarray | None = None) -> None:
-        pos, s = as_batch(y_true, y_score)
-        if ts is None:
-            raise ValueError("a time window needs event times (ts)")
+        pos, s, ts = _timed_batch(y_true, y_score, ts)
         if not s.size:
             return
-        w = np.floor_divide(np.asarray(ts, np.float64).reshape(-1), self.size_ms).astype(np.int64)
+        w = np.floor_divide(ts, self.size_ms).astype(np.int64)
         if self._max_window is not None:
             late = w < self._max_window
             self.late += int(late.sum())
