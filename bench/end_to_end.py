@@ -68,14 +68,21 @@ def main() -> None:
                      "ceiling_auc": ceiling["auc"], "ratio": job["rows_per_s"] / ceiling["rows_per_s"],
                      "job_elapsed_s": job["elapsed_s"]})
         print(json.dumps(rows[-1]), flush=True)
-    print("\n| model | events | job ev/s | raw-TF ceiling ev/s | job / ceiling | job AUC | ceiling AUC |")
-    print("|---|---|---|---|---|---|---|")
+    report(rows, ["model", "events", "job ev/s", "raw-TF ceiling ev/s", "job / ceiling", "job AUC", "ceiling AUC"],
+           lambda r: [r["model"], f"{r['events']:,}", f"{r['job_rows_per_s']:,.0f}",
+                      f"{r['ceiling_rows_per_s']:,.0f}", f"{r['ratio']:.2f}", f"{r['job_auc']:.4f}",
+                      f"{r['ceiling_auc']:.4f}"], args.json)
+
+
+def report(rows: list[dict], headers: list[str], cells, json_path: str | None) -> None:
+    """Print ``rows`` as a Markdown table (``cells(row)`` → strings) and the machine; dump JSON."""
+    print("\n| " + " | ".join(headers) + " |")
+    print("|" + "---|" * len(headers))
     for r in rows:
-        print(f"| {r['model']} | {r['events']:,} | {r['job_rows_per_s']:,.0f} | {r['ceiling_rows_per_s']:,.0f} | "
-              f"{r['ratio']:.2f} | {r['job_auc']:.4f} | {r['ceiling_auc']:.4f} |")
+        print("| " + " | ".join(cells(r)) + " |")
     print(f"\nmachine: {os.cpu_count()} cores")
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump(rows, f, indent=2)
 
 

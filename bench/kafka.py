@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ def main() -> None:
     args = p.parse_args()
 
     import tensorflow as tf
-    from end_to_end import featurized  # bench/, beside this file
+    from end_to_end import featurized, report  # bench/, beside this file
     from raw_tf import raw_tf_ceiling
 
     from flinkdl import broker
@@ -79,19 +78,12 @@ def main() -> None:
                     "job_auc": job["auc"], "ceiling_rows_per_s": ceiling["rows_per_s"], "ceiling_auc": ceiling["auc"],
                     "ratio": job["rows_per_s"] / ceiling["rows_per_s"], "job_elapsed_s": job["elapsed_s"]})
                 print(json.dumps(rows[-1]), flush=True)
-    print("\n| model | messages | events | job ev/s | predictions topic ev/s | raw-TF ceiling ev/s | "
-          "job / ceiling | predictions back | job AUC | ceiling AUC |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        kind = f"Arrow ({args.arrow_batch} ev/msg)" if r["format"] == "arrow" else f"{r['format']} rows"
-        print(f"| {r['model']} | {kind} | {r['events']:,} | {r['job_rows_per_s']:,.0f} | "
-              f"{r['topic_rows_per_s']:,.0f} | {r['ceiling_rows_per_s']:,.0f} | {r['ratio']:.2f} | "
-              f"{r['distinct_keys_out']:,} | {r['job_auc']:.4f} | {r['ceiling_auc']:.4f} |")
-    print(f"\nmachine: {os.cpu_count()} cores")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
-
+    report(rows, ["model", "messages", "events", "job ev/s", "predictions topic ev/s", "raw-TF ceiling ev/s",
+                  "job / ceiling", "predictions back", "job AUC", "ceiling AUC"],
+           lambda r: [r["model"], f"Arrow ({args.arrow_batch} ev/msg)" if r["format"] == "arrow" else f"{r['format']} rows",
+                      f"{r['events']:,}", f"{r['job_rows_per_s']:,.0f}", f"{r['topic_rows_per_s']:,.0f}",
+                      f"{r['ceiling_rows_per_s']:,.0f}", f"{r['ratio']:.2f}", f"{r['distinct_keys_out']:,}",
+                      f"{r['job_auc']:.4f}", f"{r['ceiling_auc']:.4f}"], args.json)
 
 if __name__ == "__main__":
     main()
