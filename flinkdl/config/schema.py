@@ -36,6 +36,8 @@ class GeneratorConfig(Strict):
     drift_at: int = Field(500_000, ge=0, description="event index where the hidden model drifts")
     start_ts_ms: int = 1_700_000_000_000
     events_per_s: float = Field(1000.0, gt=0, description="event-time rate (timestamps), not a throttle")
+    max_rate_per_s: float | None = Field(None, gt=0, description="throttle to this many events per second "
+                                         "of wall time (demos, soak and fault tests); null = as fast as it goes")
 
 
 class DirectoryConfig(Strict):
@@ -240,6 +242,8 @@ class PsConfig(Strict):
     connect_timeout_s: float = Field(30.0, ge=0)
     start_local: bool = Field(True, description="flinkdl run starts a local server if none answers")
     checkpoint_dir: str = Field("runs/ps", description="versions of a server started by flinkdl run")
+    retain: int = Field(50, ge=1, description="versions a server started by flinkdl run keeps; exactly-once "
+                        "needs the version of the last Flink checkpoint among them (docs/EXACTLY_ONCE.md)")
 
 
 # --------------------------------------------------------------------------- sinks / job
@@ -277,11 +281,19 @@ class JobSection(Strict):
     run_dir: Path = Path("runs/latest")
     report_every_s: float = Field(2.0, gt=0)
     python_execution_mode: Literal["process", "thread"] = "process"
+    python_harness: Literal["loopback", "process"] = Field(
+        "loopback", description="mini-cluster only: run the Python operators in the client process (PyFlink's "
+        "default) or each task in its own harness process, as on a cluster (docs/STACK_NOTES.md)")
     checkpoint_interval_s: float | None = Field(None, gt=0, description="null = no checkpoints")
     bundle_size: int = Field(1000, ge=1, description="batches per PyFlink bundle (a checkpoint waits for it)")
     bundle_time_ms: int = Field(100, ge=1, description="max time a bundle stays open")
     checkpoint_dir: Path | None = Field(None, description="retained checkpoints go here (null: Flink default)")
     restore_from: Path | None = Field(None, description="start from this checkpoint/savepoint directory")
+    exactly_once: bool = Field(False, description="model and evaluation state exactly-once with respect to "
+                               "Flink checkpoints (docs/EXACTLY_ONCE.md); needs ps.enabled and checkpoints")
+    snapshot_every_s: float = Field(5.0, gt=0, description="exactly-once: evaluator snapshot interval")
+    restart_attempts: int = Field(5, ge=0, description="Flink fixed-delay restart strategy: attempts")
+    restart_delay_s: float = Field(1.0, ge=0, description="... and the delay between them")
 
 
 class WindowConfig(Strict):
@@ -347,6 +359,19 @@ class JobConfig(Strict):
     ps: PsConfig = PsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     metrics: MetricsConfig = MetricsConfig()
+
+    @model_validator(mode="after")
+    def _exactly_once_needs(self) -> JobConfig:
+        if not self.job.exactly_once:
+            return self
+        if not self.ps.enabled:
+            raise ValueError("job.exactly_once: true needs ps.enabled: true (the model state lives on the PS)")
+        if self.job.checkpoint_interval_s is None:
+            raise ValueError("job.exactly_once: true needs job.checkpoint_interval_s (got null)")
+        if self.job.parallelism != 1:
+            raise ValueError(f"job.exactly_once: true needs job.parallelism: 1 (got {self.job.parallelism}); "
+                             "see docs/EXACTLY_ONCE.md for parallel workers")
+        return self
 
     @model_validator(mode="after")
     def _time_windows_need_timestamp(self) -> JobConfig:

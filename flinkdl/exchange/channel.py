@@ -106,14 +106,19 @@ class ArrowChannel:
 
     def receive(self) -> pa.RecordBatch:
         """Block for the next prediction batch."""
+        return self.receive_with_metadata()[0]
+
+    def receive_with_metadata(self) -> tuple[pa.RecordBatch, dict[bytes, bytes]]:
+        """Block for the next prediction batch and its IPC custom metadata (empty if none)."""
         try:
             if self._reader is None:
                 self._reader = pa.ipc.open_stream(self._out_file)
                 if not self._reader.schema.equals(self.out_schema):
                     raise ExchangeClosed(f"worker sent schema {self._reader.schema}, want {self.out_schema}")
-            return self._reader.read_next_batch()
+            batch, meta = self._reader.read_next_batch_with_custom_metadata()
         except (StopIteration, OSError, pa.ArrowInvalid) as e:
             raise ExchangeClosed(f"worker output stream ended: {e!r}") from e
+        return batch, dict(meta) if meta else {}
 
     def finish(self) -> None:
         """Tell the worker that no more batches come (IPC end-of-stream)."""

@@ -162,6 +162,25 @@ class ModelBase(abc.ABC):
                         out[f"{name}/{slot}"] = s
         return out
 
+    def create_optimizer_state(self) -> None:
+        """Create every optimizer slot now, changing nothing (v1 optimizers do it on the first step).
+
+        The parameter server then sees the whole state from the start, and a model restored
+        from it continues exactly where the saved one was (see docs/EXACTLY_ONCE.md).
+        """
+        for _, opt, sparse in self._groups:
+            owned = [v for n, v in self._vars.items() if sparse is None or (n in self._sparse) == sparse]
+            opt._create_slots(owned)
+
+    def dense_optimizer_state(self) -> dict[str, tf.Variable]:
+        """Slots of the dense variables and each optimizer's own variables (e.g. Adam's beta powers),
+        as ``"<var>/<slot>"`` and ``"optimizer<k>/<name>"``; call :meth:`create_optimizer_state` first."""
+        out = {k: v for k, v in self.slot_variables().items() if k.rsplit("/", 1)[0] not in self._sparse}
+        for k, (_, opt, _) in enumerate(self._groups):
+            for v in opt._non_slot_variables():
+                out[f"optimizer{k}/{v.name.split(':')[0]}"] = v
+        return out
+
     def _predict(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         return tf.sigmoid(self.logits(ids, dense))
 

@@ -3,7 +3,7 @@
 ::
 
     NumberSequenceSource ─► GenerateFeatures ─┐
-                                              ├─► Train (TF worker) ─► EvaluateAndSink (p=1)
+                                              ├─keyBy─► Train (TF worker) ─keyBy─► EvaluateAndSink (p=1)
     FileSource (SQL, raw lines, LISTAGG) ─► ParseFeatures ─┘
 
 The watched directory is read by Flink's filesystem connector with continuous monitoring;
@@ -23,6 +23,7 @@ from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 
 from flinkdl.config.schema import JobConfig
 from flinkdl.pipeline.operators import ENVELOPE, EvaluateAndSink, GenerateFeatures, ParseFeatures, Train
+from flinkdl.pipeline.routing import subtask_keys
 
 UNBOUNDED_BATCHES = 1 << 50
 
@@ -33,6 +34,9 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
         import pyflink  # the local gateway JVM finds the reporter plugin here; read when it starts (first env)
 
         os.environ.setdefault("FLINK_PLUGINS_DIR", str(Path(pyflink.__file__).parent / "plugins"))
+    # PyFlink reads this when the job starts; on a mini-cluster "loopback" (its default) runs every
+    # Python operator as a thread of this client process, "process" gives each task a harness.
+    os.environ["_python_worker_execution_mode"] = cfg.job.python_harness
     conf = conf or Configuration()
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
@@ -50,6 +54,9 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
         conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     if cfg.job.restore_from is not None:
         conf.set_string("execution.savepoint.path", Path(cfg.job.restore_from).resolve().as_uri())
+    conf.set_string("restart-strategy.type", "fixed-delay")
+    conf.set_string("restart-strategy.fixed-delay.attempts", str(cfg.job.restart_attempts))
+    conf.set_string("restart-strategy.fixed-delay.delay", f"{int(cfg.job.restart_delay_s * 1000)}ms")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.job.parallelism)
     if cfg.job.checkpoint_interval_s:
@@ -102,13 +109,18 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | Non
     feats = feature_stream(env, cfg)
     # The trainer gets its own chain (and Python process), so parsing and hashing the next
     # batch overlaps with the worker training on this one.
-    preds = feats.map(Train(cfg_json), output_type=ENVELOPE).name("train").start_new_chain()
+    # Keyed by the subtask each batch is meant for: the trainer and the sink keep their
+    # exactly-once anchor + tail in keyed state (flinkdl/pipeline/recovery.py).
+    keys = subtask_keys(cfg.job.parallelism)
+    preds = (feats.key_by(lambda env: keys[env[0] % len(keys)], key_type=Types.INT())
+             .process(Train(cfg_json), output_type=ENVELOPE).name("train"))
     if cfg.sinks.kafka is not None:  # acknowledged on the topic before it is evaluated
         from flinkdl.pipeline.kafka_ops import PublishKafka
 
         if cfg.sinks.kafka.bootstrap_servers is None and cfg.source.kafka is None:
             raise ValueError("sinks.kafka.bootstrap_servers is needed when the source is not Kafka")
         preds = preds.map(PublishKafka(cfg_json), output_type=ENVELOPE).name("publish-kafka").start_new_chain()
-    (preds.flat_map(EvaluateAndSink(cfg_json, max_events), output_type=Types.STRING())
+    (preds.key_by(lambda env: 0, key_type=Types.INT())
+     .process(EvaluateAndSink(cfg_json, max_events), output_type=Types.STRING())
      .name("evaluate+sink").set_parallelism(1)
      .print().name("progress").set_parallelism(1))

@@ -12,6 +12,7 @@ Functions carry the job config as JSON (they are pickled to the Python workers).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -21,6 +22,7 @@ from pyflink.datastream import FlatMapFunction, MapFunction, RuntimeContext
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import pack, unpack
 from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+from flinkdl.pipeline.recovery import ExactlyOnceFunction
 
 #: One batch on its way through the job: ``seq`` (source position of the batch), ``rows_in``
 #: (raw events it covers, good and bad), ``payload`` (packed Arrow batch: features, then
@@ -40,6 +42,21 @@ def subtask_index(ctx: RuntimeContext) -> int:
         return ctx.get_index_of_this_subtask()
     except Exception:  # noqa: BLE001 - thread mode
         return ctx._runtime_context.getTaskInfo().getIndexOfThisSubtask()
+
+
+class Throttle:
+    """Paces calls to ``rate`` per second of wall time, counted from the first call."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval, self.calls, self.t0 = 1.0 / rate, 0, None
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        self.t0 = now if self.t0 is None else self.t0
+        delay = self.t0 + self.calls * self.interval - now
+        if delay > 0:
+            time.sleep(delay)
+        self.calls += 1
 
 
 def _dead_lines(dead) -> bytes:
@@ -77,8 +94,11 @@ class GenerateFeatures(_Featurize, MapFunction):
         gen = self.cfg.source.generator
         self.stream = ClickStream.from_config(gen)
         self.size, self.events = gen.batch_size, gen.events
+        self.throttle = Throttle(gen.max_rate_per_s / gen.batch_size) if gen.max_rate_per_s else None
 
     def map(self, index: int) -> Row:
+        if self.throttle is not None:
+            self.throttle.wait()
         raw = self.stream.batch(index, self.size)
         if self.events is not None and (index + 1) * self.size > self.events:
             raw = raw.slice(0, self.events - index * self.size)
@@ -106,25 +126,44 @@ class ParseFeatures(_Featurize, FlatMapFunction):
         self.position += lines
 
 
-class Train(MapFunction):
-    """Feeds each feature batch to this subtask's TF worker and emits its predictions."""
+class Train(ExactlyOnceFunction):
+    """Feeds each feature batch to this subtask's TF worker and emits its predictions.
 
-    def __init__(self, cfg_json: str):
-        self.cfg_json = cfg_json
+    Exactly-once (see :mod:`flinkdl.pipeline.recovery`): the anchor is the PS version the worker
+    last committed, which includes every batch before the tail; ``reset`` rolls the PS back to it
+    and starts a worker, which loads it. A worker that dies mid-stream is recovered the same way
+    in place, without failing the Flink task.
+    """
 
-    def open(self, ctx: RuntimeContext) -> None:
+    tail_type = ENVELOPE
+
+    def start(self, ctx: RuntimeContext) -> None:
         from flinkdl.worker.supervisor import WorkerSupervisor
 
-        self.cfg = JobConfig.model_validate_json(self.cfg_json)
         self.schema = FeatureLayout.from_config(self.cfg.features).schema()
         self.worker = WorkerSupervisor(self.cfg, subtask_index(ctx))
-        self.worker.start()
+        if not self.exactly_once:  # else reset() starts it, from the right PS version
+            self.worker.start()
 
-    def map(self, env: Row) -> Row:
+    def reset(self, anchor: dict | None) -> dict:
+        from flinkdl.ps.client import PsClient
+        from flinkdl.ps.store import PsError
+
+        self.worker.kill()
+        with PsClient.from_config(self.cfg.ps) as ps:
+            if not ps.health()["checkpoint"]:
+                raise PsError(f"job.exactly_once needs a PS with --checkpoint-dir; {ps.address} has none")
+            if anchor is not None:
+                ps.rollback(anchor["ps_version"])
+            self.worker.start()  # loads what the PS holds now
+            return anchor or {"ps_version": int(ps.commit()["version"])}
+
+    def apply(self, env: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
         rows = unpack(env[2], self.schema).num_rows
         if rows == 0:  # every row of the batch was a dead letter
-            return Row(env[0], env[1], _EMPTY_PREDICTIONS, env[3], env[4])
-        return Row(env[0], env[1], pack(self.worker.process(env[2], rows)), env[3], env[4])
+            return [Row(env[0], env[1], _EMPTY_PREDICTIONS, env[3], env[4])], None
+        preds, version = self.worker.process(env[2], rows, self.recover if self.exactly_once else None)
+        return [Row(env[0], env[1], pack(preds), env[3], env[4])], None if version is None else {"ps_version": version}
 
     def close(self) -> None:
         if getattr(self, "worker", None) is not None:
@@ -135,23 +174,40 @@ _EMPTY_PREDICTIONS = pack(pa.record_batch([pa.array([], f.type) for f in PREDICT
                                           schema=PREDICTION_SCHEMA))
 
 
-class EvaluateAndSink(FlatMapFunction):
+class EvaluateAndSink(ExactlyOnceFunction):
     """Parallelism 1: progressive metrics over all subtasks, prediction + dead-letter files,
-    and the run's metrics log (``RUN_DIR/metrics.jsonl``, last line = final summary)."""
+    and the run's metrics log (``RUN_DIR/metrics.jsonl``, last line = final summary).
+
+    Exactly-once: the anchor is a snapshot file of the counters, metrics and output file sizes
+    (every ``job.snapshot_every_s``); ``reset`` loads it and cuts the files back to those sizes.
+    """
+
+    tail_type = ENVELOPE
 
     def __init__(self, cfg_json: str, max_events: int | None = None):
-        self.cfg_json = cfg_json
+        super().__init__(cfg_json)
         self.max_events = max_events
 
-    def open(self, ctx: RuntimeContext) -> None:
+    def start(self, ctx: RuntimeContext) -> None:
         from flinkdl.pipeline.progress import RunProgress
 
-        self.cfg = JobConfig.model_validate_json(self.cfg_json)
         self.progress = RunProgress(self.cfg, self.max_events)
+        self._snapshot_t = time.monotonic()
 
-    def flat_map(self, env: Row) -> Iterator[str]:
+    def reset(self, anchor: dict | None) -> dict:
+        if anchor is not None:
+            self.progress.load_state(anchor["snapshot"])
+            return anchor
+        return self._snapshot()
+
+    def apply(self, env: Row, replay: bool = False) -> tuple[list, dict | None]:
         self.progress.update(env[1], unpack(env[2], PREDICTION_SCHEMA), env[3], env[4])
-        return iter(())
+        due = self.exactly_once and time.monotonic() - self._snapshot_t >= self.cfg.job.snapshot_every_s
+        return [], self._snapshot() if due and not self.progress.done else None
+
+    def _snapshot(self) -> dict:
+        self._snapshot_t = time.monotonic()
+        return {"snapshot": str(self.progress.save_state())}
 
     def close(self) -> None:
         if getattr(self, "progress", None) is not None:

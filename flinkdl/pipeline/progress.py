@@ -9,6 +9,8 @@ to print progress and reads the last line as the run summary.
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,13 +23,13 @@ from flinkdl.evaluation.meta import read_meta
 from flinkdl.evaluation.metrics import LogLoss, ProgressiveAUC
 
 METRICS_LOG = "metrics.jsonl"
+#: What :meth:`RunProgress.save_state` keeps (besides the output file sizes).
+_STATE = ("auc", "logloss", "evaluator", "evaluation_s", "events_in", "events_trained", "dead_letter",
+          "dead_by_reason", "model_version", "first_t", "last_t")
 
 
 class RunProgress:
     def __init__(self, cfg: JobConfig, max_events: int | None = None):
-        from flinkdl.sinks.deadletter import DeadLetterWriter
-        from flinkdl.sinks.predictions import PredictionWriter
-
         self.cfg = cfg
         self.max_events = max_events
         self.run_dir = Path(cfg.job.run_dir)
@@ -48,8 +50,7 @@ class RunProgress:
         self.last_t = self.last_report = time.time()
         self.done = False
         self._log = open(self.run_dir / METRICS_LOG, "a", buffering=1)  # noqa: SIM115 - lives with the run
-        self._preds = PredictionWriter(cfg.sinks.predictions) if cfg.sinks.predictions else None
-        self._dead = DeadLetterWriter(cfg.sinks.dead_letter or self.run_dir / "dead_letter.jsonl")
+        self._open_outputs()
 
     def update(self, rows_in: int, preds: pa.RecordBatch, dead_letters: bytes, meta: bytes | None = None) -> None:
         if self.done:  # past --max-events: the run is over, later batches are not counted
@@ -120,14 +121,60 @@ class RunProgress:
         self.last_report = time.time()
         self._log.write(json.dumps(self.summary(final)) + "\n")
 
+    def save_state(self, keep: int = 20) -> Path:
+        """Write what the run has counted so far, and how far its output files go, to a new file in
+        ``RUN_DIR/state`` (the exactly-once anchor of the sink); keeps the newest ``keep`` files."""
+        if self._preds is not None:  # (dead letters are flushed as they are written)
+            self._preds.flush()
+        state = {k: getattr(self, k) for k in _STATE}
+        state["files"] = {str(p): p.stat().st_size if p.exists() else 0 for p in self._outputs()}
+        folder = self.run_dir / "state"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"sink-{time.time_ns()}.pkl"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, path)
+        for old in sorted(folder.glob("sink-*.pkl"))[:-keep]:
+            old.unlink()
+        return path
+
+    def load_state(self, path: str | Path) -> None:
+        """Return to a :meth:`save_state` file: counters and metrics, output files cut back to it."""
+        try:
+            state = pickle.loads(Path(path).read_bytes())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"sink snapshot {path} is gone: the checkpoint being restored is older "
+                                    f"than the snapshots kept in {self.run_dir / 'state'}") from None
+        self._close_outputs()
+        for name, size in state.pop("files").items():
+            with open(name, "a+b") as f:
+                f.truncate(size)
+        self._open_outputs()
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    def _outputs(self) -> list[Path]:
+        return [w.path for w in (self._preds, self._dead) if w is not None]
+
+    def _open_outputs(self) -> None:
+        from flinkdl.sinks.deadletter import DeadLetterWriter
+        from flinkdl.sinks.predictions import PredictionWriter
+
+        sinks = self.cfg.sinks
+        self._preds = PredictionWriter(sinks.predictions) if sinks.predictions else None
+        self._dead = DeadLetterWriter(sinks.dead_letter or self.run_dir / "dead_letter.jsonl")
+
+    def _close_outputs(self) -> None:
+        if self._preds is not None:
+            self._preds.close()
+        self._dead.close()
+
     def finish(self) -> None:
         """Flush every file and write the final summary line (idempotent)."""
         if self.done:
             return
         self.done = True
-        if self._preds is not None:
-            self._preds.close()
-        self._dead.close()
+        self._close_outputs()
         self._report(final=True)
         self._log.close()
         if self.metrics is not None:

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from pyarrow import flight
 
+from flinkdl.config.schema import PsConfig
 from flinkdl.ps.store import PsError, is_sorted
 from flinkdl.ps.wire import batch_rows, dense_items, dense_table, ipc_bytes, ipc_table, rows_batch, shard_of
 
@@ -43,6 +44,13 @@ class PsClient:
                 time.sleep(0.2)
         self._pool = ThreadPoolExecutor(max(1, self.shards)) if self.shards > 1 else None
         self._widths: dict[str, int] = {}
+
+    @classmethod
+    def from_config(cls, cfg: PsConfig, connect_timeout_s: float | None = None) -> PsClient:
+        """A client for ``cfg`` (address, token, TLS roots), waiting up to ``cfg.connect_timeout_s``."""
+        certs = cfg.tls_root_certs.read_bytes() if cfg.tls_root_certs else None
+        timeout = cfg.connect_timeout_s if connect_timeout_s is None else connect_timeout_s
+        return cls(cfg.address, cfg.token, certs, connect_timeout_s=timeout)
 
     def close(self) -> None:
         if self._pool:

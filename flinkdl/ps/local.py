@@ -22,9 +22,8 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 def reachable(cfg: PsConfig) -> bool:
     """Whether a parameter server answers at ``cfg.address`` (a wrong token raises)."""
-    certs = cfg.tls_root_certs.read_bytes() if cfg.tls_root_certs else None
     try:
-        PsClient(cfg.address, cfg.token, certs).close()
+        PsClient.from_config(cfg, connect_timeout_s=0).close()
         return True
     except flight.FlightUnavailableError:
         return False
@@ -43,7 +42,7 @@ def ensure_server(cfg: PsConfig, log_path: str | None = None) -> subprocess.Pope
     err = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - kept for the child
     proc = subprocess.Popen(
         [sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--host", url.hostname, "--port", str(url.port or 8815),
-         "--checkpoint-dir", str(cfg.checkpoint_dir)],
+         "--checkpoint-dir", str(cfg.checkpoint_dir), "--retain", str(cfg.retain)],
         stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env, text=True)
     line = proc.stdout.readline()
     if not line:

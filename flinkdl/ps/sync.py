@@ -44,27 +44,18 @@ class _SparseTable:
             v.scatter_update(tf.IndexedSlices(tf.constant(rows[:, k * self.dim:(k + 1) * self.dim]), idx))
 
 
-def create_table_slots(model: ModelBase) -> None:
-    """Create the sparse optimizer's slots now (v1 optimizers create them on the first step)."""
-    opt = model.optimizers()[0]
-    pairs = []
-    for name in sorted(model.sparse_names()):
-        var = model.variables()[name]
-        empty = tf.IndexedSlices(tf.zeros([0, var.shape[1]]), tf.zeros([0], tf.int64), tf.shape(var, tf.int64))
-        pairs.append((empty, var))
-    if pairs:
-        opt.apply_gradients(pairs)  # no rows: creates the slots, changes nothing
-
-
 class PsSync:
     """Keeps a model in step with a parameter server (see the module docstring)."""
 
-    def __init__(self, model: ModelBase, cfg: PsConfig, buckets: int) -> None:
+    def __init__(self, model: ModelBase, cfg: PsConfig, buckets: int, commit_every_push: bool = False) -> None:
+        """``commit_every_push``: commit a version at every push (exactly-once mode: the Flink
+        operator's state then only has to hold the batches since the last push)."""
         self.cfg = cfg
-        certs = cfg.tls_root_certs.read_bytes() if cfg.tls_root_certs else None
-        self.client = PsClient(cfg.address, cfg.token, certs, connect_timeout_s=cfg.connect_timeout_s)
+        self.commit_every = 1 if commit_every_push else cfg.commit_every_pushes
+        self.committed: int | None = None  # last version this worker committed
+        self.client = PsClient.from_config(cfg)
         self.can_commit = bool(self.client.health()["checkpoint"])
-        create_table_slots(model)
+        model.create_optimizer_state()
         slots = model.slot_variables()
         variables = model.variables()
         self.tables = []
@@ -72,6 +63,7 @@ class PsSync:
             mine = sorted((k.rsplit("/", 1)[1], v) for k, v in slots.items() if k.rsplit("/", 1)[0] == name)
             self.tables.append(_SparseTable(cfg.table_prefix + name, variables[name], mine))
         self.dense = {n: v for n, v in variables.items() if n not in model.sparse_names()}
+        self.dense.update(model.dense_optimizer_state())  # so a restored model continues exactly
         self._mask = np.zeros(buckets, bool)
         self._touched: list[np.ndarray] = []
         self._base: list[list[np.ndarray]] = [[] for _ in self.tables]
@@ -150,8 +142,8 @@ class PsSync:
         self._touched = []
         self._last = time.monotonic()
         self.pushes += 1
-        if self.can_commit and self.pushes % self.cfg.commit_every_pushes == 0:
-            self.client.commit()
+        if self.can_commit and self.pushes % self.commit_every == 0:
+            self.committed = int(self.client.commit()["version"])
 
     def close(self, commit: bool = True, report: str | None = None) -> dict | None:
         """Final push (and commit); returns the committed version's summary, also written to ``report``.
@@ -160,6 +152,8 @@ class PsSync:
         """
         self.sync()
         out = self.client.commit() if commit and self.can_commit else None
+        if out is not None:
+            self.committed = int(out["version"])
         self.client.close()
         if report:
             tmp = f"{report}.tmp"

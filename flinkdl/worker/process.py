@@ -5,6 +5,9 @@ Started by :class:`flinkdl.worker.supervisor.WorkerSupervisor` as
 ``tensorflow_io.arrow.ArrowStreamDataset`` (one Arrow RecordBatch = one step), and for each batch
 scores it with the current model, trains on it (one ``predict_then_train`` step, so every score
 was made before the model saw that event), and writes the scores back as an Arrow IPC stream.
+When a batch's step committed a parameter-server version, that batch's scores carry it in their
+IPC custom metadata (``ps_version``): the version includes that batch and every one before it,
+which is what the exactly-once protocol of the Flink operator builds on (docs/EXACTLY_ONCE.md).
 It exits when the input stream ends.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,6 +26,9 @@ import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig, WorkerConfig
 from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+
+#: IPC custom-metadata key of a prediction batch whose step committed a PS version.
+PS_VERSION_KEY = "ps_version"
 
 
 def _configure_tf(cfg: WorkerConfig):
@@ -67,7 +74,7 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
     if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go
         from flinkdl.ps.sync import PsSync
 
-        ps = PsSync(model, cfg.ps, layout.buckets)
+        ps = PsSync(model, cfg.ps, layout.buckets, commit_every_push=cfg.job.exactly_once)
     metrics = None
     if cfg.metrics.enabled:  # /metrics of this worker (subtask from the supervisor's environment)
         from flinkdl.metrics.exporter import WorkerMetrics
@@ -92,16 +99,19 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
             n = len(label)
             if metrics is not None:
                 metrics.step(time.perf_counter() - t0, n, model.version)
-            writer.write_batch(pa.record_batch(
-                [event_id.numpy(), scores.numpy(), label.numpy(), np.full(n, model.version, np.int64)],
-                schema=PREDICTION_SCHEMA))
-            sink.flush()
             steps += 1
-            if ps is not None:
-                t1 = time.perf_counter()
+            committed = None
+            if ps is not None:  # before the scores go back, so they can say which version has this batch
+                t1, before = time.perf_counter(), ps.committed
                 synced = ps.after_step()
                 if metrics is not None:
                     metrics.ps.after_step(synced, time.perf_counter() - t1, ps)
+                committed = ps.committed if ps.committed != before else None
+            writer.write_batch(pa.record_batch(
+                [event_id.numpy(), scores.numpy(), label.numpy(), np.full(n, model.version, np.int64)],
+                schema=PREDICTION_SCHEMA),
+                custom_metadata=None if committed is None else {PS_VERSION_KEY: str(committed)})
+            sink.flush()
         if ps is not None:  # last push and a committed version; the report tells the runner
             from flinkdl.ps.local import FINAL_REPORT
 
@@ -112,11 +122,28 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
     return steps
 
 
+def exit_with_parent(poll_s: float = 0.5) -> None:
+    """Exit at once when the Flink Python process that started us dies (kill -9 of the harness).
+
+    Its sockets close without an end-of-stream, on which the Arrow reader would wait for ever;
+    and an orphan must not push to the PS after Flink restored the task (docs/EXACTLY_ONCE.md).
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 3:
         print("usage: python -m flinkdl.worker CONFIG_JSON IN_ENDPOINT OUT_PATH", file=sys.stderr)
         return 2
+    exit_with_parent()
     cfg = JobConfig.model_validate_json(argv[0])
     serve(cfg, argv[1], argv[2])
     return 0

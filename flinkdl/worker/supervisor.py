@@ -3,10 +3,11 @@
 The supervisor lives inside the Flink Python operator. ``start()`` launches
 ``python -m flinkdl.worker`` and waits for it to connect; ``process(payload)`` sends one packed
 feature batch and blocks for its predictions (so when the operator returns, the model has
-trained on that batch: the property later exactly-once work builds on). If the worker dies,
-it is restarted (up to ``worker.max_restarts`` times in a row) and the unanswered batch is
-resent, so no row is dropped or duplicated; past that the error fails the Flink task and
-Flink's restart strategy takes over.
+trained on that batch: the property exactly-once mode builds on). If the worker dies, it is
+restarted (up to ``worker.max_restarts`` times in a row) by ``on_restart`` if given (exactly-once
+mode: roll the PS back to the operator's anchor, start, replay the tail) or a plain ``start()``,
+and the unanswered batch is resent, so no row is dropped or duplicated; past that the error fails
+the Flink task and Flink's restart strategy takes over.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +24,7 @@ import pyarrow as pa
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import ArrowChannel, ExchangeClosed
 from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+from flinkdl.worker.process import PS_VERSION_KEY
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +65,22 @@ class WorkerSupervisor:
             raise WorkerFailed(f"worker {self.subtask} failed to start ({e}); see {self.log_path}") from e
         log.info("worker %d started, pid %d", self.subtask, self._proc.pid)
 
-    def process(self, payload: bytes, rows: int) -> pa.RecordBatch:
-        """Train on one packed feature batch of ``rows`` rows; return its predictions."""
+    def process(self, payload: bytes, rows: int,
+                on_restart: Callable[[], None] | None = None) -> tuple[pa.RecordBatch, int | None]:
+        """Train on one packed feature batch of ``rows`` rows.
+
+        Returns its predictions and the PS version the step committed (``None``: no commit; else
+        that version includes this batch). After a worker death, ``on_restart`` (default: :meth:`start`) starts the new one.
+        """
         consecutive = 0
         while True:
             try:
                 self._channel.send_payload(payload)
-                out = self._channel.receive()
+                out, meta = self._channel.receive_with_metadata()
                 if out.num_rows != rows:
                     raise WorkerFailed(f"worker {self.subtask} answered {out.num_rows} rows for {rows}")
-                return out
+                version = meta.get(PS_VERSION_KEY.encode())
+                return out, None if version is None else int(version)
             except ExchangeClosed as e:
                 consecutive += 1
                 self.restarts += 1
@@ -79,8 +88,8 @@ class WorkerSupervisor:
                     raise WorkerFailed(f"worker {self.subtask} died {consecutive} times in a row: {e}; "
                                        f"see {self.log_path}") from e
                 log.warning("worker %d died (%s); restarting (%d)", self.subtask, e, self.restarts)
-                self._kill()
-                self.start()
+                self.kill()
+                (on_restart or self.start)()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Close the stream (the worker exits after its last batch) and reap the process."""
@@ -96,7 +105,8 @@ class WorkerSupervisor:
             self._channel.close()
         self._proc = self._channel = None
 
-    def _kill(self) -> None:
+    def kill(self) -> None:
+        """SIGKILL the worker (if running) and drop its sockets; :meth:`start` makes a new one."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()

@@ -40,7 +40,8 @@ def test_prequential_stream_survives_kill_9_without_loss_or_duplicates(tmp_path)
         for i, payload in enumerate(_batches(cfg, 12)):
             if i == 6:
                 os.kill(sup.pid, signal.SIGKILL)
-            out = sup.process(payload, ROWS)
+            out, committed = sup.process(payload, ROWS)
+            assert committed is None  # no parameter server
             seen.append(out.column("event_id").to_numpy())
             versions.append(out.column("model_version")[0].as_py())
     finally:

@@ -1,0 +1,99 @@
+"""Exactly-once state for Python operators whose state lives outside Flink (docs/EXACTLY_ONCE.md).
+
+PyFlink 2.3 gives a Python function no checkpoint hook (no ``snapshot_state``, no
+``notify_checkpoint_complete``). It does checkpoint *keyed state*, and in process mode it finishes
+the Python bundle before the barrier passes. So an operator whose real state is elsewhere (the
+model on the parameter server, the evaluator in the sink process) keeps two things in keyed state:
+
+- the **anchor**: a durable snapshot of its external state (a PS version, a snapshot file) that
+  already includes a prefix of its input;
+- the **tail**: the input elements it applied after that anchor.
+
+Whatever moment the barrier comes, anchor + tail is exactly the state at the barrier. After a
+failure Flink restores the keyed state of the last checkpoint and replays the input after it; on
+the first element the operator resets its external state to the anchor and re-applies the tail
+(without emitting again: those outputs went downstream before the barrier), then goes on. Every
+input element has then changed the external state exactly once.
+
+A subclass implements :meth:`ExactlyOnceFunction.start`, :meth:`ExactlyOnceFunction.reset` and
+:meth:`ExactlyOnceFunction.apply`; with ``job.exactly_once`` off, ``apply`` is all that runs.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Iterable
+from typing import ClassVar
+
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+
+from flinkdl.config.schema import JobConfig
+
+Anchor = dict
+
+
+class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
+    """A keyed process function that keeps ``anchor`` + ``tail`` in Flink state (see module doc)."""
+
+    #: Flink type of the input elements kept in the tail (a class attribute: instances are pickled,
+    #: and a TypeInformation holds JVM objects).
+    tail_type: ClassVar[object]
+
+    def __init__(self, cfg_json: str) -> None:
+        self.cfg_json = cfg_json
+
+    # ------------------------------------------------------------------ for subclasses
+
+    @abc.abstractmethod
+    def start(self, ctx: RuntimeContext) -> None:
+        """Open resources (``self.cfg`` is set)."""
+
+    @abc.abstractmethod
+    def reset(self, anchor: Anchor | None) -> Anchor:
+        """Make the external state equal to ``anchor`` (``None``: a fresh start, keep what is
+        there) and return the anchor that describes it now."""
+
+    @abc.abstractmethod
+    def apply(self, value: Row, replay: bool = False) -> tuple[Iterable, Anchor | None]:
+        """Apply one element; return its outputs (ignored on ``replay``) and a new anchor if the
+        external state was just made durable *including* this element, else ``None``."""
+
+    # ------------------------------------------------------------------ the protocol
+
+    def open(self, ctx: RuntimeContext) -> None:
+        self.cfg = JobConfig.model_validate_json(self.cfg_json)
+        self.exactly_once = self.cfg.job.exactly_once
+        if self.exactly_once:
+            self._anchor = ctx.get_state(ValueStateDescriptor("anchor", Types.STRING()))
+            self._tail = ctx.get_list_state(ListStateDescriptor("tail", self.tail_type))
+        self._recovered = False
+        self.start(ctx)
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
+        if not self.exactly_once:
+            yield from self.apply(value)[0]
+            return
+        if not self._recovered:
+            self._recovered = True
+            self.recover()
+        out, anchor = self.apply(value)
+        self._record(value, anchor)
+        yield from out
+
+    def recover(self) -> None:
+        """Reset to the anchor in state and re-apply the tail (also called after a worker death)."""
+        raw = self._anchor.value()
+        tail = list(self._tail.get() or ())
+        self._record(None, self.reset(json.loads(raw) if raw else None))
+        for value in tail:
+            self._record(value, self.apply(value, replay=True)[1])
+
+    def _record(self, value: Row | None, anchor: Anchor | None) -> None:
+        if anchor is not None:
+            self._anchor.update(json.dumps(anchor))
+            self._tail.clear()
+        elif value is not None:
+            self._tail.add(value)
