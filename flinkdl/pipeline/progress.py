@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,7 +24,7 @@ METRICS_LOG = "metrics.jsonl"
 
 class RunProgress:
     def __init__(self, cfg: JobConfig, max_events: int | None = None):
-        from flinkdl.sinks.deadletter import DeadLetterWriter
+        from flinkdl.sinks.deadletter import DeadLetterLog
         from flinkdl.sinks.predictions import PredictionWriter
 
         self.cfg = cfg
@@ -41,15 +40,14 @@ class RunProgress:
 
             self.metrics = SinkMetrics(cfg)
             self.metrics.start()
-        self.events_in = self.events_trained = self.dead_letter = 0
-        self.dead_by_reason: Counter[str] = Counter()
+        self.events_in = self.events_trained = 0
         self.model_version = 0
         self.first_t: float | None = None
         self.last_t = self.last_report = time.time()
         self.done = False
         self._log = open(self.run_dir / METRICS_LOG, "a", buffering=1)  # noqa: SIM115 - lives with the run
         self._preds = PredictionWriter(cfg.sinks.predictions) if cfg.sinks.predictions else None
-        self._dead = DeadLetterWriter(cfg.sinks.dead_letter or self.run_dir / "dead_letter.jsonl")
+        self._dead = DeadLetterLog(cfg.sinks.dead_letter or self.run_dir / "dead_letter.jsonl")
 
     def update(self, rows_in: int, preds: pa.RecordBatch, dead_letters: bytes, meta: bytes | None = None) -> None:
         if self.done:  # past --max-events: the run is over, later batches are not counted
@@ -71,14 +69,9 @@ class RunProgress:
             self.model_version = max(self.model_version, int(preds.column("model_version")[-1].as_py()))
             if self._preds is not None:
                 self._preds.write(preds)
-        if dead_letters:
-            lines = dead_letters.decode().splitlines()
-            self._dead.write(lines)
-            self.dead_letter += len(lines)
-            reasons = Counter(json.loads(x).get("reason", "unknown") for x in lines)
-            self.dead_by_reason.update(reasons)
+        reasons, drift = self._dead.add(dead_letters)
         if self.metrics is not None:
-            self.metrics.count(rows_in, preds.num_rows, reasons if dead_letters else {}, self.model_version)
+            self.metrics.count(rows_in, preds.num_rows, reasons, self.model_version, drift)
         if self.max_events is not None and self.events_in >= self.max_events:
             self.finish()
         elif now - self.last_report >= self.cfg.job.report_every_s:
@@ -98,8 +91,9 @@ class RunProgress:
             "final": final,
             "events_in": self.events_in,
             "events_trained": self.events_trained,
-            "dead_letter": self.dead_letter,
-            "dead_letter_by_reason": dict(self.dead_by_reason),
+            "dead_letter": self._dead.count,
+            "dead_letter_by_reason": dict(self._dead.by_reason),
+            "schema_drift": dict(self._dead.drift),
             "auc": auc,
             "logloss": self.logloss.get(),
             "model": self.cfg.model.name,

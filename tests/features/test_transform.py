@@ -122,10 +122,10 @@ def test_bad_rows_are_dead_lettered_and_the_rest_survive() -> None:
     rows = [  # event_id, label, c, s, n
         ("1", "1", "10", "a", "1.5"),
         ("2", "", "11", "b", "2"),  # label_missing
-        ("3", "2", "12", "c", "3"),  # label_invalid
+        ("3", "2", "12", "c", "3"),  # label_out_of_range
         ("4", "1", "1.5", "d", "4"),  # bad_id
         ("5", "0", "13", "e", "abc"),  # not_numeric
-        ("6", "0", "14", "f", "inf"),  # not_numeric (non-finite)
+        ("6", "0", "14", "f", "inf"),  # not_finite
         ("x7", "1", "15", "g", "5"),  # bad_id (event id)
         ("8", "1", "16", "h", ""),
         ("9", "x", "zz", "i", "nan"),  # label first
@@ -134,10 +134,10 @@ def test_bad_rows_are_dead_lettered_and_the_rest_survive() -> None:
     out, dead = Featurizer(cfg).transform(raw, position_offset=40)
     assert [(d.reason, d.field, d.value, d.raw, d.position) for d in dead] == [
         ("label_missing", "label", "", "2,,11,b,2", 41),
-        ("label_invalid", "label", "2", "3,2,12,c,3", 42),
+        ("label_out_of_range", "label", "2", "3,2,12,c,3", 42),
         ("bad_id", "c", "1.5", "4,1,1.5,d,4", 43),
         ("not_numeric", "n", "abc", "5,0,13,e,abc", 44),
-        ("not_numeric", "n", "inf", "6,0,14,f,inf", 45),
+        ("not_finite", "n", "inf", "6,0,14,f,inf", 45),
         ("bad_id", "event_id", "x7", "x7,1,15,g,5", 46),
         ("label_invalid", "label", "x", "9,x,zz,i,nan", 48),
     ]
@@ -158,8 +158,8 @@ def test_typed_bad_values() -> None:
     )
     out, dead = Featurizer(cfg).transform(raw)
     assert [(d.reason, d.field, d.value, d.position) for d in dead] == [
-        ("bad_id", "event_id", None, 1),
-        ("label_invalid", "label", "0.5", 2),
+        ("missing_id", "event_id", None, 1),
+        ("label_out_of_range", "label", "0.5", 2),
         ("label_missing", "label", None, 3),
         ("bad_id", "c", "2.5", 4),
     ]
