@@ -222,3 +222,25 @@ def test_criteo_file_end_to_end() -> None:
     assert dead == dead2 == [] and out.num_rows == 1000
     assert 0 < np.mean(out.column("label").to_numpy()) < 0.5
     assert out.column("x_1").to_numpy().mean() > 0  # I1 is often missing
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "reason", "value"),
+    [
+        ("s", ["a", "y" * 50, "c"], "field_too_long", "50 bytes: yyy"),  # string categorical
+        ("c", ["1", "9" * 50, "3"], "field_too_long", "50 bytes: 999"),  # int categorical, before the cast
+        ("n", ["1", "-inf", "3"], "not_finite", "-inf"),
+        ("label", ["0", "-1", "1"], "label_out_of_range", "-1"),
+        ("label", ["0", "NaN", "1"], "label_invalid", "NaN"),
+        ("event_id", ["1", "", "3"], "missing_id", ""),
+    ],
+    ids=["long_string", "long_int_id", "inf", "label_minus_1", "label_nan", "missing_id"],
+)
+def test_one_bad_value_costs_one_row(column: str, values: list[str], reason: str, value: str) -> None:
+    cfg = FeatureConfig(categorical=[{"name": "c", "type": "int"}, "s"], numeric=["n"], max_field_bytes=20)
+    cols = {"event_id": ["1", "2", "3"], "label": ["0", "1", "1"], "c": ["1", "2", "3"], "s": ["a", "b", "c"],
+            "n": ["1", "2", "3"], column: values}
+    out, dead = Featurizer(cfg).transform(pa.record_batch(cols))
+    assert out.column("event_id").to_pylist() == [1, 3]
+    assert [(d.reason, d.field, d.position) for d in dead] == [(reason, column, 1)]
+    assert dead[0].value.startswith(value)
