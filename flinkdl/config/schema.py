@@ -139,6 +139,7 @@ class FeatureConfig(Strict):
     crosses: list[list[str]] = Field(default_factory=list, description="pairs of categorical names")
     hash_bits: int = Field(22, ge=8, le=31, description="bucket space = 2**hash_bits rows")
     hash_seed: int = 0
+    max_field_bytes: int = Field(65536, ge=1, description="a longer string value is a dead letter (field_too_long)")
 
     @field_validator("categorical", mode="before")
     @classmethod

@@ -57,12 +57,24 @@ def _null_where(arr: pa.Array, mask: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(arr.type, len(arr), [validity, *arr.buffers()[1:]], offset=arr.offset)
 
 
+def _offsets(arr: pa.Array) -> np.ndarray:
+    width = 8 if pa.types.is_large_string(arr.type) else 4
+    return np.frombuffer(arr.buffers()[1], dtype=f"<i{width}", count=len(arr) + 1, offset=arr.offset * width)
+
+
 def _blank_to_null(arr: pa.Array) -> pa.Array:
     """``""`` → null; reads the offsets buffer so a column without blanks costs ~5 µs."""
-    width = 8 if pa.types.is_large_string(arr.type) else 4
-    off = np.frombuffer(arr.buffers()[1], dtype=f"<i{width}", count=len(arr) + 1, offset=arr.offset * width)
+    off = _offsets(arr)
     blank = off[1:] == off[:-1]
     return _null_where(arr, blank) if blank.any() else arr
+
+
+def _too_long(arr: pa.Array, limit: int) -> np.ndarray:
+    """Rows of a string array whose value has more than ``limit`` bytes (one subtraction when none can)."""
+    off = _offsets(arr)
+    if len(arr) == 0 or off[-1] - off[0] <= limit:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.diff(off) > limit)
 
 
 def _bad_rows(arr: pa.Array, to: pa.DataType, safe: bool) -> list[int]:
@@ -87,8 +99,8 @@ def _bad_rows(arr: pa.Array, to: pa.DataType, safe: bool) -> list[int]:
 class _Rows:
     """Per-call state: the raw batch, which rows were rejected, and why."""
 
-    def __init__(self, raw: pa.RecordBatch | pa.Table) -> None:
-        self.raw = raw
+    def __init__(self, raw: pa.RecordBatch | pa.Table, max_bytes: int) -> None:
+        self.raw, self.max_bytes = raw, max_bytes
         self.bad = np.zeros(raw.num_rows, dtype=bool)
         self.rejects: list[tuple[int, str, str, str | None]] = []
 
@@ -99,9 +111,24 @@ class _Rows:
             raise KeyError(f"raw batch has no column {name!r} (has {self.raw.schema.names})") from None
         return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
+    def text(self, name: str) -> pa.Array:
+        """Column ``name``; string values over ``max_bytes`` are rejected (``field_too_long``) and nulled."""
+        arr = self.column(name)
+        if not _is_text(arr.type):
+            return arr
+        rows = _too_long(arr, self.max_bytes)
+        if len(rows):
+            sizes = np.diff(_offsets(arr))[rows]
+            values = [f"{k} bytes: {arr[int(r)].as_py()[:100]}" for r, k in zip(rows, sizes)]
+            self.reject(rows, dl.FIELD_TOO_LONG, name, values)
+            mask = np.zeros(len(arr), dtype=bool)
+            mask[rows] = True
+            arr = _null_where(arr, mask)
+        return arr
+
     def cast(self, name: str, to: pa.DataType, reason: str) -> pa.Array:
         """Column ``name`` cast to ``to``; rows that do not cast are rejected and become null."""
-        arr = self.column(name)
+        arr = self.text(name)
         if arr.type == to:
             return arr
         if _is_text(arr.type):
@@ -167,7 +194,7 @@ class Featurizer:
         ``position_offset`` is ignored), else are ``position_offset + row index``.
         """
         cfg, n = self.cfg, raw.num_rows
-        rows = _Rows(raw)
+        rows = _Rows(raw, cfg.max_field_bytes)
         if POSITION_COLUMN in raw.schema.names:
             positions = rows.column(POSITION_COLUMN).to_numpy(zero_copy_only=False).astype(np.int64)
         else:
@@ -177,9 +204,8 @@ class Featurizer:
             event_id = positions
         else:
             ev = rows.cast(cfg.event_id, pa.int64(), dl.BAD_ID)
-            rows.reject(
-                np.flatnonzero(pc.is_null(ev).to_numpy(zero_copy_only=False)), dl.BAD_ID, cfg.event_id
-            )
+            if ev.null_count:
+                rows.reject(np.flatnonzero(pc.is_null(ev).to_numpy(zero_copy_only=False)), dl.MISSING_ID, cfg.event_id)
             event_id = ev.fill_null(0).to_numpy()
 
         label = self._label(rows)
@@ -203,12 +229,14 @@ class Featurizer:
         y = rows.cast(name, pa.float64(), dl.LABEL_INVALID)
         missing = pc.is_null(y).to_numpy(zero_copy_only=False)
         y = y.fill_null(0).to_numpy()
+        invalid = np.isnan(y)
         with np.errstate(invalid="ignore"):
             if threshold is not None:
-                invalid = np.isnan(y)
                 y = (y >= threshold).astype(np.float32)
             else:
-                invalid = (y != 0) & (y != 1)
+                out_of_range = (y != 0) & (y != 1) & ~invalid
+                if out_of_range.any():
+                    rows.reject(np.flatnonzero(out_of_range & ~missing), dl.LABEL_OUT_OF_RANGE, name)
         rows.reject(np.flatnonzero(missing), dl.LABEL_MISSING, name)
         rows.reject(np.flatnonzero(invalid & ~missing), dl.LABEL_INVALID, name)
         return y.astype(np.float32)
@@ -229,7 +257,7 @@ class Featurizer:
             hashed = murmur3_32_int64(values, self._seeds[fi, None])  # all int fields in one pass
             h[fi] = np.where(nulls, self._null[fi, None], hashed)
         for i in self._str_fields:
-            h[i] = hash_strings(rows.column(cats[i].name), int(self._seeds[i]))
+            h[i] = hash_strings(rows.text(cats[i].name), int(self._seeds[i]))
         crossed = [cross(h[a], h[b], seed) for a, b, seed in self._crosses]
         bits = self.cfg.hash_bits
         return [*bucketize(h, bits), *(bucketize(c, bits) for c in crossed)]
@@ -242,7 +270,7 @@ class Featurizer:
             x = v.fill_null(0).to_numpy() if v.null_count else v.to_numpy()
             finite = np.isfinite(x)
             if not finite.all():
-                rows.reject(np.flatnonzero(~finite), dl.NOT_NUMERIC, f.name)
+                rows.reject(np.flatnonzero(~finite), dl.NOT_FINITE, f.name)
                 x = np.where(finite, x, 0.0)
             if f.transform == "log1p":
                 x = np.sign(x) * np.log1p(np.abs(x))

@@ -89,18 +89,23 @@ class SinkMetrics:
 
         for reason in REASONS:  # every known reason exists from the start (rate() sees the first one)
             self.dead.labels(**lb, reason=reason)
+        self.drift = e.counter(n.SCHEMA_DRIFT_ROWS, "Accepted rows that carried an unknown column (ignored)",
+                               "column")
         self.version = e.gauge(n.MODEL_VERSION, "Latest model version seen").labels(**lb)
         self._last: tuple[float, int] | None = None
 
     def start(self) -> int:
         return self.endpoint.start()
 
-    def count(self, rows_in: int, trained: int, dead_reasons: dict[str, int], version: int) -> None:
-        """Per batch: counters and version."""
+    def count(self, rows_in: int, trained: int, dead_reasons: dict[str, int], version: int,
+              drift: dict[str, int] | None = None) -> None:
+        """Per batch: counters and version (``drift``: rows with an unknown column, by column)."""
         self.events_in.inc(rows_in)
         self.events_trained.inc(trained)
         for reason, k in dead_reasons.items():
             self.dead.labels(**self.endpoint.labels, reason=reason).inc(k)
+        for column, k in (drift or {}).items():
+            self.drift.labels(**self.endpoint.labels, column=column[:100]).inc(k)
         self.version.set(version)
 
     def publish(self, snap: dict, t: float, events_in: int) -> None:

@@ -1,6 +1,6 @@
 """The Flink functions of Kafka in and out (see :mod:`flinkdl.sources.kafka`, :mod:`flinkdl.sinks.kafka`).
 
-``KafkaFeatures``: a chunk of row messages, or one Arrow message → featurized :data:`ENVELOPE`.
+``KafkaFeatures``: a chunk of row messages, or one Arrow message → featurized :data:`ENVELOPE` s.
 ``PublishKafka``: passes envelopes on unchanged after their predictions (and dead letters) are
 acknowledged by the broker, so everything the evaluator counts, and everything before a
 checkpoint barrier, is already on the predictions topic.
@@ -8,7 +8,8 @@ checkpoint barrier, is already on the predictions topic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+from collections.abc import Callable, Iterator
 
 from pyflink.common import Row
 from pyflink.datastream import FlatMapFunction, MapFunction, RuntimeContext
@@ -18,43 +19,48 @@ from flinkdl.exchange.channel import unpack
 from flinkdl.features.deadletter import MALFORMED, DeadLetter
 from flinkdl.features.layout import PREDICTION_SCHEMA
 from flinkdl.pipeline.operators import _Featurize, subtask_index
+from flinkdl.sources.messages import empty_batch
 
 
 class KafkaFeatures(_Featurize, FlatMapFunction):
-    """``Row(messages, n)`` of csv/json messages, or ``Row(bytes)`` of one Arrow message → envelope."""
+    """``Row(messages, n)`` of csv/json messages, or ``Row(message)`` of one Arrow message → envelopes.
+
+    Bad input never fails the task: decoding turns it into dead letters (:mod:`flinkdl.sources.messages`),
+    and should a chunk still raise, it is split in halves until the message that raises is alone;
+    that one is dead-lettered (``malformed``) and every other message goes on.
+    """
 
     def open(self, ctx: RuntimeContext) -> None:
-        from flinkdl.sources.kafka import needed_columns
+        from flinkdl.sources.kafka import decoder
 
         super().open(ctx)
-        self.kafka = self.cfg.source.kafka
-        self.columns = needed_columns(self.cfg.features)
+        self.decoder = decoder(self.cfg)
         self.subtask = subtask_index(ctx)
         self.seq = self.position = 0
 
     def flat_map(self, element: Row) -> Iterator[Row]:
-        from flinkdl.sources import kafka as k
-
-        seq, pos = (self.subtask << 40) | self.seq, self.position
-        if self.kafka.format == "arrow":
-            data = bytes(element[0])
-            raw, dead = k.parse_arrow(data, self.columns, pos)
-            rows_in = raw.num_rows + len(dead)
-            try:
-                out = self.envelope(seq, raw, rows_in, dead, pos)
-            except (KeyError, TypeError, ValueError, NotImplementedError) as e:  # pa.ArrowInvalid is a ValueError
-                why = f"cannot featurize: {str(e)[:200]}"
-                bad = [DeadLetter(MALFORMED, value=why, raw=f"<{len(data)} bytes of Arrow>", position=pos)]
-                out = self.envelope(seq, k.empty_batch(self.columns), 1, bad, pos)
-            self.position += max(rows_in, 1)
+        if self.cfg.source.kafka.format == "arrow":
+            msgs, decode = [element[0]], lambda m, pos: self.decoder.arrow(bytes(m[0] or b""), pos)
         else:
-            text, n = "\n".join(element[0]), element[1]
-            if self.kafka.format == "csv":
-                raw, dead = k.parse_csv(text, self.kafka, self.cfg.features, pos)
-            else:
-                raw, dead = k.parse_json(text, self.columns, pos)
-            out = self.envelope(seq, raw, raw.num_rows + len(dead), dead, pos)
-            self.position += n
+            msgs, decode = [bytes(m) for m in element[0]], self.decoder.rows
+        yield from self._chunk(msgs, self.position, decode)
+        self.position += len(msgs)
+
+    def _chunk(self, msgs: list, pos: int, decode: Callable) -> Iterator[Row]:
+        try:
+            raw, letters = decode(msgs, pos)
+            rows_in = raw.num_rows + sum(isinstance(d, DeadLetter) for d in letters)
+            out = self.envelope((self.subtask << 40) | self.seq, raw, rows_in, letters, pos)
+        except Exception as e:  # noqa: BLE001 - a bug in decoding must cost one message, not the job
+            if len(msgs) > 1:
+                half = len(msgs) // 2
+                yield from self._chunk(msgs[:half], pos, decode)
+                yield from self._chunk(msgs[half:], pos + half, decode)
+                return
+            data = bytes(msgs[0] or b"")
+            bad = DeadLetter(MALFORMED, value=f"cannot featurize: {type(e).__name__}: {e}",
+                             raw=base64.b64encode(data).decode(), position=pos, raw_encoding="base64")
+            out = self.envelope((self.subtask << 40) | self.seq, empty_batch(self.decoder.columns), 1, [bad], pos)
         self.seq += 1
         yield out
 

@@ -12,7 +12,6 @@ import json
 import os
 import pickle
 import time
-from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,8 +23,8 @@ from flinkdl.evaluation.metrics import LogLoss, ProgressiveAUC
 
 METRICS_LOG = "metrics.jsonl"
 #: What :meth:`RunProgress.save_state` keeps (besides the output file sizes).
-_STATE = ("auc", "logloss", "evaluator", "evaluation_s", "events_in", "events_trained", "dead_letter",
-          "dead_by_reason", "model_version", "first_t", "last_t")
+_STATE = ("auc", "logloss", "evaluator", "evaluation_s", "events_in", "events_trained", "model_version",
+          "first_t", "last_t")
 
 
 class RunProgress:
@@ -43,8 +42,7 @@ class RunProgress:
 
             self.metrics = SinkMetrics(cfg)
             self.metrics.start()
-        self.events_in = self.events_trained = self.dead_letter = 0
-        self.dead_by_reason: Counter[str] = Counter()
+        self.events_in = self.events_trained = 0
         self.model_version = 0
         self.first_t: float | None = None
         self.last_t = self.last_report = time.time()
@@ -72,14 +70,9 @@ class RunProgress:
             self.model_version = max(self.model_version, int(preds.column("model_version")[-1].as_py()))
             if self._preds is not None:
                 self._preds.write(preds)
-        if dead_letters:
-            lines = dead_letters.decode().splitlines()
-            self._dead.write(lines)
-            self.dead_letter += len(lines)
-            reasons = Counter(json.loads(x).get("reason", "unknown") for x in lines)
-            self.dead_by_reason.update(reasons)
+        reasons, drift = self._dead.add(dead_letters)
         if self.metrics is not None:
-            self.metrics.count(rows_in, preds.num_rows, reasons if dead_letters else {}, self.model_version)
+            self.metrics.count(rows_in, preds.num_rows, reasons, self.model_version, drift)
         if self.max_events is not None and self.events_in >= self.max_events:
             self.finish()
         elif now - self.last_report >= self.cfg.job.report_every_s:
@@ -99,8 +92,9 @@ class RunProgress:
             "final": final,
             "events_in": self.events_in,
             "events_trained": self.events_trained,
-            "dead_letter": self.dead_letter,
-            "dead_letter_by_reason": dict(self.dead_by_reason),
+            "dead_letter": self._dead.count,
+            "dead_letter_by_reason": dict(self._dead.by_reason),
+            "schema_drift": dict(self._dead.drift),
             "auc": auc,
             "logloss": self.logloss.get(),
             "model": self.cfg.model.name,
@@ -127,6 +121,7 @@ class RunProgress:
         if self._preds is not None:  # (dead letters are flushed as they are written)
             self._preds.flush()
         state = {k: getattr(self, k) for k in _STATE}
+        state["dead"] = (self._dead.by_reason, self._dead.drift, self._dead.writer.count)
         state["files"] = {str(p): p.stat().st_size if p.exists() else 0 for p in self._outputs()}
         folder = self.run_dir / "state"
         folder.mkdir(exist_ok=True)
@@ -150,19 +145,20 @@ class RunProgress:
             with open(name, "a+b") as f:
                 f.truncate(size)
         self._open_outputs()
+        self._dead.by_reason, self._dead.drift, self._dead.writer.count = state.pop("dead")
         for k, v in state.items():
             setattr(self, k, v)
 
     def _outputs(self) -> list[Path]:
-        return [w.path for w in (self._preds, self._dead) if w is not None]
+        return [w.path for w in (self._preds, self._dead.writer) if w is not None]
 
     def _open_outputs(self) -> None:
-        from flinkdl.sinks.deadletter import DeadLetterWriter
+        from flinkdl.sinks.deadletter import DeadLetterLog
         from flinkdl.sinks.predictions import PredictionWriter
 
         sinks = self.cfg.sinks
         self._preds = PredictionWriter(sinks.predictions) if sinks.predictions else None
-        self._dead = DeadLetterWriter(sinks.dead_letter or self.run_dir / "dead_letter.jsonl")
+        self._dead = DeadLetterLog(sinks.dead_letter or self.run_dir / "dead_letter.jsonl")
 
     def _close_outputs(self) -> None:
         if self._preds is not None:

@@ -1,4 +1,4 @@
-"""Append rejected records to a JSON-lines dead-letter file, one object per line.
+"""Dead letters out: a JSON-lines file (one object per line), counts, and Kafka dead-letter messages.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "dead_letter.jsonl"
@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO, Self
 
+from flinkdl.features.deadletter import split_lines
 from flinkdl.sinks.predictions import open_append
 
 
@@ -76,3 +78,48 @@ class DeadLetterWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class DeadLetterLog:
+    """A run's dead letters: appended to a file and counted by reason; schema-drift notices
+    (:class:`~flinkdl.features.deadletter.Notice`) are counted by column, not written."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.writer = DeadLetterWriter(path)
+        self.by_reason: Counter[str] = Counter()
+        self.drift: Counter[str] = Counter()  #: rows that carried an unknown column, by column
+
+    @property
+    def count(self) -> int:
+        return self.writer.count
+
+    def add(self, data: bytes) -> tuple[Counter[str], Counter[str]]:
+        """An envelope's dead-letter bytes → written; returns this batch's (reasons, drift) counts."""
+        if not data:
+            return Counter(), Counter()
+        lines, notices = split_lines(data)
+        self.writer.write(lines)
+        reasons = Counter(json.loads(x).get("reason", "unknown") for x in lines)
+        drift: Counter[str] = Counter()
+        for n in notices:
+            drift[n["field"]] += n["rows"]
+        self.by_reason.update(reasons)
+        self.drift.update(drift)
+        return reasons, drift
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def kafka_message(d: dict) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A dead letter (``DeadLetter.to_json`` dict) → a dead-letter topic message: (value, headers).
+
+    Value: the raw record (for binary ones the base64 text, with header ``raw-encoding: base64``);
+    headers ``reason``, ``field``, ``value``, ``position`` where set (and ``raw-bytes`` when cut).
+    """
+    headers = [(k, str(d[k]).encode()) for k in ("reason", "field", "value", "position") if d.get(k) is not None]
+    if d.get("raw_encoding") or d.get("reason") == "corrupt_arrow":
+        headers.append(("raw-encoding", (d.get("raw_encoding") or "base64").encode()))
+    if d.get("raw_bytes") is not None:
+        headers.append(("raw-bytes", str(d["raw_bytes"]).encode()))
+    return (d.get("raw") or "").encode(), headers

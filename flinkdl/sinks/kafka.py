@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 
 from flinkdl.config.schema import KafkaPredictionsSink
+from flinkdl.features.deadletter import split_lines
+from flinkdl.sinks.deadletter import kafka_message
 
 
 class DeliveryError(RuntimeError):
@@ -91,8 +93,8 @@ class KafkaPublisher:
                 self._produce(topic, str(i).encode(), value.encode())
             self.sent += n
         if dead_letters and self.dlq:
-            for line in dead_letters.decode().splitlines():
-                self._produce(self.dlq, None, *_dead_letter_message(json.loads(line)))
+            for line in split_lines(dead_letters)[0]:  # notices (schema drift) are not dead letters
+                self._produce(self.dlq, None, *kafka_message(json.loads(line)))
 
     def _flush_and_retry(self) -> None:
         for attempt in range(self.sink.retries + 1):
@@ -131,10 +133,3 @@ class KafkaPublisher:
         if self.sink.delivery != "transactional":
             self._flush_and_retry()
 
-
-def _dead_letter_message(d: dict) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """A dead letter (``DeadLetter.to_json`` dict) → (value, headers)."""
-    headers = [(k, str(d[k]).encode()) for k in ("reason", "field", "value", "position") if d.get(k) is not None]
-    if d.get("reason") == "corrupt_arrow":
-        headers.append(("raw-encoding", b"base64"))
-    return (d.get("raw") or "").encode(), headers

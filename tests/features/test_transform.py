@@ -122,10 +122,10 @@ def test_bad_rows_are_dead_lettered_and_the_rest_survive() -> None:
     rows = [  # event_id, label, c, s, n
         ("1", "1", "10", "a", "1.5"),
         ("2", "", "11", "b", "2"),  # label_missing
-        ("3", "2", "12", "c", "3"),  # label_invalid
+        ("3", "2", "12", "c", "3"),  # label_out_of_range
         ("4", "1", "1.5", "d", "4"),  # bad_id
         ("5", "0", "13", "e", "abc"),  # not_numeric
-        ("6", "0", "14", "f", "inf"),  # not_numeric (non-finite)
+        ("6", "0", "14", "f", "inf"),  # not_finite
         ("x7", "1", "15", "g", "5"),  # bad_id (event id)
         ("8", "1", "16", "h", ""),
         ("9", "x", "zz", "i", "nan"),  # label first
@@ -134,10 +134,10 @@ def test_bad_rows_are_dead_lettered_and_the_rest_survive() -> None:
     out, dead = Featurizer(cfg).transform(raw, position_offset=40)
     assert [(d.reason, d.field, d.value, d.raw, d.position) for d in dead] == [
         ("label_missing", "label", "", "2,,11,b,2", 41),
-        ("label_invalid", "label", "2", "3,2,12,c,3", 42),
+        ("label_out_of_range", "label", "2", "3,2,12,c,3", 42),
         ("bad_id", "c", "1.5", "4,1,1.5,d,4", 43),
         ("not_numeric", "n", "abc", "5,0,13,e,abc", 44),
-        ("not_numeric", "n", "inf", "6,0,14,f,inf", 45),
+        ("not_finite", "n", "inf", "6,0,14,f,inf", 45),
         ("bad_id", "event_id", "x7", "x7,1,15,g,5", 46),
         ("label_invalid", "label", "x", "9,x,zz,i,nan", 48),
     ]
@@ -158,8 +158,8 @@ def test_typed_bad_values() -> None:
     )
     out, dead = Featurizer(cfg).transform(raw)
     assert [(d.reason, d.field, d.value, d.position) for d in dead] == [
-        ("bad_id", "event_id", None, 1),
-        ("label_invalid", "label", "0.5", 2),
+        ("missing_id", "event_id", None, 1),
+        ("label_out_of_range", "label", "0.5", 2),
         ("label_missing", "label", None, 3),
         ("bad_id", "c", "2.5", 4),
     ]
@@ -222,3 +222,25 @@ def test_criteo_file_end_to_end() -> None:
     assert dead == dead2 == [] and out.num_rows == 1000
     assert 0 < np.mean(out.column("label").to_numpy()) < 0.5
     assert out.column("x_1").to_numpy().mean() > 0  # I1 is often missing
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "reason", "value"),
+    [
+        ("s", ["a", "y" * 50, "c"], "field_too_long", "50 bytes: yyy"),  # string categorical
+        ("c", ["1", "9" * 50, "3"], "field_too_long", "50 bytes: 999"),  # int categorical, before the cast
+        ("n", ["1", "-inf", "3"], "not_finite", "-inf"),
+        ("label", ["0", "-1", "1"], "label_out_of_range", "-1"),
+        ("label", ["0", "NaN", "1"], "label_invalid", "NaN"),
+        ("event_id", ["1", "", "3"], "missing_id", ""),
+    ],
+    ids=["long_string", "long_int_id", "inf", "label_minus_1", "label_nan", "missing_id"],
+)
+def test_one_bad_value_costs_one_row(column: str, values: list[str], reason: str, value: str) -> None:
+    cfg = FeatureConfig(categorical=[{"name": "c", "type": "int"}, "s"], numeric=["n"], max_field_bytes=20)
+    cols = {"event_id": ["1", "2", "3"], "label": ["0", "1", "1"], "c": ["1", "2", "3"], "s": ["a", "b", "c"],
+            "n": ["1", "2", "3"], column: values}
+    out, dead = Featurizer(cfg).transform(pa.record_batch(cols))
+    assert out.column("event_id").to_pylist() == [1, 3]
+    assert [(d.reason, d.field, d.position) for d in dead] == [(reason, column, 1)]
+    assert dead[0].value.startswith(value)

@@ -46,7 +46,8 @@ def test_sink_exports_evaluation_counters_and_dead_letters(tmp_path: Path) -> No
         y = (rng.random(500) < 0.3).astype(np.float32)
         s = np.clip(0.3 * y + rng.random(500) * 0.7, 0, 1).astype(np.float32)
         preds = pa.record_batch([np.arange(500), s, y, np.full(500, 7, np.int64)], schema=PREDICTION_SCHEMA)
-        dead = b'{"reason": "not_numeric"}\n{"reason": "not_numeric"}\n'
+        dead = b'{"reason": "not_numeric"}\n{"notice": "schema_drift", "field": "new", "rows": 3}\n' \
+               b'{"reason": "not_numeric"}\n'
         progress.update(502, preds, dead)
         text = scrape(tmp_path / "prometheus" / "sink-0.json")
     finally:
@@ -58,6 +59,7 @@ def test_sink_exports_evaluation_counters_and_dead_letters(tmp_path: Path) -> No
     assert sample(text, names.EVENTS_IN + "_total", **base) == 502
     assert sample(text, names.DEAD_LETTERS + "_total", reason="not_numeric") == 2
     assert sample(text, names.DEAD_LETTERS + "_total", reason="bad_id") == 0  # known reasons start at 0
+    assert sample(text, names.SCHEMA_DRIFT_ROWS + "_total", column="new") == 3  # a notice, not a dead letter
     assert sample(text, names.MODEL_VERSION, **base) == 7
     assert sample(text, names.CALIBRATION, **base) == pytest.approx(s.mean() / y.mean(), rel=1e-5)
 
