@@ -213,12 +213,14 @@ def running(log: Path | None = None, durable_dir: Path | None = None) -> Iterato
 def start_detached(state: Path = DEFAULT_STATE, durable_dir: Path | None = None) -> Broker:
     """``flinkdl broker start [--durable DIR]``: start and record ``{"pid", "bootstrap"[, "durable"]}``.
 
-    A live recorded broker is returned as is; a dead one (killed) is replaced on its old port."""
+    A live recorded broker is returned as is; a dead one (killed) is replaced on its old port and,
+    when it was durable, on its old storage."""
     old = read_state(state)
     if old is not None:
         return old
-    d = _load(state)
-    port = int(d["bootstrap"].rsplit(":", 1)[1]) if d and "bootstrap" in d else None
+    d = _load(state) or {}
+    port = int(d["bootstrap"].rsplit(":", 1)[1]) if "bootstrap" in d else None
+    durable_dir = durable_dir or (Path(d["durable"]) if "durable" in d else None)
     state.parent.mkdir(parents=True, exist_ok=True)
     b = start(state.with_suffix(".log"), durable_dir=durable_dir,
               port=port if port and not _listening(port) else None)

@@ -132,7 +132,7 @@ def test_cli_durable_start_after_kill_reuses_port_and_data(tmp_path: Path, capsy
         while broker._alive(b.pid) and time.time() < deadline:
             time.sleep(0.02)
         assert main(["broker", "status", "--state", str(state)]) == 1  # dead broker
-        assert main(["broker", "start", "--state", str(state), "--durable", str(data)]) == 0
+        assert main(["broker", "start", "--state", str(state)]) == 0  # the recorded port and storage
         again = broker.read_state(state)
         assert again is not None and again.bootstrap == b.bootstrap and again.store.pid == b.store.pid
         assert _read(again.bootstrap, 50) == list(range(50))
