@@ -32,7 +32,7 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 
     state = Path(args.state)
     if args.action == "start":
-        b = broker.start_detached(state)
+        b = broker.start_detached(state, Path(args.durable) if args.durable else None)
         if args.topics:
             broker.create_topics(b.bootstrap, args.topics.split(","))
         print(b.bootstrap)
@@ -40,7 +40,8 @@ def _cmd_broker(args: argparse.Namespace) -> int:
         print("stopped" if broker.stop_detached(state) else "no broker running")
     else:
         b = broker.read_state(state)
-        print(json.dumps({"pid": b.pid, "bootstrap": b.bootstrap}) if b else "no broker running")
+        store = {"durable": str(b.store.root), "store_pid": b.store.pid} if b and b.store else {}
+        print(json.dumps({"pid": b.pid, "bootstrap": b.bootstrap} | store) if b else "no broker running")
         return 0 if b else 1
     return 0
 
@@ -64,4 +65,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("action", choices=["start", "stop", "status"])
     b.add_argument("--state", default="runs/broker.json", help="PID/address file")
     b.add_argument("--topics", default=None, help="start: comma-separated topics to create")
+    b.add_argument("--durable", default=None, metavar="DIR",
+                   help="start: keep topics, messages and group offsets in DIR (survives a killed broker)")
     b.set_defaults(func=_cmd_broker)
