@@ -72,6 +72,19 @@ class LocalCluster:
         subprocess.run([str(FLINK_HOME / "bin" / "stop-cluster.sh")], env=self.env, check=False,
                        capture_output=True, text=True)
 
+    def add_taskmanager(self) -> None:
+        """Start one more TaskManager (scale out, or replace a lost one) with this cluster's config."""
+        subprocess.run([str(FLINK_HOME / "bin" / "taskmanager.sh"), "start"], env=self.env, check=True,
+                       capture_output=True, text=True)
+
+    @staticmethod
+    def taskmanager_pids() -> list[int]:
+        """PIDs of the TaskManager JVMs running on this machine."""
+        import psutil
+
+        return [p.pid for p in psutil.process_iter(["cmdline"])
+                if any(a.endswith("TaskManagerRunner") for a in p.info["cmdline"] or ())]
+
     def status(self) -> dict | None:
         return self.rest.overview() if self.rest.reachable() else None
 

@@ -219,6 +219,8 @@ class WorkerConfig(Strict):
     inter_op_threads: int = Field(0, ge=0)
     start_timeout_s: float = Field(120.0, gt=0)
     max_restarts: int = Field(3, ge=0)
+    step_timeout_s: float = Field(300.0, gt=0, description="a worker that answers no batch for this long is "
+                                  "treated as dead: killed, restarted (and, exactly-once, rolled back + replayed)")
     socket_dir: Path | None = Field(None, description="where unix sockets live; default: a temp dir")
 
 

@@ -50,8 +50,11 @@ class ArrowChannel:
     and ``ch.out_path``; ``ch.accept(timeout)``; then ``send``/``receive`` per batch; ``close()``.
     """
 
-    def __init__(self, schema: pa.Schema, out_schema: pa.Schema, socket_dir: str | Path | None = None):
+    def __init__(self, schema: pa.Schema, out_schema: pa.Schema, socket_dir: str | Path | None = None,
+                 receive_timeout_s: float | None = None):
+        """``receive_timeout_s``: :meth:`receive` raises :class:`ExchangeClosed` after that long."""
         self.schema = schema
+        self.receive_timeout_s = receive_timeout_s
         self.out_schema = out_schema
         self._dir = Path(tempfile.mkdtemp(prefix="flinkdl-", dir=socket_dir))
         self.in_path = str(self._dir / "in.sock")
@@ -87,7 +90,7 @@ class ArrowChannel:
                     waited += 0.2
                     if waited > timeout or not alive():
                         raise ExchangeClosed(f"worker did not connect to {name}.sock within {waited:.0f}s")
-            conns[name].settimeout(None)
+            conns[name].settimeout(self.receive_timeout_s if name == "out" else None)
         self._in = conns["in"]
         self._in.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
         self._in.sendall(self.schema.serialize().to_pybytes())

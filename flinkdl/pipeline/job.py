@@ -74,8 +74,11 @@ def feature_stream(env: StreamExecutionEnvironment, cfg: JobConfig) -> DataStrea
     if cfg.source.kind == "generator":
         gen = cfg.source.generator
         n_batches = -(-gen.events // gen.batch_size) if gen.events else UNBOUNDED_BATCHES
+        # One sequence of batch indexes, in event-time order; the featurizers and trainers fan out
+        # from it. (A parallel NumberSequenceSource would give each subtask a contiguous half of
+        # the stream: worker 1 would train on the drifted half while worker 0 is still before it.)
         src = env.from_source(NumberSequenceSource(0, n_batches - 1), WatermarkStrategy.no_watermarks(),
-                              "click-generator")
+                              "click-generator").set_parallelism(1)
         return src.map(GenerateFeatures(cfg_json), output_type=ENVELOPE).name("generate+featurize")
     if cfg.source.kind == "kafka":
         from flinkdl.pipeline.kafka_ops import KafkaFeatures

@@ -191,7 +191,11 @@ class EvaluateAndSink(ExactlyOnceFunction):
     def start(self, ctx: RuntimeContext) -> None:
         from flinkdl.pipeline.progress import RunProgress
 
-        self.progress = RunProgress(self.cfg, self.max_events)
+        # A bounded stream ends with its last event: the final line must not wait for close(),
+        # which PyFlink does not call on a standalone cluster (docs/STACK_NOTES.md).
+        src = self.cfg.source
+        bounded = src.generator.events if src.kind == "generator" else None
+        self.progress = RunProgress(self.cfg, self.max_events or bounded)
         self._snapshot_t = time.monotonic()
 
     def reset(self, anchor: dict | None) -> dict:

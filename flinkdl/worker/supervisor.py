@@ -51,7 +51,8 @@ class WorkerSupervisor:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
-        self._channel = ArrowChannel(self.schema, PREDICTION_SCHEMA, self.cfg.worker.socket_dir)
+        self._channel = ArrowChannel(self.schema, PREDICTION_SCHEMA, self.cfg.worker.socket_dir,
+                                     receive_timeout_s=self.cfg.worker.step_timeout_s)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as err:
             self._proc = subprocess.Popen(

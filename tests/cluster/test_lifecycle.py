@@ -2,6 +2,8 @@
 stop with a savepoint, resume from it, stop. One module, one cluster: each step costs seconds."""
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -9,13 +11,16 @@ import urllib.parse
 import urllib.request
 
 import numpy as np
+import psutil
 import pytest
 import yaml
 
 from flinkdl.cluster.rest import FlinkRestError
 from flinkdl.cluster.standalone import PROJECT_ROOT, LocalCluster
 from flinkdl.sinks.predictions import read_predictions
+from tests import faults
 from tests.deploy.promql import PROMETHEUS, panel_queries
+from tests.ps.conftest import PsProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +76,31 @@ def test_submit_stop_with_savepoint_and_resume(cluster, tmp_path):
     # generator's position from the savepoint and went on from the next event: no gap, no replay.
     assert np.array_equal(ids[0], np.arange(len(ids[0]))) and len(ids[0]) >= first["events_in"]
     assert len(ids[1]) > 0 and np.array_equal(ids[1], np.arange(len(ids[0]), len(ids[0]) + len(ids[1])))
+
+
+def _exactly_once_run(cluster, base, name: str, kill_taskmanager: bool) -> dict:
+    run_dir, ps = base / name, PsProcess(base / f"{name}-ps-versions")
+    try:
+        job = cluster.submit(PROJECT_ROOT / "jobs" / "click_stream.yaml", faults.overrides(run_dir, ps.address))
+        if kill_taskmanager:
+            faults.wait_predictions(run_dir)
+            (tm,) = cluster.taskmanager_pids()
+            os.kill(tm, signal.SIGKILL)
+            cluster.add_taskmanager()  # what Kubernetes or a supervisor does for a lost pod
+        assert cluster.rest.wait_for_state(job, {"FINISHED", "FAILED", "CANCELED"}, timeout=400) == "FINISHED"
+        out = faults.outcome(run_dir, ps.address, _last_metrics(run_dir))
+    finally:
+        ps.stop()
+    return {**out, "restarts": cluster.rest.job(job).get("status-counts"), "killed": kill_taskmanager and tm}
+
+
+def test_taskmanager_killed_with_sigkill_recovers_exactly_once(cluster, tmp_path):
+    """kill -9 of the TaskManager mid-stream (its Python harness and TF worker go with it); a new
+    TaskManager joins; Flink restores the last checkpoint and the job ends as an uncrashed one."""
+    clean = _exactly_once_run(cluster, tmp_path, "clean", kill_taskmanager=False)
+    run = _exactly_once_run(cluster, tmp_path, "tm-killed", kill_taskmanager=True)
+    assert run["summary"]["final"] and not psutil.pid_exists(run["killed"])
+    faults.compare(run, clean, "taskmanager")
 
 
 def test_rest_errors_are_clear(cluster):

@@ -61,3 +61,20 @@ def test_worker_that_cannot_start_fails_with_its_log(tmp_path):
         sup.start()
     assert "no.such" in (tmp_path / "worker-0.log").read_text()
     sup.stop()
+
+
+def test_a_hung_worker_is_replaced_after_the_step_timeout(tmp_path):
+    cfg = _config(tmp_path, "worker.step_timeout_s=3")
+    sup = WorkerSupervisor(cfg)
+    sup.start()
+    seen = []
+    try:
+        for i, payload in enumerate(_batches(cfg, 4)):
+            if i == 2:
+                os.kill(sup.pid, signal.SIGSTOP)  # alive but answering nothing
+            out, _ = sup.process(payload, ROWS)
+            seen.append(out.column("event_id").to_numpy())
+    finally:
+        sup.stop()
+    assert sup.restarts == 1
+    assert np.array_equal(np.concatenate(seen), np.arange(4 * ROWS))

@@ -1,0 +1,83 @@
+"""Shared by the fault tests (mini-cluster and standalone cluster): one throttled exactly-once
+run of the built-in stream, how to find its processes, and how to compare two runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from flinkdl.ps.client import PsClient
+from flinkdl.sinks.predictions import read_predictions
+
+EVENTS, BATCH, RATE = 40_960, 1024, 4096  # 40 batches over ~10 s
+AUC_TOL, ROW_TOL = 0.002, 1e-4
+
+
+def overrides(run_dir: Path, ps_address: str, generator: bool = True) -> list[str]:
+    """``--set`` overrides of jobs/click_stream*.yaml for a fault-test run."""
+    source = [f"source.generator.events={EVENTS}", f"source.generator.batch_size={BATCH}",
+              f"source.generator.max_rate_per_s={RATE}"] if generator else []
+    return [*source, f"job.run_dir={run_dir}", f"sinks.predictions.path={run_dir}/predictions.csv",
+            "features.hash_bits=16", "worker.intra_op_threads=1", "worker.step_timeout_s=30",
+            "ps.enabled=true", f"ps.address={ps_address}", "ps.push_every_batches=4", "ps.push_every_s=1000",
+            "job.exactly_once=true", "job.checkpoint_interval_s=0.5", "job.snapshot_every_s=1",
+            "job.python_harness=process"]
+
+
+def worker_pid(run_dir: Path, timeout: float = 120.0, not_pid: int | None = None) -> int:
+    """The TF worker of this run (its config argument names the run dir)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            cmd = p.info["cmdline"] or []
+            if "flinkdl.worker" in cmd and any(str(run_dir) in a for a in cmd) and p.info["pid"] != not_pid:
+                return p.info["pid"]
+        time.sleep(0.2)
+    raise TimeoutError(f"no worker process for {run_dir}")
+
+
+def wait_predictions(run_dir: Path, rows: int = EVENTS // 3, timeout: float = 180.0) -> None:
+    path, deadline = run_dir / "predictions.csv", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") > rows:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{path} never reached {rows} rows")
+
+
+def outcome(run_dir: Path, ps_address: str, summary: dict) -> dict:
+    """What a run left: its summary, the predicted ids and every PS table and dense variable."""
+    with PsClient(ps_address) as c:
+        tables = {t: c.pull_all(t) for t in c.list_tables()}
+        dense = c.dense_get()
+    ids = read_predictions(run_dir / "predictions.csv").column("event_id").to_numpy()
+    return {"summary": summary, "ids": ids, "tables": tables, "dense": dense}
+
+
+def compare(run: dict, clean: dict, label: str) -> dict:
+    """Assert the fault run ended where the clean one did; return the measured gaps."""
+    s, c = run["summary"], clean["summary"]
+    ids, counts = np.unique(run["ids"], return_counts=True)
+    gap = {"auc_delta": abs(s["auc"] - c["auc"]), "duplicates": int((counts - 1).sum()),
+           "ps_row_gap": _row_gap(run, clean)}
+    print(f"\nfault {label}: auc {s['auc']:.6f} (clean {c['auc']:.6f}) {gap}")
+    assert s["events_in"] == s["events_trained"] == EVENTS
+    assert np.array_equal(ids, np.arange(EVENTS)) and gap["duplicates"] == 0, "every event answered exactly once"
+    assert gap["auc_delta"] <= AUC_TOL
+    assert gap["ps_row_gap"] <= ROW_TOL
+    return gap
+
+
+def _row_gap(a: dict, b: dict) -> float:
+    gap = 0.0
+    assert a["tables"].keys() == b["tables"].keys()
+    for name, (ids, rows) in a["tables"].items():
+        ids_b, rows_b = b["tables"][name]
+        assert np.array_equal(np.sort(ids), np.sort(ids_b)), f"table {name}: other rows"
+        gap = max(gap, float(np.abs(rows[np.argsort(ids)] - rows_b[np.argsort(ids_b)]).max()))
+    for name, value in a["dense"].items():
+        gap = max(gap, float(np.abs(value - b["dense"][name]).max()))
+    return gap
