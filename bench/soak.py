@@ -10,7 +10,7 @@ feeding a local broker at ``--rate``), the PS, Prometheus metrics (free ports) a
 every 30 s on, and no prediction file (the disk would fill). Every interval it walks the job's
 process tree with psutil and sums RSS (and USS) per role:
 
-- ``jvm``: the Flink mini-cluster (py4j gateway JVM);
+- ``jvm``: the Flink mini-cluster (py4j gateway JVM; heap capped by ``--jvm-args``, default 4 GB);
 - ``driver``: the ``flinkdl run`` process: runner, and PyFlink's loopback Python harness, which
   runs the Python operators (featurize, train relay, evaluation and sinks) on the mini-cluster;
 - ``harness``: PyFlink's ``beam_boot`` processes (with a loopback driver, only a bootstrap);
@@ -180,9 +180,10 @@ def start_job(args: argparse.Namespace, out: Path, ps_address: str, bootstrap: s
     cmd = [sys.executable, "-m", "flinkdl.cli", "run", args.config]
     for s in sets + args.set:
         cmd += ["--set", s]
+    env = {**os.environ, "JVM_ARGS": args.jvm_args}  # pyflink's local gateway JVM takes these
     with open(out / "job.log", "ab") as log:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
 
 
 def stop_job(job: subprocess.Popen, sampler: Sampler) -> None:
@@ -223,6 +224,8 @@ def main() -> int:
     p.add_argument("--goal", type=float, default=5.0, metavar="PCT", help="max RSS growth after warm-up")
     p.add_argument("--config", default=None, help="default: jobs/click_stream.yaml (--kafka: *_kafka.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more config overrides")
+    p.add_argument("--jvm-args", default="-Xmx4g", help="mini-cluster JVM options; '' = ergonomic heap (1/4 of "
+                   "RAM: the kernel OOM-killed a 6 GB-heap JVM on the shared 24 GB machine; 2 GB filled in a minute)")
     p.add_argument("--kafka", action="store_true", help="Kafka in and out through a local tansu broker")
     p.add_argument("--rate", type=float, default=10_000, help="--kafka: produced events/s")
     p.add_argument("--no-uss", dest="uss", action="store_false", help="RSS only (USS reads smaps)")
