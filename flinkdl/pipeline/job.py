@@ -52,6 +52,8 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
     if cfg.job.checkpoint_dir is not None:  # kept after cancel/failure: a restart point
         conf.set_string("execution.checkpointing.dir", Path(cfg.job.checkpoint_dir).resolve().as_uri())
         conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    elif cfg.job.checkpoint_interval_s:  # files, not the JobManager heap (5 MB per state: the tail is bigger)
+        conf.set_string("execution.checkpointing.dir", (Path(cfg.job.run_dir) / "checkpoints").resolve().as_uri())
     if cfg.job.restore_from is not None:
         conf.set_string("execution.savepoint.path", Path(cfg.job.restore_from).resolve().as_uri())
     conf.set_string("restart-strategy.type", "fixed-delay")
