@@ -54,6 +54,7 @@ def raw_tf_ceiling(
         "cpu_seconds": cpu_seconds,  # process CPU time: less sensitive to other load than wall time
         "rows_per_s": timed_rows / seconds if seconds > 0 else float("nan"),
         "auc": auc_from_arrays(labels, scores),
+        "scores": scores,  # prequential: each made before the model trained on its event
     }
 
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig
 from flinkdl.features.layout import FeatureLayout
+from flinkdl.models.base import lookup
 from flinkdl.models.lr import LogisticRegression
 from flinkdl.models.registry import register
 
@@ -25,7 +26,7 @@ class FactorizationMachine(LogisticRegression):
 
     def embed(self, ids: tf.Tensor) -> tf.Tensor:
         """Field embeddings ``[B, n_ids, k]``."""
-        return tf.nn.embedding_lookup(self.emb, ids)
+        return lookup(self.emb, ids)
 
     def fm_term(self, emb: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         """Second-order term ``[B]`` over ``emb`` ``[B, F, k]`` plus the dense field."""

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig
 from flinkdl.features.layout import FeatureLayout
-from flinkdl.models.base import ModelBase
+from flinkdl.models.base import ModelBase, lookup
 from flinkdl.models.registry import register
 
 
@@ -22,7 +22,7 @@ class LogisticRegression(ModelBase):
 
     def linear(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         """The first-order part, ``[B]``."""
-        sparse = tf.reduce_sum(tf.nn.embedding_lookup(self.w, ids), axis=[1, 2])
+        sparse = tf.reduce_sum(lookup(self.w, ids), axis=[1, 2])
         return sparse + tf.matmul(dense, self.w_dense)[:, 0] + self.bias[0]
 
     def logits(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:

@@ -1,0 +1,185 @@
+"""End-to-end events/s of the full job against its raw-TF ceiling and Vowpal Wabbit, same run.
+
+    python bench/anchors.py                                   # lr, fm, deepfm; 1M events; PS on and off
+    python bench/anchors.py --models lr --events 2000000 --ps on
+
+Per model: (1) the raw-TF ceiling (bench/raw_tf.py: the same model and batch size on the same
+events, featurized beforehand, in this process); (2) the job (`flinkdl.runner.run`: generator →
+parse + hash → Arrow IPC → TF worker → evaluation + sink, and with ``--ps on`` the PS sync to a
+local parameter server on a free port), its stream throughput (first to last batch at the sink)
+and, sampled from outside (bench/procs.py), the CPU µs per event and RSS of every process.
+Once per run: Vowpal Wabbit (``-b 20 --loss_function logistic``, its own parser, in a child
+process) on the same events, written beforehand as VW text (bench/streams.py); only VW's run is
+timed. Prints one Markdown table of rates and ratios, one of CPU µs/event per process, one of RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import site
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from end_to_end import report
+from procs import ROLES, ProcessSampler
+from streams import MODEL_SETTINGS, featurize, raw_batches, write_vw
+
+VW_ARGS = "-b 20 --loss_function logistic --quiet"
+_VW_CHILD = """
+import sys, time, vowpalwabbit
+t = time.perf_counter()
+ws = vowpalwabbit.Workspace(sys.argv[1])
+ws.finish()
+print(time.perf_counter() - t)
+print([int(x.split()[1]) * 1024 for x in open("/proc/self/status") if x.startswith("VmHWM")][0])
+"""
+
+
+def run_vw(data: Path, events: int, extra: str = "") -> dict:
+    """VW on its own text file, in a child process: wall ev/s, CPU µs/event, peak RSS."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run([sys.executable, "-c", _VW_CHILD, f"-d {data} {VW_ARGS} {extra}"],
+                         check=True, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, peak = float(out.stdout.split()[-2]), int(out.stdout.split()[-1])
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"rows_per_s": events / wall, "seconds": wall, "cpu_us_per_event": 1e6 * cpu / events,
+            "rss": peak}  # VmHWM of the child (ru_maxrss would count the parent's pages before exec)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_job(cfg, events: int) -> dict:
+    """The job under a process sampler; its summary plus per-process CPU µs/event and RSS."""
+    from flinkdl.runner import run
+
+    with ProcessSampler(str(cfg.job.run_dir)) as sampler:
+        job = run(cfg, events, oracle=False)
+    last = json.loads((Path(cfg.job.run_dir) / "metrics.jsonl").read_text().splitlines()[-1])
+    t0 = last["t"] - last["stream_s"]  # the sink's first batch: stages before it may have run ahead
+    job["cpu_us"] = sampler.per_event(t0, last["t"], last["events_in"])
+    job["rss"] = sampler.rss(t0 + last["stream_s"] / 2, last["t"])
+    return job
+
+
+def component_costs(cfg, batches: int = 60) -> dict[str, float]:
+    """CPU µs per event of each Python stage, in this process, on the stream's first batches."""
+    from flinkdl.exchange.channel import pack, unpack
+    from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+    from flinkdl.features.transform import Featurizer
+    from flinkdl.pipeline.progress import RunProgress
+    from flinkdl.sources.generator import ClickStream
+
+    size, stream, fz = cfg.source.generator.batch_size, ClickStream.from_config(cfg.source.generator), Featurizer(cfg.features)
+    schema, cost = FeatureLayout.from_config(cfg.features).schema(), dict.fromkeys(
+        ["generate", "featurize+pack", "relay unpack", "evaluate+sink"], 0.0)
+    progress = RunProgress(cfg)
+    for i in range(batches):
+        c = [time.process_time()]
+        b = stream.batch(i, size)
+        c.append(time.process_time())
+        payload = pack(fz.transform(b, position_offset=i * size)[0])
+        c.append(time.process_time())
+        feats = unpack(payload, schema)
+        c.append(time.process_time())
+        preds = pa.record_batch([feats.column(0), pa.array(np.full(size, 0.3, np.float32)), feats.column(1),
+                                 pa.array(np.zeros(size, np.int64))], schema=PREDICTION_SCHEMA)
+        progress.update(size, unpack(pack(preds), PREDICTION_SCHEMA), b"")
+        c.append(time.process_time())
+        for k, name in enumerate(cost):
+            cost[name] += c[k + 1] - c[k]
+    progress.finish()
+    return {k: 1e6 * v / (batches * size) for k, v in cost.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="jobs/click_stream.yaml")
+    p.add_argument("--models", nargs="+", default=["lr", "fm", "deepfm"])
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--ps", nargs="+", default=["on", "off"], choices=["on", "off"])
+    p.add_argument("--modes", nargs="+", default=["process", "thread"], choices=["process", "thread"],
+                   help="job.python_execution_mode (thread: Python inside the JVM, via PemJa)")
+    p.add_argument("--set", action="append", default=[])
+    p.add_argument("--json", help="also write the rows as JSON here")
+    args = p.parse_args()
+    if "thread" in args.modes:  # PemJa's interpreter in the JVM sees only PYTHONPATH, not the venv
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), *site.getsitepackages()]))
+
+    import tensorflow as tf
+    from raw_tf import raw_tf_ceiling
+
+    from flinkdl.config.loader import load_config
+    from flinkdl.features.layout import FeatureLayout
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = load_config(args.config, [*args.set, f"job.run_dir={tmp}/components"])
+        raw = raw_batches(base, "drift", args.events)
+        vw_file = Path(tmp) / "stream.vw"
+        write_vw(base, raw, vw_file)
+        stages = component_costs(base)
+        print(json.dumps({"python_stages_cpu_us": stages}), flush=True)
+        ids, dense, labels = featurize(base, raw)
+        del raw
+        for model, mode, ps in itertools.product(args.models, args.modes, args.ps):
+            sets = [*args.set, f"model.name={model}", *MODEL_SETTINGS.get(model, []), "sinks.predictions=null",
+                    f"job.run_dir={tmp}/{model}-{mode}-ps-{ps}", f"job.python_execution_mode={mode}"]
+            if ps == "on":
+                sets += ["ps.enabled=true", f"ps.address=grpc://127.0.0.1:{free_port()}",
+                         f"ps.checkpoint_dir={tmp}/{model}-{mode}-ps"]
+            cfg = load_config(args.config, sets)
+            if cfg.worker.intra_op_threads:
+                tf.config.threading.set_intra_op_parallelism_threads(cfg.worker.intra_op_threads)
+            vw = run_vw(vw_file, args.events)  # the baselines right before the job: same load
+            ceiling = raw_tf_ceiling(cfg.model, FeatureLayout.from_config(cfg.features), ids, dense, labels,
+                                     cfg.source.generator.batch_size)
+            job = run_job(cfg, args.events)
+            rows.append({"model": model, "mode": mode, "ps": ps, "events": args.events,
+                         "job_rows_per_s": job["rows_per_s"], "ceiling_rows_per_s": ceiling["rows_per_s"],
+                         "ceiling_cpu_us": 1e6 * ceiling["cpu_seconds"] / (len(labels) - cfg.source.generator.batch_size),
+                         "vw_rows_per_s": vw["rows_per_s"], "vw_cpu_us": vw["cpu_us_per_event"], "vw_rss": vw["rss"],
+                         "job_vs_ceiling": job["rows_per_s"] / ceiling["rows_per_s"],
+                         "job_vs_vw": job["rows_per_s"] / vw["rows_per_s"], "job_auc": job["auc"],
+                         "ceiling_auc": ceiling["auc"], "cpu_us": job["cpu_us"], "rss": job["rss"],
+                         "load": os.getloadavg()[0]})
+            print(json.dumps(rows[-1]), flush=True)
+    report(rows, ["model", "Python mode", "PS sync", "events", "job ev/s", "raw-TF ceiling ev/s", "VW ev/s",
+                  "job / ceiling", "job / VW", "job AUC", "ceiling AUC", "load avg"],
+           lambda r: [r["model"], r["mode"], r["ps"], f"{r['events']:,}", f"{r['job_rows_per_s']:,.0f}",
+                      f"{r['ceiling_rows_per_s']:,.0f}", f"{r['vw_rows_per_s']:,.0f}", f"{r['job_vs_ceiling']:.2f}",
+                      f"{r['job_vs_vw']:.2f}", f"{r['job_auc']:.4f}", f"{r['ceiling_auc']:.4f}", f"{r['load']:.1f}"],
+           args.json)
+    roles = [r for r in ROLES if any(r in row["cpu_us"] for row in rows)]
+    report(rows, ["model", "Python mode", "PS sync", *roles, "job total", "ceiling (1 process)", "VW (1 process)"],
+           lambda r: [r["model"], r["mode"], r["ps"], *(f"{r['cpu_us'].get(k, 0):.2f}" for k in roles),
+                      f"{r['cpu_us']['total']:.2f}", f"{r['ceiling_cpu_us']:.2f}", f"{r['vw_cpu_us']:.2f}"], None)
+    report(rows, ["model", "Python mode", "PS sync", *(f"{k} MiB mid / end" for k in roles), "VW peak MiB"],
+           lambda r: [r["model"], r["mode"], r["ps"], *(_mib(r["rss"].get(k, (0, 0))) for k in roles),
+                      f"{r['vw_rss'] / 2**20:.0f}"], None)
+    print("\nPython stages, CPU µs/event in one process:", json.dumps({k: round(v, 3) for k, v in stages.items()}))
+
+
+def _mib(pair: tuple[int, int]) -> str:
+    return f"{pair[0] / 2**20:.0f} / {pair[1] / 2**20:.0f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Progressive AUC / logloss of LR, FM, DeepFM vs Vowpal Wabbit and River, and recovery after the drift.
+
+    python bench/quality.py                                   # drift stream (1M events) and MovieLens-100k
+    python bench/quality.py --datasets drift --events 300000 --no-job
+
+Every model predicts each event before it learns from it, and every score goes through the same
+exact AUC code (``flinkdl.evaluation.metrics``). Streams (bench/streams.py): the built-in drift
+stream (``jobs/click_stream.yaml``'s generator; drift at ``drift_at``) and MovieLens-100k sorted by
+time (``jobs/movielens.yaml``: label rating >= 4, hashed user and item ids and their cross).
+
+- ours: LR, FM, DeepFM trained in this process on the job's featurized events, in order, in
+  batches of the job's batch size (``--ml-batch`` for MovieLens), plus DeepFM through the whole
+  Flink job (``--no-job`` skips it) with its prediction file read back;
+- Vowpal Wabbit ``-b 20 --loss_function logistic`` on the same events in its own text format
+  (``-p`` gives its progressive predictions, ``--link logistic`` as probabilities);
+- River ``LogisticRegression`` (AdaGrad 0.1) on the same features as dicts, one event at a time.
+
+Drift recovery: the AUC of the ``--window`` events before the drift is the pre-drift level;
+recovery is the number of events after the drift at which the AUC of the last ``--window``
+events (all after the drift) first comes back within 0.01 of it (so at least ``--window``).
+The generator's true click probabilities (the oracle) get the same treatment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pacsv
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from end_to_end import report
+from streams import MODEL_SETTINGS, featurize, movielens_raw, raw_batches, river_events, write_vw
+
+from flinkdl.evaluation.metrics import LogLoss, auc_from_arrays
+
+CONFIGS = {"drift": "jobs/click_stream.yaml", "movielens": "jobs/movielens.yaml"}
+
+
+def scored(labels: np.ndarray, scores: np.ndarray) -> dict:
+    """Progressive AUC and logloss of a whole stream of (label, score made before learning)."""
+    ll = LogLoss()
+    ll.update(labels, scores.astype(np.float32))
+    return {"auc": auc_from_arrays(labels, scores.astype(np.float32)), "logloss": ll.get()}
+
+
+def recovery(labels: np.ndarray, scores: np.ndarray, drift_at: int, window: int, step: int = 1000,
+             tol: float = 0.01) -> dict:
+    """Pre-drift window AUC, and events after the drift until a window's AUC is within ``tol`` of it."""
+    def auc(end: int) -> float:
+        return auc_from_arrays(labels[end - window:end], scores[end - window:end].astype(np.float32))
+
+    pre, worst = auc(drift_at), 1.0
+    for end in range(drift_at + window, len(labels) + 1, step):
+        a = auc(end)
+        worst = min(worst, a)
+        if a >= pre - tol:
+            return {"pre_drift_auc": pre, "recovery_events": end - drift_at, "worst_window_auc": worst}
+    return {"pre_drift_auc": pre, "recovery_events": None, "worst_window_auc": worst}
+
+
+def run_vw(raw, cfg, tmp: Path) -> tuple[np.ndarray, float]:
+    import vowpalwabbit
+
+    data, preds = tmp / "q.vw", tmp / "q.pred"
+    write_vw(cfg, raw, data)
+    t = time.perf_counter()
+    vowpalwabbit.Workspace(f"-d {data} -b 20 --loss_function logistic --link logistic -p {preds} --quiet").finish()
+    return np.loadtxt(preds, dtype=np.float64, usecols=0), time.perf_counter() - t
+
+
+def run_river(raw, cfg) -> tuple[np.ndarray, float]:
+    from river import linear_model, optim
+
+    model, scores, t = linear_model.LogisticRegression(optimizer=optim.AdaGrad(0.1)), [], time.perf_counter()
+    for x, y in river_events(cfg, raw):
+        scores.append(model.predict_proba_one(x).get(True, 0.5))
+        model.learn_one(x, y)
+    return np.asarray(scores), time.perf_counter() - t
+
+
+def run_job_scores(dataset: str, sets: list[str], tmp: Path, events: int) -> tuple[np.ndarray, np.ndarray]:
+    """The whole Flink job; its prediction file, in event order, as (labels, scores)."""
+    from flinkdl.config.loader import load_config
+    from flinkdl.runner import run
+
+    preds = tmp / f"job-{dataset}.csv"
+    sets = [*sets, f"job.run_dir={tmp / ('job-' + dataset)}", f"sinks.predictions.path={preds}"]
+    if dataset == "movielens":  # the sorted stream as one file, appearing atomically in the watched dir
+        src = tmp / "ml-in"
+        src.mkdir()
+        pacsv.write_csv(movielens_raw().slice(0, events), src / ".ml.tmp",
+                        pacsv.WriteOptions(delimiter="\t", quoting_style="none"))
+        (src / ".ml.tmp").rename(src / "ml.tsv")
+        sets.append(f"source.directory.path={src}")
+    run(load_config(CONFIGS[dataset], sets), events, oracle=False)
+    p = pacsv.read_csv(preds).sort_by("event_id")
+    return p.column("label").to_numpy(), p.column("score").to_numpy()
+
+
+def oracle_scores(cfg, events: int) -> np.ndarray:
+    """The generator's true click probabilities of its first ``events`` events."""
+    from flinkdl.sources.generator import ClickStream
+
+    s, size = ClickStream.from_config(cfg.source.generator), 65536
+    return np.concatenate([s.batch(i, size, with_truth=True).column("p_true").to_numpy()
+                           for i in range(-(-events // size))])[:events]
+
+
+def evaluate_dataset(dataset: str, args: argparse.Namespace, tmp: Path) -> list[dict]:
+    """Every model and anchor on one stream; one row each."""
+    from raw_tf import raw_tf_ceiling
+
+    from flinkdl.config.loader import load_config
+    from flinkdl.features.layout import FeatureLayout
+
+    base = load_config(CONFIGS[dataset], args.set)
+    raw = raw_batches(base, dataset, args.events if dataset == "drift" else None)
+    ids, dense, labels = featurize(base, raw)
+    n, drift = len(labels), base.source.generator.drift_at if dataset == "drift" else None
+    batch = base.source.generator.batch_size if dataset == "drift" else args.ml_batch
+    runs: dict[str, tuple[np.ndarray, np.ndarray, float | None]] = {}
+    for model in args.models:
+        cfg = load_config(CONFIGS[dataset], [*args.set, f"model.name={model}", *(MODEL_SETTINGS.get(model, []) if dataset == "drift" else [])])
+        r = raw_tf_ceiling(cfg.model, FeatureLayout.from_config(cfg.features), ids, dense, labels, batch)
+        runs[f"{model} (in memory, batch {batch})"] = (labels, r["scores"], r["seconds"])
+        print(dataset, model, r["auc"], flush=True)
+    if args.job:
+        t = time.perf_counter()
+        jl, js = run_job_scores(dataset, [*args.set, "model.name=deepfm"], tmp, n)
+        runs["deepfm (Flink job)"] = (jl, js, time.perf_counter() - t)
+    vw, secs = run_vw(raw, base, tmp)
+    runs["Vowpal Wabbit"] = (labels, vw, secs)
+    if args.river:
+        river, secs = run_river(raw, base)
+        runs["River LR (AdaGrad 0.1)"] = (labels, river, secs)
+    if drift is not None:
+        runs["oracle (true p)"] = (labels, oracle_scores(base, n), None)
+    rows = []
+    for name, (y, s, secs) in runs.items():
+        row = {"dataset": dataset, "model": name, "events": len(y), "seconds": secs, **scored(y, s)}
+        if drift is not None and drift + args.window <= len(y):
+            row.update(recovery(y, s, drift, args.window))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    vw_auc = rows[[r["model"] for r in rows].index("Vowpal Wabbit")]["auc"]
+    for r in rows:
+        r["auc_minus_vw"] = r["auc"] - vw_auc
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=["drift", "movielens"], choices=list(CONFIGS))
+    p.add_argument("--models", nargs="+", default=["lr", "fm", "deepfm"])
+    p.add_argument("--events", type=int, default=1_000_000, help="events of the drift stream")
+    p.add_argument("--ml-batch", type=int, default=8, help="in-memory batch size on MovieLens")
+    p.add_argument("--window", type=int, default=20_000, help="events per window for the drift recovery")
+    p.add_argument("--no-job", dest="job", action="store_false", help="skip DeepFM through the Flink job")
+    p.add_argument("--no-river", dest="river", action="store_false")
+    p.add_argument("--set", action="append", default=[])
+    p.add_argument("--json", help="also write the rows as JSON here")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [r for d in args.datasets for r in evaluate_dataset(d, args, Path(tmp))]
+    report(rows, ["dataset", "model", "events", "progressive AUC", "AUC − VW", "logloss", "seconds",
+                  "pre-drift AUC (window)", "worst window AUC after drift", "events to recover (±0.01)"],
+           lambda r: [r["dataset"], r["model"], f"{r['events']:,}", f"{r['auc']:.4f}", f"{r['auc_minus_vw']:+.4f}",
+                      f"{r['logloss']:.4f}", "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
+                      *(_fmt(r.get(k)) for k in ("pre_drift_auc", "worst_window_auc")),
+                      "-" if "recovery_events" not in r else
+                      (f"{r['recovery_events']:,}" if r["recovery_events"] else "not recovered")], args.json)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+if __name__ == "__main__":
+    main()
