@@ -286,7 +286,7 @@ class JobSection(Strict):
     python_execution_mode: Literal["process", "thread"] = "process"
     python_harness: Literal["loopback", "process"] = Field(
         "loopback", description="mini-cluster only: run the Python operators in the client process (PyFlink's "
-        "default) or each task in its own harness process, as on a cluster (docs/STACK_NOTES.md)")
+        "default) or each task in its own harness process, as a cluster always does (docs/STACK_NOTES.md)")
     checkpoint_interval_s: float | None = Field(None, gt=0, description="null = no checkpoints")
     bundle_size: int = Field(1000, ge=1, description="batches per PyFlink bundle (a checkpoint waits for it)")
     bundle_time_ms: int = Field(100, ge=1, description="max time a bundle stays open")

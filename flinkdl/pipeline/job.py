@@ -34,9 +34,13 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
         import pyflink  # the local gateway JVM finds the reporter plugin here; read when it starts (first env)
 
         os.environ.setdefault("FLINK_PLUGINS_DIR", str(Path(pyflink.__file__).parent / "plugins"))
-    # PyFlink reads this when the job starts; on a mini-cluster "loopback" (its default) runs every
-    # Python operator as a thread of this client process, "process" gives each task a harness.
-    os.environ["_python_worker_execution_mode"] = cfg.job.python_harness
+    # PyFlink reads this when the job starts. Its default on a mini-cluster, loopback, runs every
+    # Python operator as a thread of this client process; "process" gives each task a harness. (A
+    # cluster always uses harnesses and refuses an explicit loopback.)
+    if cfg.job.python_harness == "process":
+        os.environ["_python_worker_execution_mode"] = "process"
+    else:
+        os.environ.pop("_python_worker_execution_mode", None)
     conf = conf or Configuration()
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
