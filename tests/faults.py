@@ -27,7 +27,7 @@ def overrides(run_dir: Path, ps_address: str, generator: bool = True) -> list[st
             "job.python_harness=process"]
 
 
-def worker_pid(run_dir: Path, timeout: float = 120.0, not_pid: int | None = None) -> int:
+def worker_pid(run_dir: Path, timeout: float = 300.0, not_pid: int | None = None) -> int:
     """The TF worker of this run (its config argument names the run dir)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
