@@ -1,16 +1,17 @@
 """End-to-end events/s of the full job against its raw-TF ceiling and Vowpal Wabbit, same run.
 
-    python bench/anchors.py                                   # lr, fm, deepfm; 1M events; PS on and off
-    python bench/anchors.py --models lr --events 2000000 --ps on
+    python bench/anchors.py                                   # lr, fm, deepfm; 1M events; every mode; PS on, off
+    python bench/anchors.py --models lr --modes loopback --ps off
 
-Per model: (1) the raw-TF ceiling (bench/raw_tf.py: the same model and batch size on the same
-events, featurized beforehand, in this process); (2) the job (`flinkdl.runner.run`: generator →
-parse + hash → Arrow IPC → TF worker → evaluation + sink, and with ``--ps on`` the PS sync to a
-local parameter server on a free port), its stream throughput (first to last batch at the sink)
-and, sampled from outside (bench/procs.py), the CPU µs per event and RSS of every process.
-Once per run: Vowpal Wabbit (``-b 20 --loss_function logistic``, its own parser, in a child
-process) on the same events, written beforehand as VW text (bench/streams.py); only VW's run is
-timed. Prints one Markdown table of rates and ratios, one of CPU µs/event per process, one of RSS.
+Per row (model x where the Python operators run x PS sync on/off), back to back under the same
+load: (1) Vowpal Wabbit (``-b 20 --loss_function logistic``, its own parser, in a child process)
+on the same events, written beforehand as VW text (bench/streams.py), only VW's run timed; (2) the
+raw-TF ceiling (bench/raw_tf.py: the same model and batch size on the same events, featurized
+beforehand, in this process); (3) the job (`flinkdl.runner.run`: generator → parse + hash → Arrow
+IPC → TF worker → evaluation + sink, and with ``--ps on`` the sync with a local parameter server
+on a free port): its stream throughput (first to last batch at the sink) and, sampled from
+outside (bench/procs.py), the CPU µs per event and RSS of every process. Prints Markdown tables:
+rates and ratios, CPU µs/event per process, RSS per process; and the Python stages' cost.
 """
 
 from __future__ import annotations
