@@ -1,16 +1,17 @@
 """End-to-end events/s of the full job against its raw-TF ceiling and Vowpal Wabbit, same run.
 
-    python bench/anchors.py                                   # lr, fm, deepfm; 1M events; PS on and off
-    python bench/anchors.py --models lr --events 2000000 --ps on
+    python bench/anchors.py                                   # lr, fm, deepfm; 1M events; every mode; PS on, off
+    python bench/anchors.py --models lr --modes loopback --ps off
 
-Per model: (1) the raw-TF ceiling (bench/raw_tf.py: the same model and batch size on the same
-events, featurized beforehand, in this process); (2) the job (`flinkdl.runner.run`: generator →
-parse + hash → Arrow IPC → TF worker → evaluation + sink, and with ``--ps on`` the PS sync to a
-local parameter server on a free port), its stream throughput (first to last batch at the sink)
-and, sampled from outside (bench/procs.py), the CPU µs per event and RSS of every process.
-Once per run: Vowpal Wabbit (``-b 20 --loss_function logistic``, its own parser, in a child
-process) on the same events, written beforehand as VW text (bench/streams.py); only VW's run is
-timed. Prints one Markdown table of rates and ratios, one of CPU µs/event per process, one of RSS.
+Per row (model x where the Python operators run x PS sync on/off), back to back under the same
+load: (1) Vowpal Wabbit (``-b 20 --loss_function logistic``, its own parser, in a child process)
+on the same events, written beforehand as VW text (bench/streams.py), only VW's run timed; (2) the
+raw-TF ceiling (bench/raw_tf.py: the same model and batch size on the same events, featurized
+beforehand, in this process); (3) the job (`flinkdl.runner.run`: generator → parse + hash → Arrow
+IPC → TF worker → evaluation + sink, and with ``--ps on`` the sync with a local parameter server
+on a free port): its stream throughput (first to last batch at the sink) and, sampled from
+outside (bench/procs.py), the CPU µs per event and RSS of every process. Prints Markdown tables:
+rates and ratios, CPU µs/event per process, RSS per process; and the Python stages' cost.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import site
 import socket
 import subprocess
@@ -38,26 +38,29 @@ from procs import ROLES, ProcessSampler
 from streams import MODEL_SETTINGS, featurize, raw_batches, write_vw
 
 VW_ARGS = "-b 20 --loss_function logistic --quiet"
+#: --modes: (job.python_execution_mode, PyFlink's _python_worker_execution_mode, meaning)
+MODES = {
+    "loopback": ("process", None, "all Python operators in the client process (PyFlink's default on a mini-cluster)"),
+    "process": ("process", "process", "one Python harness process per operator chain (as on a cluster)"),
+    "thread": ("thread", None, "Python inside the JVM (PemJa); needs the venv's site-packages on PYTHONPATH"),
+}
 _VW_CHILD = """
-import sys, time, vowpalwabbit
-t = time.perf_counter()
+import resource, sys, time, vowpalwabbit
+t, c = time.perf_counter(), time.process_time()
 ws = vowpalwabbit.Workspace(sys.argv[1])
 ws.finish()
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, time.process_time() - c)
 print([int(x.split()[1]) * 1024 for x in open("/proc/self/status") if x.startswith("VmHWM")][0])
 """
 
 
 def run_vw(data: Path, events: int, extra: str = "") -> dict:
     """VW on its own text file, in a child process: wall ev/s, CPU µs/event, peak RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, "-c", _VW_CHILD, f"-d {data} {VW_ARGS} {extra}"],
                          check=True, capture_output=True, text=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall, peak = float(out.stdout.split()[-2]), int(out.stdout.split()[-1])
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    wall, cpu, peak = (float(x) for x in out.stdout.split()[-3:])
     return {"rows_per_s": events / wall, "seconds": wall, "cpu_us_per_event": 1e6 * cpu / events,
-            "rss": peak}  # VmHWM of the child (ru_maxrss would count the parent's pages before exec)
+            "rss": int(peak)}  # VmHWM of the child (ru_maxrss would count the parent's pages before exec)
 
 
 def free_port() -> int:
@@ -70,7 +73,7 @@ def run_job(cfg, events: int) -> dict:
     """The job under a process sampler; its summary plus per-process CPU µs/event and RSS."""
     from flinkdl.runner import run
 
-    with ProcessSampler(str(cfg.job.run_dir)) as sampler:
+    with ProcessSampler() as sampler:
         job = run(cfg, events, oracle=False)
     last = json.loads((Path(cfg.job.run_dir) / "metrics.jsonl").read_text().splitlines()[-1])
     t0 = last["t"] - last["stream_s"]  # the sink's first batch: stages before it may have run ahead
@@ -115,8 +118,8 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["lr", "fm", "deepfm"])
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--ps", nargs="+", default=["on", "off"], choices=["on", "off"])
-    p.add_argument("--modes", nargs="+", default=["process", "thread"], choices=["process", "thread"],
-                   help="job.python_execution_mode (thread: Python inside the JVM, via PemJa)")
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
+                   help="where the Python operators run: " + "; ".join(f"{k}: {v[2]}" for k, v in MODES.items()))
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--json", help="also write the rows as JSON here")
     args = p.parse_args()
@@ -140,8 +143,12 @@ def main() -> None:
         ids, dense, labels = featurize(base, raw)
         del raw
         for model, mode, ps in itertools.product(args.models, args.modes, args.ps):
+            exec_mode, worker_mode, _ = MODES[mode]
+            os.environ.pop("_python_worker_execution_mode", None)
+            if worker_mode:
+                os.environ["_python_worker_execution_mode"] = worker_mode
             sets = [*args.set, f"model.name={model}", *MODEL_SETTINGS.get(model, []), "sinks.predictions=null",
-                    f"job.run_dir={tmp}/{model}-{mode}-ps-{ps}", f"job.python_execution_mode={mode}"]
+                    f"job.run_dir={tmp}/{model}-{mode}-ps-{ps}", f"job.python_execution_mode={exec_mode}"]
             if ps == "on":
                 sets += ["ps.enabled=true", f"ps.address=grpc://127.0.0.1:{free_port()}",
                          f"ps.checkpoint_dir={tmp}/{model}-{mode}-ps"]
@@ -161,17 +168,17 @@ def main() -> None:
                          "ceiling_auc": ceiling["auc"], "cpu_us": job["cpu_us"], "rss": job["rss"],
                          "load": os.getloadavg()[0]})
             print(json.dumps(rows[-1]), flush=True)
-    report(rows, ["model", "Python mode", "PS sync", "events", "job ev/s", "raw-TF ceiling ev/s", "VW ev/s",
+    report(rows, ["model", "Python operators", "PS sync", "events", "job ev/s", "raw-TF ceiling ev/s", "VW ev/s",
                   "job / ceiling", "job / VW", "job AUC", "ceiling AUC", "load avg"],
            lambda r: [r["model"], r["mode"], r["ps"], f"{r['events']:,}", f"{r['job_rows_per_s']:,.0f}",
                       f"{r['ceiling_rows_per_s']:,.0f}", f"{r['vw_rows_per_s']:,.0f}", f"{r['job_vs_ceiling']:.2f}",
                       f"{r['job_vs_vw']:.2f}", f"{r['job_auc']:.4f}", f"{r['ceiling_auc']:.4f}", f"{r['load']:.1f}"],
            args.json)
     roles = [r for r in ROLES if any(r in row["cpu_us"] for row in rows)]
-    report(rows, ["model", "Python mode", "PS sync", *roles, "job total", "ceiling (1 process)", "VW (1 process)"],
+    report(rows, ["model", "Python operators", "PS sync", *roles, "job total", "ceiling (1 process)", "VW (1 process)"],
            lambda r: [r["model"], r["mode"], r["ps"], *(f"{r['cpu_us'].get(k, 0):.2f}" for k in roles),
                       f"{r['cpu_us']['total']:.2f}", f"{r['ceiling_cpu_us']:.2f}", f"{r['vw_cpu_us']:.2f}"], None)
-    report(rows, ["model", "Python mode", "PS sync", *(f"{k} MiB mid / end" for k in roles), "VW peak MiB"],
+    report(rows, ["model", "Python operators", "PS sync", *(f"{k} MiB mid / end" for k in roles), "VW peak MiB"],
            lambda r: [r["model"], r["mode"], r["ps"], *(_mib(r["rss"].get(k, (0, 0))) for k in roles),
                       f"{r['vw_rss'] / 2**20:.0f}"], None)
     print("\nPython stages, CPU µs/event in one process:", json.dumps({k: round(v, 3) for k, v in stages.items()}))

@@ -1,8 +1,10 @@
 """CPU time and RSS of every process of a job run, sampled from a thread of the benchmark process.
 
-The job runs under this process: the Flink JVM (a child), its Python harness processes (one per
-chain: featurize, train, evaluate+sink), the TF worker (a child of the train harness) and, with
-``ps.enabled``, the local parameter server. Each sample records per pid its role, cumulative CPU
+The job runs under this process: the Flink JVM (a child), the Python operators (generate +
+featurize, the trainer's relay, evaluate + sink) either in this process (PyFlink's loopback mode,
+its default on a local mini-cluster), in one Beam harness process per slot, or inside the JVM
+(thread mode), the TF worker (a child of whichever runs the trainer) and, with ``ps.enabled``,
+the local parameter server. Each sample records per pid its role, cumulative CPU
 seconds (user + system) and RSS. :meth:`ProcessSampler.per_event` turns two instants of the
 stream into CPU µs per event per role (start-up excluded); :meth:`ProcessSampler.rss` gives the
 RSS of each role at mid-stream and at the end, so growth with stream length shows.
@@ -19,34 +21,29 @@ from typing import Self
 
 import psutil
 
-ROLES = ("jvm", "featurize", "train-relay", "tf-worker", "evaluate-sink", "ps-server", "driver")
+ROLES = ("jvm", "python-harness", "tf-worker", "ps-server", "driver", "other")
 
 
-def _role(p: psutil.Process, me: int, worker_parents: set[int], run_dir: str) -> str:
-    cmd = " ".join(p.cmdline())
-    if p.pid == me:
+def _role(p: psutil.Process, me: int) -> str:
+    cmd = " ".join(_cmd(p))
+    if p.pid == me:  # the runner; on a mini-cluster also PyFlink's loopback Python operators
         return "driver"
-    if "java" in os.path.basename(p.cmdline()[0] if p.cmdline() else ""):
+    if os.path.basename(_cmd(p)[0] if _cmd(p) else "") == "java":
         return "jvm"
     if "flinkdl.worker" in cmd:
         return "tf-worker"
-    if " ps serve" in cmd or "flinkdl.ps" in cmd:
+    if " ps serve" in cmd:
         return "ps-server"
-    if p.pid in worker_parents:
-        return "train-relay"
-    try:  # the sink keeps RUN_DIR/metrics.jsonl open for the whole run
-        if any(f.path.startswith(run_dir) and f.path.endswith("metrics.jsonl") for f in p.open_files()):
-            return "evaluate-sink"
-    except psutil.Error:
-        pass
-    return "featurize" if "python" in cmd else "other"
+    if "beam_boot" in cmd or "pyflink.fn_execution" in cmd:  # all Python operators of a slot
+        return "python-harness"
+    return "other"
 
 
 class ProcessSampler:
-    """``with ProcessSampler(run_dir) as s: ...`` samples this process tree every ``interval`` s."""
+    """``with ProcessSampler() as s: ...`` samples this process tree every ``interval`` s."""
 
-    def __init__(self, run_dir: str, interval: float = 0.2) -> None:
-        self.run_dir, self.interval = str(os.path.abspath(run_dir)), interval
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
         self.samples: list[tuple[float, dict[int, tuple[str, float, int]]]] = []
         self._stop = threading.Event()
         self._roles: dict[int, str] = {}
@@ -63,13 +60,11 @@ class ProcessSampler:
     def _loop(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
-            procs = [me, *me.children(recursive=True)]
-            parents = {p.ppid() for p in procs if "flinkdl.worker" in " ".join(_cmd(p))}
             snap: dict[int, tuple[str, float, int]] = {}
-            for p in procs:
+            for p in [me, *me.children(recursive=True)]:
                 try:
-                    role = self._roles.get(p.pid) or _role(p, me.pid, parents, self.run_dir)
-                    if role not in ("featurize", "other"):  # settled; a harness may still open its files
+                    role = self._roles.get(p.pid) or _role(p, me.pid)
+                    if role not in ("other", "jvm"):  # a fresh fork shows its parent's command line
                         self._roles[p.pid] = role
                     t, rss = p.cpu_times(), p.memory_info().rss
                     snap[p.pid] = (role, t.user + t.system, rss)
@@ -85,17 +80,22 @@ class ProcessSampler:
     def per_event(self, t0: float, t1: float, events: int) -> dict[str, float]:
         """CPU µs per event of each role between wall times ``t0`` and ``t1`` (``events`` in between).
 
-        A process that ended before ``t1`` counts with its last sample."""
-        first, cpu = self._at(t0), defaultdict(float)
-        last: dict[int, tuple[str, float, int]] = {}
+        Per process: its last sample at or before ``t0`` (or its first sample, if it started
+        later) to its last sample before ``t1`` (processes that ended count up to their end)."""
+        start: dict[int, float] = {}
+        end: dict[int, tuple[str, float]] = {}
         for ts, snap in self.samples:
             if ts > t1 + self.interval:
                 break
-            last.update(snap)
-        for pid, (role, c1, _) in last.items():
-            cpu[role] += c1 - (first[pid][1] if pid in first else 0.0)
+            for pid, (role, c, _) in snap.items():
+                if ts <= t0 or pid not in start:
+                    start[pid] = c
+                end[pid] = (role, c)
+        cpu: dict[str, float] = defaultdict(float)
+        for pid, (role, c) in end.items():
+            cpu[role] += c - start[pid]
         out = {r: 1e6 * cpu[r] / max(events, 1) for r in ROLES if r in cpu}
-        out["total"] = sum(out.values()) - out.get("driver", 0.0)
+        out["total"] = sum(out.values())
         return out
 
     def rss(self, t_mid: float, t_end: float) -> dict[str, tuple[int, int]]:

@@ -1,20 +1,17 @@
-"""The benchmark streams and the anchors' input formats (Vowpal Wabbit text, River dicts).
+"""The benchmark streams, featurized for our models and as Vowpal Wabbit text for the anchors.
 
 Two streams, both in event order: the built-in drift stream (``ClickStream`` through the job
 config's generator section) and MovieLens-100k (``../shared/data``, stably sorted by timestamp,
 label rating >= 4 through the job config). Our models see them featurized by the job's own
-``Featurizer``; the anchors see the same raw events in their own formats, with field names so
-that they hash the features themselves:
-
-- VW text: ``1 |c a10001234 b20000017 ... |n I1:0.6931 m3 ...`` (label -1/1; ID values prefixed
-  with a letter per field so VW hashes them as names and fields do not collide; numerics as ``log1p``, as our featurizer does; a
-  missing numeric is an indicator feature ``m<j>``),
-- River: ``{"x10001234": 1.0, ..., "I1": 0.6931, "m3": 1.0}`` per event.
+``Featurizer``; the anchors (Vowpal Wabbit, and River through the same file) see the same raw
+events as VW text, with field names so that they hash the features themselves:
+``1 |c a10001234 b20000017 ... |n I1:0.6931 m3 ...`` (label -1/1; ID values prefixed with a
+letter per field so that fields do not collide; numerics as ``log1p``, as our featurizer does; a
+missing numeric is an indicator feature ``m<j>``).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,19 +100,3 @@ def write_vw(cfg: JobConfig, raw: list[pa.RecordBatch], path: Path) -> tuple[int
             out.write("\n")
     labels = np.concatenate(all_labels)
     return len(labels), labels
-
-
-def river_events(cfg: JobConfig, raw: list[pa.RecordBatch]) -> Iterator[tuple[dict[str, float], bool]]:
-    """``raw`` as River's ``(features, label)`` pairs, in order (the VW features, as a dict)."""
-    n_cat = len(cfg.features.categorical)
-    for b in raw:
-        labels, toks = _columns(cfg, b)
-        cats = zip(*(t.to_pylist() for t in toks[:n_cat]), strict=True)
-        nums = zip(*(t.to_pylist() for t in toks[n_cat:]), strict=True) if n_cat < len(toks) else iter(())
-        for y, row, num in itertools.zip_longest(labels.tolist(), cats, nums, fillvalue=()):
-            x = dict.fromkeys(row, 1.0)
-            for t in num:
-                if t is not None:
-                    name, _, val = t.partition(":")
-                    x[name] = float(val) if val else 1.0
-            yield x, bool(y)
