@@ -295,7 +295,7 @@ class JobSection(Strict):
     exactly_once: bool = Field(False, description="model and evaluation state exactly-once with respect to "
                                "Flink checkpoints (docs/EXACTLY_ONCE.md); needs ps.enabled and checkpoints")
     snapshot_every_s: float = Field(5.0, gt=0, description="exactly-once: evaluator snapshot interval")
-    restart_attempts: int = Field(5, ge=0, description="Flink fixed-delay restart strategy: attempts")
+    restart_attempts: int = Field(5, ge=0, description="Flink fixed-delay restart strategy (with checkpoints only)")
     restart_delay_s: float = Field(1.0, ge=0, description="... and the delay between them")
 
 

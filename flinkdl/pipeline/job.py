@@ -60,9 +60,12 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
         conf.set_string("execution.checkpointing.dir", (Path(cfg.job.run_dir) / "checkpoints").resolve().as_uri())
     if cfg.job.restore_from is not None:
         conf.set_string("execution.savepoint.path", Path(cfg.job.restore_from).resolve().as_uri())
-    conf.set_string("restart-strategy.type", "fixed-delay")
-    conf.set_string("restart-strategy.fixed-delay.attempts", str(cfg.job.restart_attempts))
-    conf.set_string("restart-strategy.fixed-delay.delay", f"{int(cfg.job.restart_delay_s * 1000)}ms")
+    if cfg.job.checkpoint_interval_s:  # without a checkpoint a restart would replay from the start
+        conf.set_string("restart-strategy.type", "fixed-delay")
+        conf.set_string("restart-strategy.fixed-delay.attempts", str(cfg.job.restart_attempts))
+        conf.set_string("restart-strategy.fixed-delay.delay", f"{int(cfg.job.restart_delay_s * 1000)}ms")
+    else:
+        conf.set_string("restart-strategy.type", "none")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.job.parallelism)
     if cfg.job.checkpoint_interval_s:

@@ -110,7 +110,8 @@ def _run(kafka_broker, tmp_path_factory, fmt: str, values: list[bytes | None], e
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
     t0 = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "flinkdl.cli", "run", "jobs/click_stream_kafka.yaml", *args,
-                             "--max-events", str(events_in + 1), "--summary", str(run_dir / "s.json")],
+                             # the whole sentinel: its rows may arrive in two windows (processing time)
+                             "--max-events", str(events_in + SENTINEL), "--summary", str(run_dir / "s.json")],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         metrics: dict = {}
