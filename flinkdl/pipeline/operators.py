@@ -45,18 +45,20 @@ def subtask_index(ctx: RuntimeContext) -> int:
 
 
 class Throttle:
-    """Paces calls to ``rate`` per second of wall time, counted from the first call."""
+    """At most ``rate`` calls per second of wall time, never in bursts: a call that comes late (the
+    job was backpressured) does not earn credit for the calls after it.
+
+    >>> t = Throttle(1000.0); t.wait(); t.wait()  # the second call returns ~1 ms after the first
+    """
 
     def __init__(self, rate: float) -> None:
-        self.interval, self.calls, self.t0 = 1.0 / rate, 0, None
+        self.interval, self.next = 1.0 / rate, 0.0
 
     def wait(self) -> None:
         now = time.monotonic()
-        self.t0 = now if self.t0 is None else self.t0
-        delay = self.t0 + self.calls * self.interval - now
-        if delay > 0:
-            time.sleep(delay)
-        self.calls += 1
+        if self.next > now:
+            time.sleep(self.next - now)
+        self.next = max(self.next, now) + self.interval
 
 
 def _dead_lines(dead) -> bytes:
