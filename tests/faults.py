@@ -3,6 +3,9 @@ run of the built-in stream, how to find its processes, and how to compare two ru
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import psutil
 
 from flinkdl.ps.client import PsClient
 from flinkdl.sinks.predictions import read_predictions
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EVENTS, BATCH, RATE = 40_960, 1024, 4096  # 40 batches over ~10 s
 AUC_TOL, ROW_TOL = 0.002, 1e-4
@@ -27,25 +32,76 @@ def overrides(run_dir: Path, ps_address: str, generator: bool = True) -> list[st
             "job.python_harness=process"]
 
 
-def worker_pid(run_dir: Path, timeout: float = 300.0, not_pid: int | None = None) -> int:
+class Job:
+    """``python -m flinkdl.cli ARGS`` with its output in ``log`` (a file: a pipe that nobody reads
+    would block the job once 64 KB of logs fill it)."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "flinkdl.cli", *args], cwd=ROOT, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def check(self) -> None:
+        """Raise, with the logs, if the job has exited (the caller was waiting for it to do something)."""
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the job exited ({self.proc.returncode}) early\n{self.logs()}")
+
+    def wait(self, timeout: float) -> None:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"the job ran over {timeout} s\n{self.logs()}") from None
+        assert self.proc.returncode == 0, self.logs()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def logs(self) -> str:
+        """The job's output and Flink's task state changes and exceptions: what a CI failure needs."""
+        return f"--- job output\n{tail(self.log)}\n--- Flink log\n{flink_log_excerpt()}"
+
+
+def tail(path: Path, chars: int = 4000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else f"({path} missing)"
+
+
+def flink_log_excerpt(lines: int = 40) -> str:
+    import pyflink
+
+    logs = sorted((Path(pyflink.__file__).parent / "log").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    if not logs:
+        return "(no Flink log)"
+    keep = re.compile(r"switched from|Exception|Caused by|Error|restart", re.IGNORECASE)
+    return "\n".join([ln[:400] for ln in logs[-1].read_text(errors="replace").splitlines() if keep.search(ln)][-lines:])
+
+
+def worker_pid(run_dir: Path, timeout: float = 300.0, not_pid: int | None = None, job: Job | None = None) -> int:
     """The TF worker of this run (its config argument names the run dir)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if job:
+            job.check()
         for p in psutil.process_iter(["pid", "cmdline"]):
             cmd = p.info["cmdline"] or []
             if "flinkdl.worker" in cmd and any(str(run_dir) in a for a in cmd) and p.info["pid"] != not_pid:
                 return p.info["pid"]
         time.sleep(0.2)
-    raise TimeoutError(f"no worker process for {run_dir}")
+    raise TimeoutError(f"no worker process for {run_dir}\n{job.logs() if job else ''}")
 
 
-def wait_predictions(run_dir: Path, rows: int = EVENTS // 3, timeout: float = 180.0) -> None:
+def wait_predictions(run_dir: Path, rows: int = EVENTS // 3, timeout: float = 180.0, job: Job | None = None) -> None:
     path, deadline = run_dir / "predictions.csv", time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if job:
+            job.check()
         if path.exists() and path.read_bytes().count(b"\n") > rows:
             return
         time.sleep(0.1)
-    raise TimeoutError(f"{path} never reached {rows} rows")
+    raise TimeoutError(f"{path} never reached {rows} rows\n{job.logs() if job else ''}")
 
 
 def outcome(run_dir: Path, ps_address: str, summary: dict) -> dict:

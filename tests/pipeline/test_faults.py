@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,30 +25,30 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.faults import compare, outcome, overrides, wait_predictions, worker_pid
-from tests.ps.conftest import ROOT, PsProcess
+from tests.faults import Job, compare, outcome, overrides, wait_predictions, worker_pid
+from tests.ps.conftest import PsProcess
 
 pytestmark = pytest.mark.e2e
 
 
-def kill_worker(run_dir: Path, ps: PsProcess) -> dict:
-    pid = worker_pid(run_dir)
-    wait_predictions(run_dir)
+def kill_worker(run_dir: Path, ps: PsProcess, job: Job) -> dict:
+    pid = worker_pid(run_dir, job=job)
+    wait_predictions(run_dir, job=job)
     psutil.Process(pid).send_signal(signal.SIGKILL)
-    return {"killed": pid, "new_worker": worker_pid(run_dir, not_pid=pid)}
+    return {"killed": pid, "new_worker": worker_pid(run_dir, not_pid=pid, job=job)}
 
 
-def kill_harness(run_dir: Path, ps: PsProcess) -> dict:
-    worker = worker_pid(run_dir)
+def kill_harness(run_dir: Path, ps: PsProcess, job: Job) -> dict:
+    worker = worker_pid(run_dir, job=job)
     harness = psutil.Process(worker).parent()
-    wait_predictions(run_dir)
+    wait_predictions(run_dir, job=job)
     harness.send_signal(signal.SIGKILL)
-    new = worker_pid(run_dir, not_pid=worker)
+    new = worker_pid(run_dir, not_pid=worker, job=job)
     return {"killed": harness.pid, "new_harness": psutil.Process(new).parent().pid}
 
 
-def kill_ps(run_dir: Path, ps: PsProcess) -> dict:
-    wait_predictions(run_dir)
+def kill_ps(run_dir: Path, ps: PsProcess, job: Job) -> dict:
+    wait_predictions(run_dir, job=job)
     pid = ps.proc.pid
     ps.kill9()
     time.sleep(1.0)
@@ -58,20 +56,17 @@ def kill_ps(run_dir: Path, ps: PsProcess) -> dict:
     return {"killed": pid, "restarted": ps.proc.pid}
 
 
-def _run(base: Path, name: str, fault: Callable[[Path, PsProcess], dict] | None) -> dict:
+def _run(base: Path, name: str, fault: Callable[[Path, PsProcess, Job], dict] | None) -> dict:
     run_dir, ps = base / name, PsProcess(base / f"{name}-ps-versions")
     sets = [a for o in overrides(run_dir, ps.address) for a in ("--set", o)]
-    proc = subprocess.Popen([sys.executable, "-m", "flinkdl.cli", "run", "jobs/click_stream.yaml", *sets,
-                             "--summary", str(run_dir / "summary.json")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = Job(["run", "jobs/click_stream.yaml", *sets, "--summary", str(run_dir / "summary.json")],
+              base / f"{name}.log")
     try:
-        injected = fault(run_dir, ps) if fault else {}
-        _, err = proc.communicate(timeout=400)
-        assert proc.returncode == 0, err[-4000:]
+        injected = fault(run_dir, ps, job) if fault else {}
+        job.wait(400)
         out = outcome(run_dir, ps.address, json.loads((run_dir / "summary.json").read_text()))
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        job.kill()
         ps.stop()
     return {**out, "injected": injected}
 

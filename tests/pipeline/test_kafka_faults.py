@@ -14,8 +14,6 @@ counted and reported.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,8 +23,8 @@ import pytest
 
 from flinkdl import broker
 from flinkdl.produce import generator_batches, produce, read_topic
-from tests.faults import BATCH, EVENTS, RATE, compare, outcome, overrides, wait_predictions
-from tests.ps.conftest import ROOT, PsProcess
+from tests.faults import BATCH, EVENTS, RATE, Job, compare, outcome, overrides, wait_predictions
+from tests.ps.conftest import PsProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -41,23 +39,19 @@ def _run(b: broker.Broker, base: Path, name: str, kill_broker: bool) -> dict:
     sets = [*overrides(run_dir, ps.address, generator=False), f"source.kafka.bootstrap_servers={b.bootstrap}",
             f"source.kafka.topic=clicks-{name}", "source.kafka.format=arrow", f"source.kafka.group_id=g-{name}",
             f"source.kafka.dead_letter_topic=dead-{name}", f"sinks.kafka.topic=preds-{name}"]
-    proc = subprocess.Popen([sys.executable, "-m", "flinkdl.cli", "run", "jobs/click_stream_kafka.yaml",
-                             *(a for o in sets for a in ("--set", o)), "--max-events", str(EVENTS),
-                             "--summary", str(run_dir / "summary.json")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = Job(["run", "jobs/click_stream_kafka.yaml", *(a for o in sets for a in ("--set", o)),
+               "--max-events", str(EVENTS), "--summary", str(run_dir / "summary.json")], base / f"{name}.log")
     try:
         if kill_broker:
-            wait_predictions(run_dir)
+            wait_predictions(run_dir, job=job)
             b.kill()
             time.sleep(1.0)
             b.restart()
-        _, err = proc.communicate(timeout=500)
-        assert proc.returncode == 0, err[-4000:]
+        job.wait(500)
         producer.join(60)
         out = outcome(run_dir, ps.address, json.loads((run_dir / "summary.json").read_text()))
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        job.kill()
         ps.stop()
     keys = Counter(int(m.key()) for m in read_topic(b.bootstrap, f"preds-{name}", expect=EVENTS))
     return {**out, "topic_keys": keys}

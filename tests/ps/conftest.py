@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,14 @@ class PsProcess:
         args = [sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--port", str(self.port), *self.extra]
         if self.checkpoint_dir is not None:
             args += ["--checkpoint-dir", str(self.checkpoint_dir)]
-        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # stderr goes to a file: a pipe nobody reads would block the server once 64 KB of logs fill it
+        self.log = tempfile.NamedTemporaryFile(prefix="ps-serve-", suffix=".log", delete=False)  # noqa: SIM115
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"ps serve failed: {self.proc.stderr.read()[-3000:]}")
+            self.proc.wait()
+            raise RuntimeError(f"ps serve failed: {Path(self.log.name).read_text()[-3000:]}")
         return json.loads(line)
 
     def stop(self) -> None:
