@@ -328,6 +328,10 @@ class EvaluationConfig(Strict):
     windows: list[WindowConfig] = Field(default_factory=lambda: [WindowConfig(kind="sliding_count", size=100_000)])
     timestamp_unit: Literal["ms", "s"] = Field("ms", description="unit of features.timestamp")
     cumulative_bins: int = Field(1 << 18, ge=1 << 10, le=1 << 24, description="bounded-memory AUC bins")
+    exact_progressive_auc: bool | None = Field(
+        None, description="the run's `auc` exact over every event (memory grows with the distinct scores, 20 B "
+        "each); false: the bounded binned AUC (within `auc_error_bound`); null: exact on a bounded stream "
+        "(generator events or --max-events), bounded on an unbounded one")
     slice_field: str | None = Field(None, description="raw column whose values get their own metrics")
     slice_bins: int = Field(1 << 14, ge=1 << 8, le=1 << 20)
     max_slices: int = Field(32, ge=1, le=1000, description="further slice values are pooled as '__other__'")

@@ -40,6 +40,15 @@ class BinnedAUC(Metric):
         self._bound: float | None = None
         self._fresh = True
 
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_flat"}
+
+    def __setstate__(self, state: dict) -> None:
+        # ``_flat`` must stay a view of ``_counts``: pickle would restore it as a separate copy,
+        # and a restored metric (the sink's exactly-once snapshot) would count into the copy.
+        self.__dict__.update(state)
+        self._flat = self._counts.reshape(-1)
+
     def update(self, y_true: np.ndarray, y_score: np.ndarray) -> None:
         pos, s = as_batch(y_true, y_score)
         self.update_checked(pos, s)

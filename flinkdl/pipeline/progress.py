@@ -33,7 +33,10 @@ class RunProgress:
         self.max_events = max_events
         self.run_dir = Path(cfg.job.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.auc, self.logloss = ProgressiveAUC(), LogLoss()
+        exact = cfg.evaluation.exact_progressive_auc
+        # An unbounded stream gets the bounded-memory AUC: the exact one keeps every distinct score.
+        self.auc = ProgressiveAUC() if (max_events is not None if exact is None else exact) else None
+        self.logloss = LogLoss()
         self.evaluator = StreamEvaluator(cfg.evaluation)
         self.evaluation_s = 0.0  # time spent in the metrics (update + get), for the benchmark
         self.metrics = None
@@ -62,7 +65,8 @@ class RunProgress:
             labels = preds.column("label").to_numpy()
             scores = preds.column("score").to_numpy()
             t_eval = time.perf_counter()
-            self.auc.update(labels, scores)
+            if self.auc is not None:
+                self.auc.update(labels, scores)
             self.logloss.update(labels, scores)
             self.evaluator.update(labels, scores, *read_meta(meta, preds.num_rows))
             self.evaluation_s += time.perf_counter() - t_eval
@@ -82,7 +86,7 @@ class RunProgress:
         stream_s = (self.last_t - self.first_t) if self.first_t is not None else 0.0
         t_eval = time.perf_counter()
         ev = self.evaluator.get()
-        auc = self.auc.get()
+        auc = self.auc.get() if self.auc is not None else ev["auc"]
         self.evaluation_s += time.perf_counter() - t_eval
         now = time.time()
         if self.metrics is not None:
@@ -96,6 +100,7 @@ class RunProgress:
             "dead_letter_by_reason": dict(self._dead.by_reason),
             "schema_drift": dict(self._dead.drift),
             "auc": auc,
+            "auc_exact": self.auc is not None,
             "logloss": self.logloss.get(),
             "model": self.cfg.model.name,
             "model_version": self.model_version,

@@ -17,7 +17,8 @@ def _preds(start, n, rng):
 
 
 def test_counts_metrics_files_and_final_line(tmp_path):
-    cfg = load_config(None, [f"job.run_dir={tmp_path}", f"sinks.predictions.path={tmp_path}/p.csv"])
+    cfg = load_config(None, [f"job.run_dir={tmp_path}", f"sinks.predictions.path={tmp_path}/p.csv",
+                             "evaluation.exact_progressive_auc=true"])
     prog = RunProgress(cfg)
     rng = np.random.default_rng(1)
     batches = [_preds(i * 100, 100, rng) for i in range(3)]
@@ -35,6 +36,26 @@ def test_counts_metrics_files_and_final_line(tmp_path):
     table = read_predictions(tmp_path / "p.csv")
     assert final["auc"] == auc_from_arrays(table.column("label").to_numpy(), table.column("score").to_numpy())
     assert len((tmp_path / "dead_letter.jsonl").read_text().splitlines()) == 2
+
+
+def test_the_exact_auc_is_kept_for_a_bounded_stream_and_the_bounded_one_for_an_unbounded_stream(tmp_path):
+    rng = np.random.default_rng(4)
+    batches = [_preds(i * 1000, 1000, rng) for i in range(3)]
+    labels = np.concatenate([b.column("label").to_numpy() for b in batches])
+    scores = np.concatenate([b.column("score").to_numpy() for b in batches])
+    finals = {}
+    for name, max_events in (("bounded", 3000), ("unbounded", None)):
+        cfg = load_config(None, [f"job.run_dir={tmp_path / name}"])
+        prog = RunProgress(cfg, max_events=max_events)
+        for b in batches:
+            prog.update(1000, b, b"")
+        prog.finish()
+        finals[name] = json.loads((tmp_path / name / METRICS_LOG).read_text().splitlines()[-1])
+    exact = auc_from_arrays(labels, scores)
+    assert finals["bounded"]["auc_exact"] and finals["bounded"]["auc"] == exact
+    unbounded = finals["unbounded"]
+    assert not unbounded["auc_exact"] and unbounded["auc"] == unbounded["auc_cumulative"]
+    assert abs(unbounded["auc"] - exact) <= unbounded["auc_error_bound"]
 
 
 def test_max_events_closes_the_run_and_ignores_the_rest(tmp_path):
@@ -72,6 +93,7 @@ def test_restoring_a_snapshot_and_replaying_equals_an_uninterrupted_run(tmp_path
 
     (clean, clean_csv), (restored, restored_csv) = run(tmp_path / "a", False), run(tmp_path / "b", True)
     assert restored_csv == clean_csv and restored_csv.count(b"\n") == 401
-    for key in ("events_in", "events_trained", "dead_letter", "dead_letter_by_reason", "auc", "logloss", "windows"):
+    for key in ("events_in", "events_trained", "dead_letter", "dead_letter_by_reason", "auc", "auc_cumulative",
+                "logloss", "windows"):
         assert restored[key] == clean[key], key
     assert len((tmp_path / "b" / "dead_letter.jsonl").read_text().splitlines()) == 2
