@@ -241,6 +241,8 @@ class PsConfig(Strict):
     push_every_batches: int = Field(10, ge=1)
     push_every_s: float = Field(5.0, gt=0)
     pull_on_touch: bool = Field(True, description="refresh a row from the server when first touched after a sync")
+    single_writer: bool | None = Field(None, description="no other worker writes these tables: no pull on touch, "
+                                       "no read-back after a push; null: true at job.parallelism 1")
     commit_every_pushes: int = Field(10, ge=1)
     connect_timeout_s: float = Field(30.0, ge=0)
     start_local: bool = Field(True, description="flinkdl run starts a local server if none answers")
