@@ -126,8 +126,10 @@ class PsClient:
             return [fn(*x) for x in items]
         return list(self._pool.map(lambda x: fn(*x), items))
 
-    def push(self, table: str, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None = None) -> int:
-        """Add ``delta [n, width]`` to the rows of ``ids``; ``init`` is where rows created now start."""
+    def push(self, table: str, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None = None,
+             assign: bool = False) -> int:
+        """Add ``delta [n, width]`` to the rows of ``ids``; ``init`` is where rows created now start.
+        ``assign``: set the rows to ``delta`` instead (a single writer pushing its values)."""
         ids = np.ascontiguousarray(ids, np.int64)
         delta = np.asarray(delta, np.float32)
         delta = delta if delta.ndim == 2 else delta.reshape(len(ids), -1)
@@ -135,18 +137,21 @@ class PsClient:
 
         def one(shard: int, idx: np.ndarray) -> None:
             if len(idx) == len(ids) and is_sorted(ids):
-                self._put(table, shard, ids, delta, init)
+                self._put(table, shard, ids, delta, init, assign)
                 return
             idx = idx[np.argsort(ids[idx], kind="stable")]  # the server looks sorted ids up fastest
             self._put(table, shard, ids[idx], np.take(delta, idx, axis=0),
-                      None if init is None else np.take(init, idx, axis=0))
+                      None if init is None else np.take(init, idx, axis=0), assign)
 
         self._map(one, parts)
         return len(ids)
 
-    def _put(self, table: str, shard: int, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None) -> None:
+    def _put(self, table: str, shard: int, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None,
+             assign: bool = False) -> None:
+        init = None if assign else init
         first = rows_batch(ids[:PUSH_CHUNK], delta[:PUSH_CHUNK], None if init is None else init[:PUSH_CHUNK])
-        desc = flight.FlightDescriptor.for_command(json.dumps({"op": "push", "table": table, "shard": shard}))
+        cmd = {"op": "push", "table": table, "shard": shard, **({"assign": True} if assign else {})}
+        desc = flight.FlightDescriptor.for_command(json.dumps(cmd))
         try:
             writer, _ = self._client.do_put(desc, first.schema, self._opts)
             writer.write_batch(first)

@@ -84,7 +84,7 @@ class PsFlightServer(flight.FlightServerBase):
                     raise PsError(f"unknown DoPut op {cmd.get('op')!r} (known: push)")
                 chunks = [chunk.data for chunk in reader]
                 parts = [batch_rows(c) for c in chunks]  # each batch: zero-copy numpy views
-                self.service.push_many(cmd["table"], int(cmd.get("shard", 0)), parts)
+                self.service.push_many(cmd["table"], int(cmd.get("shard", 0)), parts, assign=bool(cmd.get("assign")))
                 m["rows"] = sum(c.num_rows for c in chunks)
             except (PsError, ValueError, KeyError, pa.ArrowInvalid) as e:
                 raise _refuse(e) from e

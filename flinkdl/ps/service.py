@@ -117,8 +117,9 @@ class ParameterService:
         return self.push_many(name, shard, [(ids, delta, init)])
 
     def push_many(self, name: str, shard: int,
-                  parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]) -> int:
-        """Several ``(ids, delta, init)`` parts of one request: all checked first, then applied."""
+                  parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], assign: bool = False) -> int:
+        """Several ``(ids, delta, init)`` parts of one request: all checked first, then applied.
+        ``assign``: the rows are set to ``delta`` (see :meth:`Table.push`)."""
         t = self.table(name, shard)
         for ids, delta, init in parts:
             t.check(ids, delta)
@@ -130,7 +131,7 @@ class ParameterService:
         try:
             with t.lock:  # one request is applied atomically with respect to other pushes and commits
                 for ids, delta, init in parts:
-                    t.push(ids, delta, init, checked=True)
+                    t.push(ids, delta, init, checked=True, assign=assign)
         finally:
             self._cut.release_read()
         return sum(len(p[0]) for p in parts)

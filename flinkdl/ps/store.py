@@ -118,10 +118,11 @@ class Table:
             raise PsError(f"table {self.name!r}: {what} for id {bad} has NaN or infinite values; nothing applied")
 
     def push(self, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None = None,
-             checked: bool = False) -> None:
+             checked: bool = False, assign: bool = False) -> None:
         """Add ``delta`` to the rows of ``ids``; a row created here starts at ``init`` (else zeros).
 
-        Duplicate ids in one push add up.
+        Duplicate ids in one push add up. ``assign``: set the rows to ``delta`` instead (a single
+        writer's push of its values; ``init`` is not used, the last of duplicate ids wins).
         """
         ids = np.ascontiguousarray(ids, np.int64)
         delta = np.asarray(delta, np.float32).reshape(len(ids), -1) if len(ids) else \
@@ -138,10 +139,12 @@ class Table:
             if absent.any():
                 new_ids, first = np.unique(ids[absent], return_index=True)
                 new_pos = self._insert(new_ids)
-                if init is not None:
+                if init is not None and not assign:
                     self._data[new_pos] = init[np.flatnonzero(absent)[first]]
                 pos[absent] = new_pos[np.searchsorted(new_ids, ids[absent])]
-            if _has_duplicates(ids):  # same ids ⇔ same rows
+            if assign:
+                self._rows()[pos] = np.ascontiguousarray(delta).view(self._rows().dtype).reshape(-1)
+            elif _has_duplicates(ids):  # same ids ⇔ same rows
                 np.add.at(self._data, pos, delta)
             else:
                 new = np.take(self._data, pos, axis=0)

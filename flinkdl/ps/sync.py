@@ -7,6 +7,13 @@ seconds :meth:`PsSync.sync` pushes ``current − base`` for those rows (and for 
 variable), reads the rows back (they now include other workers' deltas) and writes them into the
 model. Delta-add on the server makes several workers on one server converge. A push also sends
 the base, which the server uses only for rows it does not have yet.
+
+A *single writer* (``ps.single_writer``; by default a job at parallelism 1) has nobody's updates
+to take: it records no base, pulls nothing on touch and reads nothing back; it pushes the touched
+rows' values, which the server assigns (half the bytes of delta + base). Dense variables still
+go as deltas, and the worker takes the server's float32 ``base + delta`` without asking for it.
+Worker and server stay equal bit for bit, which exactly-once recovery relies on: a restored
+worker continues from the server exactly where the lost one was.
 """
 
 from __future__ import annotations
@@ -47,10 +54,13 @@ class _SparseTable:
 class PsSync:
     """Keeps a model in step with a parameter server (see the module docstring)."""
 
-    def __init__(self, model: ModelBase, cfg: PsConfig, buckets: int, commit_every_push: bool = False) -> None:
+    def __init__(self, model: ModelBase, cfg: PsConfig, buckets: int, commit_every_push: bool = False,
+                 single_writer: bool = False) -> None:
         """``commit_every_push``: commit a version at every push (exactly-once mode: the Flink
-        operator's state then only has to hold the batches since the last push)."""
+        operator's state then only has to hold the batches since the last push).
+        ``single_writer``: no other worker writes these tables (see the module docstring)."""
         self.cfg = cfg
+        self.single_writer = single_writer
         self.commit_every = 1 if commit_every_push else cfg.commit_every_pushes
         self.committed: int | None = None  # last version this worker committed
         self.client = PsClient.from_config(cfg)
@@ -100,9 +110,11 @@ class PsSync:
         if len(new):
             self._mask[new] = True
             self._touched.append(new)
+            if self.single_writer:  # pushes values: no base to keep
+                return
             for k, t in enumerate(self.tables):
                 base = t.read(new)
-                if self.cfg.pull_on_touch:  # take other workers' updates to these rows first
+                if self.cfg.pull_on_touch and not self.single_writer:  # other workers' updates first
                     rows, exists = self.client.pull(t.name, new)
                     if exists.any():
                         base[exists] = rows[exists]
@@ -125,16 +137,21 @@ class PsSync:
         ids = ids[order]
         p = self.cfg.table_prefix
         for k, t in enumerate(self.tables):
-            if len(ids):
+            if len(ids) and self.single_writer:
+                self.client.push(t.name, ids, t.read(ids), assign=True)
+            elif len(ids):
                 base = np.concatenate(self._base[k])[order]
                 self.client.push(t.name, ids, t.read(ids) - base, init=base)
-                rows, _ = self.client.pull(t.name, ids)
+                rows, _ = self.client.pull(t.name, ids)  # with the other workers' deltas
                 t.write(ids, rows)
             self._base[k] = []
         current = {n: v.numpy() for n, v in self.dense.items()}
-        self.client.dense_add({p + n: current[n] - self._dense_base[n] for n in current},
-                              init={p + n: self._dense_base[n] for n in current})
-        server = self.client.dense_get()
+        delta = {n: current[n] - self._dense_base[n] for n in current}
+        self.client.dense_add({p + n: d for n, d in delta.items()}, init={p + n: self._dense_base[n] for n in current})
+        if self.single_writer:  # what the server computed, bit for bit
+            server = {p + n: (self._dense_base[n] + d).astype(np.float32) for n, d in delta.items()}
+        else:
+            server = self.client.dense_get()
         for n, var in self.dense.items():
             var.assign(server[p + n])
         self._dense_base = {n: server[p + n] for n in self.dense}

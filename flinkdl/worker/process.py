@@ -74,7 +74,8 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
     if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go
         from flinkdl.ps.sync import PsSync
 
-        ps = PsSync(model, cfg.ps, layout.buckets, commit_every_push=cfg.job.exactly_once)
+        single = cfg.ps.single_writer if cfg.ps.single_writer is not None else cfg.job.parallelism == 1
+        ps = PsSync(model, cfg.ps, layout.buckets, commit_every_push=cfg.job.exactly_once, single_writer=single)
     metrics = None
     if cfg.metrics.enabled:  # /metrics of this worker (subtask from the supervisor's environment)
         from flinkdl.metrics.exporter import WorkerMetrics

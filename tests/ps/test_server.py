@@ -54,6 +54,23 @@ def test_push_pull_commit_restart_restores_the_committed_version(ps_server):
     c.close()
 
 
+def test_an_assign_push_sets_existing_and_new_rows_and_is_committed_like_a_delta(ps_server):
+    c = PsClient(ps_server.address)
+    c.create_table("assign", 2, ["accum"])
+    ids, delta = _rows(3000, 4, 2)
+    c.push("assign", ids[:2000], delta[:2000], init=np.ones_like(delta[:2000]))
+    values = np.arange(len(ids) * 4, dtype=np.float32).reshape(len(ids), 4)
+    c.push("assign", ids[1000:], values[1000:], init=np.full_like(values[1000:], 9.0), assign=True)
+    rows, exists = c.pull("assign", ids)
+    assert exists.all()
+    assert np.array_equal(rows[:1000], 1.0 + delta[:1000])  # untouched
+    assert np.array_equal(rows[1000:], values[1000:])  # existing and new rows: set, init unused
+    v = c.commit()["version"]
+    served, _ = c.pull("assign", ids, version=v)
+    assert np.array_equal(served, rows)
+    c.close()
+
+
 def test_incremental_versions_compaction_retention_and_rollback(tmp_path):
     server = PsProcess(tmp_path / "ck", "--retain", "2", "--compact-after", "2")
     try:

@@ -136,3 +136,33 @@ def test_a_model_that_does_not_fit_the_servers_tables_is_refused_at_start(data):
             PsSync(_model(cfg, "lr"), ps, cfg.features.buckets)
     finally:
         server.stop()
+
+
+def test_a_single_writer_and_its_server_stay_equal_bit_for_bit(tmp_path, data):
+    """No base, no pull, no read-back: pushed values are assigned; a fresh worker loads exactly
+    the single writer's model (embeddings, optimizer slots, dense variables and their optimizer)."""
+    cfg, batches = data
+    server = PsProcess(None)
+    try:
+        ps = PsConfig(enabled=True, address=server.address, push_every_batches=3)
+        a = _model(cfg, "deepfm")
+        sa = PsSync(a, ps, cfg.features.buckets, single_writer=True)
+        _train(a, sa, batches[:7])  # 2 pushes + 1 batch still local
+        sa.sync()
+        b = _model(cfg, "deepfm")
+        sb = PsSync(b, ps, cfg.features.buckets, single_writer=True)
+        for name, var in a.variables().items():
+            assert np.array_equal(var.numpy(), b.variables()[name].numpy()), name
+        for name, var in a.slot_variables().items():
+            assert np.array_equal(var.numpy(), b.slot_variables()[name].numpy()), name
+        for name, value in sa.dense.items():
+            assert np.array_equal(value.numpy(), sb.dense[name].numpy()), name
+        # and they go on identically
+        _train(a, None, batches[7:9])
+        _train(b, None, batches[7:9])
+        assert np.array_equal(a.predict(tf.constant(batches[9][0]), tf.constant(batches[9][1])).numpy(),
+                              b.predict(tf.constant(batches[9][0]), tf.constant(batches[9][1])).numpy())
+        sa.close(commit=False)
+        sb.close(commit=False)
+    finally:
+        server.stop()
