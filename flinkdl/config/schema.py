@@ -52,6 +52,9 @@ class DirectoryConfig(Strict):
     header: bool = False
     monitor_interval_s: float = Field(1.0, gt=0)
     batch_ms: int = Field(200, gt=0, description="lines are grouped into batches per processing-time window")
+    max_batch_rows: int = Field(4096, ge=1, le=1_000_000, description="a window's lines go to the model in "
+                                "batches of at most this many rows: a file dropped at once arrives in a few "
+                                "windows of many lines, and is learnt in prequential steps of this size")
     pad_short_rows: bool = Field(False, description="accept rows missing trailing empty fields (Criteo dumps)")
 
     @property
