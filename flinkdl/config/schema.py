@@ -202,6 +202,9 @@ class ModelConfig(Strict):
     name: str = "deepfm"
     embedding_dim: int = Field(8, ge=1, le=512)
     hidden: list[int] = Field(default_factory=lambda: [64, 32])
+    field_weights: bool = Field(False, description="fm/deepfm: one learnt weight per pair of fields on the "
+                                "pairwise term (field-weighted FM, FwFM), so the model can favour the pairs "
+                                "that interact and mute the rest")
     optimizer: OptimizerConfig = OptimizerConfig()
     dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
     seed: int = 0

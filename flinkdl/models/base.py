@@ -114,15 +114,15 @@ class ModelBase(abc.ABC):
         return self._add(name, init)
 
     def dense_var(self, name: str, shape: tuple[int, ...], init: str = "zeros") -> tf.Variable:
-        """A dense variable; ``init`` is ``zeros`` or ``glorot`` (uniform, for a 2-D kernel)."""
+        """A dense variable; ``init`` is ``zeros``, ``ones`` or ``glorot`` (uniform, for a 2-D kernel)."""
         if init == "glorot":
             fan_in, fan_out = shape[0], shape[-1]
             limit = math.sqrt(6.0 / max(1, fan_in + fan_out))
             value = tf.random.stateless_uniform(shape, seed=self._init_seed(), minval=-limit, maxval=limit)
-        elif init == "zeros":
-            value = tf.zeros(shape)
+        elif init in ("zeros", "ones"):
+            value = tf.zeros(shape) if init == "zeros" else tf.ones(shape)
         else:
-            raise ValueError(f"unknown init {init!r} (known: zeros, glorot)")
+            raise ValueError(f"unknown init {init!r} (known: zeros, ones, glorot)")
         return self._add(name, value)
 
     def _add(self, name: str, value: tf.Tensor) -> tf.Variable:
