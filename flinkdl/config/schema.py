@@ -205,6 +205,8 @@ class ModelConfig(Strict):
     field_weights: bool = Field(False, description="fm/deepfm: one learnt weight per pair of fields on the "
                                 "pairwise term (field-weighted FM, FwFM), so the model can favour the pairs "
                                 "that interact and mute the rest")
+    micro_batch_rows: int | None = Field(None, ge=1, description="learn each batch in steps of at most this "
+                                         "many rows (all its scores are made first); null = one step a batch")
     optimizer: OptimizerConfig = OptimizerConfig()
     dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
     seed: int = 0

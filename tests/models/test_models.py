@@ -157,6 +157,24 @@ def test_field_weights_start_as_a_plain_fm_and_learn_pairs(name: str) -> None:
     assert roc_auc_score(t_y, fw.predict(t_ids, t_dense).numpy()) > 0.85
 
 
+@pytest.mark.parametrize("name", BUILTIN)
+def test_micro_batches_score_first_then_learn_like_small_batches(name: str) -> None:
+    micro, small = build_model(LAYOUT, cfg(name, micro_batch_rows=16)), build_model(LAYOUT, cfg(name))
+    warm = batch(64, seed=3)
+    micro.predict_then_train(*warm)
+    for i in range(0, 64, 16):
+        small.predict_then_train(*(x[i : i + 16] for x in warm))
+    ids, dense, y = batch(40)  # 16 + 16 + 8 rows
+    before = micro.predict(ids, dense).numpy()
+    scores = micro.predict_then_train(ids, dense, y).numpy()
+    np.testing.assert_allclose(scores, before, rtol=1e-6, atol=1e-7)  # every score made before any update
+    assert micro.version == 2  # one version per batch learnt
+    for i in range(0, 40, 16):
+        small.predict_then_train(ids[i : i + 16], dense[i : i + 16], y[i : i + 16])
+    for n, v in micro.variables().items():  # the same steps as batches of 16
+        np.testing.assert_allclose(v.numpy(), small.variables()[n].numpy(), rtol=1e-5, atol=1e-6, err_msg=n)
+
+
 def test_custom_model_by_import_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(HERE))
     m = build_model(LAYOUT, ModelConfig(name="custom_model:TinyModel"))
