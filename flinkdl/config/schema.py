@@ -206,7 +206,7 @@ class ModelConfig(Strict):
                                 "pairwise term (field-weighted FM, FwFM), so the model can favour the pairs "
                                 "that interact and mute the rest")
     micro_batch_rows: int | None = Field(None, ge=1, description="learn each batch in steps of at most this "
-                                         "many rows (all its scores are made first); null = one step a batch")
+                                         "many rows, each scored just before its step; null = one step a batch")
     optimizer: OptimizerConfig = OptimizerConfig()
     dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
     seed: int = 0
