@@ -2,6 +2,7 @@
 
     python bench/raw_tf.py                      # lr, fm, deepfm; 26+2 id fields, 26 dense, 2**22 buckets
     python bench/raw_tf.py --models deepfm --rows 400000 --batch 4096 --threads 2
+    python bench/raw_tf.py --models deepfm --dim 16 --set field_weights=true --set micro_batch_rows=512
 
 Rows/s counts every batch after the first (which pays for tracing); AUC is prequential
 (each batch scored before the model trains on it).
@@ -14,6 +15,7 @@ import time
 
 import numpy as np
 
+from flinkdl.config.loader import apply_overrides
 from flinkdl.config.schema import ModelConfig
 from flinkdl.evaluation.metrics import auc_from_arrays
 from flinkdl.features.layout import FeatureLayout
@@ -85,6 +87,7 @@ def main() -> None:
     p.add_argument("--dense", type=int, default=26)
     p.add_argument("--optimizer", default="adagrad")
     p.add_argument("--threads", type=int, default=0, help="intra/inter-op threads; 0 = TF default")
+    p.add_argument("--set", action="append", default=[], help="a model config key, e.g. field_weights=true")
     a = p.parse_args()
     if a.threads:
         import tensorflow as tf
@@ -95,10 +98,11 @@ def main() -> None:
     ids, dense, labels = synthetic(a.rows, layout)
     print(
         f"rows={a.rows} batch={a.batch} buckets=2**{a.bits} dim={a.dim} ids={a.ids} dense={a.dense} "
-        f"optimizer={a.optimizer} ctr={labels.mean():.3f}"
+        f"optimizer={a.optimizer} ctr={labels.mean():.3f} {' '.join(a.set)}"
     )
     for name in a.models:
-        cfg = ModelConfig(name=name, embedding_dim=a.dim, optimizer={"name": a.optimizer})
+        doc = {"name": name, "embedding_dim": a.dim, "optimizer": {"name": a.optimizer}}
+        cfg = ModelConfig.model_validate(apply_overrides(doc, a.set))
         r = raw_tf_ceiling(cfg, layout, ids, dense, labels, a.batch)
         ms = 1000 * a.batch / r["rows_per_s"]
         print(

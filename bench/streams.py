@@ -27,9 +27,9 @@ from flinkdl.sources.generator import ClickStream
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 MOVIELENS = DATA / "movielens-100k" / "ml-100k.inter"
-#: per-model settings over the job config (LR: its own tuned optimizer, see docs/BENCHMARKS.md)
+#: per-model settings over the job config (LR: its own tuned optimizer, one step a batch; docs/BENCHMARKS.md)
 MODEL_SETTINGS: dict[str, list[str]] = {
-    "lr": ["model.dense_optimizer=null", "model.optimizer.learning_rate=0.05"],
+    "lr": ["model.dense_optimizer=null", "model.optimizer.learning_rate=0.05", "model.micro_batch_rows=null"],
 }
 
 

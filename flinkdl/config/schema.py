@@ -52,6 +52,9 @@ class DirectoryConfig(Strict):
     header: bool = False
     monitor_interval_s: float = Field(1.0, gt=0)
     batch_ms: int = Field(200, gt=0, description="lines are grouped into batches per processing-time window")
+    max_batch_rows: int = Field(4096, ge=1, le=1_000_000, description="a window's lines go to the model in "
+                                "batches of at most this many rows: a file dropped at once arrives in a few "
+                                "windows of many lines, and is learnt in prequential steps of this size")
     pad_short_rows: bool = Field(False, description="accept rows missing trailing empty fields (Criteo dumps)")
 
     @property
@@ -199,6 +202,11 @@ class ModelConfig(Strict):
     name: str = "deepfm"
     embedding_dim: int = Field(8, ge=1, le=512)
     hidden: list[int] = Field(default_factory=lambda: [64, 32])
+    field_weights: bool = Field(False, description="fm/deepfm: one learnt weight per pair of fields on the "
+                                "pairwise term (field-weighted FM, FwFM), so the model can favour the pairs "
+                                "that interact and mute the rest")
+    micro_batch_rows: int | None = Field(None, ge=1, description="learn each batch in steps of at most this "
+                                         "many rows, each scored just before its step; null = one step a batch")
     optimizer: OptimizerConfig = OptimizerConfig()
     dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
     seed: int = 0

@@ -213,3 +213,43 @@ def _one_chunk(col: pa.ChunkedArray) -> pa.Array:
     if col.num_chunks == 1:
         return col.chunk(0)
     return col.combine_chunks() if col.num_chunks else pa.array([], type=col.type)
+
+
+def split_parsed(
+    raw: pa.RecordBatch, dead: list[DeadLetter], max_rows: int, first_position: int = 0
+) -> list[tuple[pa.RecordBatch, list[DeadLetter], int, int]]:
+    """Cut one parsed chunk (:func:`parse_text`'s result) into pieces of at most ``max_rows`` good rows.
+
+    Returns ``(raw slice, its dead letters, rows_in, first position)`` per piece, in stream
+    order. Piece ``k`` covers the positions from its first good row up to (not including) the
+    next piece's first good row; the first piece starts at ``first_position``, the last runs to
+    the chunk's end. A dead letter goes with the piece whose range holds its position, so the
+    pieces' ``rows_in`` (good rows + their dead letters) add up to the chunk's and positions
+    never go back from one piece to the next. Slices are zero-copy. A chunk with at most
+    ``max_rows`` good rows (also one with none) is one piece.
+
+    >>> from flinkdl.config.schema import DirectoryConfig, FeatureConfig
+    >>> d = DirectoryConfig(path="in", columns=["label", "n"])
+    >>> raw, dls = parse_text("1,2\\n0\\n0,5\\n1,1\\nx", d, FeatureConfig(event_id=None, numeric=["n"]), 10)
+    >>> [(r.column(POSITION_COLUMN).to_pylist(), [x.position for x in ds], n, p)
+    ...  for r, ds, n, p in split_parsed(raw, dls, 2, 10)]
+    [([10, 12], [11], 3, 10), ([13], [14], 2, 13)]
+    """
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+    n = raw.num_rows
+    if n <= max_rows:
+        return [(raw, dead, n + len(dead), first_position)]
+    pos = raw.column(POSITION_COLUMN).to_numpy(zero_copy_only=False)
+    starts = list(range(0, n, max_rows))
+    # piece k takes the dead letters with position < the first good position of piece k + 1
+    bounds = [int(pos[s]) for s in starts[1:]]
+    by_piece: list[list[DeadLetter]] = [[] for _ in starts]
+    for d in dead:
+        k = len(bounds) if d.position is None else int(np.searchsorted(bounds, d.position, side="right"))
+        by_piece[k].append(d)
+    out = []
+    for k, s in enumerate(starts):
+        piece, ds = raw.slice(s, max_rows), by_piece[k]
+        out.append((piece, ds, piece.num_rows + len(ds), first_position if k == 0 else int(pos[s])))
+    return out

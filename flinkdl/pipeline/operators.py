@@ -117,14 +117,16 @@ class ParseFeatures(_Featurize, FlatMapFunction):
         self.position = 0
 
     def flat_map(self, chunk: Row) -> Iterator[Row]:
-        from flinkdl.features.parse import parse_text
+        """One envelope per ``source.directory.max_batch_rows`` good rows of the chunk, each
+        with its own ``seq`` and the dead letters among its rows (:func:`split_parsed`)."""
+        from flinkdl.features.parse import parse_text, split_parsed
 
         text, lines = chunk[0], chunk[1]
         d = self.cfg.source.directory
         raw, dead = parse_text(text, d, self.cfg.features, self.position, pad_short_rows=d.pad_short_rows)
-        rows_in = raw.num_rows + len(dead)
-        yield self.envelope((self.subtask << 40) | self.seq, raw, rows_in, dead, self.position)
-        self.seq += 1
+        for piece, piece_dead, rows_in, first in split_parsed(raw, dead, d.max_batch_rows, self.position):
+            yield self.envelope((self.subtask << 40) | self.seq, piece, rows_in, piece_dead, first)
+            self.seq += 1
         self.position += lines
 
 

@@ -136,6 +136,46 @@ def test_fm_and_deepfm_learn_interactions_lr_cannot() -> None:
     assert min(auc["fm"], auc["deepfm"]) > auc["lr"] + 0.15, auc
 
 
+@pytest.mark.parametrize("name", ["fm", "deepfm"])
+def test_field_weights_start_as_a_plain_fm_and_learn_pairs(name: str) -> None:
+    plain, fw = build_model(LAYOUT, cfg(name)), build_model(LAYOUT, cfg(name, field_weights=True))
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(16, LAYOUT.n_ids, 4)).astype(np.float32)
+    dense = rng.normal(size=(16, LAYOUT.n_dense)).astype(np.float32)
+    v_dense = rng.normal(size=(LAYOUT.n_dense, 4)).astype(np.float32)
+    plain.emb_dense.assign(v_dense)
+    fw.emb_dense.assign(v_dense)
+    np.testing.assert_allclose(fw.fm_term(emb, dense).numpy(), plain.fm_term(emb, dense).numpy(), rtol=1e-4,
+                               atol=1e-4)  # all weights 1: the plain pairwise term
+    ids, dense, y = interaction_stream(300 * 128, seed=0)
+    for i in range(0, len(y), 128):
+        fw.predict_then_train(ids[i : i + 128], dense[i : i + 128], y[i : i + 128])
+    r = fw.variables()["fm_field_weights"].numpy()
+    upper = np.triu(np.ones_like(r, bool), k=1)
+    assert np.all(r[~upper] == 1.0) and np.abs(r[upper] - 1.0).max() > 1e-3  # only pairs i < j are weights
+    t_ids, t_dense, t_y = interaction_stream(4000, seed=1)
+    assert roc_auc_score(t_y, fw.predict(t_ids, t_dense).numpy()) > 0.85
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_micro_batches_learn_and_score_like_small_batches(name: str) -> None:
+    micro, small = build_model(LAYOUT, cfg(name, micro_batch_rows=16)), build_model(LAYOUT, cfg(name))
+    warm = batch(64, seed=3)
+    micro.predict_then_train(*warm)
+    for i in range(0, 64, 16):
+        small.predict_then_train(*(x[i : i + 16] for x in warm))
+    ids, dense, y = batch(40)  # 16 + 16 + 8 rows
+    first = micro.predict(ids[:16], dense[:16]).numpy()
+    scores = micro.predict_then_train(ids, dense, y).numpy()
+    np.testing.assert_allclose(scores[:16], first, rtol=1e-6, atol=1e-7)  # scored before its step
+    assert micro.version == 2  # one version per batch learnt
+    small_scores = [small.predict_then_train(ids[i : i + 16], dense[i : i + 16], y[i : i + 16]).numpy()
+                    for i in range(0, 40, 16)]
+    np.testing.assert_allclose(scores, np.concatenate(small_scores), rtol=1e-5, atol=1e-6)
+    for n, v in micro.variables().items():  # the same steps as batches of 16
+        np.testing.assert_allclose(v.numpy(), small.variables()[n].numpy(), rtol=1e-5, atol=1e-6, err_msg=n)
+
+
 def test_custom_model_by_import_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(HERE))
     m = build_model(LAYOUT, ModelConfig(name="custom_model:TinyModel"))
