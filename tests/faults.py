@@ -17,10 +17,12 @@ from flinkdl.sinks.predictions import read_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# 40 batches over ~32 s. The source starts before the TF worker is ready and what it produces
-# meanwhile waits in Flink's buffers, then goes through in a second or two: the stream must outlast
-# the worker's start on a loaded machine (up to ~20 s seen), or a fault lands after the last
-# event (the CI failure where the harness was killed after the job had finished).
+# 40 batches over ~32 s, paced at the trainer (worker.max_rows_per_s), one batch per PyFlink bundle.
+# The source starts before the TF worker is ready and what it makes meanwhile waits in Flink's
+# buffers; paced only at the source, it went through in under a second once the worker was up,
+# and a fault could land after the last event (the CI failures where the job had already
+# finished). A bundle's outputs leave the trainer only when the whole bundle is done, so with the
+# default bundle size the backlog's predictions came out at once after ~32 s: bundle size 1.
 EVENTS, BATCH, RATE = 40_960, 1024, 1280
 AUC_TOL, ROW_TOL = 0.002, 1e-4
 
@@ -31,6 +33,7 @@ def overrides(run_dir: Path, ps_address: str, generator: bool = True) -> list[st
               f"source.generator.max_rate_per_s={RATE}"] if generator else []
     return [*source, f"job.run_dir={run_dir}", f"sinks.predictions.path={run_dir}/predictions.csv",
             "features.hash_bits=16", "worker.intra_op_threads=1", "worker.step_timeout_s=30",
+            f"worker.max_rows_per_s={RATE}", "job.bundle_size=1",
             "ps.enabled=true", f"ps.address={ps_address}", "ps.push_every_batches=4", "ps.push_every_s=1000",
             "job.exactly_once=true", "job.checkpoint_interval_s=0.5", "job.snapshot_every_s=1",
             "job.python_harness=process"]
@@ -106,6 +109,14 @@ def wait_predictions(run_dir: Path, rows: int = EVENTS // 3, timeout: float = 18
             return
         time.sleep(0.1)
     raise TimeoutError(f"{path} never reached {rows} rows\n{job.logs() if job else ''}")
+
+
+def assert_mid_stream(run_dir: Path) -> int:
+    """Call right before a fault: the job has not answered every event yet (else the fault
+    would test nothing). Returns the predictions written so far."""
+    rows = max(0, (run_dir / "predictions.csv").read_bytes().count(b"\n") - 1)
+    assert rows < EVENTS, f"the stream was over ({rows} predictions) before the fault"
+    return rows
 
 
 def outcome(run_dir: Path, ps_address: str, summary: dict) -> dict:

@@ -230,6 +230,8 @@ class WorkerConfig(Strict):
     step_timeout_s: float = Field(300.0, gt=0, description="a worker that answers no batch for this long is "
                                   "treated as dead: killed, restarted (and, exactly-once, rolled back + replayed)")
     socket_dir: Path | None = Field(None, description="where unix sockets live; default: a temp dir")
+    max_rows_per_s: float | None = Field(None, gt=0, description="cap on the rows each trainer learns per second "
+                                         "(null: none): leaves CPU to other work, or paces a fault test")
 
 
 class PsConfig(Strict):

@@ -45,8 +45,9 @@ def subtask_index(ctx: RuntimeContext) -> int:
 
 
 class Throttle:
-    """At most ``rate`` calls per second of wall time, never in bursts: a call that comes late (the
-    job was backpressured) does not earn credit for the calls after it.
+    """At most ``rate`` units per second of wall time (a call to :meth:`wait` takes ``units``, one
+    by default), never in bursts: a call that comes late (the job was backpressured) does not
+    earn credit for the calls after it.
 
     >>> t = Throttle(1000.0); t.wait(); t.wait()  # the second call returns ~1 ms after the first
     """
@@ -54,11 +55,11 @@ class Throttle:
     def __init__(self, rate: float) -> None:
         self.interval, self.next = 1.0 / rate, 0.0
 
-    def wait(self) -> None:
+    def wait(self, units: float = 1.0) -> None:
         now = time.monotonic()
         if self.next > now:
             time.sleep(self.next - now)
-        self.next = max(self.next, now) + self.interval
+        self.next = max(self.next, now) + units * self.interval
 
 
 def _dead_lines(dead) -> bytes:
@@ -145,6 +146,8 @@ class Train(ExactlyOnceFunction):
         from flinkdl.worker.supervisor import WorkerSupervisor
 
         self.schema = FeatureLayout.from_config(self.cfg.features).schema()
+        rate = self.cfg.worker.max_rows_per_s
+        self.throttle = Throttle(rate) if rate else None
         self.worker = WorkerSupervisor(self.cfg, subtask_index(ctx))
         if not self.exactly_once:  # else reset() starts it, from the right PS version
             self.worker.start()
@@ -166,6 +169,8 @@ class Train(ExactlyOnceFunction):
         rows = unpack(env[2], self.schema).num_rows
         if rows == 0:  # every row of the batch was a dead letter
             return [Row(env[0], env[1], _EMPTY_PREDICTIONS, env[3], env[4])], None
+        if self.throttle is not None and not replay:
+            self.throttle.wait(rows)
         preds, version = self.worker.process(env[2], rows, self.recover if self.exactly_once else None)
         return [Row(env[0], env[1], pack(preds), env[3], env[4])], None if version is None else {"ps_version": version}
 

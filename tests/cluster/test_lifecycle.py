@@ -84,6 +84,7 @@ def _exactly_once_run(cluster, base, name: str, kill_taskmanager: bool) -> dict:
         job = cluster.submit(PROJECT_ROOT / "jobs" / "click_stream.yaml", faults.overrides(run_dir, ps.address))
         if kill_taskmanager:
             faults.wait_predictions(run_dir)
+            faults.assert_mid_stream(run_dir)
             (tm,) = cluster.taskmanager_pids()
             os.kill(tm, signal.SIGKILL)
             cluster.add_taskmanager()  # what Kubernetes or a supervisor does for a lost pod

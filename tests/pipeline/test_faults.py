@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.faults import Job, compare, outcome, overrides, wait_predictions, worker_pid
+from tests.faults import Job, assert_mid_stream, compare, outcome, overrides, wait_predictions, worker_pid
 from tests.ps.conftest import PsProcess
 
 pytestmark = pytest.mark.e2e
@@ -34,6 +34,7 @@ pytestmark = pytest.mark.e2e
 def kill_worker(run_dir: Path, ps: PsProcess, job: Job) -> dict:
     pid = worker_pid(run_dir, job=job)
     wait_predictions(run_dir, job=job)
+    assert_mid_stream(run_dir)
     psutil.Process(pid).send_signal(signal.SIGKILL)
     return {"killed": pid, "new_worker": worker_pid(run_dir, not_pid=pid, job=job)}
 
@@ -42,6 +43,7 @@ def kill_harness(run_dir: Path, ps: PsProcess, job: Job) -> dict:
     worker = worker_pid(run_dir, job=job)
     harness = psutil.Process(worker).parent()
     wait_predictions(run_dir, job=job)
+    assert_mid_stream(run_dir)
     harness.send_signal(signal.SIGKILL)
     new = worker_pid(run_dir, not_pid=worker, job=job)
     return {"killed": harness.pid, "new_harness": psutil.Process(new).parent().pid}
@@ -49,6 +51,7 @@ def kill_harness(run_dir: Path, ps: PsProcess, job: Job) -> dict:
 
 def kill_ps(run_dir: Path, ps: PsProcess, job: Job) -> dict:
     wait_predictions(run_dir, job=job)
+    assert_mid_stream(run_dir)
     pid = ps.proc.pid
     ps.kill9()
     time.sleep(1.0)

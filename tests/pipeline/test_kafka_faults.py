@@ -23,6 +23,7 @@ import pytest
 
 from flinkdl import broker
 from flinkdl.produce import generator_batches, produce, read_topic
+from tests import faults
 from tests.faults import BATCH, EVENTS, RATE, Job, compare, outcome, overrides, wait_predictions
 from tests.ps.conftest import PsProcess
 
@@ -44,6 +45,7 @@ def _run(b: broker.Broker, base: Path, name: str, kill_broker: bool) -> dict:
     try:
         if kill_broker:
             wait_predictions(run_dir, job=job)
+            faults.assert_mid_stream(run_dir)
             b.kill()
             time.sleep(1.0)
             b.restart()
