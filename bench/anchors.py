@@ -169,7 +169,7 @@ def main() -> None:
             rows.append({"model": model, "mode": mode, "ps": ps, "events": args.events,
                          "job_rows_per_s": job["rows_per_s"], "ceiling_rows_per_s": ceiling["rows_per_s"],
                          "ceiling_cpu_us": 1e6 * ceiling["cpu_seconds"] / (len(labels) - cfg.source.generator.batch_size),
-                         "vw_rows_per_s": vw["rows_per_s"], "vw_cpu_us": vw["cpu_us_per_event"], "vw_rss": vw["rss"],
+                         "vw_rows_per_s": vw["rows_per_s"], "vw_rows_per_s_runs": vw["rows_per_s_runs"], "vw_cpu_us": vw["cpu_us_per_event"], "vw_rss": vw["rss"],
                          "job_vs_ceiling": job["rows_per_s"] / ceiling["rows_per_s"],
                          "job_vs_vw": job["rows_per_s"] / vw["rows_per_s"], "job_auc": job["auc"],
                          "ceiling_auc": ceiling["auc"], "cpu_us": job["cpu_us"], "rss": job["rss"],

@@ -34,8 +34,9 @@ class RunProgress:
         self.run_dir = Path(cfg.job.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         exact = cfg.evaluation.exact_progressive_auc
-        # An unbounded stream gets the bounded-memory AUC: the exact one keeps every distinct score.
-        self.auc = ProgressiveAUC() if (max_events is not None if exact is None else exact) else None
+        if exact is None:  # an unbounded stream gets the bounded AUC: the exact one keeps every distinct score
+            exact = max_events is not None
+        self.auc = ProgressiveAUC() if exact else None  # else the summary's auc is the evaluator's bounded one
         self.logloss = LogLoss()
         self.evaluator = StreamEvaluator(cfg.evaluation)
         self.evaluation_s = 0.0  # time spent in the metrics (update + get), for the benchmark

@@ -133,6 +133,7 @@ class PsClient:
         ids = np.ascontiguousarray(ids, np.int64)
         delta = np.asarray(delta, np.float32)
         delta = delta if delta.ndim == 2 else delta.reshape(len(ids), -1)
+        init = None if assign else init  # an assigned row needs no start value
         parts = [(k, idx) for k, idx in enumerate(self._split(ids)) if len(idx)]
 
         def one(shard: int, idx: np.ndarray) -> None:
@@ -148,7 +149,6 @@ class PsClient:
 
     def _put(self, table: str, shard: int, ids: np.ndarray, delta: np.ndarray, init: np.ndarray | None,
              assign: bool = False) -> None:
-        init = None if assign else init
         first = rows_batch(ids[:PUSH_CHUNK], delta[:PUSH_CHUNK], None if init is None else init[:PUSH_CHUNK])
         cmd = {"op": "push", "table": table, "shard": shard, **({"assign": True} if assign else {})}
         desc = flight.FlightDescriptor.for_command(json.dumps(cmd))

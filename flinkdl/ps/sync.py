@@ -114,7 +114,7 @@ class PsSync:
                 return
             for k, t in enumerate(self.tables):
                 base = t.read(new)
-                if self.cfg.pull_on_touch and not self.single_writer:  # other workers' updates first
+                if self.cfg.pull_on_touch:  # take other workers' updates to these rows first
                     rows, exists = self.client.pull(t.name, new)
                     if exists.any():
                         base[exists] = rows[exists]
