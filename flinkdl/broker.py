@@ -50,6 +50,28 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _bindable(port: int) -> bool:
+    """True if nothing listens on ``port`` (a bind test: a connect test can self-connect on Linux)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_port_free(port: int, timeout: float) -> bool:
+    """Wait until ``port`` can be bound again. A SIGKILLed process's leader thread can be reaped while
+    its other threads still hold the listening socket, so 'dead' comes a moment before 'port free'."""
+    deadline = time.monotonic() + timeout
+    while not _bindable(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _alive(pid: object) -> bool:
     """True while ``pid`` runs (a zombie, killed but not yet reaped, counts as dead)."""
     if not isinstance(pid, int) or pid <= 0:
@@ -191,6 +213,8 @@ def start(log: Path | None = None, timeout: float = 20.0, *, durable_dir: Path |
     Storage: in memory, or with ``durable_dir`` (or a running ``store``) objects in that directory."""
     if durable_dir is not None and store is None:
         store = object_store(durable_dir, timeout)
+    if port and not wait_port_free(port, timeout):
+        raise RuntimeError(f"cannot start tansu: port {port} is still in use after {timeout:.0f} s")
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     cmd = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
@@ -213,8 +237,8 @@ def running(log: Path | None = None, durable_dir: Path | None = None) -> Iterato
 def start_detached(state: Path = DEFAULT_STATE, durable_dir: Path | None = None) -> Broker:
     """``flinkdl broker start [--durable DIR]``: start and record ``{"pid", "bootstrap"[, "durable"]}``.
 
-    A live recorded broker is returned as is; a dead one (killed) is replaced on its old port and,
-    when it was durable, on its old storage."""
+    A live recorded broker is returned as is; a dead one (killed) is replaced on its old port (a
+    fresh one if that stays taken for 5 s) and, when it was durable, on its old storage."""
     old = read_state(state)
     if old is not None:
         return old
@@ -223,7 +247,7 @@ def start_detached(state: Path = DEFAULT_STATE, durable_dir: Path | None = None)
     durable_dir = durable_dir or (Path(d["durable"]) if "durable" in d else None)
     state.parent.mkdir(parents=True, exist_ok=True)
     b = start(state.with_suffix(".log"), durable_dir=durable_dir,
-              port=port if port and not _listening(port) else None)
+              port=port if port and wait_port_free(port, 5.0) else None)
     rec = {"pid": b.pid, "bootstrap": b.bootstrap} | ({"durable": str(b.store.root)} if b.store else {})
     state.write_text(json.dumps(rec) + "\n")
     return b
