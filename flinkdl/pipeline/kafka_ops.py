@@ -18,6 +18,7 @@ from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import unpack
 from flinkdl.features.deadletter import MALFORMED, DeadLetter
 from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.pipeline.lifeline import exit_with_taskmanager
 from flinkdl.pipeline.operators import _Featurize, subtask_index
 from flinkdl.sources.messages import empty_batch
 
@@ -74,6 +75,7 @@ class PublishKafka(MapFunction):
     def open(self, ctx: RuntimeContext) -> None:
         from flinkdl.sinks.kafka import KafkaPublisher
 
+        exit_with_taskmanager()
         cfg = JobConfig.model_validate_json(self.cfg_json)
         sink, src = cfg.sinks.kafka, cfg.source.kafka
         bootstrap = sink.bootstrap_servers if sink and sink.bootstrap_servers else src.bootstrap_servers

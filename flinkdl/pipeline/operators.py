@@ -22,6 +22,7 @@ from pyflink.datastream import FlatMapFunction, MapFunction, RuntimeContext
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import pack, unpack
 from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+from flinkdl.pipeline.lifeline import exit_with_taskmanager
 from flinkdl.pipeline.recovery import ExactlyOnceFunction
 
 #: One batch on its way through the job: ``seq`` (source position of the batch), ``rows_in``
@@ -75,6 +76,7 @@ class _Featurize:
     def open(self, ctx: RuntimeContext) -> None:
         from flinkdl.features.transform import Featurizer
 
+        exit_with_taskmanager()
         self.cfg = JobConfig.model_validate_json(self.cfg_json)
         directory = self.cfg.source.directory
         self.featurizer = Featurizer(self.cfg.features, delimiter=directory.delimiter if directory else ",")

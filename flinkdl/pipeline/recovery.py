@@ -31,6 +31,7 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from flinkdl.config.schema import JobConfig
+from flinkdl.pipeline.lifeline import exit_with_taskmanager
 
 Anchor = dict
 
@@ -64,6 +65,7 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
     # ------------------------------------------------------------------ the protocol
 
     def open(self, ctx: RuntimeContext) -> None:
+        exit_with_taskmanager()
         self.cfg = JobConfig.model_validate_json(self.cfg_json)
         self.exactly_once = self.cfg.job.exactly_once
         if self.exactly_once:
