@@ -300,7 +300,8 @@ class JobSection(Strict):
         "loopback", description="mini-cluster only: run the Python operators in the client process (PyFlink's "
         "default) or each task in its own harness process, as a cluster always does (docs/STACK_NOTES.md)")
     checkpoint_interval_s: float | None = Field(None, gt=0, description="null = no checkpoints")
-    bundle_size: int = Field(1000, ge=1, description="batches per PyFlink bundle (a checkpoint waits for it)")
+    bundle_size: int | None = Field(None, ge=1, description="batches per PyFlink bundle (a checkpoint waits for "
+                                    "it); null: 32 for the generator (indexes come all at once), else 1000")
     bundle_time_ms: int = Field(100, ge=1, description="max time a bundle stays open")
     checkpoint_dir: Path | None = Field(None, description="retained checkpoints go here (null: Flink default)")
     restore_from: Path | None = Field(None, description="start from this checkpoint/savepoint directory")

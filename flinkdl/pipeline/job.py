@@ -2,13 +2,14 @@
 
 ::
 
-    NumberSequenceSource ─► GenerateFeatures ─┐
-                                              ├─keyBy─► Train (TF worker) ─keyBy─► EvaluateAndSink (p=1)
-    FileSource (SQL, raw lines, LISTAGG) ─► ParseFeatures ─┘
+    FileSource (SQL, raw lines, LISTAGG) ─► ParseFeatures ──┐
+    KafkaSource ─► KafkaFeatures ────────────────────────────┴─keyBy─► Train (TF worker) ─┐
+    NumberSequenceSource ─keyBy─► GenerateAndTrain (generate + featurize + TF worker) ─────┴─keyBy─► EvaluateAndSink (p=1)
 
 The watched directory is read by Flink's filesystem connector with continuous monitoring;
 its lines are grouped into chunks by a processing-time tumbling window in Flink SQL
 (``LISTAGG``), so batching happens in the JVM and one Python crossing carries a whole chunk.
+The generator's batches are made inside the trainer's operator: only their indexes cross the JVM.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 
 from flinkdl.config.schema import JobConfig
-from flinkdl.pipeline.operators import ENVELOPE, EvaluateAndSink, GenerateFeatures, ParseFeatures, Train
+from flinkdl.pipeline.operators import (
+    ENVELOPE,
+    INDEX,
+    EvaluateAndSink,
+    GenerateAndTrain,
+    ParseFeatures,
+    Train,
+    with_ballast,
+)
 from flinkdl.pipeline.routing import subtask_keys
 
 UNBOUNDED_BATCHES = 1 << 50
@@ -45,9 +54,12 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.execution-mode", cfg.job.python_execution_mode)
-    # Each element is a whole batch: a bundle of a few hundred of them bounds the latency to
-    # 100 ms while amortising Beam's per-bundle round trip (bundle size 1 halved throughput).
-    conf.set_string("python.fn-execution.bundle.size", str(cfg.job.bundle_size))
+    # Each element is a whole batch: a bundle of many amortises Beam's per-bundle round trip (bundle
+    # size 1 halved throughput) and 100 ms bound its intake. The generator's trainer reads batch
+    # indexes, which the source makes all at once: a bundle of 1000 would hold a whole stream's
+    # predictions back; 32 (0.5-2 s of training) ran fastest (docs/BENCHMARKS.md).
+    bundle = cfg.job.bundle_size or (32 if cfg.source.kind == "generator" else 1000)
+    conf.set_string("python.fn-execution.bundle.size", str(bundle))
     conf.set_string("python.fn-execution.bundle.time", str(cfg.job.bundle_time_ms))
     if cfg.metrics.enabled and cfg.metrics.flink_port:  # Flink's own metrics (bundled reporter plugin)
         conf.set_string("metrics.reporter.prom.factory.class",
@@ -77,18 +89,19 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
     return env
 
 
+def batch_indexes(env: StreamExecutionEnvironment, cfg: JobConfig) -> DataStream:
+    """The generator source: one sequence of batch indexes, in event-time order; the trainers fan
+    out from it. (A parallel NumberSequenceSource would give each subtask a contiguous half of the
+    stream: worker 1 would train on the drifted half while worker 0 is still before it.)"""
+    gen = cfg.source.generator
+    n_batches = -(-gen.events // gen.batch_size) if gen.events else UNBOUNDED_BATCHES
+    return env.from_source(NumberSequenceSource(0, n_batches - 1), WatermarkStrategy.no_watermarks(),
+                           "click-generator").set_parallelism(1)
+
+
 def feature_stream(env: StreamExecutionEnvironment, cfg: JobConfig) -> DataStream:
-    """Source → parse + hash: a stream of feature :data:`ENVELOPE` s."""
+    """Source → parse + hash: a stream of feature :data:`ENVELOPE` s (Kafka, watched directory)."""
     cfg_json = cfg.model_dump_json()
-    if cfg.source.kind == "generator":
-        gen = cfg.source.generator
-        n_batches = -(-gen.events // gen.batch_size) if gen.events else UNBOUNDED_BATCHES
-        # One sequence of batch indexes, in event-time order; the featurizers and trainers fan out
-        # from it. (A parallel NumberSequenceSource would give each subtask a contiguous half of
-        # the stream: worker 1 would train on the drifted half while worker 0 is still before it.)
-        src = env.from_source(NumberSequenceSource(0, n_batches - 1), WatermarkStrategy.no_watermarks(),
-                              "click-generator").set_parallelism(1)
-        return src.map(GenerateFeatures(cfg_json), output_type=ENVELOPE).name("generate+featurize")
     if cfg.source.kind == "kafka":
         from flinkdl.pipeline.kafka_ops import KafkaFeatures
         from flinkdl.sources.kafka import kafka_stream
@@ -118,14 +131,16 @@ def _directory_chunks(env: StreamExecutionEnvironment, cfg: JobConfig) -> DataSt
 def build(env: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | None = None) -> None:
     """Add the whole job to ``env``; run it with ``env.execute``."""
     cfg_json = cfg.model_dump_json()
-    feats = feature_stream(env, cfg)
-    # The trainer gets its own chain (and Python process), so parsing and hashing the next
-    # batch overlaps with the worker training on this one.
     # Keyed by the subtask each batch is meant for: the trainer and the sink keep their
     # exactly-once anchor + tail in keyed state (flinkdl/pipeline/recovery.py).
     keys = subtask_keys(cfg.job.parallelism)
-    preds = (feats.key_by(lambda env: keys[env[0] % len(keys)], key_type=Types.INT())
-             .process(Train(cfg_json), output_type=ENVELOPE).name("train"))
+    if cfg.source.kind == "generator":  # batch i goes to subtask i % p (GenerateAndTrain relies on it)
+        indexes = batch_indexes(env, cfg).map(with_ballast, output_type=INDEX).name("ballast")
+        preds = (indexes.key_by(lambda r: keys[r[0] % len(keys)], key_type=Types.INT())
+                 .process(GenerateAndTrain(cfg_json), output_type=ENVELOPE).name("generate+featurize+train"))
+    else:  # the trainer gets its own chain, so parsing the next batch overlaps training on this one
+        preds = (feature_stream(env, cfg).key_by(lambda env: keys[env[0] % len(keys)], key_type=Types.INT())
+                 .process(Train(cfg_json), output_type=ENVELOPE).name("train"))
     if cfg.sinks.kafka is not None:  # acknowledged on the topic before it is evaluated
         from flinkdl.pipeline.kafka_ops import PublishKafka
 

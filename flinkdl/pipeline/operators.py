@@ -13,7 +13,7 @@ Functions carry the job config as JSON (they are pickled to the Python workers).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 from pyflink.common import Row, Types
@@ -101,6 +101,10 @@ class GenerateFeatures(_Featurize, MapFunction):
         self.size, self.events = gen.batch_size, gen.events
         self.throttle = Throttle(gen.max_rate_per_s / gen.batch_size) if gen.max_rate_per_s else None
 
+    def exists(self, index: int) -> bool:
+        """Whether the bounded stream has a batch ``index`` (an unbounded one has all)."""
+        return self.events is None or index * self.size < self.events
+
     def map(self, index: int) -> Row:
         if self.throttle is not None:
             self.throttle.wait()
@@ -167,18 +171,64 @@ class Train(ExactlyOnceFunction):
             self.worker.start()  # loads what the PS holds now
             return anchor or {"ps_version": int(ps.commit()["version"])}
 
-    def apply(self, env: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
+    def apply(self, env: Row, replay: bool = False,
+              meanwhile: Callable[[], None] | None = None) -> tuple[list[Row], dict | None]:
+        """Train on one feature envelope; ``meanwhile`` runs while the worker trains on it."""
         rows = unpack(env[2], self.schema).num_rows
         if rows == 0:  # every row of the batch was a dead letter
             return [Row(env[0], env[1], _EMPTY_PREDICTIONS, env[3], env[4])], None
         if self.throttle is not None and not replay:
             self.throttle.wait(rows)
-        preds, version = self.worker.process(env[2], rows, self.recover if self.exactly_once else None)
+        preds, version = self.worker.process(env[2], rows, self.recover if self.exactly_once else None, meanwhile)
         return [Row(env[0], env[1], pack(preds), env[3], env[4])], None if version is None else {"ps_version": version}
 
     def close(self) -> None:
         if getattr(self, "worker", None) is not None:
             self.worker.stop()
+
+
+#: A batch index on its way to the trainer, with 32 KiB of ballast: Flink's credit-based flow
+#: control counts network buffers (32 KiB), not records, so bare 8-byte indexes queued ~40,000
+#: deep ahead of a busy trainer and a checkpoint or savepoint barrier waited behind all of them
+#: (a stop-with-savepoint of an endless LR job timed out after 120 s). With one buffer per index,
+#: about ten wait in the network, and a barrier waits for those plus the bundle.
+INDEX = Types.ROW_NAMED(["index", "ballast"], [Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+_BALLAST = bytes(32 << 10)
+
+
+def with_ballast(index: int) -> Row:
+    return Row(index, _BALLAST)
+
+
+class GenerateAndTrain(Train):
+    """The generator's batch index → generate + featurize → TF worker, in one operator.
+
+    Only the index crosses the JVM (a feature batch would cross it twice, 340 bytes per event, the
+    JVM's largest cost); and while the worker trains on batch ``i`` this makes batch ``i + p``,
+    the next one this subtask gets (index ``i`` goes to subtask ``i % p``, see ``job.build``),
+    so generating overlaps training as it did in an operator of its own. Generation is a pure
+    function of the index, so the exactly-once tail keeps indexes (:data:`INDEX`), not batches,
+    and a replay makes the same batches again.
+    """
+
+    tail_type = INDEX
+
+    def start(self, ctx: RuntimeContext) -> None:
+        super().start(ctx)
+        self.generate = GenerateFeatures(self.cfg_json)
+        self.generate.open(ctx)
+        self.stride = self.cfg.job.parallelism
+        self.made: tuple[int, Row] | None = None  # the batch made ahead: (index, envelope)
+
+    def apply(self, value: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
+        index = value[0]
+        made, self.made = self.made, None
+        env = made[1] if made is not None and made[0] == index else self.generate.map(index)
+        return super().apply(env, replay, lambda: self._make_ahead(index + self.stride))
+
+    def _make_ahead(self, index: int) -> None:
+        if self.generate.exists(index):
+            self.made = (index, self.generate.map(index))
 
 
 _EMPTY_PREDICTIONS = pack(pa.record_batch([pa.array([], f.type) for f in PREDICTION_SCHEMA],

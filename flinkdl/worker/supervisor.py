@@ -66,17 +66,22 @@ class WorkerSupervisor:
             raise WorkerFailed(f"worker {self.subtask} failed to start ({e}); see {self.log_path}") from e
         log.info("worker %d started, pid %d", self.subtask, self._proc.pid)
 
-    def process(self, payload: bytes, rows: int,
-                on_restart: Callable[[], None] | None = None) -> tuple[pa.RecordBatch, int | None]:
+    def process(self, payload: bytes, rows: int, on_restart: Callable[[], None] | None = None,
+                meanwhile: Callable[[], None] | None = None) -> tuple[pa.RecordBatch, int | None]:
         """Train on one packed feature batch of ``rows`` rows.
 
         Returns its predictions and the PS version the step committed (``None``: no commit; else
-        that version includes this batch). After a worker death, ``on_restart`` (default: :meth:`start`) starts the new one.
+        that version includes this batch). After a worker death, ``on_restart`` (default:
+        :meth:`start`) starts the new one. ``meanwhile`` is called once, after the batch is sent
+        and before its predictions are read: work that overlaps the worker's step.
         """
         consecutive = 0
         while True:
             try:
                 self._channel.send_payload(payload)
+                if meanwhile is not None:
+                    meanwhile, todo = None, meanwhile
+                    todo()
                 out, meta = self._channel.receive_with_metadata()
                 if out.num_rows != rows:
                     raise WorkerFailed(f"worker {self.subtask} answered {out.num_rows} rows for {rows}")
