@@ -15,13 +15,10 @@ is its child, not an ancestor: nothing is watched there.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 #: Exit status of a harness whose TaskManager died.
 EXIT_TASKMANAGER_GONE = 4
@@ -79,7 +76,8 @@ def exit_with_taskmanager(poll_s: float = 1.0) -> int | None:
     def watch() -> None:
         while _alive(jvm):
             time.sleep(poll_s)
-        log.error("TaskManager JVM %d is gone: this Python harness exits", jvm[0])
+        # No logging on the way out: Beam's log handler sends over gRPC to the dead TaskManager
+        # and blocked this thread for good (seen in CI); the exit status says why.
         os._exit(EXIT_TASKMANAGER_GONE)
 
     threading.Thread(target=watch, name="exit-with-taskmanager", daemon=True).start()

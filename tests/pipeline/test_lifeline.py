@@ -14,8 +14,11 @@ from pathlib import Path
 from flinkdl.pipeline.lifeline import EXIT_TASKMANAGER_GONE, jvm_ancestor
 
 HARNESS = """
-import os, sys, time
+import logging, os, sys, threading, time
 from flinkdl.pipeline.lifeline import exit_with_taskmanager
+class Stuck(logging.Handler):  # as the gRPC log handler of Beam once its TaskManager is gone
+    def emit(self, record): threading.Event().wait()
+logging.getLogger().addHandler(Stuck())
 jvm = exit_with_taskmanager(poll_s=0.05)
 assert exit_with_taskmanager(poll_s=0.05) == jvm  # once per process
 print(jvm, os.getpid(), flush=True)
