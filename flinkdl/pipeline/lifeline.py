@@ -48,8 +48,8 @@ def jvm_ancestor(pid: int | None = None) -> tuple[int, str] | None:
         pid = st[0]
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == "java":
-                parent = _stat(pid)
-                return None if parent is None else (pid, parent[1])
+                jvm = _stat(pid)
+                return None if jvm is None else (pid, jvm[1])
         except FileNotFoundError:
             return None
     return None

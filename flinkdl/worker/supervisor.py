@@ -80,8 +80,8 @@ class WorkerSupervisor:
             try:
                 self._channel.send_payload(payload)
                 if meanwhile is not None:
-                    meanwhile, todo = None, meanwhile
-                    todo()
+                    meanwhile()
+                    meanwhile = None  # once: not again when the batch is resent to a restarted worker
                 out, meta = self._channel.receive_with_metadata()
                 if out.num_rows != rows:
                     raise WorkerFailed(f"worker {self.subtask} answered {out.num_rows} rows for {rows}")
