@@ -94,7 +94,7 @@ def component_costs(cfg, batches: int = 60) -> dict[str, float]:
     from flinkdl.exchange.channel import pack, unpack
     from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
     from flinkdl.features.transform import Featurizer
-    from flinkdl.pipeline.progress import RunProgress
+    from flinkdl.sinks.run_log import RunLog as RunProgress
     from flinkdl.sources.generator import ClickStream
 
     size, stream, fz = cfg.source.generator.batch_size, ClickStream.from_config(cfg.source.generator), Featurizer(cfg.features)

@@ -43,8 +43,8 @@ from end_to_end import report  # bench/, beside this file
 
 from flinkdl.broker import free_port
 from flinkdl.config.schema import PsConfig
-from flinkdl.pipeline.progress import METRICS_LOG
 from flinkdl.ps.local import ensure_server, stop_server
+from flinkdl.sinks.run_log import METRICS_LOG
 
 MB = 1 << 20
 

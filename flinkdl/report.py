@@ -1,7 +1,7 @@
 """``flinkdl report RUN_DIR --out auc.png``: AUC and log loss over time, for people without Grafana.
 
 Reads ``RUN_DIR/metrics.jsonl`` (one line per report of the sink, see
-:mod:`flinkdl.pipeline.progress`) and draws, against seconds since the first line: the exact
+:mod:`flinkdl.sinks.run_log`) and draws, against seconds since the first line: the exact
 progressive AUC, the bounded-memory cumulative AUC, each window's AUC (undefined points are
 gaps, never 0.5) in the top panel, and the log loss in the bottom panel.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flinkdl.pipeline.progress import METRICS_LOG
+from flinkdl.sinks.run_log import METRICS_LOG
 
 
 def load_log(run_dir: Path) -> list[dict]:

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from flinkdl.config.loader import dump_config
 from flinkdl.config.schema import JobConfig
-from flinkdl.pipeline.progress import METRICS_LOG
+from flinkdl.sinks.run_log import METRICS_LOG
 
 log = logging.getLogger(__name__)
 TERMINAL = {"FINISHED", "FAILED", "CANCELED"}

@@ -1,4 +1,4 @@
-"""``flinkdl report`` draws a PNG from a run's metrics log (fed by the real RunProgress)."""
+"""``flinkdl report`` draws a PNG from a run's metrics log (fed by the real RunLog)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ import pytest
 from flinkdl.cli import main
 from flinkdl.config.schema import JobConfig
 from flinkdl.features.layout import PREDICTION_SCHEMA
-from flinkdl.pipeline.progress import RunProgress
+from flinkdl.sinks.run_log import RunLog
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "runs" / "test-artifacts"
 
 
 def fill_run(run_dir: Path, batches: int = 60) -> None:
-    """A drifting stream through RunProgress: quality rises, collapses at the drift, recovers."""
+    """A drifting stream through RunLog: quality rises, collapses at the drift, recovers."""
     cfg = JobConfig.model_validate({
         "job": {"run_dir": str(run_dir), "report_every_s": 1e-9, "name": "report-test"},
         "evaluation": {"windows": [{"kind": "sliding_count", "size": 8000}, {"kind": "tumbling_count", "size": 4000}],
                        "cumulative_bins": 1 << 16}})
-    progress = RunProgress(cfg)
+    progress = RunLog(cfg)
     rng = np.random.default_rng(0)
     for b in range(batches):
         y = (rng.random(2000) < 0.25).astype(np.float32)

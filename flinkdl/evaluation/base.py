@@ -3,6 +3,8 @@
 A metric is updated with a batch of labels and scores at once (vectorised, never row by row)
 and ``get()`` returns its current value over everything seen so far, or ``None`` while the
 value is undefined (no events yet, or AUC on a single class): never a made-up placeholder.
+Metrics that keep only counts or sums also ``merge`` another of their kind (partial metrics of
+several subtasks add up to the metric of their union).
 """
 
 from __future__ import annotations
@@ -29,6 +31,20 @@ class Metric(abc.ABC):
     def __repr__(self) -> str:
         v = self.get()
         return f"{type(self).__name__}({self.name}={'undefined' if v is None else f'{v:.6f}'})"
+
+
+class BatchMetric(Metric):
+    """A metric of ``(label, score)`` alone: ``update`` validates once, ``update_checked`` counts.
+
+    Composites validate a batch once and feed their parts through ``update_checked``.
+    """
+
+    def update(self, y_true: np.ndarray, y_score: np.ndarray) -> None:
+        self.update_checked(*as_batch(y_true, y_score))
+
+    @abc.abstractmethod
+    def update_checked(self, pos: np.ndarray, s: np.ndarray) -> None:
+        """``update`` for a batch already validated by :func:`as_batch`."""
 
 
 def as_batch(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

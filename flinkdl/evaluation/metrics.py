@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flinkdl.evaluation.base import Metric, as_batch
+from flinkdl.evaluation.base import BatchMetric
+from flinkdl.evaluation.maths import LOGLOSS_EPS, auc_from_counts, log_losses
 
 _SIGN = np.uint32(0x8000_0000)
 _ONE = np.uint64(1)
@@ -33,7 +34,7 @@ def _order_keys(score: np.ndarray) -> np.ndarray:
     return np.where(u & _SIGN, ~u, u | _SIGN)
 
 
-class ProgressiveAUC(Metric):
+class ProgressiveAUC(BatchMetric):
     """Exact ROC AUC over every ``(label, score)`` seen so far; ties count one half.
 
     Equal to ``sklearn.metrics.roc_auc_score`` on the concatenated stream (to float rounding,
@@ -47,10 +48,10 @@ class ProgressiveAUC(Metric):
     holds ``max(buffer_events, n_distinct)`` events or on :meth:`get`: the O(distinct) merge is
     amortised over as many events, and the buffer adds at most 8 bytes per distinct score.
     Quantised scores keep this tiny; a continuous model's scores are mostly distinct until they
-    saturate the float32 grid (8.4M values per binade [2^-k, 2^-k+1); 16.4M sigmoid scores
-    gave 11-13M distinct, 220-260 MB), bounded by ~1.07e9 values in [0, 1]. A binned,
-    fixed-memory variant is left to the bounded-memory evaluator. ``get()`` merges the buffer
-    and scans the state (O(distinct): ~130 ms at 13M distinct), so call it at reporting cadence.
+    saturate the float32 grid (8.4M values per binade [2^-k, 2^-k+1)), bounded by ~1.07e9 values
+    in [0, 1] (measured sizes: docs/BENCHMARKS.md); :class:`~flinkdl.evaluation.binned.BinnedAUC`
+    is the fixed-memory variant. ``get()`` merges the buffer and scans the state (O(distinct)),
+    so call it at reporting cadence.
     """
 
     name = "auc"
@@ -65,8 +66,7 @@ class ProgressiveAUC(Metric):
         self._cached: float | None = None
         self._fresh = True  # _cached is up to date
 
-    def update(self, y_true: np.ndarray, y_score: np.ndarray) -> None:
-        pos, s = as_batch(y_true, y_score)
+    def update_checked(self, pos: np.ndarray, s: np.ndarray) -> None:
         if not s.size:
             return
         packed = (_order_keys(s).astype(np.uint64) << _ONE) | pos.astype(np.uint64)
@@ -118,18 +118,8 @@ class ProgressiveAUC(Metric):
         if self._fresh:
             return self._cached
         self._merge()
-        neg, pos = self._neg, self._pos
-        n_neg, n_pos = int(neg.sum()), int(pos.sum())
-        value = None
-        if n_neg and n_pos:
-            below = np.cumsum(neg) - neg  # negatives with a strictly lower score
-            if 2 * n_pos * n_neg < 2**63:  # every term and the sum fit in int64: exact
-                twice_wins = int(np.dot(pos, 2 * below + neg))
-            else:
-                twice_wins = float(np.dot(pos.astype(np.float64), (2 * below + neg).astype(np.float64)))
-            value = twice_wins / (2 * n_pos * n_neg)
-        self._cached, self._fresh = value, True
-        return value
+        self._cached, self._fresh = auc_from_counts(self._neg, self._pos), True
+        return self._cached
 
     @property
     def n_pos(self) -> int:
@@ -153,8 +143,8 @@ class ProgressiveAUC(Metric):
         return self._keys.nbytes + self._neg.nbytes + self._pos.nbytes + 8 * self._nbuf
 
 
-class _RunningMean(Metric):
-    """Mean over events of a per-event quantity; subclasses give the batch total."""
+class _RunningMean(BatchMetric):
+    """Mean over events of a per-event quantity; subclasses give the batch total. Mergeable."""
 
     def __init__(self) -> None:
         self._sum = 0.0
@@ -163,10 +153,23 @@ class _RunningMean(Metric):
     def _total(self, pos: np.ndarray, score: np.ndarray) -> float:
         raise NotImplementedError
 
-    def update(self, y_true: np.ndarray, y_score: np.ndarray) -> None:
-        pos, s = as_batch(y_true, y_score)
+    def update_checked(self, pos: np.ndarray, s: np.ndarray) -> None:
         self._sum += self._total(pos, s)
         self._n += s.size
+
+    def merge(self, other: _RunningMean) -> None:
+        """Count ``other``'s events too."""
+        self._sum += other._sum
+        self._n += other._n
+
+    @property
+    def n_events(self) -> int:
+        return self._n
+
+    @property
+    def total(self) -> float:
+        """The sum the mean divides by :attr:`n_events`."""
+        return self._sum
 
     def get(self) -> float | None:
         return self._sum / self._n if self._n else None
@@ -177,13 +180,12 @@ class LogLoss(_RunningMean):
 
     name = "logloss"
 
-    def __init__(self, eps: float = 1e-7) -> None:
+    def __init__(self, eps: float = LOGLOSS_EPS) -> None:
         super().__init__()
         self.eps = eps
 
     def _total(self, pos: np.ndarray, score: np.ndarray) -> float:
-        p = np.clip(score.astype(np.float64), self.eps, 1.0 - self.eps)
-        return -float(np.log(np.where(pos, p, 1.0 - p)).sum())
+        return float(log_losses(pos, score, self.eps).sum())
 
 
 class MeanScore(_RunningMean):

@@ -250,7 +250,7 @@ class EvaluateAndSink(ExactlyOnceFunction):
         self.max_events = max_events
 
     def start(self, ctx: RuntimeContext) -> None:
-        from flinkdl.pipeline.progress import RunProgress
+        from flinkdl.sinks.run_log import RunLog as RunProgress
 
         # A bounded stream ends with its last event: the final line must not wait for close(),
         # which PyFlink does not call on a standalone cluster (docs/STACK_NOTES.md).

@@ -2,8 +2,8 @@
 
 Per operation (``push``, ``pull`` and every action): request latency, rows moved, refused calls;
 plus the last committed version. The worker-side view (pull/sync latency, lag) is exported by
-each TF worker (:mod:`flinkdl.metrics.exporter`); both sets of names live in
-:mod:`flinkdl.metrics.names`.
+each TF worker (:mod:`flinkdl.telemetry.exporter`); both sets of names live in
+:mod:`flinkdl.telemetry.names`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from flinkdl.metrics import names
+from flinkdl.telemetry import names
 
 
 class ServerMetrics:

@@ -78,7 +78,7 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
         ps = PsSync(model, cfg.ps, layout.buckets, commit_every_push=cfg.job.exactly_once, single_writer=single)
     metrics = None
     if cfg.metrics.enabled:  # /metrics of this worker (subtask from the supervisor's environment)
-        from flinkdl.metrics.exporter import WorkerMetrics
+        from flinkdl.telemetry.exporter import WorkerMetrics
 
         metrics = WorkerMetrics(cfg, int(os.environ.get("FLINKDL_SUBTASK", "0")), with_ps=ps is not None)
         metrics.endpoint.start()

@@ -137,20 +137,20 @@ def test_evaluator_windows_slices_and_calibration() -> None:
     for a, b in batches(6000):
         ev.update(y[a:b], s[a:b], ts[a:b], countries[a:b])
     snap = ev.get()
-    assert abs(snap["auc"] - sk_auc(y, s)) <= snap["auc_error_bound"] + 1e-12
-    assert_same(snap["windows"]["sliding_count_1000"]["auc"], sk_auc(y[-1000:], s[-1000:]))
-    assert_same(snap["windows"]["tumbling_time_5s"]["auc"], sk_auc(y[2500:5000], s[2500:5000]))
-    assert snap["ctr"] == pytest.approx(y.mean()) and snap["mean_score"] == pytest.approx(s.mean(), rel=1e-6)
-    assert snap["calibration"] == pytest.approx(s.mean() / y.mean(), rel=1e-6)
-    assert set(snap["slices"]) == {"de", "fr", OTHER_SLICE}
+    assert abs(snap.total.auc - sk_auc(y, s)) <= snap.total.auc_error_bound + 1e-12
+    assert_same(snap.windows["sliding_count_1000"].auc, sk_auc(y[-1000:], s[-1000:]))
+    assert_same(snap.windows["tumbling_time_5s"].auc, sk_auc(y[2500:5000], s[2500:5000]))
+    assert snap.total.ctr == pytest.approx(y.mean()) and snap.total.mean_score == pytest.approx(s.mean(), rel=1e-6)
+    assert snap.total.calibration == pytest.approx(s.mean() / y.mean(), rel=1e-6)
+    assert set(snap.slices) == {"de", "fr", OTHER_SLICE}
     de = np.arange(6000) % 3 == 0
-    assert abs(snap["slices"]["de"]["auc"] - sk_auc(y[de], s[de])) <= snap["slices"]["de"]["auc_error_bound"]
-    assert snap["slices"]["de"]["events"] == 2000
+    assert abs(snap.slices["de"].auc - sk_auc(y[de], s[de])) <= snap.slices["de"].auc_error_bound
+    assert snap.slices["de"].events == 2000
 
 
 def test_evaluator_one_class_is_undefined() -> None:
     ev = StreamEvaluator(EvaluationConfig(cumulative_bins=1 << 12))
     ev.update(np.zeros(100), np.linspace(0, 1, 100, dtype=np.float32))
     snap = ev.get()
-    assert snap["auc"] is None and snap["windows"]["sliding_count_100000"]["auc"] is None
-    assert snap["calibration"] is None and snap["logloss"] is not None
+    assert snap.total.auc is None and snap.windows["sliding_count_100000"].auc is None
+    assert snap.total.calibration is None and snap.total.logloss is not None

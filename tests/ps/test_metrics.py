@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flinkdl.metrics import names
 from flinkdl.ps.client import PsClient
+from flinkdl.telemetry import names
 
 from .conftest import PsProcess, free_port
 

@@ -6,8 +6,8 @@ import pyarrow as pa
 from flinkdl.config.loader import load_config
 from flinkdl.evaluation.metrics import auc_from_arrays
 from flinkdl.features.layout import PREDICTION_SCHEMA
-from flinkdl.pipeline.progress import METRICS_LOG, RunProgress
 from flinkdl.sinks.predictions import read_predictions
+from flinkdl.sinks.run_log import METRICS_LOG, RunLog
 
 
 def _preds(start, n, rng):
@@ -19,7 +19,7 @@ def _preds(start, n, rng):
 def test_counts_metrics_files_and_final_line(tmp_path):
     cfg = load_config(None, [f"job.run_dir={tmp_path}", f"sinks.predictions.path={tmp_path}/p.csv",
                              "evaluation.exact_progressive_auc=true"])
-    prog = RunProgress(cfg)
+    prog = RunLog(cfg)
     rng = np.random.default_rng(1)
     batches = [_preds(i * 100, 100, rng) for i in range(3)]
     dead = b'{"reason": "not_numeric", "field": "I1"}\n{"reason": "bad_id", "field": "C1"}\n'
@@ -46,7 +46,7 @@ def test_the_exact_auc_is_kept_for_a_bounded_stream_and_the_bounded_one_for_an_u
     finals = {}
     for name, max_events in (("bounded", 3000), ("unbounded", None)):
         cfg = load_config(None, [f"job.run_dir={tmp_path / name}"])
-        prog = RunProgress(cfg, max_events=max_events)
+        prog = RunLog(cfg, max_events=max_events)
         for b in batches:
             prog.update(1000, b, b"")
         prog.finish()
@@ -60,7 +60,7 @@ def test_the_exact_auc_is_kept_for_a_bounded_stream_and_the_bounded_one_for_an_u
 
 def test_max_events_closes_the_run_and_ignores_the_rest(tmp_path):
     cfg = load_config(None, [f"job.run_dir={tmp_path}"])
-    prog = RunProgress(cfg, max_events=150)
+    prog = RunLog(cfg, max_events=150)
     rng = np.random.default_rng(2)
     for i in range(4):
         prog.update(100, _preds(i * 100, 100, rng), b"")
@@ -77,13 +77,13 @@ def test_restoring_a_snapshot_and_replaying_equals_an_uninterrupted_run(tmp_path
 
     def run(folder, crash: bool):
         cfg = load_config(None, [f"job.run_dir={folder}", f"sinks.predictions.path={folder}/p.csv"])
-        prog = RunProgress(cfg)
+        prog = RunLog(cfg)
         prog.update(101, batches[0], dead)
         snapshot = prog.save_state()
         prog.update(100, batches[1], b"")
         if crash:  # what a failover does: a new process, the snapshot, the tail again
             prog.update(101, batches[2], dead)  # applied after the snapshot, then lost
-            prog = RunProgress(cfg)
+            prog = RunLog(cfg)
             prog.load_state(snapshot)
             prog.update(100, batches[1], b"")
         prog.update(101, batches[2], dead)

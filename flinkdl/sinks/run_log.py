@@ -1,9 +1,10 @@
-"""The end of the data path: progressive evaluation, prediction/dead-letter files, metrics log.
+"""The end of the data path: progressive evaluation, prediction/dead-letter files, the run's log.
 
-``RunProgress`` is plain Python (no Flink), so it is unit-testable; the Flink operator
-``EvaluateAndSink`` only feeds it. It appends a JSON line to ``RUN_DIR/metrics.jsonl`` every
-``job.report_every_s`` seconds and a final line with ``"final": true``; the runner tails that file
-to print progress and reads the last line as the run summary.
+``RunLog`` is plain Python (no Flink), so it is unit-testable; the Flink operator
+``EvaluateAndSink`` only feeds it. It appends a :class:`~flinkdl.evaluation.summary.RunSummary`
+as a JSON line to ``RUN_DIR/metrics.jsonl`` every ``job.report_every_s`` seconds and a final one
+with ``"final": true``; the runner tails that file to print progress and reads the last line as
+the run summary. With ``metrics.enabled`` each summary is also published to Prometheus.
 """
 
 from __future__ import annotations
@@ -13,22 +14,30 @@ import os
 import pickle
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig
 from flinkdl.evaluation.evaluator import StreamEvaluator
 from flinkdl.evaluation.meta import read_meta
-from flinkdl.evaluation.metrics import LogLoss, ProgressiveAUC
+from flinkdl.evaluation.metrics import ProgressiveAUC
+from flinkdl.evaluation.summary import Evaluation, RunSummary
+
+if TYPE_CHECKING:
+    from flinkdl.sinks.deadletter import DeadLetterLog
+    from flinkdl.sinks.predictions import PredictionWriter
+    from flinkdl.telemetry.exporter import SinkMetrics
 
 METRICS_LOG = "metrics.jsonl"
-#: What :meth:`RunProgress.save_state` keeps (besides the output file sizes).
-_STATE = ("auc", "logloss", "evaluator", "evaluation_s", "events_in", "events_trained", "model_version",
-          "first_t", "last_t")
+#: What :meth:`RunLog.save_state` keeps (besides the output file sizes).
+_STATE = ("auc", "evaluator", "evaluation_s", "events_in", "events_trained", "model_version", "first_t", "last_t")
 
 
-class RunProgress:
-    def __init__(self, cfg: JobConfig, max_events: int | None = None):
+class RunLog:
+    """Evaluates and writes out the prediction batches of one run; see the module docstring."""
+
+    def __init__(self, cfg: JobConfig, max_events: int | None = None) -> None:
         self.cfg = cfg
         self.max_events = max_events
         self.run_dir = Path(cfg.job.run_dir)
@@ -37,12 +46,11 @@ class RunProgress:
         if exact is None:  # an unbounded stream gets the bounded AUC: the exact one keeps every distinct score
             exact = max_events is not None
         self.auc = ProgressiveAUC() if exact else None  # else the summary's auc is the evaluator's bounded one
-        self.logloss = LogLoss()
         self.evaluator = StreamEvaluator(cfg.evaluation)
         self.evaluation_s = 0.0  # time spent in the metrics (update + get), for the benchmark
-        self.metrics = None
+        self.metrics: SinkMetrics | None = None
         if cfg.metrics.enabled:
-            from flinkdl.metrics.exporter import SinkMetrics
+            from flinkdl.telemetry.exporter import SinkMetrics
 
             self.metrics = SinkMetrics(cfg)
             self.metrics.start()
@@ -52,9 +60,12 @@ class RunProgress:
         self.last_t = self.last_report = time.time()
         self.done = False
         self._log = open(self.run_dir / METRICS_LOG, "a", buffering=1)  # noqa: SIM115 - lives with the run
+        self._preds: PredictionWriter | None = None
+        self._dead: DeadLetterLog
         self._open_outputs()
 
     def update(self, rows_in: int, preds: pa.RecordBatch, dead_letters: bytes, meta: bytes | None = None) -> None:
+        """One batch: ``rows_in`` raw events, their predictions, dead letters (JSON lines), event meta."""
         if self.done:  # past --max-events: the run is over, later batches are not counted
             return
         now = time.time()
@@ -68,7 +79,6 @@ class RunProgress:
             t_eval = time.perf_counter()
             if self.auc is not None:
                 self.auc.update(labels, scores)
-            self.logloss.update(labels, scores)
             self.evaluator.update(labels, scores, *read_meta(meta, preds.num_rows))
             self.evaluation_s += time.perf_counter() - t_eval
             self.events_trained += preds.num_rows
@@ -83,43 +93,32 @@ class RunProgress:
         elif now - self.last_report >= self.cfg.job.report_every_s:
             self._report(final=False)
 
-    def summary(self, final: bool) -> dict:
+    def summary(self, final: bool, ev: Evaluation, auc: float | None, t: float) -> RunSummary:
+        """The run so far as one value, from the evaluator's ``ev`` and the exact ``auc`` (if kept)."""
         stream_s = (self.last_t - self.first_t) if self.first_t is not None else 0.0
-        t_eval = time.perf_counter()
-        ev = self.evaluator.get()
-        auc = self.auc.get() if self.auc is not None else ev["auc"]
-        self.evaluation_s += time.perf_counter() - t_eval
-        now = time.time()
-        if self.metrics is not None:
-            self.metrics.publish(ev, now, self.events_in)
-        return {
-            "t": now,
-            "final": final,
-            "events_in": self.events_in,
-            "events_trained": self.events_trained,
-            "dead_letter": self._dead.count,
-            "dead_letter_by_reason": dict(self._dead.by_reason),
-            "schema_drift": dict(self._dead.drift),
-            "auc": auc,
-            "auc_exact": self.auc is not None,
-            "logloss": self.logloss.get(),
-            "model": self.cfg.model.name,
-            "model_version": self.model_version,
-            "stream_s": stream_s,
-            "rows_per_s": self.events_in / stream_s if stream_s > 0 else None,
-            "auc_cumulative": ev["auc"],
-            "auc_error_bound": ev["auc_error_bound"],
-            "mean_score": ev["mean_score"],
-            "ctr": ev["ctr"],
-            "calibration": ev["calibration"],
-            "windows": ev["windows"],
-            "slices": ev["slices"],
-            "evaluation_s": self.evaluation_s,
-        }
+        total = ev.total
+        return RunSummary(
+            t=t, final=final, events_in=self.events_in, events_trained=self.events_trained,
+            dead_letter=self._dead.count, dead_letter_by_reason=dict(self._dead.by_reason),
+            schema_drift=dict(self._dead.drift),
+            auc=auc if self.auc is not None else total.auc, auc_exact=self.auc is not None,
+            logloss=total.logloss, model=self.cfg.model.name, model_version=self.model_version,
+            stream_s=stream_s, rows_per_s=self.events_in / stream_s if stream_s > 0 else None,
+            auc_cumulative=total.auc, auc_error_bound=total.auc_error_bound, mean_score=total.mean_score,
+            ctr=total.ctr, calibration=total.calibration, windows=ev.windows, slices=ev.slices,
+            evaluation_s=self.evaluation_s)
 
     def _report(self, final: bool) -> None:
+        """Build the summary, publish it (Prometheus) and append it to the log."""
         self.last_report = time.time()
-        self._log.write(json.dumps(self.summary(final)) + "\n")
+        t_eval = time.perf_counter()
+        ev = self.evaluator.get()
+        auc = self.auc.get() if self.auc is not None else None
+        self.evaluation_s += time.perf_counter() - t_eval
+        summary = self.summary(final, ev, auc, time.time())
+        if self.metrics is not None:
+            self.metrics.publish(summary)
+        self._log.write(json.dumps(summary.as_dict()) + "\n")
 
     def save_state(self, keep: int = 20) -> Path:
         """Write what the run has counted so far, and how far its output files go, to a new file in

@@ -3,7 +3,8 @@
 :class:`MetricsEndpoint` serves a registry on ``metrics.host`` and a port (0 = a free one) and
 writes the chosen address to ``RUN_DIR/prometheus/<component>-<subtask>.json`` in Prometheus
 ``file_sd`` format, so a scrape config (``deploy/prometheus``) or a test finds it.
-:class:`SinkMetrics` publishes the evaluator's snapshot, :class:`WorkerMetrics` a worker's steps,
+:class:`SinkMetrics` publishes the sink's :class:`~flinkdl.evaluation.summary.RunSummary`
+and counters, :class:`WorkerMetrics` a worker's steps,
 :class:`PSMetrics` a parameter-server client's push/pull latency, lag and version.
 """
 
@@ -13,11 +14,15 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from flinkdl.config.schema import JobConfig
-from flinkdl.metrics import names as n
+from flinkdl.telemetry import names as n
+
+if TYPE_CHECKING:
+    from flinkdl.evaluation.summary import RunSummary
 
 TARGETS_DIR = "prometheus"
 
@@ -108,21 +113,22 @@ class SinkMetrics:
             self.drift.labels(**self.endpoint.labels, column=column[:100]).inc(k)
         self.version.set(version)
 
-    def publish(self, snap: dict, t: float, events_in: int) -> None:
-        """At report cadence: the evaluator snapshot and the event rate."""
-        for name, w in snap["windows"].items():
-            self.windows[name].set(_num(w["auc"]))
-        self.auc.set(_num(snap["auc"]))
-        self.bound.set(_num(snap["auc_error_bound"]))
-        self.logloss.set(_num(snap["logloss"]))
-        self.mean_score.set(_num(snap["mean_score"]))
-        self.ctr.set(_num(snap["ctr"]))
-        self.calibration.set(_num(snap["calibration"]))
-        for value, m in snap["slices"].items():
+    def publish(self, summary: RunSummary) -> None:
+        """At report cadence: the summary's quality figures and the event rate since the last one."""
+        for name, w in summary.windows.items():
+            self.windows[name].set(_num(w.auc))
+        self.auc.set(_num(summary.auc_cumulative))
+        self.bound.set(_num(summary.auc_error_bound))
+        self.logloss.set(_num(summary.logloss))
+        self.mean_score.set(_num(summary.mean_score))
+        self.ctr.set(_num(summary.ctr))
+        self.calibration.set(_num(summary.calibration))
+        for value, m in summary.slices.items():
             lb = dict(self.endpoint.labels, slice=value)
-            self.slice_auc.labels(**lb).set(_num(m["auc"]))
-            self.slice_logloss.labels(**lb).set(_num(m["logloss"]))
-            self.slice_cal.labels(**lb).set(_num(m["calibration"]))
+            self.slice_auc.labels(**lb).set(_num(m.auc))
+            self.slice_logloss.labels(**lb).set(_num(m.logloss))
+            self.slice_cal.labels(**lb).set(_num(m.calibration))
+        t, events_in = summary.t, summary.events_in
         if self._last is not None and t > self._last[0]:
             self.rate.set((events_in - self._last[1]) / (t - self._last[0]))
         self._last = (t, events_in)

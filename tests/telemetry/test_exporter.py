@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from flinkdl.config.schema import EvaluationConfig, JobConfig, WindowConfig
 from flinkdl.features.layout import PREDICTION_SCHEMA
-from flinkdl.metrics import names
-from flinkdl.metrics.exporter import MetricsEndpoint, WorkerMetrics
-from flinkdl.pipeline.progress import RunProgress
+from flinkdl.sinks.run_log import RunLog
+from flinkdl.telemetry import names
+from flinkdl.telemetry.exporter import MetricsEndpoint, WorkerMetrics
 
 
 def scrape(target_file: Path) -> str:
@@ -40,7 +40,7 @@ def cfg_for(tmp_path: Path, **evaluation) -> JobConfig:
 
 
 def test_sink_exports_evaluation_counters_and_dead_letters(tmp_path: Path) -> None:
-    progress = RunProgress(cfg_for(tmp_path, windows=[{"kind": "sliding_count", "size": 100}]))
+    progress = RunLog(cfg_for(tmp_path, windows=[{"kind": "sliding_count", "size": 100}]))
     try:
         rng = np.random.default_rng(0)
         y = (rng.random(500) < 0.3).astype(np.float32)
@@ -53,9 +53,9 @@ def test_sink_exports_evaluation_counters_and_dead_letters(tmp_path: Path) -> No
     finally:
         progress.finish()
     base = {"job": "t", "model": "deepfm", "subtask": "0"}
-    assert sample(text, names.AUC_CUMULATIVE, **base) == pytest.approx(progress.evaluator.get()["auc"])
+    assert sample(text, names.AUC_CUMULATIVE, **base) == pytest.approx(progress.evaluator.get().total.auc)
     assert sample(text, names.AUC_WINDOW, window="sliding_count_100") == pytest.approx(
-        progress.evaluator.get()["windows"]["sliding_count_100"]["auc"])
+        progress.evaluator.get().windows["sliding_count_100"].auc)
     assert sample(text, names.EVENTS_IN + "_total", **base) == 502
     assert sample(text, names.DEAD_LETTERS + "_total", reason="not_numeric") == 2
     assert sample(text, names.DEAD_LETTERS + "_total", reason="bad_id") == 0  # known reasons start at 0
@@ -65,7 +65,7 @@ def test_sink_exports_evaluation_counters_and_dead_letters(tmp_path: Path) -> No
 
 
 def test_undefined_auc_is_nan_not_half(tmp_path: Path) -> None:
-    progress = RunProgress(cfg_for(tmp_path))
+    progress = RunLog(cfg_for(tmp_path))
     try:
         preds = pa.record_batch([np.arange(10), np.full(10, 0.2, np.float32), np.zeros(10, np.float32),
                                  np.zeros(10, np.int64)], schema=PREDICTION_SCHEMA)

@@ -1,1 +1,0 @@
-"""Prometheus metrics of a job: metric names (:mod:`.names`) and ``/metrics`` endpoints (:mod:`.exporter`)."""

@@ -1,0 +1,1 @@
+"""Prometheus export of a job: metric names (:mod:`.names`) and ``/metrics`` endpoints (:mod:`.exporter`)."""
