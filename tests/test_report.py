@@ -20,7 +20,8 @@ def fill_run(run_dir: Path, batches: int = 60) -> None:
     """A drifting stream through RunLog: quality rises, collapses at the drift, recovers."""
     cfg = JobConfig.model_validate({
         "job": {"run_dir": str(run_dir), "report_every_s": 1e-9, "name": "report-test"},
-        "evaluation": {"windows": [{"kind": "sliding_count", "size": 8000}, {"kind": "tumbling_count", "size": 4000}],
+        "evaluation": {"windows": [{"kind": "sliding_count", "size": 8000},
+                                   {"kind": "tumbling_count", "size": 4000}],
                        "cumulative_bins": 1 << 16}})
     progress = RunLog(cfg)
     rng = np.random.default_rng(0)

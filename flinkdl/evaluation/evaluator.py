@@ -13,7 +13,8 @@ Undefined values are ``None`` (one class only, no events yet), never a placehold
 
 >>> import numpy as np
 >>> from flinkdl.config.schema import EvaluationConfig
->>> ev = StreamEvaluator(EvaluationConfig(windows=[{"kind": "sliding_count", "size": 2}], cumulative_bins=1024))
+>>> cfg = EvaluationConfig(windows=[{"kind": "sliding_count", "size": 2}], cumulative_bins=1024)
+>>> ev = StreamEvaluator(cfg)
 >>> ev.update(np.array([0, 1, 1]), np.array([0.2, 0.6, 0.4], dtype=np.float32))
 >>> snap = ev.get()
 >>> snap.total.auc, snap.windows["sliding_count_2"].auc, round(snap.total.calibration, 4)
@@ -95,8 +96,8 @@ class StreamEvaluator:
         self.cfg = cfg
         self.total = Quality(cfg.cumulative_bins)
         self.windows: dict[str, WindowAUC] = {
-            w.name: make_window(w.kind, w.size, None if w.size_s is None else w.size_s * 1000.0)
-            for w in cfg.windows}
+            str(w.name): make_window(w.kind, w.size, None if w.size_s is None else w.size_s * 1000.0)
+            for w in cfg.windows}  # (the config fills every name in)
         self.slices: dict[str, int] = {}  # slice value -> slot in the table (allocated on first use)
         self._table: SliceTable | None = None
         self.needs_ts = any(w.by_time for w in self.windows.values())
@@ -121,13 +122,14 @@ class StreamEvaluator:
         slot_of = np.full(len(values), -1, np.int64)  # dictionary entry -> slice slot
         if self.slices:
             known = pa.array(list(self.slices), pa.string())
-            at = pc.index_in(values, value_set=known).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            at = pc.index_in(values, value_set=known).fill_null(-1)
+            at = at.to_numpy(zero_copy_only=False).astype(np.int64)
             slot_of = np.where(at >= 0, np.array(list(self.slices.values()), np.int64)[np.maximum(at, 0)], -1)
         new = np.flatnonzero(slot_of < 0)
         if new.size:  # the first max_slices values get a slot each, the rest share __other__
             real = len(self.slices) - (OTHER_SLICE in self.slices)
             room = max(0, self.cfg.max_slices - real)
-            for j, v in zip(new[:room], values.take(pa.array(new[:room])).to_pylist()):
+            for j, v in zip(new[:room], values.take(pa.array(new[:room])).to_pylist(), strict=True):
                 slot_of[j] = self.slices[v] = len(self.slices)
             if new.size > room:
                 slot_of[new[room:]] = self.slices.setdefault(OTHER_SLICE, len(self.slices))

@@ -107,12 +107,8 @@ class ProgressiveAUC(BatchMetric):
             ins = at[new] + np.arange(np.count_nonzero(new))
             old = np.ones(self._keys.size + ins.size, bool)
             old[ins] = False
-            merged = []
-            for cur, add in ((self._keys, bkeys), (self._neg, bneg), (self._pos, bpos)):
-                out = np.empty(old.size, cur.dtype)
-                out[ins], out[old] = add[new], cur
-                merged.append(out)
-            self._keys, self._neg, self._pos = merged
+            self._keys, self._neg, self._pos = (_insert(cur, add[new], ins, old) for cur, add in
+                                                ((self._keys, bkeys), (self._neg, bneg), (self._pos, bpos)))
 
     def get(self) -> float | None:
         if self._fresh:
@@ -141,6 +137,13 @@ class ProgressiveAUC(BatchMetric):
     def nbytes(self) -> int:
         """Bytes held by the state and the unmerged buffer."""
         return self._keys.nbytes + self._neg.nbytes + self._pos.nbytes + 8 * self._nbuf
+
+
+def _insert(cur: np.ndarray, add: np.ndarray, at: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """``cur`` with ``add`` placed at positions ``at`` of the result (``old`` marks the rest)."""
+    out = np.empty(old.size, cur.dtype)
+    out[at], out[old] = add, cur
+    return out
 
 
 class _RunningMean(BatchMetric):

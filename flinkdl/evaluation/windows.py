@@ -20,6 +20,7 @@ size) and computes the exact AUC (ties count one half, equal to scikit-learn's
 
 from __future__ import annotations
 
+import abc
 from collections import deque
 
 import numpy as np
@@ -40,6 +41,10 @@ class WindowAUC(Metric):
 
     name = "auc_window"
     by_time = False
+
+    @abc.abstractmethod
+    def update(self, y_true: np.ndarray, y_score: np.ndarray, ts: np.ndarray | None = None) -> None:
+        """Add one batch; ``ts`` (event times in ms) is required by the time windows."""
 
     @property
     def n_events(self) -> int:
@@ -186,9 +191,11 @@ class TumblingTimeAUC(WindowAUC):
             for k in np.unique(w):
                 sel = w == k
                 self._open.setdefault(int(k), []).append((pos[sel], s[sel]))
-        if w.size:
-            self._max_window = max(int(w.max()), self._max_window if self._max_window is not None else -2**62)
-        for k in sorted(k for k in self._open if k < self._max_window):
+        if not w.size:
+            return
+        latest = int(w.max()) if self._max_window is None else max(int(w.max()), self._max_window)
+        self._max_window = latest
+        for k in sorted(k for k in self._open if k < latest):
             parts = self._open.pop(k)
             p = np.concatenate([x[0] for x in parts])
             self._value = auc_from_arrays(p, np.concatenate([x[1] for x in parts]))
@@ -206,12 +213,12 @@ class TumblingTimeAUC(WindowAUC):
 
 def make_window(kind: str, size: int | None = None, size_ms: float | None = None) -> WindowAUC:
     """A window metric from its config kind (see :class:`flinkdl.config.schema.WindowConfig`)."""
-    if kind == "sliding_count":
-        return SlidingCountAUC(size)
-    if kind == "tumbling_count":
-        return TumblingCountAUC(size)
-    if kind == "sliding_time":
-        return SlidingTimeAUC(size_ms)
-    if kind == "tumbling_time":
-        return TumblingTimeAUC(size_ms)
+    if kind in ("sliding_count", "tumbling_count"):
+        if size is None:
+            raise ValueError(f"a {kind} window needs a size")
+        return SlidingCountAUC(size) if kind == "sliding_count" else TumblingCountAUC(size)
+    if kind in ("sliding_time", "tumbling_time"):
+        if size_ms is None:
+            raise ValueError(f"a {kind} window needs a size in time")
+        return SlidingTimeAUC(size_ms) if kind == "sliding_time" else TumblingTimeAUC(size_ms)
     raise ValueError(f"unknown window kind {kind!r}")

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 METRICS_LOG = "metrics.jsonl"
 #: What :meth:`RunLog.save_state` keeps (besides the output file sizes).
-_STATE = ("auc", "evaluator", "evaluation_s", "events_in", "events_trained", "model_version", "first_t", "last_t")
+_STATE = ("auc", "evaluator", "evaluation_s", "events_in", "events_trained", "model_version",
+          "first_t", "last_t")
 
 
 class RunLog:
@@ -43,9 +44,9 @@ class RunLog:
         self.run_dir = Path(cfg.job.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         exact = cfg.evaluation.exact_progressive_auc
-        if exact is None:  # an unbounded stream gets the bounded AUC: the exact one keeps every distinct score
+        if exact is None:  # an unbounded stream gets the bounded AUC: the exact one keeps each distinct score
             exact = max_events is not None
-        self.auc = ProgressiveAUC() if exact else None  # else the summary's auc is the evaluator's bounded one
+        self.auc = ProgressiveAUC() if exact else None  # else the summary's auc is the evaluator's bounded
         self.evaluator = StreamEvaluator(cfg.evaluation)
         self.evaluation_s = 0.0  # time spent in the metrics (update + get), for the benchmark
         self.metrics: SinkMetrics | None = None
@@ -64,7 +65,8 @@ class RunLog:
         self._dead: DeadLetterLog
         self._open_outputs()
 
-    def update(self, rows_in: int, preds: pa.RecordBatch, dead_letters: bytes, meta: bytes | None = None) -> None:
+    def update(self, rows_in: int, preds: pa.RecordBatch, dead_letters: bytes,
+               meta: bytes | None = None) -> None:
         """One batch: ``rows_in`` raw events, their predictions, dead letters (JSON lines), event meta."""
         if self.done:  # past --max-events: the run is over, later batches are not counted
             return

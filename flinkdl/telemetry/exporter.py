@@ -22,6 +22,8 @@ from flinkdl.config.schema import JobConfig
 from flinkdl.telemetry import names as n
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from flinkdl.evaluation.summary import RunSummary
 
 TARGETS_DIR = "prometheus"
@@ -40,7 +42,7 @@ class MetricsEndpoint:
         self.labels = {"job": cfg.job.name, "model": cfg.model.name, "subtask": str(subtask)}
         self.port = cfg.metrics.port if port is None else port
         self.target_file = Path(cfg.job.run_dir) / TARGETS_DIR / f"{component}-{subtask}.json"
-        self._server = None
+        self._server: WSGIServer | None = None
 
     def gauge(self, name: str, doc: str, *extra: str) -> Gauge:
         return Gauge(name, doc, [*n.BASE_LABELS, *extra], registry=self.registry)
@@ -53,8 +55,8 @@ class MetricsEndpoint:
 
     def start(self) -> int:
         """Serve ``/metrics``; write the file_sd target; return the port."""
-        self._server, _ = start_http_server(self.port, addr=self.cfg.metrics.host, registry=self.registry)
-        self.port = self._server.server_port
+        server, _ = start_http_server(self.port, addr=self.cfg.metrics.host, registry=self.registry)
+        self._server, self.port = server, server.server_port
         self.target_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.target_file.with_name(f".{self.target_file.name}.tmp")
         tmp.write_text(json.dumps([{"targets": [f"{self.cfg.metrics.host}:{self.port}"],
@@ -160,8 +162,10 @@ class PSMetrics:
 
     def __init__(self, endpoint: MetricsEndpoint) -> None:
         lb = endpoint.labels
-        self.pull_seconds = endpoint.histogram(n.PS_PULL_SECONDS, "PS pull of newly touched rows").labels(**lb)
-        self.push_seconds = endpoint.histogram(n.PS_PUSH_SECONDS, "PS sync: push deltas, refresh").labels(**lb)
+        self.pull_seconds = endpoint.histogram(n.PS_PULL_SECONDS, "PS pull of newly touched rows").labels(
+            **lb)
+        self.push_seconds = endpoint.histogram(n.PS_PUSH_SECONDS, "PS sync: push deltas, refresh").labels(
+            **lb)
         self.lag = endpoint.gauge(n.PS_LAG_BATCHES, "Batches trained locally, not yet pushed").labels(**lb)
         self.syncs = endpoint.counter(n.PS_SYNCS, "Pushes to the parameter server").labels(**lb)
         self._synced_at = 0

@@ -24,7 +24,7 @@ EVENTS_IN = "flinkdl_events_in"                      # counter (_total): raw eve
 EVENTS_TRAINED = "flinkdl_events_trained"            # counter (_total): predicted-then-trained
 EVENTS_PER_SECOND = "flinkdl_events_per_second"      # gauge: between the last two reports
 DEAD_LETTERS = "flinkdl_dead_letters"                # counter (_total), + label reason
-SCHEMA_DRIFT_ROWS = "flinkdl_schema_drift_rows"      # counter (_total), + label column: unknown column, ignored
+SCHEMA_DRIFT_ROWS = "flinkdl_schema_drift_rows"      # counter (_total), + label column (unknown, ignored)
 MODEL_VERSION = "flinkdl_model_version"              # gauge: latest model version seen
 
 # TF worker

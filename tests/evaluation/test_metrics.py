@@ -42,7 +42,7 @@ def random_cuts(n: int, rng: np.random.Generator, k: int) -> np.ndarray:
 def test_auc_equals_sklearn(decimals: int | None) -> None:
     y, s = stream(50_000, seed=1, decimals=decimals)
     m = ProgressiveAUC(buffer_events=1000)
-    feed(m, y, s, np.arange(0, 50_001, 4096).tolist() + [50_000])
+    feed(m, y, s, [*np.arange(0, 50_001, 4096).tolist(), 50_000])
     assert m.get() == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert auc_from_arrays(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert m.n_distinct == np.unique(s).size

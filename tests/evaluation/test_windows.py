@@ -39,7 +39,7 @@ def batches(n: int, seed: int = 1):
     """Irregular batch boundaries, including empty batches."""
     rng = np.random.default_rng(seed)
     cuts = np.sort(rng.integers(0, n, 60))
-    return list(zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [n]))))
+    return list(zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [n])), strict=True))
 
 
 def assert_same(got: float | None, want: float | None) -> None:
@@ -140,7 +140,8 @@ def test_evaluator_windows_slices_and_calibration() -> None:
     assert abs(snap.total.auc - sk_auc(y, s)) <= snap.total.auc_error_bound + 1e-12
     assert_same(snap.windows["sliding_count_1000"].auc, sk_auc(y[-1000:], s[-1000:]))
     assert_same(snap.windows["tumbling_time_5s"].auc, sk_auc(y[2500:5000], s[2500:5000]))
-    assert snap.total.ctr == pytest.approx(y.mean()) and snap.total.mean_score == pytest.approx(s.mean(), rel=1e-6)
+    assert snap.total.ctr == pytest.approx(y.mean())
+    assert snap.total.mean_score == pytest.approx(s.mean(), rel=1e-6)
     assert snap.total.calibration == pytest.approx(s.mean() / y.mean(), rel=1e-6)
     assert set(snap.slices) == {"de", "fr", OTHER_SLICE}
     de = np.arange(6000) % 3 == 0

@@ -89,7 +89,8 @@ def test_restoring_a_snapshot_and_replaying_equals_an_uninterrupted_run(tmp_path
         prog.update(101, batches[2], dead)
         prog.update(100, batches[3], b"")
         prog.finish()
-        return json.loads((folder / METRICS_LOG).read_text().splitlines()[-1]), (folder / "p.csv").read_bytes()
+        final = json.loads((folder / METRICS_LOG).read_text().splitlines()[-1])
+        return final, (folder / "p.csv").read_bytes()
 
     (clean, clean_csv), (restored, restored_csv) = run(tmp_path / "a", False), run(tmp_path / "b", True)
     assert restored_csv == clean_csv and restored_csv.count(b"\n") == 401
