@@ -1,6 +1,6 @@
 # The two set-up commands (see README): `make run` and `make test`.
 EVENTS ?= 1000000
-.PHONY: setup run run-generator test bench lint
+.PHONY: setup run run-generator test bench lint fuzz
 
 setup:
 	@scripts/setup.sh
@@ -21,3 +21,8 @@ bench: setup
 
 lint: setup
 	.venv/bin/ruff check flinkdl tests bench jobs
+
+# The parse/decode property tests with thousands of generated cases each (CI runs a few hundred).
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz .venv/bin/python -m pytest -q --hypothesis-show-statistics \
+		tests/features/test_parse_fuzz.py tests/sources/test_messages_fuzz.py

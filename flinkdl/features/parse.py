@@ -3,6 +3,12 @@
 The whole text is parsed by ``pyarrow.csv`` in one call with every column read as a string
 (no type inference: typing is the featurizer's job, so a bad value costs one row, not the batch).
 
+One row is one line, always: lines end at LF (or CRLF), and a quoted value may hold the
+delimiter or a CR but never runs past the end of its line. A line whose quote does not close,
+or with a CR outside quotes, is one ``malformed`` dead letter; the lines after it go on.
+The text is read in one ``pyarrow.csv`` call; only when that call's rows do not match the lines
+(or the text holds a lone CR or undecodable bytes) are the lines checked one by one.
+
 Positions: the ``k``-th data row of ``text`` has position ``first_position + k``, counting every
 non-empty, non-header line (so rejected lines use up positions too, and the positions of the
 good rows say where they were). They travel in the :data:`POSITION_COLUMN` of the batch;
@@ -20,12 +26,15 @@ config has no event id column, as the event id.
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from flinkdl.config.schema import DirectoryConfig, FeatureConfig
-from flinkdl.features.deadletter import FIELD_COUNT, UNDECODABLE, DeadLetter
+from flinkdl.features.deadletter import FIELD_COUNT, MALFORMED, UNDECODABLE, DeadLetter
 
 POSITION_COLUMN = "__position__"  #: int64 column added to every parsed batch
 _REPLACEMENT = "\ufffd".encode()  # what errors="replace" leaves where bytes were not UTF-8
@@ -108,26 +117,91 @@ def _strip_headers(data: bytes, cfg: DirectoryConfig) -> bytes:
     return b"".join(pieces)
 
 
-def _drop_undecodable(data: bytes, first_position: int, dead: list[DeadLetter]) -> tuple[bytes, np.ndarray]:
-    """Remove lines holding U+FFFD (per-line scan; only runs when the text has one).
+@lru_cache(maxsize=8)
+def _closed_line(delimiter: str) -> re.Pattern[bytes]:
+    """A csv line whose quotes all close, as ``pyarrow.csv`` reads quotes: a field that starts with
+    ``"`` is quoted up to a ``"`` not doubled, the text after the closing quote (up to the delimiter) is
+    kept as it is; a ``"`` inside an unquoted field is an ordinary character. No CR outside quotes."""
+    d = re.escape(delimiter.encode())
+    plain = rb'(?:[^' + d + rb'\r"][^' + d + rb'\r]*)?'
+    field = rb'(?:"(?:[^"]|"")*"' + plain + rb'|' + plain + rb')'
+    return re.compile(field + rb'(?:' + d + field + rb')*')
 
-    Returns the remaining text and, for each remaining row, its data-row index in the input.
-    Assumes one row per line (a quoted CSV value with a newline would shift later positions).
-    """
-    kept: list[bytes] = []
-    kept_idx: list[int] = []
-    i = 0
-    for line in data.split(b"\n"):
-        if not line.strip(b"\r"):
-            continue  # blank: not a row, no position
-        if _REPLACEMENT in line:
-            raw = line.decode("utf-8").rstrip("\r")
-            dead.append(DeadLetter(UNDECODABLE, raw=raw, position=first_position + i))
+
+def _line_problem(line: bytes, cfg: DirectoryConfig) -> str | None:
+    """Why one line (without its line ending) cannot be one row; None when it can."""
+    if cfg.format == "csv":
+        if b'"' not in line and b"\r" not in line:
+            return None
+        if _closed_line(cfg.delimiter).fullmatch(line):
+            return None
+        return "carriage return outside quotes" if b'"' not in line else "quote not closed on its line"
+    return "carriage return inside the line" if b"\r" in line else None
+
+
+def _line_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (LF or CRLF excluded) of each non-blank line of ``data``."""
+    a = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(a == 0x0A)
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.concatenate((nl, [len(a)]))
+    cr = ends > starts
+    cr[cr] = a[ends[cr] - 1] == 0x0D
+    ends = ends - cr
+    keep = ends > starts
+    return starts[keep], ends[keep]
+
+
+def _has_lone_cr(data: bytes) -> bool:
+    """A CR that is not part of a line ending (``pyarrow.csv`` would start a new row there)."""
+    n = data.count(b"\r")
+    return n > 0 and n != data.count(b"\r\n") + data.endswith(b"\r")
+
+
+def _one_row_per_line(data: bytes, rows: int, cfg: DirectoryConfig) -> bool:
+    """Whether a ``read_csv`` of ``data`` (no lone CR) that gave ``rows`` rows read one row per line.
+
+    A quote that runs past its line swallows the non-blank lines up to its closing quote, so the rows
+    fall short of the lines; only the last line's quote can run to the end of the text unseen."""
+    starts, ends = _line_spans(data)
+    if rows != len(starts):
+        return False
+    return not len(starts) or _line_problem(data[starts[-1]:ends[-1]], cfg) is None
+
+
+def _check_lines(
+    data: bytes, cfg: DirectoryConfig, first_position: int, dead: list[DeadLetter]
+) -> tuple[bytes, np.ndarray]:
+    """Dead-letter the lines holding U+FFFD (``undecodable``) or that cannot be one row (``malformed``).
+
+    Only lines with a quote, a CR or a U+FFFD lead byte are looked at in Python. Returns the text
+    without those lines and, for each line left, its data-row index in the input."""
+    starts, ends = _line_spans(data)
+    a = np.frombuffer(data, dtype=np.uint8)
+    hit = (a == 0x0D) | (a == _REPLACEMENT[0])
+    if cfg.format == "csv":
+        hit |= a == 0x22
+    marks = np.flatnonzero(hit)
+    line = np.searchsorted(starts, marks, side="right") - 1
+    inside = (line >= 0) & (marks < ends[np.maximum(line, 0)])  # not a line ending's CR
+    bad: list[int] = []
+    for i in np.unique(line[inside]).tolist():
+        text = data[starts[i]:ends[i]]
+        if _REPLACEMENT in text:
+            dead.append(DeadLetter(UNDECODABLE, raw=text.decode("utf-8"), position=first_position + i))
+        elif (why := _line_problem(text, cfg)) is not None:
+            dead.append(DeadLetter(MALFORMED, value=why, raw=text.decode("utf-8"), position=first_position + i))
         else:
-            kept.append(line)
-            kept_idx.append(i)
-        i += 1
-    return b"\n".join(kept), np.asarray(kept_idx, dtype=np.int64)
+            continue
+        bad.append(i)
+    if not bad:
+        return data, np.arange(len(starts), dtype=np.int64)
+    pieces, prev = [], 0
+    for i in bad:
+        pieces.append(data[prev:starts[i]])
+        prev = ends[i]  # the line ending stays: the next line starts after it
+    pieces.append(data[prev:])
+    return b"".join(pieces), np.delete(np.arange(len(starts), dtype=np.int64), bad)
 
 
 def _parse_utf8(
@@ -138,10 +212,18 @@ def _parse_utf8(
     if cfg.header:
         data = _strip_headers(data, cfg)
     row_index: np.ndarray | None = None  # remaining row → data-row index; None = identity
-    if data.find(_REPLACEMENT[:1]) != -1 and _REPLACEMENT in data:  # memchr first: ~10x faster
-        data, row_index = _drop_undecodable(data, first_position, dead)
-
-    table, good, invalid = _read_rows(data, cfg)
+    # memchr first (find of one byte): the common clean text pays a few scans, not a line split
+    undecodable = data.find(_REPLACEMENT[:1]) != -1 and _REPLACEMENT in data
+    table = None
+    if not undecodable and not _has_lone_cr(data):
+        table, good, invalid = _read_rows(data, cfg)
+        if cfg.format == "csv" and b'"' in data and not _one_row_per_line(data, len(good) + len(invalid), cfg):
+            table = None  # a quote ran past its line
+    if table is None:
+        data, row_index = _check_lines(data, cfg, first_position, dead)
+        table, good, invalid = _read_rows(data, cfg)
+        if len(good) + len(invalid) != len(row_index):  # cannot happen once the lines are checked
+            raise AssertionError(f"{len(row_index)} checked lines read as {len(good) + len(invalid)} rows")
     if pad_short_rows and any(got < want for _, _, got, want in invalid):
         short = [r for r in invalid if r[2] < r[3]]
         invalid = [r for r in invalid if r[2] >= r[3]]

@@ -8,9 +8,10 @@ event that cannot be used becomes one :class:`DeadLetter` (position = its index 
 - ``undecodable``: a row message that is not UTF-8 (``raw`` = base64 of its bytes).
 - ``malformed``: a JSON message that does not parse or is not one object.
 - ``wrong_type``: a JSON object or array as the value of a configured column.
-- ``corrupt_arrow`` / ``missing_column`` / ``wrong_type``: a whole Arrow message that does not
+- ``corrupt_arrow`` (any Arrow error, or a stream that fails full validation) / ``missing_column`` / ``wrong_type``: a whole Arrow message that does not
   read, lacks a configured column, or has a nested/binary configured column (``raw`` = base64).
-- csv lines go through :func:`~flinkdl.features.parse.parse_bytes` (``field_count``).
+- csv lines go through :func:`~flinkdl.features.parse.parse_bytes` (``field_count``; ``malformed``: a quote that does
+  not close within its message).
 
 Schema drift: a JSON key or Arrow column the job does not know is ignored; each such column
 gives one :class:`Notice` per chunk (``schema_drift``, with how many rows carried it).
@@ -75,6 +76,9 @@ class MessageDecoder:
         self.fmt, self.columns, self.known = fmt, columns, known
         self.features = features
         self.csv = DirectoryConfig(path=".", format="csv", columns=csv_columns) if csv_columns else None
+        f = features
+        self._int_columns = [] if f is None else [
+            *([f.event_id] if f.event_id else []), *(c.name for c in f.categorical if c.type == "int")]
 
     # ------------------------------------------------------------------ row formats
 
@@ -177,6 +181,8 @@ class MessageDecoder:
             return None
         if any(not _scalar(table.schema.field(c).type) for c in self.columns if c in table.column_names):
             return None
+        if any(pa.types.is_floating(table.schema.field(c).type) for c in self._int_columns if c in table.column_names):
+            return None  # an int beyond int64 made the column float: other rows' ids would lose digits
         return table
 
     def _drift(self, table: pa.Table, position: int) -> Letters:
@@ -202,8 +208,14 @@ class MessageDecoder:
         if not data:
             return bad(dl.EMPTY, "empty message")
         try:
-            table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError, ValueError) as e:
+            reader = pa.ipc.open_stream(pa.py_buffer(data))
+            batches = list(reader)
+            if not batches:  # a stream cut after its schema reads as no rows: its events would vanish
+                return bad(dl.CORRUPT_ARROW, "no record batch (cut-off stream)")
+            table = pa.Table.from_batches(batches, reader.schema)
+            table.validate(full=True)  # corrupt offsets or lengths would read out of bounds later
+            table.column_names  # noqa: B018 - a name that is not UTF-8 raises here (UnicodeDecodeError)
+        except (pa.ArrowException, OSError, ValueError) as e:  # any Arrow error: NotImplemented too
             return bad(dl.CORRUPT_ARROW, str(e))
         missing = [c for c in self.columns if c not in table.column_names]
         if missing:

@@ -118,3 +118,32 @@ def test_criteo_dac_sample() -> None:
     # the sample has trailing empty fields stripped on half its lines: strict parsing rejects them
     strict, dead = parse_bytes(data, cfg, features)
     assert strict.num_rows + len(dead) == 1000 and {d.reason for d in dead} == {"field_count"}
+
+
+MOVIE_COLUMNS = ["eid", "label", "user", "movie", "genres", "ts"]
+MOVIE_FEATURES = FeatureConfig(
+    event_id="eid", categorical=[{"name": "user", "type": "int"}, {"name": "movie", "type": "int"}, "genres"]
+)
+
+
+@pytest.mark.parametrize("bad", ['500,1,1,1,"unterminated,5', '500,1,1,1,g,"5', '500,1,1,"x""y,5,6'])
+def test_an_unclosed_quote_costs_its_line_only(bad: str) -> None:
+    lines = [f"{i},1,{i},{i},g{i},{i}" for i in range(1001)]
+    lines[500] = bad
+    batch, dead = parse_text("\n".join(lines), DirectoryConfig(path="in", columns=MOVIE_COLUMNS), MOVIE_FEATURES)
+    assert [(d.reason, d.value, d.raw, d.position) for d in dead] == [
+        ("malformed", "quote not closed on its line", bad, 500)
+    ]
+    assert batch.column("eid").to_pylist() == [str(i) for i in range(1001) if i != 500]
+    assert batch.column(POSITION_COLUMN).to_pylist() == [i for i in range(1001) if i != 500]
+
+
+def test_quotes_that_close_keep_delimiters_and_cr_and_a_lone_cr_outside_is_malformed() -> None:
+    text = '1,"a,""b""",3\r\n0,"x\ry",4\n1,ab"c,5\n1,a\rb,6\n0,"q"r,7'
+    batch, dead = parse_text(text, csv(), FEATURES)
+    assert batch.column("c").to_pylist() == ['a,"b"', "x\ry", 'ab"c', "qr"]
+    assert batch.column(POSITION_COLUMN).to_pylist() == [0, 1, 2, 4]
+    assert [(d.reason, d.value, d.position) for d in dead] == [("malformed", "carriage return outside quotes", 3)]
+    tsv, dead = parse_text('1\t"a\t2\n0\tb\rc\t3', csv(fmt="tsv"), FEATURES)
+    assert tsv.column("c").to_pylist() == ['"a']
+    assert [(d.reason, d.position) for d in dead] == [("malformed", 1)]

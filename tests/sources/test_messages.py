@@ -182,3 +182,11 @@ def test_schema_drift_new_arrow_column_is_accepted_and_noticed() -> None:
     out = run("arrow", [arrow_msg(extra=[1, None, 3], __position__=[9, 9, 9])])
     assert out.trained == [10, 11, 12] and out.dead == []
     assert sorted((n.field, n.rows) for n in out.notices) == [("__position__", 3), ("extra", 2)]
+
+
+def test_an_unclosed_quote_costs_its_message_only() -> None:
+    msgs = [csv_row(i) for i in range(1001)]
+    msgs[500] = b'500,1,7,"unterminated,5'
+    out = run("csv", msgs)
+    assert [(d.reason, d.position) for d in out.dead] == [("malformed", 500)]
+    assert out.trained == [i for i in range(1001) if i != 500]
