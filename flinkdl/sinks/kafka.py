@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import time
-
 from collections.abc import Mapping
 
 import numpy as np

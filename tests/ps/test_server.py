@@ -235,12 +235,12 @@ def test_roles_refuse_what_they_may_not_do_and_count_it(tmp_path):
 
 def test_non_loopback_bind_without_token_is_refused(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--host", "0.0.0.0",
-                              "--port", str(free_port())], capture_output=True, text=True, timeout=60,
+                              "--port", str(free_port())], capture_output=True, text=True, timeout=60, check=False,
                              env={k: v for k, v in os.environ.items() if not k.startswith("FLINKDL_PS_")})
     assert refused.returncode == 2
     assert "refusing to serve on 0.0.0.0 without a token" in refused.stderr and "--insecure" in refused.stderr
     on_cmdline = subprocess.run([sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--token", "s3cret"],
-                                capture_output=True, text=True, timeout=60)
+                                capture_output=True, text=True, timeout=60, check=False)
     assert on_cmdline.returncode == 2 and "FLINKDL_PS_TOKEN" in on_cmdline.stderr
     # the explicit opt-out serves, and says so
     server = PsProcess(None, "--host", "0.0.0.0", "--insecure")
