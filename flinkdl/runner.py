@@ -75,10 +75,12 @@ def run(cfg: JobConfig, max_events: int | None = None, out: TextIO | None = None
     With ``ps.enabled`` and no parameter server answering at ``ps.address``, a local one is
     started for the run (versions in ``ps.checkpoint_dir``) and stopped after it.
     """
-    from flinkdl.ps.local import ensure_server, stop_server
+    from flinkdl.ps.local import ensure_server, require_role, stop_server
 
     local_ps = ensure_server(cfg.ps, str(Path(cfg.job.run_dir).parent / "ps-server.log")) if cfg.ps.enabled else None
     try:
+        if cfg.ps.enabled and cfg.job.exactly_once:
+            require_role(cfg.ps, "admin", "job.exactly_once rolls the PS back on recovery")
         return _run(cfg, max_events, out, oracle)
     finally:
         stop_server(local_ps)

@@ -87,14 +87,14 @@ def flink_log_excerpt(lines: int = 40) -> str:
 
 
 def worker_pid(run_dir: Path, timeout: float = 300.0, not_pid: int | None = None, job: Job | None = None) -> int:
-    """The TF worker of this run (its config argument names the run dir)."""
+    """The TF worker of this run (its environment names the run dir)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if job:
             job.check()
-        for p in psutil.process_iter(["pid", "cmdline"]):
-            cmd = p.info["cmdline"] or []
-            if "flinkdl.worker" in cmd and any(str(run_dir) in a for a in cmd) and p.info["pid"] != not_pid:
+        for p in psutil.process_iter(["pid", "cmdline", "environ"]):
+            cmd, env = p.info["cmdline"] or [], p.info["environ"] or {}
+            if "flinkdl.worker" in cmd and env.get("FLINKDL_RUN_DIR") == str(run_dir) and p.info["pid"] != not_pid:
                 return p.info["pid"]
         time.sleep(0.2)
     raise TimeoutError(f"no worker process for {run_dir}\n{job.logs() if job else ''}")

@@ -8,11 +8,21 @@
 ... except ConfigError as e:
 ...     print(e)
 model.embedding_dim = 'zero': Input should be a valid integer, unable to parse string as an integer
+
+Secrets come from the environment, never from the command line: a string value ``${NAME}`` in the
+YAML file is replaced by the environment variable ``NAME``, and ``--set`` refuses secret keys.
+
+>>> import os; os.environ["DOCTEST_TOKEN"] = "s3cret"
+>>> interpolate({"ps": {"token": "${DOCTEST_TOKEN}"}}, os.environ)
+{'ps': {'token': 's3cret'}}
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +34,37 @@ from flinkdl.config.schema import CRITEO_LIKE_FEATURES, JobConfig
 
 class ConfigError(ValueError):
     """A config that cannot run: names the dotted key, the value given and what was expected."""
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: Keys whose values are secrets (matched against the dotted key's last part).
+_SECRET = re.compile(r"(^|[._])(token|password|secret)$|jaas", re.IGNORECASE)
+
+
+def is_secret(key: str) -> bool:
+    """Whether a dotted config key holds a secret (``ps.token``, ``...properties.sasl.password``...).
+
+    >>> is_secret("ps.token"), is_secret("source.kafka.properties.sasl.jaas.config"), is_secret("ps.address")
+    (True, True, False)
+    """
+    return bool(_SECRET.search(key))
+
+
+def interpolate(node: Any, environ: Mapping[str, str], key: str = "") -> Any:
+    """Replace every ``${NAME}`` in the string values of ``node`` by ``environ[NAME]``."""
+    if isinstance(node, dict):
+        return {k: interpolate(v, environ, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolate(v, environ, f"{key}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def value(m: re.Match[str]) -> str:
+        if m.group(1) not in environ:
+            raise ConfigError(f"{key} = {node!r}: environment variable {m.group(1)} is not set")
+        return environ[m.group(1)]
+
+    return _VAR.sub(value, node)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -41,6 +82,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 def apply_overrides(doc: dict, overrides: list[str]) -> dict:
     for item in overrides:
         path, value = parse_override(item)
+        if is_secret(".".join(path)):
+            raise ConfigError(f"--set {'.'.join(path)}=...: a secret on the command line is visible in every process "
+                              f"listing; write `{path[-1]}: ${{ENV_VAR}}` in the config file instead")
         node = doc
         for part in path[:-1]:
             child = node.get(part)
@@ -81,6 +125,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
         if not isinstance(doc, dict):
             raise ConfigError(f"config file {str(path)!r}: expected a mapping at the top, got {type(doc).__name__}")
+    doc = interpolate(doc, os.environ)
     apply_overrides(doc, overrides or [])
     try:
         return JobConfig.model_validate(doc)
@@ -88,6 +133,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         raise ConfigError(_format(e, doc)) from None
 
 
+def redact(node: Any, key: str = "") -> Any:
+    """``node`` with every secret value replaced by ``"***"``."""
+    if isinstance(node, dict):
+        return {k: redact(v, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
+    return "***" if node is not None and is_secret(key) else node
+
+
 def dump_config(cfg: JobConfig) -> str:
-    """The fully resolved config as YAML (what a job actually ran with)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    """The fully resolved config as YAML (what a job actually ran with), secrets redacted."""
+    return yaml.safe_dump(redact(cfg.model_dump(mode="json")), sort_keys=False)

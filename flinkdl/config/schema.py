@@ -245,7 +245,10 @@ class PsConfig(Strict):
 
     enabled: bool = False
     address: str = Field("grpc://127.0.0.1:8815", description="grpc://host:port or grpc+tls://host:port")
-    token: str | None = Field(None, description="sent as 'authorization: Bearer TOKEN'")
+    token: str | None = Field(None, description="sent as 'authorization: Bearer TOKEN'; write ${ENV_VAR}, "
+                              "never the secret itself (--set refuses it)")
+    token_file: Path | None = Field(None, description="file holding the token (e.g. a mounted secret); "
+                                    "used when token is null")
     tls_root_certs: Path | None = Field(None, description="PEM file to verify a TLS server")
     table_prefix: str = Field("", description="server table name = prefix + model variable name")
     push_every_batches: int = Field(10, ge=1)

@@ -80,7 +80,9 @@ class PublishKafka(MapFunction):
         sink, src = cfg.sinks.kafka, cfg.source.kafka
         bootstrap = sink.bootstrap_servers if sink and sink.bootstrap_servers else src.bootstrap_servers
         dlq = src.dead_letter_topic if src else None
-        self.publisher = KafkaPublisher(sink, bootstrap, cfg.model.name, dlq, subtask_index(ctx))
+        same_cluster = src is not None and not (sink and sink.bootstrap_servers)
+        self.publisher = KafkaPublisher(sink, bootstrap, cfg.model.name, dlq, subtask_index(ctx),
+                                        src.properties if same_cluster else None)
 
     def map(self, env: Row) -> Row:
         self.publisher.publish(unpack(env[2], PREDICTION_SCHEMA), env[3])

@@ -8,11 +8,20 @@ import sys
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from flinkdl.ps.auth import ENV_VARS, load_tokens
     from flinkdl.ps.server import build_server, serve_forever
+    from flinkdl.ps.store import PsError
 
-    token = args.token or os.environ.get("FLINKDL_PS_TOKEN") or None
-    server = build_server(args.host, args.port, args.checkpoint_dir, token, args.shards, args.tls_cert,
-                          args.tls_key, args.retain, args.compact_after, args.metrics_port)
+    try:
+        if args.token is not None:
+            raise PsError(f"--token puts the secret in every process listing: set {ENV_VARS['write']} "
+                          "(or use --token-file) instead")
+        tokens = load_tokens(os.environ, args.token_file)
+        server = build_server(args.host, args.port, args.checkpoint_dir, tokens, args.shards, args.tls_cert,
+                              args.tls_key, args.retain, args.compact_after, args.metrics_port, args.insecure)
+    except PsError as e:
+        print(f"flinkdl ps serve: {e}", file=sys.stderr)
+        return 2
     serve_forever(server)
     os._exit(0)  # Flight/gRPC threads may still hold a client's stream: committed state is on disk
 
@@ -42,7 +51,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=8815)
     s.add_argument("--checkpoint-dir", default=None, metavar="URI",
                    help="directory or pyarrow filesystem URI for versions (none = in memory, no commits)")
-    s.add_argument("--token", default=None, help="refuse calls without this token (or FLINKDL_PS_TOKEN)")
+    s.add_argument("--token", default=None, help=argparse.SUPPRESS)  # refused: secrets never on a command line
+    s.add_argument("--token-file", default=None, metavar="YAML",
+                   help="role -> token mapping (read, write, admin); or set FLINKDL_PS_TOKEN (write), "
+                        "FLINKDL_PS_READ_TOKEN, FLINKDL_PS_ADMIN_TOKEN")
+    s.add_argument("--insecure", action="store_true",
+                   help="serve a non-loopback --host without any token (anyone who reaches it can write)")
     s.add_argument("--shards", type=int, default=1)
     s.add_argument("--metrics-port", type=int, default=None, metavar="P",
                    help="serve Prometheus /metrics on this port (same host as --host); default off")

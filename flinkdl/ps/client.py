@@ -22,6 +22,18 @@ PULL_CHUNK = 1 << 18
 PUSH_CHUNK = 1 << 16
 
 
+def read_token(cfg: PsConfig) -> str | None:
+    """``cfg.token``, else the stripped content of ``cfg.token_file``, else None."""
+    if cfg.token:
+        return cfg.token
+    if cfg.token_file is not None:
+        try:
+            return cfg.token_file.read_text().strip() or None
+        except OSError as e:
+            raise PsError(f"ps.token_file = {str(cfg.token_file)!r}: {e.strerror}") from None
+    return None
+
+
 class PsClient:
     """One connection to a parameter server; ``shards`` is read from the server on connect."""
 
@@ -50,7 +62,11 @@ class PsClient:
         """A client for ``cfg`` (address, token, TLS roots), waiting up to ``cfg.connect_timeout_s``."""
         certs = cfg.tls_root_certs.read_bytes() if cfg.tls_root_certs else None
         timeout = cfg.connect_timeout_s if connect_timeout_s is None else connect_timeout_s
-        return cls(cfg.address, cfg.token, certs, connect_timeout_s=timeout)
+        return cls(cfg.address, read_token(cfg), certs, connect_timeout_s=timeout)
+
+    def role(self) -> str:
+        """What this client's token may do: ``read``, ``write`` or ``admin`` (see :mod:`flinkdl.ps.auth`)."""
+        return str(self._json("whoami")["role"])
 
     def close(self) -> None:
         if self._pool:
@@ -69,7 +85,7 @@ class PsClient:
         data = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
         try:
             results = list(self._client.do_action(flight.Action(kind, data), self._opts))
-        except flight.FlightServerError as e:
+        except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
             raise PsError(_message(e)) from None
         return results[0].body.to_pybytes() if results else b""
 
@@ -160,7 +176,7 @@ class PsClient:
                 writer.write_batch(rows_batch(ids[lo:hi], delta[lo:hi], None if init is None else init[lo:hi]))
             writer.done_writing()
             writer.close()
-        except flight.FlightServerError as e:
+        except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
             raise PsError(_message(e)) from None
 
     def pull(self, table: str, ids: np.ndarray, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +214,7 @@ class PsClient:
                 exists = chunk.data.column(2).to_numpy(zero_copy_only=False)
                 yield offset, rows, exists
                 offset += len(exists)
-        except flight.FlightServerError as e:
+        except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
             raise PsError(_message(e)) from None
 
     def _get(self, table: str, shard: int, ids: np.ndarray | None,
@@ -208,7 +224,7 @@ class PsClient:
         ticket = json.dumps(head).encode() + b"\n" + (b"" if ids is None else ids.tobytes())
         try:
             data = self._client.do_get(flight.Ticket(ticket), self._opts).read_all()
-        except flight.FlightServerError as e:
+        except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
             raise PsError(_message(e)) from None
         got_ids, rows, _ = batch_rows(data)
         return got_ids, rows, data.column("exists").to_numpy()

@@ -14,7 +14,9 @@ from urllib.parse import urlparse
 from pyarrow import flight
 
 from flinkdl.config.schema import PsConfig
-from flinkdl.ps.client import PsClient
+from flinkdl.ps.auth import ENV_VARS, ROLES
+from flinkdl.ps.client import PsClient, read_token
+from flinkdl.ps.store import PsError
 
 log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -37,8 +39,9 @@ def ensure_server(cfg: PsConfig, log_path: str | None = None) -> subprocess.Pope
     if not cfg.start_local or url.hostname not in LOOPBACK or url.scheme not in ("grpc", "grpc+tcp"):
         raise RuntimeError(f"no parameter server answers at {cfg.address} (start one with `flinkdl ps serve`)")
     env = dict(os.environ)
-    if cfg.token:
-        env["FLINKDL_PS_TOKEN"] = cfg.token
+    token = read_token(cfg)
+    if token:  # the run's own server: its token may do everything, rollback included (exactly-once)
+        env["FLINKDL_PS_ADMIN_TOKEN"] = token
     err = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - kept for the child
     proc = subprocess.Popen(
         [sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--host", url.hostname, "--port", str(url.port or 8815),
@@ -50,6 +53,15 @@ def ensure_server(cfg: PsConfig, log_path: str | None = None) -> subprocess.Pope
         raise RuntimeError(f"the local parameter server failed to start (exit {proc.returncode}); see {log_path}")
     log.info("started a local parameter server: %s", json.loads(line))
     return proc
+
+
+def require_role(cfg: PsConfig, role: str, why: str) -> None:
+    """Fail at start, not at the first recovery, when ``cfg``'s token cannot do what the job needs."""
+    with PsClient.from_config(cfg) as ps:
+        have = ps.role()
+    if ROLES.index(have) < ROLES.index(role):
+        raise PsError(f"ps.token: {why}, which needs the {role} role; this token has {have} "
+                      f"(the server's {ENV_VARS[role]})")
 
 
 def stop_server(proc: subprocess.Popen | None) -> None:

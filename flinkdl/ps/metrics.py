@@ -25,8 +25,14 @@ class ServerMetrics:
         self.rows = Counter(names.PS_SERVER_ROWS, "rows pushed or pulled", ["op"], registry=self.registry)
         self.refused = Counter(names.PS_SERVER_REFUSED, "calls refused (bad input, unknown table...)", ["op"],
                                registry=self.registry)
+        self.denied = Counter(names.PS_SERVER_AUTH_REFUSED, "calls refused for their token: reason is "
+                              "unauthenticated (no or unknown token) or permission_denied (role too low)",
+                              ["op", "reason"], registry=self.registry)
         self.version = Gauge(names.PS_SERVER_VERSION, "last committed version", registry=self.registry)
         self.server, self.thread = start_http_server(port, addr=host, registry=self.registry)
+
+    def auth_refused(self, op: str, reason: str) -> None:
+        self.denied.labels(op, reason).inc()
 
     @contextmanager
     def timed(self, op: str) -> Iterator[dict]:

@@ -10,8 +10,8 @@ Protocol (see ``docs/PS.md``):
   IPC ``(name, shape, value, init)``), ``dense_get`` (→ IPC), ``commit``, ``versions``, ``rollback``;
   bodies and results are JSON unless noted.
 
-A configured token is checked on every call (``authorization: Bearer TOKEN`` header); TLS is
-enabled by passing a certificate and key.
+Every call is checked against the caller's role (``authorization: Bearer TOKEN`` header; roles
+and their tokens: :mod:`flinkdl.ps.auth`); TLS is enabled by passing a certificate and key.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 from pyarrow import flight
 
+from flinkdl.ps.auth import TokenAuthFactory, authorize, check_bind
 from flinkdl.ps.checkpoint import CheckpointStore
 from flinkdl.ps.service import ParameterService
 from flinkdl.ps.store import PsError
@@ -33,18 +34,6 @@ from flinkdl.ps.wire import batch_rows, dense_items, dense_table, ipc_bytes, ipc
 
 log = logging.getLogger(__name__)
 PULL_BATCH_ROWS = 1 << 16
-
-
-class TokenAuthFactory(flight.ServerMiddlewareFactory):
-    """Refuses every call whose ``authorization`` header is not ``Bearer <token>``."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._expected = f"Bearer {token}"
-
-    def start_call(self, info, headers):
-        if self._expected not in headers.get("authorization", []):
-            raise flight.FlightUnauthenticatedError("flinkdl ps: missing or wrong token")
 
 
 def _refuse(e: Exception) -> Exception:
@@ -67,16 +56,18 @@ def pull_batches(ids: np.ndarray, rows: np.ndarray, exists: np.ndarray):
 class PsFlightServer(flight.FlightServerBase):
     """Flight server over a :class:`ParameterService`."""
 
-    def __init__(self, service: ParameterService, location: str, token: str | None = None,
+    def __init__(self, service: ParameterService, location: str, tokens: dict[str, str] | None = None,
                  tls_certificates: list[tuple[bytes, bytes]] | None = None, metrics=None) -> None:
-        middleware = {"auth": TokenAuthFactory(token)} if token else {}
-        super().__init__(location, middleware=middleware, tls_certificates=tls_certificates or [])
         self.service = service
         self.metrics = metrics  # flinkdl.ps.metrics.ServerMetrics or None
+        self._on_refused = metrics.auth_refused if metrics is not None else None
+        middleware = {"auth": TokenAuthFactory(tokens, self._on_refused)} if tokens else {}
+        super().__init__(location, middleware=middleware, tls_certificates=tls_certificates or [])
 
     # ------------------------------------------------------------------ push
 
     def do_put(self, context, descriptor, reader, writer):
+        authorize(context, "push", self._on_refused)
         with self._timed("push") as m:
             try:
                 cmd = json.loads(descriptor.command)
@@ -92,6 +83,7 @@ class PsFlightServer(flight.FlightServerBase):
     # ------------------------------------------------------------------ pull
 
     def do_get(self, context, ticket):
+        authorize(context, "pull", self._on_refused)
         with self._timed("pull") as m:
             ids, rows, exists = self._pull(ticket)
             m["rows"] = len(ids)
@@ -117,9 +109,12 @@ class PsFlightServer(flight.FlightServerBase):
 
     def list_actions(self, context):
         return [(a, a) for a in ("health", "create_table", "describe", "list_tables", "dense_add",
-                                 "dense_get", "commit", "versions", "rollback")]
+                                 "dense_get", "commit", "versions", "rollback", "whoami")]
 
     def do_action(self, context, action):
+        role = authorize(context, action.type, self._on_refused)
+        if action.type == "whoami":
+            return [json.dumps({"role": role}).encode()]
         with self._timed(action.type):
             out = self._action(action)
         if action.type in ("commit", "rollback") and self.metrics is not None:
@@ -168,10 +163,17 @@ def _chain(first, rest):
 
 
 def build_server(host: str = "127.0.0.1", port: int = 0, checkpoint_dir: str | None = None,
-                 token: str | None = None, shards: int = 1, tls_cert: str | None = None,
+                 tokens: dict[str, str] | None = None, shards: int = 1, tls_cert: str | None = None,
                  tls_key: str | None = None, retain: int = 5, compact_after: int = 8,
-                 metrics_port: int | None = None) -> PsFlightServer:
-    """A started server (Flight serves from the constructor); ``server.port`` is the bound port."""
+                 metrics_port: int | None = None, insecure: bool = False) -> PsFlightServer:
+    """A started server (Flight serves from the constructor); ``server.port`` is the bound port.
+
+    ``tokens``: role → token (:mod:`flinkdl.ps.auth`); without any, only loopback is served unless
+    ``insecure``.
+    """
+    check_bind(host, tokens or {}, insecure)
+    if insecure and not tokens:
+        log.warning("flinkdl ps: serving %s with no token (--insecure): anyone who reaches it can write", host)
     ckpt = CheckpointStore(checkpoint_dir, shards, retain, compact_after) if checkpoint_dir else None
     service = ParameterService(shards, ckpt)
     certs = None
@@ -187,7 +189,7 @@ def build_server(host: str = "127.0.0.1", port: int = 0, checkpoint_dir: str | N
         from flinkdl.ps.metrics import ServerMetrics
 
         metrics = ServerMetrics(metrics_port, host)
-    return PsFlightServer(service, f"{scheme}://{host}:{port}", token, certs, metrics)
+    return PsFlightServer(service, f"{scheme}://{host}:{port}", tokens, certs, metrics)
 
 
 def serve_forever(server: PsFlightServer, announce: bool = True, grace_s: float = 10.0) -> None:

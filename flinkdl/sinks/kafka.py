@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +40,10 @@ class KafkaPublisher:
     """Publishes prediction batches (and dead letters) for one subtask."""
 
     def __init__(self, sink: KafkaPredictionsSink, bootstrap: str, model: str,
-                 dead_letter_topic: str | None = None, subtask: int = 0) -> None:
+                 dead_letter_topic: str | None = None, subtask: int = 0,
+                 cluster_properties: Mapping[str, str] | None = None) -> None:
+        """``cluster_properties``: the source cluster's client properties (security...), used when the
+        sink writes to that cluster; ``sink.properties`` are applied after them."""
         from confluent_kafka import Producer
 
         self.sink, self.model, self.dlq = sink, json.dumps(model), dead_letter_topic
@@ -48,7 +52,9 @@ class KafkaPublisher:
                 "queue.buffering.max.messages": 1_000_000, "message.timeout.ms": 30_000}
         if sink.delivery == "transactional":
             conf["transactional.id"] = f"{sink.transactional_id}-{subtask}"
+        conf.update(cluster_properties or {})
         conf.update(sink.properties)
+        self.client_properties = {k: v for k, v in conf.items() if k != "on_delivery"}
         self._failed: list[tuple[str, bytes | None, bytes | None, list | None, str]] = []
         self.producer = Producer(conf)
         if sink.delivery == "transactional":

@@ -42,6 +42,7 @@ PS_SYNCS = "flinkdl_ps_syncs"                        # counter (_total): pushes 
 PS_SERVER_REQUEST_SECONDS = "flinkdl_ps_server_request_seconds"  # histogram, + label op
 PS_SERVER_ROWS = "flinkdl_ps_server_rows"            # counter (_total), + label op (push, pull)
 PS_SERVER_REFUSED = "flinkdl_ps_server_refused"      # counter (_total), + label op
+PS_SERVER_AUTH_REFUSED = "flinkdl_ps_server_auth_refused"  # counter (_total), + labels op, reason
 PS_SERVER_VERSION = "flinkdl_ps_server_version"      # gauge: last committed version
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -142,9 +142,10 @@ def exit_with_parent(poll_s: float = 0.5) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 3:
-        print("usage: python -m flinkdl.worker CONFIG_JSON IN_ENDPOINT OUT_PATH", file=sys.stderr)
+        print("usage: python -m flinkdl.worker CONFIG_JSON|- IN_ENDPOINT OUT_PATH  (-: the config on stdin)",
+              file=sys.stderr)
         return 2
     exit_with_parent()
-    cfg = JobConfig.model_validate_json(argv[0])
+    cfg = JobConfig.model_validate_json(sys.stdin.read() if argv[0] == "-" else argv[0])
     serve(cfg, argv[1], argv[2])
     return 0

@@ -55,11 +55,15 @@ class WorkerSupervisor:
                                      receive_timeout_s=self.cfg.worker.step_timeout_s)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as err:
+            # The config goes through stdin: it may hold secrets (ps.token), and a command line is
+            # visible to every user of the host.
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "flinkdl.worker", self.cfg.model_dump_json(),
-                 self._channel.in_endpoint, self._channel.out_path],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                env={**os.environ, "FLINKDL_SUBTASK": str(self.subtask)})
+                [sys.executable, "-m", "flinkdl.worker", "-", self._channel.in_endpoint, self._channel.out_path],
+                stdin=subprocess.PIPE, stdout=err, stderr=err,
+                env={**os.environ, "FLINKDL_SUBTASK": str(self.subtask), "FLINKDL_RUN_DIR": str(self.cfg.job.run_dir)})
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(self.cfg.model_dump_json().encode())
+            self._proc.stdin.close()
         try:
             self._channel.accept(self.cfg.worker.start_timeout_s, alive=self.alive)
         except ExchangeClosed as e:

@@ -73,14 +73,28 @@ def test_host_ports_are_unique():
     assert len(ports) == len(set(ports)), ports
 
 
-def test_submitted_job_config_and_overrides_validate(monkeypatch):
-    monkeypatch.setenv("FLINKDL_PS_TOKEN", "x")
+def test_submitted_job_config_and_overrides_validate():
     args = shlex.split(re.sub(r"\$\{(\w+):-([^}]*)\}", r"\2", SERVICES["submit"]["command"]))
     config = args[args.index("--config") + 1].replace("/opt/flinkdl/", "")
     overrides = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     assert args[args.index("-py") + 1].replace("/opt/flinkdl/", "") == "jobs/online_learning.py"
     cfg = load_config(ROOT / config, overrides)
     assert cfg.source.kind == "kafka" and cfg.ps.enabled and cfg.metrics.enabled
+
+
+def test_secrets_are_files_with_no_default():
+    text = (ROOT / "docker-compose.yml").read_text()
+    for name, svc in SERVICES.items():  # no secret in an environment value or on a command line
+        env = svc.get("environment") or {}
+        assert not any("TOKEN" in k or "PASSWORD" in k for k in (env if isinstance(env, dict) else [])), name
+        assert "ps.token=" not in str(svc.get("command", "")), name
+    secrets = COMPOSE["secrets"]
+    assert SERVICES["ps"]["command"][-2:] == ["--token-file", "/run/secrets/ps_tokens"]
+    assert "ps_tokens" in SERVICES["ps"]["secrets"] and set(secrets) == {"ps_tokens", "ps_write_token"}
+    for name in ("taskmanager", "submit"):  # the workers read the token where the job config says
+        assert SERVICES[name]["secrets"] == ["ps_write_token"], name
+    assert "ps.token_file=/run/secrets/ps_write_token" in SERVICES["submit"]["command"]
+    assert ":-" not in text, "no default values for variables (a guessable secret)"
 
 
 def test_grafana_and_prometheus_provisioning_line_up():

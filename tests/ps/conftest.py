@@ -25,10 +25,11 @@ def free_port() -> int:
 class PsProcess:
     """``python -m flinkdl.cli ps serve ...`` on a free loopback port; restartable, killable."""
 
-    def __init__(self, checkpoint_dir: Path | None = None, *extra: str) -> None:
+    def __init__(self, checkpoint_dir: Path | None = None, *extra: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.checkpoint_dir = checkpoint_dir
         self.extra = list(extra)
+        self.env = env or {}
         self.proc: subprocess.Popen | None = None
         self.start()
 
@@ -43,7 +44,7 @@ class PsProcess:
         # stderr goes to a file: a pipe nobody reads would block the server once 64 KB of logs fill it
         self.log = tempfile.NamedTemporaryFile(prefix="ps-serve-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait()

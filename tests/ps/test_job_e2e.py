@@ -1,7 +1,9 @@
 """End-to-end: the real Flink job learning through the parameter server, across a job restart.
 
 Run 1 uses ``flinkdl run --set ps.enabled=true`` with nothing listening, so the runner starts a
-local server (versions in a temp directory) and stops it after the job. Run 2 talks to a
+local server (versions in a temp directory) and stops it after the job; its token comes from the
+environment through ``${VAR}`` in the config file, and no process of the running job may show it
+on its command line. Run 2 talks to a
 long-lived ``flinkdl ps serve`` on the same checkpoint directory: it must start from run 1's last
 committed version, so its first batch is scored far better than run 1's (a fresh model's).
 """
@@ -9,11 +11,15 @@ committed version, so its first batch is scored far better than run 1's (a fresh
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from flinkdl.evaluation.metrics import auc_from_arrays
 from flinkdl.ps.client import PsClient
@@ -25,15 +31,42 @@ pytestmark = pytest.mark.e2e
 EVENTS = 40_960
 
 
-def _run(run_dir, address: str, ckpt) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "flinkdl.cli", "run", "jobs/click_stream.yaml", "--max-events", str(EVENTS),
+TOKEN = "e2e-secret-4f1c9a"
+
+
+def _cmdlines() -> dict[int, str]:
+    out = {}
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            out[int(p.name)] = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended meanwhile
+            pass
+    return out
+
+
+def _run(run_dir, address: str, ckpt, config: str = "jobs/click_stream.yaml", env: dict | None = None,
+         watch: str | None = None) -> dict:
+    """Run the job; with ``watch``, scan every process's command line for that string while it runs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flinkdl.cli", "run", config, "--max-events", str(EVENTS),
          "--set", f"job.run_dir={run_dir}", "--set", f"sinks.predictions.path={run_dir}/predictions.csv",
          "--set", "ps.enabled=true", "--set", f"ps.address={address}", "--set", f"ps.checkpoint_dir={ckpt}",
          "--set", "ps.push_every_batches=4", "--set", "ps.commit_every_pushes=2",
          "--set", "features.hash_bits=20", "--summary", str(run_dir / "summary.json")],
-        cwd=ROOT, capture_output=True, text=True, timeout=400, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    leaks, seen = [], set()
+    deadline = time.monotonic() + 400
+    while watch is not None and proc.poll() is None and time.monotonic() < deadline:
+        for pid, line in _cmdlines().items():
+            seen.add(("java" in line, "flinkdl.cli ps serve" in line))
+            if watch in line:
+                leaks.append((pid, line))
+        time.sleep(0.2)
+    _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    assert proc.returncode == 0, err[-3000:]
+    if watch is not None:
+        assert not leaks, leaks
+        assert (True, False) in seen and (False, True) in seen, "the job's JVM and PS were never seen running"
     return json.loads((run_dir / "summary.json").read_text())
 
 
@@ -48,7 +81,12 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("ps-e2e")
     ckpt = base / "ps-versions"
     port = free_port()
-    s1 = _run(base / "run1", f"grpc://127.0.0.1:{port}", ckpt)  # the runner starts a local server
+    doc = yaml.safe_load((ROOT / "jobs/click_stream.yaml").read_text())
+    doc.setdefault("ps", {})["token"] = "${FLINKDL_E2E_PS_TOKEN}"
+    (base / "job.yaml").write_text(yaml.safe_dump(doc))
+    # the runner starts a local server, with the run's token
+    s1 = _run(base / "run1", f"grpc://127.0.0.1:{port}", ckpt, str(base / "job.yaml"),
+              {"FLINKDL_E2E_PS_TOKEN": TOKEN}, watch=TOKEN)
     versions_after_1 = sorted(p.name for p in (ckpt / "manifests").iterdir())
     server = PsProcess(ckpt)  # a long-lived server on run 1's versions
     try:

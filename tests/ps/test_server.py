@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ from pyarrow import flight
 from flinkdl.ps.client import PsClient
 from flinkdl.ps.store import PsError
 
-from .conftest import PsProcess
+from .conftest import PsProcess, free_port
 
 
 def _rows(n: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +174,7 @@ def test_a_half_written_version_is_never_visible(tmp_path):
 
 
 def test_token_is_required_on_every_call(tmp_path):
-    server = PsProcess(None, "--token", "s3cret")
+    server = PsProcess(None, env={"FLINKDL_PS_TOKEN": "s3cret"})
     try:
         with pytest.raises(flight.FlightUnauthenticatedError):
             PsClient(server.address)
@@ -185,6 +188,65 @@ def test_token_is_required_on_every_call(tmp_path):
             raw.do_get(flight.Ticket(b'{"table": "a", "shard": 0}\n' + np.arange(2).tobytes())).read_all()
         raw.close()
         c.close()
+    finally:
+        server.stop()
+
+
+def _counter(port: int, reason: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    rows = [line for line in text.splitlines()
+            if line.startswith("flinkdl_ps_server_auth_refused_total{") and f'reason="{reason}"' in line]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in rows)
+
+
+def test_roles_refuse_what_they_may_not_do_and_count_it(tmp_path):
+    metrics_port = free_port()
+    tokens = {"FLINKDL_PS_TOKEN": "w-tok", "FLINKDL_PS_READ_TOKEN": "r-tok", "FLINKDL_PS_ADMIN_TOKEN": "a-tok"}
+    server = PsProcess(tmp_path / "ck", "--metrics-port", str(metrics_port), env=tokens)
+    try:
+        writer, reader, admin = (PsClient(server.address, token=t) for t in ("w-tok", "r-tok", "a-tok"))
+        assert (writer.role(), reader.role(), admin.role()) == ("write", "read", "admin")
+        writer.create_table("a", 1)
+        writer.push("a", np.arange(3), np.ones((3, 1), np.float32))
+        v1 = writer.commit()["version"]
+        # read-only: pulls and describes, but may not push, create, commit or roll back
+        np.testing.assert_array_equal(reader.pull("a", np.arange(3))[0][:, 0], [1, 1, 1])
+        assert reader.describe("a")["dim"] == 1
+        for call in (lambda: reader.push("a", np.arange(1), np.ones((1, 1), np.float32)),
+                     lambda: reader.create_table("b", 2), reader.commit, lambda: reader.rollback(v1)):
+            with pytest.raises(PsError, match="permission denied"):
+                call()
+        # write: may not roll back; admin may
+        writer.push("a", np.arange(1), np.ones((1, 1), np.float32))
+        writer.commit()
+        with pytest.raises(PsError, match="permission denied: a write token may not rollback"):
+            writer.rollback(v1)
+        admin.rollback(v1)
+        np.testing.assert_array_equal(reader.pull("a", np.arange(3))[0][:, 0], [1, 1, 1])
+        with pytest.raises(flight.FlightUnauthenticatedError):
+            PsClient(server.address, token="guess")
+        assert _counter(metrics_port, "permission_denied") == 5
+        assert _counter(metrics_port, "unauthenticated") >= 1
+        for c in (writer, reader, admin):
+            c.close()
+    finally:
+        server.stop()
+
+
+def test_non_loopback_bind_without_token_is_refused(tmp_path):
+    refused = subprocess.run([sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--host", "0.0.0.0",
+                              "--port", str(free_port())], capture_output=True, text=True, timeout=60, check=False,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("FLINKDL_PS_")})
+    assert refused.returncode == 2
+    assert "refusing to serve on 0.0.0.0 without a token" in refused.stderr and "--insecure" in refused.stderr
+    on_cmdline = subprocess.run([sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--token", "s3cret"],
+                                capture_output=True, text=True, timeout=60, check=False)
+    assert on_cmdline.returncode == 2 and "FLINKDL_PS_TOKEN" in on_cmdline.stderr
+    # the explicit opt-out serves, and says so
+    server = PsProcess(None, "--host", "0.0.0.0", "--insecure")
+    try:
+        assert PsClient(server.address).role() == "admin"
+        assert "no token (--insecure)" in Path(server.log.name).read_text()
     finally:
         server.stop()
 

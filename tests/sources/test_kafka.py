@@ -56,3 +56,43 @@ def test_produce_cli_replays_a_tsv_file_with_a_limit(kafka_broker, tmp_path):
     msgs = read_topic(kafka_broker.bootstrap, "from-file", expect=30)
     assert [m.key() for m in msgs] == [str(i).encode() for i in range(30)]
     assert msgs[3].value() == b"3,1,21"
+
+
+SASL_SSL = """
+source:
+  kind: kafka
+  kafka:
+    bootstrap_servers: broker.example:9093
+    topic: clicks
+    format: json
+    properties:
+      security.protocol: SASL_SSL
+      sasl.mechanism: SCRAM-SHA-512
+      sasl.username: flinkdl
+      sasl.password: ${DOCTEST_SASL_PASSWORD}
+sinks:
+  kafka: {topic: predictions}
+"""
+
+
+def test_kafka_security_properties_reach_the_source_and_the_producer(tmp_path, monkeypatch):
+    from flinkdl.config.loader import dump_config
+    from flinkdl.sinks.kafka import KafkaPublisher
+
+    monkeypatch.setenv("DOCTEST_SASL_PASSWORD", "pw-from-env")
+    path = tmp_path / "job.yaml"
+    path.write_text(SASL_SSL)
+    cfg = load_config(path)
+    k = cfg.source.kafka
+    ddl = table_ddl(k)  # what Flink's Kafka source is given
+    for key, value in [("security.protocol", "SASL_SSL"), ("sasl.mechanism", "SCRAM-SHA-512"),
+                       ("sasl.username", "flinkdl"), ("sasl.password", "pw-from-env")]:
+        assert f"'properties.{key}' = '{value}'" in ddl
+    # the predictions producer writes to the same cluster: it inherits them (librdkafka accepts them)
+    pub = KafkaPublisher(cfg.sinks.kafka, k.bootstrap_servers, "lr", None, 0, k.properties)
+    assert {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.password": "pw-from-env"}.items() <= pub.client_properties.items()
+    # the run directory's config.yaml never holds the secret
+    assert "pw-from-env" not in dump_config(cfg) and "sasl.password: '***'" in dump_config(cfg)
+    with pytest.raises(ValueError, match="a secret on the command line"):
+        load_config(path, ["source.kafka.properties.sasl.password=pw"])
