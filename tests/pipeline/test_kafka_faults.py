@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from flinkdl import broker
-from flinkdl.produce import generator_batches, produce, read_topic
+from flinkdl.devtools import broker
+from flinkdl.devtools.produce import generator_batches, produce, read_topic
 from tests import faults
 from tests.faults import BATCH, EVENTS, RATE, Job, compare, outcome, overrides, wait_predictions
 from tests.ps.conftest import PsProcess
