@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -89,7 +90,7 @@ class LocalCluster:
     def status(self) -> dict | None:
         return self.rest.overview() if self.rest.reachable() else None
 
-    def submit(self, config: str | Path, overrides: list[str] = (), savepoint: str | None = None,
+    def submit(self, config: str | Path, overrides: Sequence[str] = (), savepoint: str | None = None,
                parallelism: int | None = None) -> str:
         """``flink run -d -pym flinkdl.pipeline --config CONFIG``; returns the job id.
 

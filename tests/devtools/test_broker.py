@@ -1,4 +1,5 @@
-"""The local broker's durable mode: tansu on :mod:`flinkdl.devtools.s3dir` survives ``kill -9`` (real processes)."""
+"""The local broker's durable mode: tansu on :mod:`flinkdl.devtools.s3dir` survives ``kill -9``
+(real processes)."""
 
 from __future__ import annotations
 
