@@ -21,7 +21,6 @@ import itertools
 import json
 import os
 import site
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from end_to_end import report
 from procs import ROLES, ProcessSampler
 from streams import MODEL_SETTINGS, featurize, raw_batches, write_vw
+
+from flinkdl.devtools.net import free_port
 
 VW_ARGS = "-b 20 --loss_function logistic --quiet"
 #: --modes: (job.python_execution_mode, PyFlink's _python_worker_execution_mode, meaning)
@@ -68,12 +69,6 @@ def run_vw(data: Path, events: int, extra: str = "", repeats: int = 3) -> dict:
     a single one varied 2-4x under the same load)."""
     runs = sorted((_vw_once(data, events, extra) for _ in range(repeats)), key=lambda r: r["seconds"])
     return {**runs[len(runs) // 2], "rows_per_s_runs": [round(r["rows_per_s"]) for r in runs]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_job(cfg, events: int) -> dict:

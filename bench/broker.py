@@ -1,11 +1,11 @@
-"""The local broker's storage: in memory vs durable (tansu on flinkdl.s3dir), start-up and throughput.
+"""The local broker's storage: in memory vs durable (tansu on flinkdl.devtools.s3dir), start-up and throughput.
 
     python bench/broker.py                    # 200k events as CSV rows and as Arrow messages
     python bench/broker.py --events 500000 --formats csv
 
 Per storage: time to a broker that accepts connections (durable: cold = object server + tansu, and a
 tansu restart on existing data, as after ``kill -9``), then per format the built-in stream's first
-``--events`` events produced into a fresh topic (``flinkdl.produce``, acks=all) and read back
+``--events`` events produced into a fresh topic (``flinkdl.devtools.produce``, acks=all) and read back
 (``read_topic``). A few seconds of measurement, not a test.
 """
 
@@ -29,8 +29,8 @@ def main() -> None:
 
     from end_to_end import report  # bench/, beside this file
 
-    from flinkdl import broker
-    from flinkdl.produce import generator_batches, produce, read_topic
+    from flinkdl.devtools import broker
+    from flinkdl.devtools.produce import generator_batches, produce, read_topic
 
     rows = []
     for storage in ("memory", "durable"):

@@ -40,10 +40,10 @@ def main() -> None:
     from end_to_end import featurized, report  # bench/, beside this file
     from raw_tf import raw_tf_ceiling
 
-    from flinkdl import broker
     from flinkdl.config.loader import load_config
+    from flinkdl.devtools import broker
+    from flinkdl.devtools.produce import generator_batches, produce, read_topic
     from flinkdl.features.layout import FeatureLayout
-    from flinkdl.produce import generator_batches, produce, read_topic
     from flinkdl.runner import run
 
     rows = []

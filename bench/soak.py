@@ -41,8 +41,8 @@ from pathlib import Path
 import psutil
 from end_to_end import report  # bench/, beside this file
 
-from flinkdl.broker import free_port
 from flinkdl.config.schema import PsConfig
+from flinkdl.devtools.net import free_port
 from flinkdl.ps.local import ensure_server, stop_server
 from flinkdl.sinks.run_log import METRICS_LOG
 
@@ -199,7 +199,7 @@ def stop_job(job: subprocess.Popen, sampler: Sampler) -> None:
 
 def start_kafka(out: Path, rate: float) -> tuple:
     """A local tansu broker and a throttled producer of the built-in stream (Arrow messages)."""
-    from flinkdl import broker
+    from flinkdl.devtools import broker
 
     b = broker.start(out / "tansu.log")
     broker.create_topics(b.bootstrap, ["clicks", "predictions", "clicks-dead-letters"])

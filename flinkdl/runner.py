@@ -1,6 +1,6 @@
 """Run a job on the embedded Flink mini-cluster, print its progress, return its summary.
 
-The job writes ``RUN_DIR/metrics.jsonl`` (see :mod:`flinkdl.pipeline.progress`); this module
+The job writes ``RUN_DIR/metrics.jsonl`` (see :mod:`flinkdl.sinks.run_log`); this module
 tails it while the job runs, and cancels unbounded jobs once ``--max-events`` is reached.
 """
 

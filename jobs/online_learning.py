@@ -1,34 +1,4 @@
-"""Entry point for ``flink run -py jobs/online_learning.py --config jobs/click_stream.yaml [--set k=v]``.
+"""``flink run -py jobs/online_learning.py --config CONFIG [--set k=v]``: see :mod:`flinkdl.pipeline.__main__`."""
+from flinkdl.pipeline.__main__ import main
 
-The same topology as ``flinkdl run``, submitted to whatever cluster ``flink run`` targets.
-Progress and the final summary go to ``RUN_DIR/metrics.jsonl`` on the TaskManager host.
-"""
-
-import argparse
-
-from flinkdl.config.loader import load_config
-from flinkdl.pipeline.job import build, make_env
-
-
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--config", required=True)
-    p.add_argument("--set", action="append", default=[])
-    p.add_argument("--max-events", type=int, default=None)
-    args = p.parse_args()
-    cfg = load_config(args.config, args.set)
-    # TaskManagers run elsewhere (another cwd or host): make the client's relative paths absolute.
-    cfg.job.run_dir = cfg.job.run_dir.resolve()
-    if cfg.sinks.predictions is not None:
-        cfg.sinks.predictions.path = cfg.sinks.predictions.path.resolve()
-    if cfg.source.directory is not None:
-        cfg.source.directory.path = cfg.source.directory.path.resolve()
-    if args.max_events is not None and cfg.source.kind == "generator":
-        cfg.source.generator.events = args.max_events
-    env = make_env(cfg)
-    build(env, cfg, args.max_events)
-    env.execute(cfg.job.name)
-
-
-if __name__ == "__main__":
-    main()
+main()

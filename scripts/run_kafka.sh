@@ -17,7 +17,7 @@ echo "run: local Kafka broker (tansu, in memory) at $BOOT"
   --max-events "$EVENTS" --summary runs/click-stream-kafka-summary.json
 "$BIN/python" - "$BOOT" <<'PY'
 import json, sys
-from flinkdl.produce import read_topic
+from flinkdl.devtools.produce import read_topic
 msgs = read_topic(sys.argv[1], "predictions", idle_s=3)
 print(f"run: {len(msgs):,} messages on topic 'predictions'; last: {msgs[-1].value().decode() if msgs else '-'}")
 PY

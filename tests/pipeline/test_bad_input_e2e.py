@@ -24,8 +24,8 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from flinkdl.broker import create_topics
-from flinkdl.produce import encode, generator_batches, read_topic
+from flinkdl.devtools.broker import create_topics
+from flinkdl.devtools.produce import encode, generator_batches, read_topic
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

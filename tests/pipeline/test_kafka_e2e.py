@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from flinkdl.broker import create_topics
+from flinkdl.devtools.broker import create_topics
+from flinkdl.devtools.produce import generator_batches, produce, read_topic
 from flinkdl.evaluation.metrics import auc_from_arrays
-from flinkdl.produce import generator_batches, produce, read_topic
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """The broker killed with SIGKILL mid-stream: Kafka source and sink survive it (exactly-once mode).
 
-A durable local broker (tansu on a local S3 store, flinkdl/broker.py) so a restarted broker still
-has its topics. The clean run reads a topic produced beforehand; the fault run reads a live topic
+A durable local broker (tansu on a local S3 store, flinkdl/devtools/broker.py) so a restarted broker
+still has its topics. The clean run reads a topic produced beforehand; the fault run reads a live topic
 that a producer fills at 4096 events/s, and the broker is killed a third of the way through and
 started again a second later on the same port and storage. Arrow messages of 1024 events make
 the batches (and so the computation) the same in both runs.
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from flinkdl import broker
-from flinkdl.produce import generator_batches, produce, read_topic
+from flinkdl.devtools import broker
+from flinkdl.devtools.produce import generator_batches, produce, read_topic
 from tests import faults
 from tests.faults import BATCH, EVENTS, RATE, Job, compare, outcome, overrides, wait_predictions
 from tests.ps.conftest import PsProcess

@@ -7,10 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from flinkdl.config.loader import load_config
+from flinkdl.devtools.produce import encode, generator_batches
 from flinkdl.exchange.channel import unpack
 from flinkdl.features.layout import FeatureLayout
 from flinkdl.pipeline.kafka_ops import KafkaFeatures
-from flinkdl.produce import encode, generator_batches
 
 JOB = Path(__file__).resolve().parents[2] / "jobs" / "click_stream_kafka.yaml"
 

@@ -4,7 +4,6 @@ both syncing with one parameter server. Measured against parallelism 1 on the sa
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flinkdl.devtools.net import free_port
 from flinkdl.ps.local import FINAL_REPORT
 from flinkdl.sinks.predictions import read_predictions
 
@@ -21,9 +21,7 @@ EVENTS = 409_600
 
 
 def _run(base: Path, parallelism: int) -> tuple[Path, dict, list[dict]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     run_dir = base / f"p{parallelism}"
     proc = subprocess.run(
             [sys.executable, "-m", "flinkdl.cli", "run", "jobs/click_stream.yaml", "--max-events", str(EVENTS),

@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 import yaml
 
+from flinkdl.devtools.net import free_port
 from flinkdl.evaluation.metrics import auc_from_arrays
 from flinkdl.ps.client import PsClient
 from flinkdl.sinks.predictions import read_predictions
 
-from .conftest import ROOT, PsProcess, free_port
+from .conftest import ROOT, PsProcess
 
 pytestmark = pytest.mark.e2e
 EVENTS = 40_960

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flinkdl.devtools.net import free_port
 from flinkdl.ps.client import PsClient
 from flinkdl.telemetry import names
 
-from .conftest import PsProcess, free_port
+from .conftest import PsProcess
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple], float]:

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from pyarrow import flight
 
+from flinkdl.devtools.net import free_port
 from flinkdl.ps.client import PsClient
 from flinkdl.ps.store import PsError
 
-from .conftest import PsProcess, free_port
+from .conftest import PsProcess
 
 
 def _rows(n: int, width: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,11 +5,11 @@ import json
 import pyarrow as pa
 import pytest
 
-from flinkdl.broker import create_topics
 from flinkdl.config.schema import KafkaPredictionsSink
+from flinkdl.devtools.broker import create_topics
+from flinkdl.devtools.produce import read_topic
 from flinkdl.features.deadletter import DeadLetter
 from flinkdl.features.layout import PREDICTION_SCHEMA
-from flinkdl.produce import read_topic
 from flinkdl.sinks.kafka import DeliveryError, KafkaPublisher
 
 

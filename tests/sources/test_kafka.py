@@ -6,7 +6,7 @@ import pytest
 
 from flinkdl.config.loader import load_config
 from flinkdl.config.schema import JobConfig, KafkaSourceConfig
-from flinkdl.produce import encode, generator_batches
+from flinkdl.devtools.produce import encode, generator_batches
 from flinkdl.sources.kafka import decoder, table_ddl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def test_csv_source_needs_columns():
 
 def test_produce_cli_replays_a_tsv_file_with_a_limit(kafka_broker, tmp_path):
     from flinkdl.cli import main
-    from flinkdl.produce import file_batches, read_topic
+    from flinkdl.devtools.produce import file_batches, read_topic
 
     path = tmp_path / "x.inter"
     path.write_text("event_id\tlabel\tc\n" + "".join(f"{i}\t{i % 2}\t{i * 7}\n" for i in range(50)))

@@ -9,8 +9,8 @@ DELETE, and ListObjectsV2 (``prefix``, ``delimiter``, ``start-after``; never tru
 ``bucket/key`` is the file ``DIR/bucket/key``, replaced atomically (no fsync: it survives killed
 processes, not a power cut). Requests are not authenticated: it listens on 127.0.0.1 only.
 
-``python -m flinkdl.s3dir DIR`` serves DIR on a free loopback port and writes ``{"pid", "port"}``
-to ``DIR/s3dir.json`` once it listens.
+``python -m flinkdl.devtools.s3dir DIR`` serves DIR on a free loopback port and writes
+``{"pid", "port"}`` to ``DIR/s3dir.json`` once it listens.
 """
 
 from __future__ import annotations

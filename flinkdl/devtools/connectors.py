@@ -7,8 +7,8 @@ only those two files are unzipped into ``.venv/flink-jars/``. The wheel itself i
 and the jars are never committed. In a container image the same jars come from Maven:
 ``org.apache.flink:flink-connector-kafka:4.0.1-2.0`` and ``org.apache.kafka:kafka-clients:3.9.1``.
 
-``python -m flinkdl.connectors`` (called by ``scripts/setup.sh``) fetches them; ``FLINKDL_JARS``
-names another directory holding them.
+``python -m flinkdl.devtools.connectors`` (called by ``scripts/setup.sh``) fetches them;
+``FLINKDL_JARS`` names another directory holding them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def kafka_jars(fetch: bool = False) -> list[Path]:
         return paths
     if not fetch:
         raise FileNotFoundError(f"Kafka connector jars not found in {d}: run scripts/setup.sh "
-                                f"(or `python -m flinkdl.connectors`), or set FLINKDL_JARS")
+                                "(or `python -m flinkdl.devtools.connectors`), or set FLINKDL_JARS")
     cache = d / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     wheels = sorted(cache.glob("shigawire_apache_flink_libraries-*.whl"))

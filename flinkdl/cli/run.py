@@ -1,8 +1,4 @@
-"""``flinkdl`` command line.
-
-``flinkdl run CONFIG [--set key=value ...] [--max-events N] [--summary FILE]`` runs a job on the
-embedded Flink mini-cluster, prints progress and progressive AUC, and writes a JSON summary.
-"""
+"""``flinkdl run`` (a job on the embedded Flink mini-cluster) and ``flinkdl report`` (its plot)."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from flinkdl.config.loader import ConfigError, load_config
+from flinkdl.config.loader import load_config
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -41,9 +37,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flinkdl", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``run`` and ``report``."""
     r = sub.add_parser("run", help="run a job on the embedded Flink mini-cluster")
     r.add_argument("config", help="job config (YAML), e.g. jobs/click_stream.yaml")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -56,29 +51,3 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", metavar="RUN_DIR", help="a job's run directory (job.run_dir)")
     rep.add_argument("--out", default="auc.png", help="PNG to write (default: auc.png)")
     rep.set_defaults(func=_cmd_report)
-    from flinkdl.cluster.cli import register as add_cluster_parsers
-
-    add_cluster_parsers(sub)
-    from flinkdl.kafka_cli import add_parsers as add_kafka_parsers
-
-    add_kafka_parsers(sub)
-    from flinkdl.ps.cli import add_parser as add_ps_parser
-
-    add_ps_parser(sub)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if getattr(args, "max_events", None) is not None and args.max_events <= 0:
-        print(f"flinkdl: --max-events must be > 0, got {args.max_events}", file=sys.stderr)
-        return 2
-    try:
-        return args.func(args)
-    except ConfigError as e:
-        print(f"flinkdl: invalid config:\n{e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``flinkdl ps serve`` and ``flinkdl ps export``: sub-commands wired into :mod:`flinkdl.cli`."""
+"""``flinkdl ps serve|export``: the long-lived parameter server and its SavedModel export."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Add ``ps serve`` and ``ps export`` to the ``flinkdl`` sub-command parser."""
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``ps serve`` and ``ps export``."""
     ps = sub.add_parser("ps", help="the long-lived parameter server")
     psub = ps.add_subparsers(dest="ps_command", required=True)
     s = psub.add_parser("serve", help="run a parameter server (Arrow Flight) until stopped")

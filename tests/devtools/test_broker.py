@@ -1,4 +1,5 @@
-"""The local broker's durable mode: tansu on :mod:`flinkdl.s3dir` survives ``kill -9`` (real processes)."""
+"""The local broker's durable mode: tansu on :mod:`flinkdl.devtools.s3dir` survives ``kill -9``
+(real processes)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flinkdl import broker, s3dir
+from flinkdl.devtools import broker, s3dir
 
 try:
     broker.tansu_binary()
@@ -75,7 +76,7 @@ def _produce(bootstrap: str, lo: int, hi: int) -> None:
 
 
 def _read(bootstrap: str, n: int) -> list[int]:
-    from flinkdl.produce import read_topic
+    from flinkdl.devtools.produce import read_topic
 
     return [int(m.value()) for m in read_topic(bootstrap, TOPIC, expect=n, idle_s=3, max_s=20)]
 

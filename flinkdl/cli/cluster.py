@@ -1,4 +1,4 @@
-"""CLI subcommands for a standalone Flink cluster: cluster start|stop|status, submit, jobs, stop, resume."""
+"""``flinkdl cluster start|stop|status``, ``submit``, ``resume``, ``jobs``, ``stop``: a standalone Flink cluster."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the cluster subcommands to the ``flinkdl`` parser."""
+    """Add ``cluster``, ``submit``, ``resume``, ``jobs`` and ``stop``."""
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--cluster-dir", default=_DEFAULT_ROOT, help="conf, logs, checkpoints, savepoints")
@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(p)
     p.set_defaults(func=_cmd_cluster)
 
-    for name, help_ in (("submit", "submit a job (flink run -py) to the cluster"),
+    for name, help_ in (("submit", "submit a job (flink run -pym flinkdl.pipeline) to the cluster"),
                         ("resume", "resume a job from a savepoint (offsets from Flink, model from the PS)")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("config")

