@@ -9,6 +9,8 @@ the run summary. With ``metrics.enabled`` each summary is also published to Prom
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import pickle
@@ -132,9 +134,12 @@ class RunLog:
         state["files"] = {str(p): p.stat().st_size if p.exists() else 0 for p in self._outputs()}
         folder = self.run_dir / "state"
         folder.mkdir(exist_ok=True)
-        path = folder / f"sink-{time.time_ns()}.pkl"
+        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        # The name carries the content's digest, and the name is what Flink's checkpoint keeps: a file
+        # changed after it was written is refused before it is unpickled (see load_state).
+        path = folder / f"sink-{time.time_ns()}-{hashlib.sha256(data).hexdigest()}.pkl"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.write_bytes(data)
         os.replace(tmp, path)
         for old in sorted(folder.glob("sink-*.pkl"))[:-keep]:
             old.unlink()
@@ -143,10 +148,15 @@ class RunLog:
     def load_state(self, path: str | Path) -> None:
         """Return to a :meth:`save_state` file: counters and metrics, output files cut back to it."""
         try:
-            state = pickle.loads(Path(path).read_bytes())
+            data = Path(path).read_bytes()
         except FileNotFoundError:
             raise FileNotFoundError(f"sink snapshot {path} is gone: the checkpoint being restored is older "
                                     f"than the snapshots kept in {self.run_dir / 'state'}") from None
+        digest = Path(path).stem.rsplit("-", 1)[-1]
+        if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest):
+            raise ValueError(f"sink snapshot {path} does not match the digest in its name: it was changed after "
+                             "it was written; refusing to load it")
+        state = pickle.loads(data)  # verified above against the digest that Flink's checkpoint holds
         self._close_outputs()
         for name, size in state.pop("files").items():
             with open(name, "a+b") as f:

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from flinkdl.config.loader import load_config
 from flinkdl.evaluation.metrics import auc_from_arrays
@@ -98,3 +99,16 @@ def test_restoring_a_snapshot_and_replaying_equals_an_uninterrupted_run(tmp_path
                 "logloss", "windows"):
         assert restored[key] == clean[key], key
     assert len((tmp_path / "b" / "dead_letter.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_snapshot_changed_after_it_was_written_is_refused(tmp_path):
+    cfg = load_config(None, [f"job.run_dir={tmp_path}", f"sinks.predictions.path={tmp_path}/p.csv"])
+    log = RunLog(cfg)
+    log.update(100, _preds(0, 100, np.random.default_rng(1)), b"")
+    snapshot = log.save_state()
+    RunLog(cfg).load_state(snapshot)  # as written: loads
+    data = bytearray(snapshot.read_bytes())
+    data[-2] ^= 1
+    snapshot.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="changed after it was written; refusing to load it"):
+        RunLog(cfg).load_state(snapshot)
