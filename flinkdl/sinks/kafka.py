@@ -21,6 +21,7 @@ in a Kafka transaction, so read_committed consumers see whole batches only.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 
@@ -30,6 +31,9 @@ import pyarrow as pa
 from flinkdl.config.schema import KafkaPredictionsSink
 from flinkdl.features.deadletter import split_lines
 from flinkdl.sinks.deadletter import kafka_message
+
+#: Java client properties that librdkafka refuses (it has its own: sasl.username/password, ssl.ca.location).
+_JAVA_ONLY = re.compile(r"jaas|truststore|keystore\.type|\.class$")
 
 
 class DeliveryError(RuntimeError):
@@ -52,7 +56,7 @@ class KafkaPublisher:
                 "queue.buffering.max.messages": 1_000_000, "message.timeout.ms": 30_000}
         if sink.delivery == "transactional":
             conf["transactional.id"] = f"{sink.transactional_id}-{subtask}"
-        conf.update(cluster_properties or {})
+        conf.update({k: v for k, v in (cluster_properties or {}).items() if not _JAVA_ONLY.search(k)})
         conf.update(sink.properties)
         self.client_properties = {k: v for k, v in conf.items() if k != "on_delivery"}
         self._failed: list[tuple[str, bytes | None, bytes | None, list | None, str]] = []

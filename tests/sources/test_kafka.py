@@ -70,6 +70,8 @@ source:
       sasl.mechanism: SCRAM-SHA-512
       sasl.username: flinkdl
       sasl.password: ${DOCTEST_SASL_PASSWORD}
+      sasl.jaas.config: ScramLoginModule required username="flinkdl" password="${DOCTEST_SASL_PASSWORD}";
+      ssl.truststore.location: /etc/kafka.jks
 sinks:
   kafka: {topic: predictions}
 """
@@ -88,10 +90,14 @@ def test_kafka_security_properties_reach_the_source_and_the_producer(tmp_path, m
     for key, value in [("security.protocol", "SASL_SSL"), ("sasl.mechanism", "SCRAM-SHA-512"),
                        ("sasl.username", "flinkdl"), ("sasl.password", "pw-from-env")]:
         assert f"'properties.{key}' = '{value}'" in ddl
-    # the predictions producer writes to the same cluster: it inherits them (librdkafka accepts them)
+    assert "'properties.ssl.truststore.location' = '/etc/kafka.jks'" in ddl and 'password=""pw-from-env""' not in ddl
+    assert "password=\"pw-from-env\";'" in ddl
+    # the predictions producer writes to the same cluster: it inherits them (librdkafka accepts them),
+    # less the Java client's own keys, which librdkafka refuses
     pub = KafkaPublisher(cfg.sinks.kafka, k.bootstrap_servers, "lr", None, 0, k.properties)
     assert {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
             "sasl.password": "pw-from-env"}.items() <= pub.client_properties.items()
+    assert not {"sasl.jaas.config", "ssl.truststore.location"} & set(pub.client_properties)
     # the run directory's config.yaml never holds the secret
     assert "pw-from-env" not in dump_config(cfg) and "sasl.password: '***'" in dump_config(cfg)
     with pytest.raises(ValueError, match="a secret on the command line"):
