@@ -92,7 +92,7 @@ def run_job(cfg, events: int) -> dict:
 def component_costs(cfg, batches: int = 60) -> dict[str, float]:
     """CPU µs per event of each Python stage, in this process, on the stream's first batches."""
     from flinkdl.exchange.channel import pack, unpack
-    from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+    from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
     from flinkdl.features.transform import Featurizer
     from flinkdl.pipeline.progress import RunProgress
     from flinkdl.sources.generator import ClickStream
@@ -137,7 +137,7 @@ def main() -> None:
     from raw_tf import raw_tf_ceiling
 
     from flinkdl.config.loader import load_config
-    from flinkdl.features.layout import FeatureLayout
+    from flinkdl.exchange.schema import FeatureLayout
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -42,7 +42,7 @@ def main() -> None:
 
     from flinkdl import broker
     from flinkdl.config.loader import load_config
-    from flinkdl.features.layout import FeatureLayout
+    from flinkdl.exchange.schema import FeatureLayout
     from flinkdl.produce import generator_batches, produce, read_topic
     from flinkdl.runner import run
 

@@ -18,8 +18,8 @@ import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig
 from flinkdl.evaluation.evaluator import StreamEvaluator
-from flinkdl.evaluation.meta import read_meta
 from flinkdl.evaluation.metrics import LogLoss, ProgressiveAUC
+from flinkdl.exchange.eval_columns import read_eval_columns
 
 METRICS_LOG = "metrics.jsonl"
 #: What :meth:`RunProgress.save_state` keeps (besides the output file sizes).
@@ -69,7 +69,7 @@ class RunProgress:
             if self.auc is not None:
                 self.auc.update(labels, scores)
             self.logloss.update(labels, scores)
-            self.evaluator.update(labels, scores, *read_meta(meta, preds.num_rows))
+            self.evaluator.update(labels, scores, *read_eval_columns(meta, preds.num_rows))
             self.evaluation_s += time.perf_counter() - t_eval
             self.events_trained += preds.num_rows
             self.model_version = max(self.model_version, int(preds.column("model_version")[-1].as_py()))

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from flinkdl.config.schema import EvaluationConfig, JobConfig, WindowConfig
-from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.metrics import names
 from flinkdl.metrics.exporter import MetricsEndpoint, WorkerMetrics
 from flinkdl.pipeline.progress import RunProgress

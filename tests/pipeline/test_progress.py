@@ -5,7 +5,7 @@ import pyarrow as pa
 
 from flinkdl.config.loader import load_config
 from flinkdl.evaluation.metrics import auc_from_arrays
-from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.pipeline.progress import METRICS_LOG, RunProgress
 from flinkdl.sinks.predictions import read_predictions
 
