@@ -3,7 +3,7 @@
 Flink assigns a key to a key group ``murmur(hashCode(key)) % max_parallelism`` and a key group
 to subtask ``group * parallelism // max_parallelism``. A PyFlink ``key_by`` with
 ``key_type=Types.INT()`` hands the JVM the key wrapped in a one-field ``Row``, whose
-``hashCode()`` is ``62 + key`` (measured: 40 keys on 2 subtasks, tests/pipeline/test_routing.py).
+``hashCode()`` is ``62 + key`` (checked against Flink in tests/pipeline/test_routing.py).
 :func:`subtask_keys` finds, for each subtask, the smallest int key that lands on it, so a job can
 key its batches by the subtask they are meant for and still keep keyed (checkpointed) state.
 
