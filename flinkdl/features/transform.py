@@ -27,6 +27,7 @@ id, then the label, then categoricals and numerics in config order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -148,7 +149,7 @@ class _Rows:
         mask[rows] = True
         return pc.cast(_null_where(arr, mask), to, safe=safe)
 
-    def reject(self, rows: np.ndarray, reason: str, field: str, values: list[str] | None = None) -> None:
+    def reject(self, rows: np.ndarray, reason: str, field: str, values: Sequence[str | None] | None = None) -> None:
         """Record rows as rejected for ``reason`` unless already rejected for an earlier one."""
         if not len(rows):
             return

@@ -21,7 +21,7 @@ from flinkdl.exchange.eval_columns import EvalColumns
 from flinkdl.exchange.letters import encode_letters
 from flinkdl.features.deadletter import DeadLetter, Notice
 from flinkdl.features.transform import Featurizer
-from flinkdl.pipeline.operator import open_operator
+from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
 
 
@@ -56,7 +56,7 @@ class ParseFeatures(FlatMapFunction):
     def open(self, ctx: RuntimeContext) -> None:
         cfg = open_operator(self.cfg_json)
         self.maker = FeatureMaker.from_config(cfg)
-        self.directory, self.features = cfg.source.directory, cfg.features
+        self.directory, self.features = section(cfg.source.directory, "source.directory"), cfg.features
         self.subtask = subtask_index(ctx)
         self.count = 0
         self.position = 0

@@ -11,7 +11,7 @@ from pyflink.datastream import FlatMapFunction, RuntimeContext
 from flinkdl.exchange.envelope import Envelope, sequence
 from flinkdl.features.deadletter import MALFORMED, DeadLetter
 from flinkdl.pipeline.featurize import FeatureMaker
-from flinkdl.pipeline.operator import open_operator
+from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
 from flinkdl.sources.messages import empty_batch
 
@@ -33,7 +33,7 @@ class KafkaFeatures(FlatMapFunction):
         cfg = open_operator(self.cfg_json)
         self.maker = FeatureMaker.from_config(cfg)
         self.decoder = decoder(cfg)
-        self.arrow = cfg.source.kafka.format == "arrow"
+        self.arrow = section(cfg.source.kafka, "source.kafka").format == "arrow"
         self.subtask = subtask_index(ctx)
         self.count = self.position = 0
 

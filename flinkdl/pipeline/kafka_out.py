@@ -13,7 +13,7 @@ from pyflink.datastream import MapFunction, RuntimeContext
 from flinkdl.exchange.channel import unpack
 from flinkdl.exchange.envelope import Envelope
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
-from flinkdl.pipeline.operator import open_operator
+from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
 
 
@@ -27,9 +27,8 @@ class PublishKafka(MapFunction):
         from flinkdl.sinks.kafka import KafkaPublisher
 
         cfg = open_operator(self.cfg_json)
-        sink, src = cfg.sinks.kafka, cfg.source.kafka
-        assert sink is not None  # job.build adds this operator only then
-        bootstrap = sink.bootstrap_servers if sink.bootstrap_servers else src.bootstrap_servers
+        sink, src = section(cfg.sinks.kafka, "sinks.kafka"), cfg.source.kafka
+        bootstrap = sink.bootstrap_servers or section(src, "source.kafka").bootstrap_servers
         dlq = src.dead_letter_topic if src else None
         self.publisher = KafkaPublisher(sink, bootstrap, cfg.model.name, dlq, subtask_index(ctx))
 

@@ -9,6 +9,7 @@ from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE
 from flinkdl.pipeline.featurize import ParseFeatures
+from flinkdl.pipeline.operator import section
 
 UNBOUNDED_BATCHES = 1 << 50
 
@@ -30,7 +31,7 @@ def feature_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> DataStr
         from flinkdl.pipeline.kafka_in import KafkaFeatures
         from flinkdl.sources.kafka import kafka_stream
 
-        return kafka_stream(flink, cfg.source.kafka).flat_map(
+        return kafka_stream(flink, section(cfg.source.kafka, "source.kafka")).flat_map(
             KafkaFeatures(cfg_json), output_type=ENVELOPE_TYPE).name("kafka+featurize")
     return _directory_chunks(flink, cfg).flat_map(ParseFeatures(cfg_json), output_type=ENVELOPE_TYPE).name(
         "parse+featurize")
@@ -39,7 +40,7 @@ def feature_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> DataStr
 def _directory_chunks(flink: StreamExecutionEnvironment, cfg: JobConfig) -> DataStream:
     from pyflink.table import StreamTableEnvironment
 
-    d = cfg.source.directory
+    d = section(cfg.source.directory, "source.directory")
     tenv = StreamTableEnvironment.create(flink)
     uri = d.path.resolve().as_uri()
     tenv.execute_sql(f"""

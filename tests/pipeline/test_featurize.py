@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from flinkdl.exchange.envelope import Envelope
-from flinkdl.exchange.letters import decode_letters
-from flinkdl.pipeline.featurize import ParseFeatures
-
 from flinkdl.config.loader import load_config
 from flinkdl.exchange.channel import unpack
+from flinkdl.exchange.envelope import Envelope
+from flinkdl.exchange.letters import decode_letters
 from flinkdl.exchange.schema import FeatureLayout
+from flinkdl.pipeline.featurize import ParseFeatures
 
 JOB = Path(__file__).resolve().parents[2] / "jobs" / "movielens.yaml"
 HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float"

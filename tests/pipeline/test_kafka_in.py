@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from flinkdl.exchange.envelope import Envelope
-from flinkdl.exchange.letters import decode_letters
-from flinkdl.pipeline.kafka_in import KafkaFeatures
-
 from flinkdl.config.loader import load_config
 from flinkdl.exchange.channel import unpack
+from flinkdl.exchange.envelope import Envelope
+from flinkdl.exchange.letters import decode_letters
 from flinkdl.exchange.schema import FeatureLayout
+from flinkdl.pipeline.kafka_in import KafkaFeatures
 from flinkdl.produce import encode, generator_batches
 
 JOB = Path(__file__).resolve().parents[2] / "jobs" / "click_stream_kafka.yaml"

@@ -7,8 +7,8 @@ import pytest
 
 from flinkdl.broker import create_topics
 from flinkdl.config.schema import KafkaPredictionsSink
-from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.exchange.letters import encode_letters
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.features.deadletter import DeadLetter
 from flinkdl.produce import read_topic
 from flinkdl.sinks.kafka import DeliveryError, KafkaPublisher
