@@ -87,15 +87,15 @@ def run_job(cfg, events: int) -> dict:
 def component_costs(cfg, batches: int = 60) -> dict[str, float]:
     """CPU µs per event of each Python stage, in this process, on the stream's first batches."""
     from flinkdl.exchange.channel import pack, unpack
-    from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+    from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
     from flinkdl.features.transform import Featurizer
-    from flinkdl.sinks.run_log import RunLog as RunProgress
+    from flinkdl.sinks.run_log import RunLog
     from flinkdl.sources.generator import ClickStream
 
     size, stream, fz = cfg.source.generator.batch_size, ClickStream.from_config(cfg.source.generator), Featurizer(cfg.features)
     schema, cost = FeatureLayout.from_config(cfg.features).schema(), dict.fromkeys(
         ["generate", "featurize+pack", "relay unpack", "evaluate+sink"], 0.0)
-    progress = RunProgress(cfg, cfg.source.generator.events)  # as the job: exact AUC on a bounded stream
+    progress = RunLog(cfg, cfg.source.generator.events)  # as the job: exact AUC on a bounded stream
     for i in range(batches):
         c = [time.process_time()]
         b = stream.batch(i, size)
@@ -132,7 +132,7 @@ def main() -> None:
     from raw_tf import raw_tf_ceiling
 
     from flinkdl.config.loader import load_config
-    from flinkdl.features.layout import FeatureLayout
+    from flinkdl.exchange.schema import FeatureLayout
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

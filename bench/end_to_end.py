@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 
 from flinkdl.config.loader import load_config
-from flinkdl.features.layout import FeatureLayout
+from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.features.transform import Featurizer
 from flinkdl.sources.generator import ClickStream
 

@@ -43,7 +43,7 @@ def main() -> None:
     from flinkdl.config.loader import load_config
     from flinkdl.devtools import broker
     from flinkdl.devtools.produce import generator_batches, produce, read_topic
-    from flinkdl.features.layout import FeatureLayout
+    from flinkdl.exchange.schema import FeatureLayout
     from flinkdl.runner import run
 
     rows = []

@@ -160,7 +160,7 @@ def evaluate_dataset(dataset: str, args: argparse.Namespace, tmp: Path) -> list[
     from raw_tf import raw_tf_ceiling
 
     from flinkdl.config.loader import load_config
-    from flinkdl.features.layout import FeatureLayout
+    from flinkdl.exchange.schema import FeatureLayout
 
     base = load_config(CONFIGS[dataset], args.set)
     raw = raw_batches(base, dataset, args.events if dataset == "drift" else None)

@@ -18,7 +18,7 @@ import numpy as np
 from flinkdl.config.loader import apply_overrides
 from flinkdl.config.schema import ModelConfig
 from flinkdl.evaluation.metrics import auc_from_arrays
-from flinkdl.features.layout import FeatureLayout
+from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import build_model
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from flinkdl.cli import main
 from flinkdl.config.schema import JobConfig
-from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.sinks.run_log import RunLog
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "runs" / "test-artifacts"

@@ -21,7 +21,9 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from io import IOBase
 from pathlib import Path
+from typing import IO
 
 import pyarrow as pa
 
@@ -62,7 +64,7 @@ class ArrowChannel:
         self._in_srv = self._listen(self.in_path)
         self._out_srv = self._listen(self.out_path)
         self._in: socket.socket | None = None
-        self._out_file = None
+        self._out_file: IO[bytes] | IOBase | None = None
         self._reader: pa.ipc.RecordBatchStreamReader | None = None
 
     @property
@@ -99,6 +101,8 @@ class ArrowChannel:
 
     def send_payload(self, payload: bytes) -> None:
         """Send one packed feature batch (see :func:`pack`)."""
+        if self._in is None:
+            raise ExchangeClosed("worker not connected (call accept first)")
         try:
             self._in.sendall(payload)
         except OSError as e:

@@ -1,5 +1,7 @@
 """Dead letters: input rows the parse/featurize stage rejected, with why; and schema-drift notices.
 
+Both travel to the sinks as the dicts of their ``to_dict()`` (:mod:`flinkdl.exchange.letters`).
+
 Every dead letter names its ``reason`` (one of :data:`REASONS`), the ``field`` and the
 ``value`` (cut to :data:`MAX_VALUE_CHARS`), the ``raw`` record (cut to :data:`MAX_RAW_CHARS`;
 base64 of the bytes when ``raw_encoding`` is ``"base64"``: non-UTF-8 and Arrow messages) and its
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 FIELD_COUNT = "field_count"  #: wrong number of fields on a csv line (truncated row, extra fields)
 NOT_NUMERIC = "not_numeric"  #: a numeric field that is not a number
@@ -65,15 +68,19 @@ class DeadLetter:
             self.raw_bytes = self.raw_bytes or len(self.raw)
             self.raw = self.raw[:MAX_RAW_CHARS]
 
-    def to_json(self) -> str:
-        """One JSON object on one line (for a ``.jsonl`` dead-letter file); unset extras are left out."""
-        d = {"reason": self.reason, "field": self.field, "value": self.value, "raw": self.raw,
-             "position": self.position}
+    def to_dict(self) -> dict[str, Any]:
+        """The record as it is written and sent; unset extras are left out."""
+        d: dict[str, Any] = {"reason": self.reason, "field": self.field, "value": self.value, "raw": self.raw,
+                             "position": self.position}
         if self.raw_encoding is not None:
             d["raw_encoding"] = self.raw_encoding
         if self.raw_bytes is not None:
             d["raw_bytes"] = self.raw_bytes
-        return json.dumps(d, ensure_ascii=False)
+        return d
+
+    def to_json(self) -> str:
+        """One JSON object on one line (a line of the ``.jsonl`` dead-letter file)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
 @dataclass
@@ -86,22 +93,10 @@ class Notice:
     rows: int
     position: int | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record as it travels (its kind under ``"notice"``, see :mod:`flinkdl.exchange.letters`)."""
+        return {"notice": self.kind, "field": self.field, "rows": self.rows, "position": self.position}
+
     def to_json(self) -> str:
-        return json.dumps({"notice": self.kind, "field": self.field, "rows": self.rows, "position": self.position},
-                          ensure_ascii=False)
+        return json.dumps(self.to_dict(), ensure_ascii=False)
 
-
-def split_lines(data: bytes) -> tuple[list[str], list[dict]]:
-    """An envelope's dead-letter bytes → (dead-letter JSON lines, notices as dicts)."""
-    text = data.decode()
-    lines = text.splitlines()
-    if '{"notice": ' not in text:
-        return lines, []
-    dead, notices = [], []
-    for line in lines:
-        d = json.loads(line)
-        if "notice" in d:
-            notices.append(d)
-        else:
-            dead.append(line)
-    return dead, notices

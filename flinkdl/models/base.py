@@ -27,7 +27,7 @@ from typing import ClassVar
 import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig, OptimizerConfig
-from flinkdl.features.layout import FeatureLayout
+from flinkdl.exchange.schema import FeatureLayout
 
 
 def make_optimizer(cfg: OptimizerConfig) -> tf.compat.v1.train.Optimizer:

@@ -7,7 +7,7 @@ import itertools
 import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig
-from flinkdl.features.layout import FeatureLayout
+from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models.fm import FactorizationMachine
 from flinkdl.models.registry import register
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig
-from flinkdl.features.layout import FeatureLayout
+from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models.base import lookup
 from flinkdl.models.lr import LogisticRegression
 from flinkdl.models.registry import register

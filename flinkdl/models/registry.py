@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from flinkdl.config.schema import ModelConfig
-from flinkdl.features.layout import FeatureLayout
+from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models.base import ModelBase
 
 M = TypeVar("M", bound=type[ModelBase])

@@ -30,8 +30,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
-from flinkdl.config.schema import JobConfig
-from flinkdl.pipeline.lifeline import exit_with_taskmanager
+from flinkdl.pipeline.operator import open_operator
 
 Anchor = dict
 
@@ -65,8 +64,7 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
     # ------------------------------------------------------------------ the protocol
 
     def open(self, ctx: RuntimeContext) -> None:
-        exit_with_taskmanager()
-        self.cfg = JobConfig.model_validate_json(self.cfg_json)
+        self.cfg = open_operator(self.cfg_json)
         self.exactly_once = self.cfg.job.exactly_once
         if self.exactly_once:
             self._anchor = ctx.get_state(ValueStateDescriptor("anchor", Types.STRING()))

@@ -1,9 +1,9 @@
-"""Which key sends a batch to which parallel subtask of a keyed operator.
+"""Which key sends a batch to which parallel subtask of a keyed operator; which subtask this is.
 
 Flink assigns a key to a key group ``murmur(hashCode(key)) % max_parallelism`` and a key group
 to subtask ``group * parallelism // max_parallelism``. A PyFlink ``key_by`` with
 ``key_type=Types.INT()`` hands the JVM the key wrapped in a one-field ``Row``, whose
-``hashCode()`` is ``62 + key`` (measured: 40 keys on 2 subtasks, tests/pipeline/test_routing.py).
+``hashCode()`` is ``62 + key`` (checked against Flink in tests/pipeline/test_routing.py).
 :func:`subtask_keys` finds, for each subtask, the smallest int key that lands on it, so a job can
 key its batches by the subtask they are meant for and still keep keyed (checkpointed) state.
 
@@ -12,6 +12,8 @@ key its batches by the subtask they are meant for and still keep keyed (checkpoi
 """
 
 from __future__ import annotations
+
+from pyflink.datastream import RuntimeContext
 
 _M = 0xFFFFFFFF
 ROW_HASH_OFFSET = 62  # hashCode() of a one-field Row holding int k is 62 + k
@@ -56,3 +58,12 @@ def subtask_keys(parallelism: int, max_parallelism: int | None = None) -> list[i
         keys.setdefault(subtask_of(k, parallelism, max_parallelism), k)
         k += 1
     return [keys[i] for i in range(parallelism)]
+
+
+def subtask_index(ctx: RuntimeContext) -> int:
+    """This operator's subtask index, in process and thread mode (thread mode's getters raise,
+    see docs/STACK_NOTES.md)."""
+    try:
+        return ctx.get_index_of_this_subtask()
+    except Exception:  # noqa: BLE001 - thread mode
+        return ctx._runtime_context.getTaskInfo().getIndexOfThisSubtask()

@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from flinkdl.config.schema import JobConfig
+from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.features.hashing import field_seed
-from flinkdl.features.layout import FeatureLayout
 from flinkdl.models.base import ModelBase
 from flinkdl.models.registry import build_model
 from flinkdl.ps.checkpoint import CheckpointStore

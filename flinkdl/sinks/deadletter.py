@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO, Self
 
-from flinkdl.features.deadletter import split_lines
+from flinkdl.exchange.letters import decode_letters
 from flinkdl.sinks.predictions import open_append
 
 
@@ -94,14 +94,15 @@ class DeadLetterLog:
         return self.writer.count
 
     def add(self, data: bytes) -> tuple[Counter[str], Counter[str]]:
-        """An envelope's dead-letter bytes → written; returns this batch's (reasons, drift) counts."""
+        """An envelope's ``dead_letters`` (:mod:`flinkdl.exchange.letters`) → written; returns this
+        batch's (reasons, drift) counts."""
         if not data:
             return Counter(), Counter()
-        lines, notices = split_lines(data)
-        self.writer.write(lines)
-        reasons = Counter(json.loads(x).get("reason", "unknown") for x in lines)
+        letters = decode_letters(data)
+        self.writer.write(letters.dead)
+        reasons = Counter(d.get("reason", "unknown") for d in letters.dead)
         drift: Counter[str] = Counter()
-        for n in notices:
+        for n in letters.notices:
             drift[n["field"]] += n["rows"]
         self.by_reason.update(reasons)
         self.drift.update(drift)
@@ -112,7 +113,7 @@ class DeadLetterLog:
 
 
 def kafka_message(d: dict) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """A dead letter (``DeadLetter.to_json`` dict) → a dead-letter topic message: (value, headers).
+    """A dead letter (``DeadLetter.to_dict``) → a dead-letter topic message: (value, headers).
 
     Value: the raw record (for binary ones the base64 text, with header ``raw-encoding: base64``);
     headers ``reason``, ``field``, ``value``, ``position`` where set (and ``raw-bytes`` when cut).

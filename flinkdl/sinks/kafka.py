@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from flinkdl.config.schema import KafkaPredictionsSink
-from flinkdl.features.deadletter import split_lines
+from flinkdl.exchange.letters import decode_letters
 from flinkdl.sinks.deadletter import kafka_message
 
 #: Java client properties that librdkafka refuses (it has its own: sasl.username/password, ssl.ca.location).
@@ -103,8 +103,8 @@ class KafkaPublisher:
                 self._produce(topic, str(i).encode(), value.encode())
             self.sent += n
         if dead_letters and self.dlq:
-            for line in split_lines(dead_letters)[0]:  # notices (schema drift) are not dead letters
-                self._produce(self.dlq, None, *kafka_message(json.loads(line)))
+            for d in decode_letters(dead_letters).dead:  # notices (schema drift) are not dead letters
+                self._produce(self.dlq, None, *kafka_message(d))
 
     def _flush_and_retry(self) -> None:
         for attempt in range(self.sink.retries + 1):

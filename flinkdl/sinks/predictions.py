@@ -1,4 +1,4 @@
-"""Append prediction batches (:data:`~flinkdl.features.layout.PREDICTION_SCHEMA`) to CSV or JSON lines.
+"""Append prediction batches (:data:`~flinkdl.exchange.schema.PREDICTION_SCHEMA`) to CSV or JSON lines.
 
 One writer appends to one file (a *part*; pass ``part`` to give each parallel subtask its own
 ``<stem>-<part><suffix>`` next to the configured path). Reopening an existing file appends to
@@ -35,7 +35,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from flinkdl.config.schema import PredictionsSink
-from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
 
 JSON_SUFFIXES = {".jsonl", ".json", ".ndjson"}
 _NAMES = PREDICTION_SCHEMA.names

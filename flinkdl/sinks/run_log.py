@@ -22,9 +22,9 @@ import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig
 from flinkdl.evaluation.evaluator import StreamEvaluator
-from flinkdl.evaluation.meta import read_meta
 from flinkdl.evaluation.metrics import ProgressiveAUC
 from flinkdl.evaluation.summary import Evaluation, RunSummary
+from flinkdl.exchange.eval_columns import read_eval_columns
 
 if TYPE_CHECKING:
     from flinkdl.sinks.deadletter import DeadLetterLog
@@ -83,7 +83,7 @@ class RunLog:
             t_eval = time.perf_counter()
             if self.auc is not None:
                 self.auc.update(labels, scores)
-            self.evaluator.update(labels, scores, *read_meta(meta, preds.num_rows))
+            self.evaluator.update(labels, scores, *read_eval_columns(meta, preds.num_rows))
             self.evaluation_s += time.perf_counter() - t_eval
             self.events_trained += preds.num_rows
             self.model_version = max(self.model_version, int(preds.column("model_version")[-1].as_py()))

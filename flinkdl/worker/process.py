@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig, WorkerConfig
-from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
 
 #: IPC custom-metadata key of a prediction batch whose step committed a PS version.
 PS_VERSION_KEY = "ps_version"

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import ArrowChannel, ExchangeClosed
-from flinkdl.features.layout import PREDICTION_SCHEMA, FeatureLayout
+from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
 from flinkdl.worker.process import PS_VERSION_KEY
 
 log = logging.getLogger(__name__)

@@ -97,7 +97,7 @@ def test_taskmanager_killed_with_sigkill_recovers_exactly_once(cluster, tmp_path
     run = _exactly_once_run(cluster, tmp_path, "tm-killed", kill_taskmanager=True)
     assert run["summary"]["final"] and not psutil.pid_exists(run["killed"])
     faults.compare(run, clean, "taskmanager")
-    # The dead TaskManager's harness and its TF worker exit too (flinkdl/pipeline/lifeline.py).
+    # The dead TaskManager's harness and its TF worker exit too (flinkdl/pipeline/taskmanager_watch.py).
     mark = f'"run_dir":"{tmp_path / "tm-killed"}"'
     deadline = time.time() + 15
     while (left := [p.pid for p in psutil.process_iter(["cmdline"]) if mark in " ".join(p.info["cmdline"] or ())]) \

@@ -1,10 +1,10 @@
-"""Dead letters and notices: JSON shape, cutting of long values and raw records, splitting."""
+"""Dead letters and notices: JSON shape, cutting of long values and raw records."""
 
 from __future__ import annotations
 
 import json
 
-from flinkdl.features.deadletter import MAX_RAW_CHARS, REASONS, SCHEMA_DRIFT, DeadLetter, Notice, split_lines
+from flinkdl.features.deadletter import MAX_RAW_CHARS, REASONS, SCHEMA_DRIFT, DeadLetter, Notice
 
 
 def test_long_value_and_raw_are_cut_and_the_size_kept() -> None:
@@ -15,12 +15,11 @@ def test_long_value_and_raw_are_cut_and_the_size_kept() -> None:
     assert "raw_encoding" not in out and "raw_bytes" not in json.loads(DeadLetter("empty").to_json())
 
 
-def test_split_lines_separates_notices() -> None:
-    data = (DeadLetter("empty").to_json() + "\n" + Notice(SCHEMA_DRIFT, "x", 2).to_json() + "\n").encode()
-    dead, notices = split_lines(data)
-    assert [json.loads(x)["reason"] for x in dead] == ["empty"]
-    assert notices == [{"notice": "schema_drift", "field": "x", "rows": 2, "position": None}]
-    assert split_lines(b'{"reason": "empty"}\n') == (['{"reason": "empty"}'], [])
+def test_dicts_are_what_to_json_writes() -> None:
+    d = DeadLetter("undecodable", value="v", raw="/w==", position=3, raw_encoding="base64")
+    assert json.loads(d.to_json()) == d.to_dict() and next(iter(d.to_dict())) == "reason"
+    assert Notice(SCHEMA_DRIFT, "x", 2).to_dict() == {"notice": "schema_drift", "field": "x", "rows": 2,
+                                                      "position": None}
 
 
 def test_at_least_ten_kinds_of_reason() -> None:

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 
 from flinkdl.config.schema import CRITEO_LIKE_FEATURES, DirectoryConfig, FeatureConfig
+from flinkdl.exchange.schema import feature_schema
 from flinkdl.features.hashing import bucketize, cross, field_seed, hash_strings, murmur3_32_int64, null_hash
-from flinkdl.features.layout import feature_schema
 from flinkdl.features.parse import parse_bytes, parse_text
 from flinkdl.features.transform import Featurizer
 
@@ -144,6 +144,9 @@ def test_bad_rows_are_dead_lettered_and_the_rest_survive() -> None:
     good = pa.record_batch(list(zip(*[rows[i] for i in (0, 7)])), names=raw.schema.names)
     assert out.equals(Featurizer(cfg).transform(good)[0])
     assert out.column("event_id").to_pylist() == [1, 8]
+    made = Featurizer(cfg).featurize(raw, position_offset=40)  # the keep-mask names the rows that became features
+    assert made.batch.equals(out) and made.dead == dead
+    assert np.flatnonzero(made.keep).tolist() == [0, 7] and len(made.keep) == raw.num_rows
 
 
 def test_typed_bad_values() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig
-from flinkdl.features.layout import FeatureLayout
+from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models.base import ModelBase
 
 

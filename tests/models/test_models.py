@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from flinkdl.config.schema import ModelConfig, OptimizerConfig
-from flinkdl.features.layout import FeatureLayout
+from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import ModelBase, build_model, known_models
 
 BUILTIN = ["lr", "fm", "deepfm"]

@@ -74,7 +74,7 @@ def test_job_scores_are_the_in_process_models(generator_run):
     the generator's batches (featurized the same way, scored before each step) gives every event
     the score the job gave it."""
     from flinkdl.config.loader import load_config
-    from flinkdl.features.layout import FeatureLayout
+    from flinkdl.exchange.schema import FeatureLayout
     from flinkdl.features.transform import Featurizer
     from flinkdl.models.registry import build_model
     from flinkdl.sources.generator import ClickStream

@@ -9,7 +9,7 @@ import tensorflow as tf
 from flinkdl.config.loader import load_config
 from flinkdl.config.schema import JobConfig, PsConfig
 from flinkdl.evaluation.metrics import auc_from_arrays
-from flinkdl.features.layout import FeatureLayout
+from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.features.transform import Featurizer
 from flinkdl.models.registry import build_model
 from flinkdl.ps.client import PsClient

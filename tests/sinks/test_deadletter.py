@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from flinkdl.exchange.letters import encode_letters
 from flinkdl.features.deadletter import SCHEMA_DRIFT, DeadLetter, Notice
 from flinkdl.sinks.deadletter import DeadLetterLog, kafka_message
 
 
 def lines(*items: DeadLetter | Notice) -> bytes:
-    return "".join(x.to_json() + "\n" for x in items).encode()
+    return encode_letters([x.to_dict() for x in items if isinstance(x, DeadLetter)],
+                          [x.to_dict() for x in items if isinstance(x, Notice)])
 
 
 def test_log_writes_dead_letters_and_counts_notices_apart(tmp_path: Path) -> None:
@@ -28,10 +30,10 @@ def test_log_writes_dead_letters_and_counts_notices_apart(tmp_path: Path) -> Non
 
 def test_kafka_message_headers_name_reason_field_value_and_encoding() -> None:
     d = DeadLetter("undecodable", value="byte 0xff at 0", raw="/w==", position=4, raw_encoding="base64")
-    value, headers = kafka_message(json.loads(d.to_json()))
+    value, headers = kafka_message(d.to_dict())
     assert value == b"/w==" and dict(headers) == {"reason": b"undecodable", "value": b"byte 0xff at 0",
                                                   "position": b"4", "raw-encoding": b"base64"}
     big = DeadLetter("field_too_long", "s", "x" * 10_000, raw="y" * 100_000, position=0)
-    value, headers = kafka_message(json.loads(big.to_json()))
+    value, headers = kafka_message(big.to_dict())
     assert len(value) == 64 << 10 and dict(headers)["raw-bytes"] == b"100000"
     assert len(dict(headers)["value"]) < 300

@@ -8,8 +8,9 @@ import pytest
 from flinkdl.config.schema import KafkaPredictionsSink
 from flinkdl.devtools.broker import create_topics
 from flinkdl.devtools.produce import read_topic
+from flinkdl.exchange.letters import encode_letters
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.features.deadletter import DeadLetter
-from flinkdl.features.layout import PREDICTION_SCHEMA
 from flinkdl.sinks.kafka import DeliveryError, KafkaPublisher
 
 
@@ -26,8 +27,8 @@ def test_publishes_one_json_message_per_event_keyed_by_event_id(kafka_broker, de
     pub = KafkaPublisher(KafkaPredictionsSink(topic=topic, delivery=delivery), kafka_broker.bootstrap,
                          "deepfm", dead_letter_topic=dlq)
     batch = _preds([5, 6, 7], [0.1, 0.7, 0.123456789], [0.0, 1.0, None])
-    bad = DeadLetter("field_count", value="2 fields, expected 4", raw="1,2", position=9).to_json() + "\n"
-    pub.publish(batch, bad.encode())
+    bad = DeadLetter("field_count", value="2 fields, expected 4", raw="1,2", position=9).to_dict()
+    pub.publish(batch, encode_letters([bad], [{"notice": "schema_drift", "field": "x", "rows": 1}]))
     pub.close()
     msgs = read_topic(kafka_broker.bootstrap, topic, expect=3)
     assert [m.key() for m in msgs] == [b"5", b"6", b"7"]

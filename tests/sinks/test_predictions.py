@@ -12,7 +12,7 @@ import pytest
 
 from flinkdl.config.schema import PredictionsSink
 from flinkdl.evaluation import auc_from_arrays
-from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.sinks.deadletter import DeadLetterWriter
 from flinkdl.sinks.predictions import PredictionWriter, part_path, read_predictions
 

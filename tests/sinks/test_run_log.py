@@ -6,7 +6,7 @@ import pytest
 
 from flinkdl.config.loader import load_config
 from flinkdl.evaluation.metrics import auc_from_arrays
-from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.sinks.predictions import read_predictions
 from flinkdl.sinks.run_log import METRICS_LOG, RunLog
 

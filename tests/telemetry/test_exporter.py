@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from flinkdl.config.schema import EvaluationConfig, JobConfig, WindowConfig
-from flinkdl.features.layout import PREDICTION_SCHEMA
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.sinks.run_log import RunLog
 from flinkdl.telemetry import names
 from flinkdl.telemetry.exporter import MetricsEndpoint, WorkerMetrics

@@ -9,7 +9,7 @@ import pytest
 
 from flinkdl.config.loader import load_config
 from flinkdl.exchange.channel import pack
-from flinkdl.features.layout import FeatureLayout
+from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.worker.supervisor import WorkerFailed, WorkerSupervisor
 
 ROWS = 512

@@ -1,15 +1,16 @@
-"""ParseFeatures without Flink: a big chunk of lines leaves as batches of at most max_batch_rows rows."""
+"""ParseFeatures (featurize) without Flink: a big chunk of lines leaves as batches of at most max_batch_rows rows."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 from flinkdl.config.loader import load_config
 from flinkdl.exchange.channel import unpack
-from flinkdl.features.layout import FeatureLayout
-from flinkdl.pipeline.operators import ParseFeatures
+from flinkdl.exchange.envelope import Envelope
+from flinkdl.exchange.letters import decode_letters
+from flinkdl.exchange.schema import FeatureLayout
+from flinkdl.pipeline.featurize import ParseFeatures
 
 JOB = Path(__file__).resolve().parents[2] / "jobs" / "movielens.yaml"
 HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float"
@@ -23,10 +24,11 @@ def _run(tmp_path, max_rows: int, chunks: list[list[str]]) -> list:
     schema = FeatureLayout.from_config(cfg.features).schema()
     out = []
     for lines in chunks:
-        for e in op.flat_map(["\n".join(lines), len(lines)]):
-            ids = unpack(e[2], schema).column("event_id").to_pylist()
-            dead = [json.loads(x)["position"] for x in bytes(e[3]).decode().splitlines()]
-            out.append((e[0], e[1], ids, dead))
+        for row in op.flat_map(["\n".join(lines), len(lines)]):
+            e = Envelope.of(row)
+            ids = unpack(e.payload, schema).column("event_id").to_pylist()
+            dead = [d["position"] for d in decode_letters(e.dead_letters).dead]
+            out.append((e.seq, e.rows_in, ids, dead))
     return out
 
 
@@ -56,5 +58,5 @@ def test_a_chunk_is_split_into_batches_with_their_dead_letters(tmp_path) -> None
 
 
 def test_a_chunk_of_dead_letters_only_is_one_envelope(tmp_path) -> None:
-    (env,) = _run(tmp_path, 2, [_lines(5, set(range(5)))])
-    assert env[2] == [] and env[3] == [0, 1, 2, 3, 4] and env[1] == 5
+    (piece,) = _run(tmp_path, 2, [_lines(5, set(range(5)))])
+    assert piece[2] == [] and piece[3] == [0, 1, 2, 3, 4] and piece[1] == 5

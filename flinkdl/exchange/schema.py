@@ -9,7 +9,8 @@ Feature batch (Flink → worker), in this column order:
   (``x_{2k}`` = value of numeric field k, ``x_{2k+1}`` = 1.0 if it was missing)
 
 Prediction batch (worker → Flink): ``event_id`` int64, ``score`` float32 (made before the
-model trained on the event), ``label`` float32, ``model_version`` int64.
+model trained on the event), ``label`` float32, ``model_version`` int64
+(:data:`PREDICTION_SCHEMA`; :data:`EMPTY_PREDICTIONS` is a packed batch of none).
 
 >>> from flinkdl.config.schema import FeatureConfig
 >>> s = feature_schema(FeatureConfig(categorical=["a", "b"], numeric=["n"], crosses=[["a", "b"]]))
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from flinkdl.config.schema import FeatureConfig
+from flinkdl.exchange.channel import pack
 
 PREDICTION_SCHEMA = pa.schema(
     [
@@ -55,4 +57,10 @@ class FeatureLayout:
 
 
 def feature_schema(cfg: FeatureConfig) -> pa.Schema:
+    """The feature batch schema of ``cfg`` (:meth:`FeatureLayout.schema`)."""
     return FeatureLayout.from_config(cfg).schema()
+
+
+#: A packed prediction batch of no rows (a batch whose every event was a dead letter).
+EMPTY_PREDICTIONS: bytes = pack(pa.record_batch([pa.array([], f.type) for f in PREDICTION_SCHEMA],
+                                                schema=PREDICTION_SCHEMA))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 from flinkdl.config.loader import load_config
 from flinkdl.devtools.produce import encode, generator_batches
 from flinkdl.exchange.channel import unpack
-from flinkdl.features.layout import FeatureLayout
-from flinkdl.pipeline.kafka_ops import KafkaFeatures
+from flinkdl.exchange.envelope import Envelope
+from flinkdl.exchange.letters import decode_letters
+from flinkdl.exchange.schema import FeatureLayout
+from flinkdl.pipeline.kafka_in import KafkaFeatures
 
 JOB = Path(__file__).resolve().parents[2] / "jobs" / "click_stream_kafka.yaml"
 
@@ -28,10 +29,10 @@ def test_a_message_that_raises_is_dead_lettered_alone(tmp_path, monkeypatch) -> 
         return real(chunk, pos)
 
     monkeypatch.setattr(op.decoder, "rows", flaky)
-    envs = list(op.flat_map([msgs, len(msgs)]))
+    envs = [Envelope.of(row) for row in op.flat_map([msgs, len(msgs)])]
     schema = FeatureLayout.from_config(cfg.features).schema()
-    ids = [i for e in envs for i in unpack(e[2], schema).column("event_id").to_pylist()]
-    dead = [json.loads(x) for e in envs for x in bytes(e[3]).decode().splitlines()]
-    assert ids == [0, 1, 2, 3, 4, 6, 7] and sum(e[1] for e in envs) == 8
+    ids = [i for e in envs for i in unpack(e.payload, schema).column("event_id").to_pylist()]
+    dead = [d for e in envs for d in decode_letters(e.dead_letters).dead]
+    assert ids == [0, 1, 2, 3, 4, 6, 7] and sum(e.rows_in for e in envs) == 8
     assert [(d["reason"], d["position"]) for d in dead] == [("malformed", 5)]
-    assert "RuntimeError: boom" in dead[0]["value"] and len({e[0] for e in envs}) == len(envs)
+    assert "RuntimeError: boom" in dead[0]["value"] and len({e.seq for e in envs}) == len(envs)

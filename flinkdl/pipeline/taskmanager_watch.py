@@ -2,9 +2,8 @@
 
 On a cluster each TaskManager starts a Beam harness per slot (``pyflink-udf-runner.sh`` →
 ``beam_boot``) that runs the job's Python operators. Killed with SIGKILL, the TaskManager takes
-nothing with it: the runner script is re-parented to init and the harness, still its child, idles
-on a dead gRPC channel for ever, holding the TF worker it started (measured after the TaskManager
-fault test: both alive 15 minutes later). Every operator's ``open`` calls
+nothing with it: the runner script is re-parented to init and the harness, still its child, would
+idle on a dead gRPC channel for ever, holding the TF worker it started. Every operator's ``open`` calls
 :func:`exit_with_taskmanager`; the first call finds the ``java`` ancestor of this process and
 watches it; once it is gone the harness exits, and its TF worker follows
 (:func:`flinkdl.worker.process.exit_with_parent`).
@@ -77,7 +76,7 @@ def exit_with_taskmanager(poll_s: float = 1.0) -> int | None:
         while _alive(jvm):
             time.sleep(poll_s)
         # No logging on the way out: Beam's log handler sends over gRPC to the dead TaskManager
-        # and blocked this thread for good (seen in CI); the exit status says why.
+        # and can block this thread for good; the exit status says why.
         os._exit(EXIT_TASKMANAGER_GONE)
 
     threading.Thread(target=watch, name="exit-with-taskmanager", daemon=True).start()

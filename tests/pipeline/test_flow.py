@@ -2,7 +2,7 @@
 
 import time
 
-from flinkdl.pipeline.operators import Throttle
+from flinkdl.pipeline.flow import Throttle
 
 
 def test_after_a_stall_calls_are_still_spaced_by_the_interval():

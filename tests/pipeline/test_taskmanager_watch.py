@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from flinkdl.pipeline.lifeline import EXIT_TASKMANAGER_GONE, jvm_ancestor
+from flinkdl.pipeline.taskmanager_watch import EXIT_TASKMANAGER_GONE, jvm_ancestor
 
 HARNESS = """
 import logging, os, sys, threading, time
-from flinkdl.pipeline.lifeline import exit_with_taskmanager
+from flinkdl.pipeline.taskmanager_watch import exit_with_taskmanager
 class Stuck(logging.Handler):  # as the gRPC log handler of Beam once its TaskManager is gone
     def emit(self, record): threading.Event().wait()
 logging.getLogger().addHandler(Stuck())

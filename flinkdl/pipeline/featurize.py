@@ -1,0 +1,75 @@
+"""Featurize: raw batches → feature :class:`~flinkdl.exchange.envelope.Envelope` s.
+
+:class:`FeatureMaker` is the one place a raw batch becomes an envelope (features, dead letters
+and notices, evaluation columns); the source operators (:class:`ParseFeatures` here,
+:class:`~flinkdl.pipeline.kafka_in.KafkaFeatures`, the generator's
+:class:`~flinkdl.pipeline.generate.BatchGenerator`) each own one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+from pyflink.common import Row
+from pyflink.datastream import FlatMapFunction, RuntimeContext
+
+from flinkdl.config.schema import JobConfig
+from flinkdl.exchange.channel import pack
+from flinkdl.exchange.envelope import Envelope, sequence
+from flinkdl.exchange.eval_columns import EvalColumns
+from flinkdl.exchange.letters import encode_letters
+from flinkdl.features.deadletter import DeadLetter, Notice
+from flinkdl.features.transform import Featurizer
+from flinkdl.pipeline.operator import open_operator, section
+from flinkdl.pipeline.routing import subtask_index
+
+
+class FeatureMaker:
+    """Raw batch (+ the dead letters and notices of its decoding) → one feature envelope."""
+
+    def __init__(self, featurizer: Featurizer, eval_columns: EvalColumns) -> None:
+        self.featurizer, self.eval_columns = featurizer, eval_columns
+
+    @classmethod
+    def from_config(cls, cfg: JobConfig) -> FeatureMaker:
+        directory = cfg.source.directory
+        return cls(Featurizer(cfg.features, delimiter=directory.delimiter if directory else ","),
+                   EvalColumns(cfg.evaluation, cfg.features.timestamp))
+
+    def envelope(self, seq: int, raw: pa.RecordBatch | pa.Table, rows_in: int,
+                 letters: Sequence[DeadLetter | Notice], position: int) -> Envelope:
+        """``raw`` featurized (positions from ``position``); ``letters`` go first in its dead letters."""
+        out = self.featurizer.featurize(raw, position_offset=position)
+        dead = [x.to_dict() for x in letters if isinstance(x, DeadLetter)] + [d.to_dict() for d in out.dead]
+        notices = [x.to_dict() for x in letters if isinstance(x, Notice)]
+        return Envelope(seq, rows_in, pack(out.batch), encode_letters(dead, notices),
+                        self.eval_columns.take(raw, out.keep))
+
+
+class ParseFeatures(FlatMapFunction):
+    """A chunk of text lines (from the watched directory) → parsed, featurized envelopes."""
+
+    def __init__(self, cfg_json: str) -> None:
+        self.cfg_json = cfg_json
+
+    def open(self, ctx: RuntimeContext) -> None:
+        cfg = open_operator(self.cfg_json)
+        self.maker = FeatureMaker.from_config(cfg)
+        self.directory, self.features = section(cfg.source.directory, "source.directory"), cfg.features
+        self.subtask = subtask_index(ctx)
+        self.count = 0
+        self.position = 0
+
+    def flat_map(self, chunk: Row) -> Iterator[Row]:
+        """One envelope per ``source.directory.max_batch_rows`` good rows of the chunk, each
+        with its own ``seq`` and the dead letters among its rows (:func:`split_parsed`)."""
+        from flinkdl.features.parse import parse_text, split_parsed
+
+        text, lines = chunk[0], chunk[1]
+        d = self.directory
+        raw, dead = parse_text(text, d, self.features, self.position, pad_short_rows=d.pad_short_rows)
+        for piece, piece_dead, rows_in, first in split_parsed(raw, dead, d.max_batch_rows, self.position):
+            yield self.maker.envelope(sequence(self.subtask, self.count), piece, rows_in, piece_dead, first).row()
+            self.count += 1
+        self.position += lines

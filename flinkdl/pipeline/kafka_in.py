@@ -1,0 +1,66 @@
+"""Kafka in: a chunk of row messages, or one Arrow message → featurized envelopes (see :mod:`flinkdl.sources.kafka`)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+
+from pyflink.common import Row
+from pyflink.datastream import FlatMapFunction, RuntimeContext
+
+from flinkdl.exchange.envelope import Envelope, sequence
+from flinkdl.features.deadletter import MALFORMED, DeadLetter
+from flinkdl.pipeline.featurize import FeatureMaker
+from flinkdl.pipeline.operator import open_operator, section
+from flinkdl.pipeline.routing import subtask_index
+from flinkdl.sources.messages import empty_batch
+
+
+class KafkaFeatures(FlatMapFunction):
+    """``Row(messages, n)`` of csv/json messages, or ``Row(message)`` of one Arrow message → envelopes.
+
+    Bad input never fails the task: decoding turns it into dead letters (:mod:`flinkdl.sources.messages`),
+    and should a chunk still raise, it is split in halves until the message that raises is alone;
+    that one is dead-lettered (``malformed``) and every other message goes on.
+    """
+
+    def __init__(self, cfg_json: str) -> None:
+        self.cfg_json = cfg_json
+
+    def open(self, ctx: RuntimeContext) -> None:
+        from flinkdl.sources.kafka import decoder
+
+        cfg = open_operator(self.cfg_json)
+        self.maker = FeatureMaker.from_config(cfg)
+        self.decoder = decoder(cfg)
+        self.arrow = section(cfg.source.kafka, "source.kafka").format == "arrow"
+        self.subtask = subtask_index(ctx)
+        self.count = self.position = 0
+
+    def flat_map(self, element: Row) -> Iterator[Row]:
+        if self.arrow:
+            msgs, decode = [element[0]], lambda m, pos: self.decoder.arrow(bytes(m[0] or b""), pos)
+        else:
+            msgs, decode = [bytes(m) for m in element[0]], self.decoder.rows
+        for env in self._chunk(msgs, self.position, decode):
+            yield env.row()
+        self.position += len(msgs)
+
+    def _chunk(self, msgs: list, pos: int, decode: Callable) -> Iterator[Envelope]:
+        seq = sequence(self.subtask, self.count)
+        try:
+            raw, letters = decode(msgs, pos)
+            rows_in = raw.num_rows + sum(isinstance(d, DeadLetter) for d in letters)
+            out = self.maker.envelope(seq, raw, rows_in, letters, pos)
+        except Exception as e:  # noqa: BLE001 - a bug in decoding must cost one message, not the job
+            if len(msgs) > 1:
+                half = len(msgs) // 2
+                yield from self._chunk(msgs[:half], pos, decode)
+                yield from self._chunk(msgs[half:], pos + half, decode)
+                return
+            data = bytes(msgs[0] or b"")
+            bad = DeadLetter(MALFORMED, value=f"cannot featurize: {type(e).__name__}: {e}",
+                             raw=base64.b64encode(data).decode(), position=pos, raw_encoding="base64")
+            out = self.maker.envelope(seq, empty_batch(self.decoder.columns), 1, [bad], pos)
+        self.count += 1
+        yield out

@@ -1,0 +1,44 @@
+"""Kafka out: predictions and dead letters to their topics (see :mod:`flinkdl.sinks.kafka`).
+
+:class:`PublishKafka` passes envelopes on unchanged after their predictions (and dead letters)
+are acknowledged by the broker, so everything the evaluator counts, and everything before a
+checkpoint barrier, is already on the predictions topic.
+"""
+
+from __future__ import annotations
+
+from pyflink.common import Row
+from pyflink.datastream import MapFunction, RuntimeContext
+
+from flinkdl.exchange.channel import unpack
+from flinkdl.exchange.envelope import Envelope
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
+from flinkdl.pipeline.operator import open_operator, section
+from flinkdl.pipeline.routing import subtask_index
+
+
+class PublishKafka(MapFunction):
+    """Publishes each envelope's predictions and dead letters, then passes it on."""
+
+    def __init__(self, cfg_json: str) -> None:
+        self.cfg_json = cfg_json
+
+    def open(self, ctx: RuntimeContext) -> None:
+        from flinkdl.sinks.kafka import KafkaPublisher
+
+        cfg = open_operator(self.cfg_json)
+        sink, src = section(cfg.sinks.kafka, "sinks.kafka"), cfg.source.kafka
+        bootstrap = sink.bootstrap_servers or section(src, "source.kafka").bootstrap_servers
+        dlq = src.dead_letter_topic if src else None
+        same_cluster = src is not None and not sink.bootstrap_servers  # inherits its security properties
+        self.publisher = KafkaPublisher(sink, bootstrap, cfg.model.name, dlq, subtask_index(ctx),
+                                        src.properties if same_cluster else None)
+
+    def map(self, value: Row) -> Row:
+        env = Envelope.of(value)
+        self.publisher.publish(unpack(env.payload, PREDICTION_SCHEMA), env.dead_letters)
+        return value
+
+    def close(self) -> None:
+        if getattr(self, "publisher", None) is not None:
+            self.publisher.close()

@@ -1,0 +1,60 @@
+"""The end of the job: every prediction envelope into the run's evaluation and output files."""
+
+from __future__ import annotations
+
+import time
+
+from pyflink.common import Row
+from pyflink.datastream import RuntimeContext
+
+from flinkdl.exchange.channel import unpack
+from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
+from flinkdl.pipeline.recovery import ExactlyOnceFunction
+
+
+class EvaluateAndSink(ExactlyOnceFunction):
+    """Parallelism 1: progressive metrics over all subtasks, prediction + dead-letter files,
+    and the run's metrics log (``RUN_DIR/metrics.jsonl``, last line = final summary).
+
+    Exactly-once: the anchor is a snapshot file of the counters, metrics and output file sizes
+    (every ``job.snapshot_every_s``); ``reset`` loads it and cuts the files back to those sizes.
+    """
+
+    tail_type = ENVELOPE_TYPE
+
+    def __init__(self, cfg_json: str, max_events: int | None = None) -> None:
+        super().__init__(cfg_json)
+        self.max_events = max_events
+
+    def start(self, ctx: RuntimeContext) -> None:
+        from flinkdl.sinks.run_log import RunLog
+
+        # A bounded stream ends with its last event: the final line must not wait for close(),
+        # which PyFlink does not call on a standalone cluster (docs/STACK_NOTES.md).
+        src = self.cfg.source
+        bounded = src.generator.events if src.kind == "generator" else None
+        self.snapshot_every_s = self.cfg.job.snapshot_every_s
+        self.progress = RunLog(self.cfg, self.max_events or bounded)
+        self._snapshot_t = time.monotonic()
+
+    def reset(self, anchor: dict | None) -> dict:
+        if anchor is not None:
+            self.progress.load_state(anchor["snapshot"])
+            return anchor
+        return self._snapshot()
+
+    def apply(self, value: Row, replay: bool = False) -> tuple[list, dict | None]:
+        env = Envelope.of(value)
+        self.progress.update(env.rows_in, unpack(env.payload, PREDICTION_SCHEMA), env.dead_letters,
+                             env.eval_columns)
+        due = self.exactly_once and time.monotonic() - self._snapshot_t >= self.snapshot_every_s
+        return [], self._snapshot() if due and not self.progress.done else None
+
+    def _snapshot(self) -> dict:
+        self._snapshot_t = time.monotonic()
+        return {"snapshot": str(self.progress.save_state())}
+
+    def close(self) -> None:
+        if getattr(self, "progress", None) is not None:
+            self.progress.finish()

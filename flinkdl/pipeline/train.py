@@ -1,0 +1,98 @@
+"""Train: feature envelopes → this subtask's TF worker → prediction envelopes.
+
+:class:`Train` takes feature envelopes from a source operator; :class:`GenerateAndTrain` takes
+the generator's batch indexes and makes the batches itself (:mod:`flinkdl.pipeline.generate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyflink.common import Row
+from pyflink.datastream import RuntimeContext
+
+from flinkdl.exchange.channel import pack, unpack
+from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
+from flinkdl.exchange.schema import EMPTY_PREDICTIONS, FeatureLayout
+from flinkdl.pipeline.featurize import FeatureMaker
+from flinkdl.pipeline.flow import INDEX_TYPE, index_of, throttle
+from flinkdl.pipeline.generate import BatchGenerator
+from flinkdl.pipeline.recovery import ExactlyOnceFunction
+from flinkdl.pipeline.routing import subtask_index
+
+
+class Train(ExactlyOnceFunction):
+    """Feeds each feature batch to this subtask's TF worker and emits its predictions.
+
+    Exactly-once (see :mod:`flinkdl.pipeline.recovery`): the anchor is the PS version the worker
+    last committed, which includes every batch before the tail; ``reset`` rolls the PS back to it
+    and starts a worker, which loads it. A worker that dies mid-stream is recovered the same way
+    in place, without failing the Flink task.
+    """
+
+    tail_type = ENVELOPE_TYPE
+
+    def start(self, ctx: RuntimeContext) -> None:
+        from flinkdl.worker.supervisor import WorkerSupervisor
+
+        self.schema = FeatureLayout.from_config(self.cfg.features).schema()
+        self.throttle = throttle(self.cfg.worker.max_rows_per_s)
+        self.worker = WorkerSupervisor(self.cfg, subtask_index(ctx))
+        if not self.exactly_once:  # else reset() starts it, from the right PS version
+            self.worker.start()
+
+    def reset(self, anchor: dict | None) -> dict:
+        from flinkdl.pipeline.ps_anchor import reset_to_version
+
+        self.worker.kill()
+        return reset_to_version(self.cfg.ps, anchor, self.worker.start)
+
+    def apply(self, value: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
+        return self.train(Envelope.of(value), replay)
+
+    def train(self, env: Envelope, replay: bool = False,
+              meanwhile: Callable[[], None] | None = None) -> tuple[list[Row], dict | None]:
+        """Train on one feature envelope; ``meanwhile`` runs while the worker trains on it."""
+        rows = unpack(env.payload, self.schema).num_rows
+        if rows == 0:  # every row of the batch was a dead letter
+            return [env.with_payload(EMPTY_PREDICTIONS).row()], None
+        if self.throttle is not None and not replay:
+            self.throttle.wait(rows)
+        preds, version = self.worker.process(env.payload, rows, self.recover if self.exactly_once else None,
+                                             meanwhile)
+        out = env.with_payload(pack(preds))
+        return [out.row()], None if version is None else {"ps_version": version}
+
+    def close(self) -> None:
+        if getattr(self, "worker", None) is not None:
+            self.worker.stop()
+
+
+class GenerateAndTrain(Train):
+    """The generator's batch index → generate + featurize → TF worker, in one operator.
+
+    Only the index crosses the JVM, not a feature batch (which would cross it twice); and while the
+    worker trains on batch ``i`` this makes batch ``i + p``, the next one this subtask gets (index
+    ``i`` goes to subtask ``i % p``, see ``job.build``), so generating overlaps training as it did
+    in an operator of its own. Generation is a pure function of the index, so the exactly-once
+    tail keeps indexes (:data:`~flinkdl.pipeline.flow.INDEX_TYPE`), not batches, and a replay makes
+    the same batches again.
+    """
+
+    tail_type = INDEX_TYPE
+
+    def start(self, ctx: RuntimeContext) -> None:
+        super().start(ctx)
+        self.generator = BatchGenerator(self.cfg.source.generator, FeatureMaker.from_config(self.cfg))
+        self.stride = self.cfg.job.parallelism
+        self.made: tuple[int, Envelope] | None = None  # the batch made ahead: (index, envelope)
+
+    def apply(self, value: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
+        index = index_of(value)
+        made, self.made = self.made, None
+        env = made[1] if made is not None and made[0] == index else self.generator.make(index)
+        return self.train(env, replay, lambda: self._make_ahead(index + self.stride))
+
+    def _make_ahead(self, index: int) -> None:
+        if self.generator.exists(index):
+            self.made = (index, self.generator.make(index))
