@@ -19,8 +19,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from flinkdl.config.loader import load_config
+    from flinkdl.ps.errors import PsError
     from flinkdl.ps.export import export_saved_model
-    from flinkdl.ps.store import PsError
 
     cfg = load_config(args.config, args.set)
     try:

@@ -12,7 +12,7 @@ import pytest
 from pyarrow import flight
 
 from flinkdl.ps.client import PsClient
-from flinkdl.ps.store import PsError
+from flinkdl.ps.errors import PsError
 
 from .conftest import PsProcess
 

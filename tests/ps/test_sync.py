@@ -13,7 +13,7 @@ from flinkdl.features.layout import FeatureLayout
 from flinkdl.features.transform import Featurizer
 from flinkdl.models.registry import build_model
 from flinkdl.ps.client import PsClient
-from flinkdl.ps.store import PsError
+from flinkdl.ps.errors import PsError
 from flinkdl.ps.sync import PsSync
 from flinkdl.sources.generator import ClickStream
 
