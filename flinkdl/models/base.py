@@ -208,15 +208,18 @@ class ModelBase(abc.ABC):
         """
         for _, opt, sparse in self._groups:
             owned = [v for n, v in self._vars.items() if sparse is None or (n in self._sparse) == sparse]
-            opt._create_slots(owned)
+            _create_slots(opt, owned)
 
     def dense_optimizer_state(self) -> dict[str, tf.Variable]:
         """Slots of the dense variables and each optimizer's own variables (e.g. Adam's beta powers),
         as ``"<var>/<slot>"`` and ``"optimizer<k>/<name>"``; call :meth:`create_optimizer_state` first."""
-        out = {k: v for k, v in self.slot_variables().items() if k.rsplit("/", 1)[0] not in self._sparse}
+        slots = self.slot_variables()
+        out = {k: v for k, v in slots.items() if k.rsplit("/", 1)[0] not in self._sparse}
+        slot_ids = {id(v) for v in slots.values()}
         for k, (_, opt, _) in enumerate(self._groups):
-            for v in opt._non_slot_variables():
-                out[f"optimizer{k}/{v.name.split(':')[0]}"] = v
+            for v in opt.variables():  # slots and the optimizer's own variables, sorted by name
+                if id(v) not in slot_ids:
+                    out[f"optimizer{k}/{v.name.split(':')[0]}"] = v
         return out
 
     def _predict(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
@@ -263,6 +266,16 @@ class ModelBase(abc.ABC):
             if pairs:
                 updates.append(opt.apply_gradients(pairs))
         return scores, updates
+
+
+def _create_slots(opt: tf.compat.v1.train.Optimizer, var_list: list[tf.Variable]) -> None:
+    """Create ``opt``'s slots (and its own variables) for ``var_list`` without a step.
+
+    ``tf.compat.v1.train.Optimizer`` creates them only inside ``apply_gradients``, and a step
+    with zero gradients is not neutral for every optimizer (FTRL recomputes the weights, Adam
+    advances its beta powers). Its private ``_create_slots`` is the one way: kept to this function.
+    """
+    opt._create_slots(var_list)
 
 
 def _scale(g: tf.Tensor | tf.IndexedSlices, s: tf.Tensor) -> tf.Tensor | tf.IndexedSlices:

@@ -14,10 +14,9 @@ from flinkdl.features.transform import Featurizer
 from flinkdl.models.registry import build_model
 from flinkdl.ps.client import PsClient
 from flinkdl.ps.errors import PsError
-from flinkdl.ps.sync import PsSync
 from flinkdl.sources.generator import ClickStream
-
-from .conftest import ROOT, PsProcess
+from flinkdl.worker.ps_sync import PsSync
+from tests.ps.conftest import ROOT, PsProcess
 
 BATCH = 4096
 
