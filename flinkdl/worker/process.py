@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from flinkdl.models.base import ModelBase
 
 
-def _configure_tf(cfg: WorkerConfig):
+def _configure_tf(cfg: WorkerConfig) -> Any:
+    """TensorFlow with the worker's threads and devices (returns the ``tensorflow`` module)."""
     import tensorflow as tf
 
     if cfg.intra_op_threads:
@@ -48,7 +49,7 @@ def _configure_tf(cfg: WorkerConfig):
     return tf
 
 
-def feature_dataset(tf, layout: FeatureLayout, endpoint: str):
+def feature_dataset(tf: Any, layout: FeatureLayout, endpoint: str) -> Any:
     """``ArrowStreamDataset`` over ``endpoint`` → (event_id, label, ids[B,F], dense[B,D]) per batch."""
     from tensorflow_io.arrow import ArrowStreamDataset
 
@@ -58,7 +59,7 @@ def feature_dataset(tf, layout: FeatureLayout, endpoint: str):
                             batch_mode="auto")
     n_ids = layout.n_ids
 
-    def assemble(*cols):
+    def assemble(*cols: Any) -> tuple[Any, Any, Any, Any]:
         event_id, label = cols[0], cols[1]
         ids = tf.stack(cols[2:2 + n_ids], axis=1)
         dense_cols = cols[2 + n_ids:]

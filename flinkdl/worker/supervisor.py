@@ -82,6 +82,8 @@ class WorkerSupervisor:
         """
         consecutive = 0
         while True:
+            if self._channel is None:
+                raise WorkerFailed(f"worker {self.subtask} is not started")
             try:
                 self._channel.send_payload(payload)
                 if meanwhile is not None:

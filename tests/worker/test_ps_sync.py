@@ -52,7 +52,9 @@ def _train(model, sync, batches) -> None:
 def _auc(model, batches) -> float:
     y = np.concatenate([b[2] for b in batches])
     p = np.concatenate([model.predict(tf.constant(b[0]), tf.constant(b[1])).numpy() for b in batches])
-    return auc_from_arrays(y, p)
+    auc = auc_from_arrays(y, p)
+    assert auc is not None
+    return auc
 
 
 def test_two_workers_on_one_server_converge_and_a_new_worker_loads_their_model(tmp_path, data):
