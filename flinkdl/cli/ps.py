@@ -9,8 +9,8 @@ import sys
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from flinkdl.ps.auth import ENV_VARS, load_tokens
+    from flinkdl.ps.errors import PsError
     from flinkdl.ps.server import build_server, serve_forever
-    from flinkdl.ps.store import PsError
 
     try:
         if args.token is not None:
@@ -28,8 +28,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from flinkdl.config.loader import load_config
+    from flinkdl.ps.errors import PsError
     from flinkdl.ps.export import export_saved_model
-    from flinkdl.ps.store import PsError
 
     cfg = load_config(args.config, args.set)
     try:

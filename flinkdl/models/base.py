@@ -8,7 +8,7 @@ optimizers and the single ``tf.function`` training step.
 Embedding tables are plain ``tf.Variable`` read with :func:`lookup` (a gather of the batch's
 distinct ids) so their gradients are ``IndexedSlices``, and they are updated by
 ``tf.compat.v1.train`` optimizers, which apply those sparsely: a step costs O(rows in the batch),
-not O(table). (Keras 3 optimizers touch whole tables and are ~30x slower here.)
+not O(table). (Keras 3 optimizers touch whole tables: far slower here, docs/DESIGN.md.)
 
 Loss: the batch *sum* of logloss. Adagrad and FTRL normalise per coordinate, so with the sum
 a row seen once moves about ``learning_rate`` whatever the batch size; with the mean and the
@@ -57,9 +57,8 @@ def make_optimizer(cfg: OptimizerConfig) -> tf.compat.v1.train.Optimizer:
 def lookup(table: tf.Variable, ids: tf.Tensor) -> tf.Tensor:
     """``tf.nn.embedding_lookup(table, ids)`` (``[*ids.shape, dim]``), reading each distinct id once.
 
-    The gradient is then ``IndexedSlices`` over the distinct ids (a batch of 4096 x 28 ids
-    holds ~22 % distinct ones), which the sparse optimizer no longer has to deduplicate: DeepFM's
-    step took 7-20 % less CPU, LR's 9-22 % (in-process A/B, same AUC to the bit).
+    The gradient is then ``IndexedSlices`` over the distinct ids, which the sparse optimizer no
+    longer has to deduplicate: less CPU per step, same scores to the bit (docs/BENCHMARKS.md).
     """
     distinct, where = tf.unique(tf.reshape(ids, [-1]))
     rows = tf.gather(tf.gather(table, distinct), where)
@@ -95,8 +94,8 @@ class ModelBase(abc.ABC):
         train_specs = (*specs, tf.TensorSpec([None], tf.float32, name="labels"))
         self._predict_fn = tf.function(self._predict, input_signature=specs, **opts)
         self._step_fn = tf.function(self._step, input_signature=train_specs, **opts)
-        # micro-batches: the slice is cut inside the graph (eager ``t[a:b]`` per slice leaked ~24 KB
-        # per batch of 8 slices, steadily: the soak's TF worker grew 7 % in 7 minutes)
+        # micro-batches: the slice is cut inside the graph (an eager ``t[a:b]`` per slice leaks
+        # memory; docs/BENCHMARKS.md, soak)
         slice_specs = (*train_specs, tf.TensorSpec([], tf.int32, name="start"), tf.TensorSpec([], tf.int32, name="size"))
         self._train_fn = tf.function(self._train, input_signature=slice_specs, **opts)
         self._train_last_fn = tf.function(self._train_last, input_signature=slice_specs, **opts)
@@ -169,7 +168,7 @@ class ModelBase(abc.ABC):
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one model per worker process, lives as long
     def _slice_starts(self, n: int, m: int) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """The micro-batch slices of an ``n``-row batch as int32 tensors (made once per batch size:
-        new constants on every batch also leaked a little)."""
+        new constants on every batch would leak)."""
         return tf.constant(m, tf.int32), [tf.constant(s, tf.int32) for s in range(0, n, m)]
 
     @property
@@ -208,15 +207,18 @@ class ModelBase(abc.ABC):
         """
         for _, opt, sparse in self._groups:
             owned = [v for n, v in self._vars.items() if sparse is None or (n in self._sparse) == sparse]
-            opt._create_slots(owned)
+            _create_slots(opt, owned)
 
     def dense_optimizer_state(self) -> dict[str, tf.Variable]:
         """Slots of the dense variables and each optimizer's own variables (e.g. Adam's beta powers),
         as ``"<var>/<slot>"`` and ``"optimizer<k>/<name>"``; call :meth:`create_optimizer_state` first."""
-        out = {k: v for k, v in self.slot_variables().items() if k.rsplit("/", 1)[0] not in self._sparse}
+        slots = self.slot_variables()
+        out = {k: v for k, v in slots.items() if k.rsplit("/", 1)[0] not in self._sparse}
+        slot_ids = {id(v) for v in slots.values()}
         for k, (_, opt, _) in enumerate(self._groups):
-            for v in opt._non_slot_variables():
-                out[f"optimizer{k}/{v.name.split(':')[0]}"] = v
+            for v in opt.variables():  # slots and the optimizer's own variables, sorted by name
+                if id(v) not in slot_ids:
+                    out[f"optimizer{k}/{v.name.split(':')[0]}"] = v
         return out
 
     def _predict(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
@@ -263,6 +265,16 @@ class ModelBase(abc.ABC):
             if pairs:
                 updates.append(opt.apply_gradients(pairs))
         return scores, updates
+
+
+def _create_slots(opt: tf.compat.v1.train.Optimizer, var_list: list[tf.Variable]) -> None:
+    """Create ``opt``'s slots (and its own variables) for ``var_list`` without a step.
+
+    ``tf.compat.v1.train.Optimizer`` creates them only inside ``apply_gradients``, and a step
+    with zero gradients is not neutral for every optimizer (FTRL recomputes the weights, Adam
+    advances its beta powers). Its private ``_create_slots`` is the one way: kept to this function.
+    """
+    opt._create_slots(var_list)
 
 
 def _scale(g: tf.Tensor | tf.IndexedSlices, s: tf.Tensor) -> tf.Tensor | tf.IndexedSlices:

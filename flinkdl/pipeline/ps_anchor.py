@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from flinkdl.config.schema import PsConfig
 from flinkdl.ps.client import PsClient
-from flinkdl.ps.store import PsError
+from flinkdl.ps.errors import PsError
 
 
 def reset_to_version(ps_cfg: PsConfig, anchor: dict | None, start_worker: Callable[[], None]) -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from pyarrow import flight
 
-from flinkdl.ps.store import PsError
+from flinkdl.ps.errors import PsError
 
 ROLES = ("read", "write", "admin")  # each may do what the ones before it may
 ENV_VARS = {"write": "FLINKDL_PS_TOKEN", "read": "FLINKDL_PS_READ_TOKEN", "admin": "FLINKDL_PS_ADMIN_TOKEN"}

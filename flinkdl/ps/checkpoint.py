@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from flinkdl.ps.store import PsError
+from flinkdl.ps.errors import PsError
 from flinkdl.ps.wire import batch_rows, dense_items, dense_table, rows_batch
 
 TableSpec = dict  # {"dim": int, "slots": [str]}

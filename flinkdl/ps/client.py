@@ -14,7 +14,8 @@ import numpy as np
 from pyarrow import flight
 
 from flinkdl.config.schema import PsConfig
-from flinkdl.ps.store import PsError, is_sorted
+from flinkdl.ps.errors import PsError
+from flinkdl.ps.store import is_sorted
 from flinkdl.ps.wire import batch_rows, dense_items, dense_table, ipc_bytes, ipc_table, rows_batch, shard_of
 
 #: Ids per pull ticket (8 bytes each) and rows per pushed record batch.

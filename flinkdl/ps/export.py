@@ -23,7 +23,7 @@ from flinkdl.features.hashing import field_seed
 from flinkdl.models.base import ModelBase
 from flinkdl.models.registry import build_model
 from flinkdl.ps.checkpoint import CheckpointStore
-from flinkdl.ps.store import PsError
+from flinkdl.ps.errors import PsError
 
 _C1, _C2, _N, _F1, _F2 = 0xCC9E2D51, 0x1B873593, 0xE6546B64, 0x85EBCA6B, 0xC2B2AE35
 

@@ -16,7 +16,7 @@ from pyarrow import flight
 from flinkdl.config.schema import PsConfig
 from flinkdl.ps.auth import ENV_VARS, ROLES
 from flinkdl.ps.client import PsClient, read_token
-from flinkdl.ps.store import PsError
+from flinkdl.ps.errors import PsError
 
 log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

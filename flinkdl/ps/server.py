@@ -28,8 +28,8 @@ from pyarrow import flight
 
 from flinkdl.ps.auth import TokenAuthFactory, authorize, check_bind
 from flinkdl.ps.checkpoint import CheckpointStore
+from flinkdl.ps.errors import PsError
 from flinkdl.ps.service import ParameterService
-from flinkdl.ps.store import PsError
 from flinkdl.ps.wire import batch_rows, dense_items, dense_table, ipc_bytes, ipc_table, rows_schema
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ import threading
 import numpy as np
 
 from flinkdl.ps.checkpoint import CheckpointStore, State
-from flinkdl.ps.store import DenseStore, PsError, Table
+from flinkdl.ps.errors import PsError
+from flinkdl.ps.store import DenseStore, Table
 from flinkdl.ps.wire import shard_of
 
 

@@ -19,12 +19,10 @@ import threading
 
 import numpy as np
 
+from flinkdl.ps.errors import PsError
+
 #: Index bytes per row: id in the index (8) + position in the index (8) + position → id (8) + dirty (1).
 INDEX_BYTES_PER_ROW = 25
-
-
-class PsError(ValueError):
-    """A request the server refuses (unknown table, wrong dimension, non-finite values, ...)."""
 
 
 class Table:

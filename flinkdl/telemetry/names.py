@@ -32,7 +32,7 @@ WORKER_BATCH_SECONDS = "flinkdl_worker_batch_seconds"  # histogram: one predict_
 WORKER_EVENTS = "flinkdl_worker_events"                # counter (_total)
 WORKER_MODEL_VERSION = "flinkdl_worker_model_version"  # gauge
 
-# parameter server (client side, in each TF worker; flinkdl/ps/sync.py PsSync)
+# parameter server (client side, in each TF worker; flinkdl/worker/ps_sync.py PsSync)
 PS_PULL_SECONDS = "flinkdl_ps_pull_seconds"          # histogram: before_step (pull of newly touched rows)
 PS_PUSH_SECONDS = "flinkdl_ps_push_seconds"          # histogram: a sync (push deltas + refresh)
 PS_LAG_BATCHES = "flinkdl_ps_lag_batches"            # gauge: batches trained locally, not yet pushed

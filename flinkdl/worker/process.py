@@ -1,23 +1,26 @@
 """The TensorFlow worker process: Arrow stream in, prequential learning, predictions out.
 
 Started by :class:`flinkdl.worker.supervisor.WorkerSupervisor` as
-``python -m flinkdl.worker CONFIG_JSON IN_ENDPOINT OUT_PATH``. It reads feature batches with
+``python -m flinkdl.worker - IN_ENDPOINT OUT_PATH`` (the config JSON on stdin). It reads feature batches with
 ``tensorflow_io.arrow.ArrowStreamDataset`` (one Arrow RecordBatch = one step), and for each batch
 scores it with the current model, trains on it (one ``predict_then_train`` step, so every score
-was made before the model saw that event), and writes the scores back as an Arrow IPC stream.
+was made before the model saw that event), and writes the scores back as an Arrow IPC stream
+(:class:`flinkdl.exchange.worker_stream.PredictionStream`). Around each step it runs the hooks
+the config asks for (:mod:`flinkdl.worker.hooks`: parameter-server sync, Prometheus export).
 When a batch's step committed a parameter-server version, that batch's scores carry it in their
-IPC custom metadata (``ps_version``): the version includes that batch and every one before it,
-which is what the exactly-once protocol of the Flink operator builds on (docs/EXACTLY_ONCE.md).
+IPC custom metadata: the version includes that batch and every one before it, which is what the
+exactly-once protocol of the Flink operator builds on (docs/EXACTLY_ONCE.md).
 It exits when the input stream ends.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,12 +29,15 @@ import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig, WorkerConfig
 from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
+from flinkdl.exchange.worker_stream import PredictionStream
+from flinkdl.worker.hooks.base import Batch, Predictions, StepHook
 
-#: IPC custom-metadata key of a prediction batch whose step committed a PS version.
-PS_VERSION_KEY = "ps_version"
+if TYPE_CHECKING:
+    from flinkdl.models.base import ModelBase
 
 
-def _configure_tf(cfg: WorkerConfig):
+def _configure_tf(cfg: WorkerConfig) -> Any:
+    """TensorFlow with the worker's threads and devices (returns the ``tensorflow`` module)."""
     import tensorflow as tf
 
     if cfg.intra_op_threads:
@@ -43,7 +49,7 @@ def _configure_tf(cfg: WorkerConfig):
     return tf
 
 
-def feature_dataset(tf, layout: FeatureLayout, endpoint: str):
+def feature_dataset(tf: Any, layout: FeatureLayout, endpoint: str) -> Any:
     """``ArrowStreamDataset`` over ``endpoint`` → (event_id, label, ids[B,F], dense[B,D]) per batch."""
     from tensorflow_io.arrow import ArrowStreamDataset
 
@@ -53,7 +59,7 @@ def feature_dataset(tf, layout: FeatureLayout, endpoint: str):
                             batch_mode="auto")
     n_ids = layout.n_ids
 
-    def assemble(*cols):
+    def assemble(*cols: Any) -> tuple[Any, Any, Any, Any]:
         event_id, label = cols[0], cols[1]
         ids = tf.stack(cols[2:2 + n_ids], axis=1)
         dense_cols = cols[2 + n_ids:]
@@ -63,6 +69,44 @@ def feature_dataset(tf, layout: FeatureLayout, endpoint: str):
     return ds.map(assemble)
 
 
+def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) -> list[StepHook]:
+    """The hooks the config asks for, outermost first: PS sync (``ps``), then Prometheus (``metrics``).
+
+    Loads the model from the parameter server (if enabled) and starts the ``/metrics`` endpoint.
+    """
+    hooks: list[StepHook] = []
+    metrics = None
+    if cfg.metrics.enabled:
+        from flinkdl.metrics.exporter import WorkerMetrics
+
+        metrics = WorkerMetrics(cfg, subtask, with_ps=cfg.ps.enabled)
+    if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go
+        from flinkdl.ps.local import FINAL_REPORT
+        from flinkdl.worker.hooks.ps import PsHook
+
+        report = os.path.join(cfg.job.run_dir, FINAL_REPORT.format(pid=os.getpid()))
+        hooks.append(PsHook.from_config(cfg.ps, model, buckets, exactly_once=cfg.job.exactly_once,
+                                        parallelism=cfg.job.parallelism, report=report,
+                                        metrics=metrics.ps if metrics is not None else None))
+    if metrics is not None:
+        from flinkdl.worker.hooks.prometheus import PrometheusHook
+
+        metrics.endpoint.start()
+        hooks.append(PrometheusHook(metrics))
+    return hooks
+
+
+def run_step(model: ModelBase, hooks: Sequence[StepHook], batch: Batch) -> Predictions:
+    """One prequential step: hooks before (in order), score then train, hooks after (reversed)."""
+    for hook in hooks:
+        hook.before_step(batch)
+    scores = model.predict_then_train(batch.ids, batch.dense, batch.label)
+    pred = Predictions(scores, model.version)
+    for hook in reversed(hooks):
+        hook.after_step(batch, pred)
+    return pred
+
+
 def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
     """Run the prequential loop until the input stream ends; returns batches processed."""
     tf = _configure_tf(cfg.worker)
@@ -70,55 +114,18 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
 
     layout = FeatureLayout.from_config(cfg.features)
     model = build_model(layout, cfg.model)
-    ps = None
-    if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go
-        from flinkdl.ps.sync import PsSync
-
-        single = cfg.ps.single_writer if cfg.ps.single_writer is not None else cfg.job.parallelism == 1
-        ps = PsSync(model, cfg.ps, layout.buckets, commit_every_push=cfg.job.exactly_once, single_writer=single)
-    metrics = None
-    if cfg.metrics.enabled:  # /metrics of this worker (subtask from the supervisor's environment)
-        from flinkdl.telemetry.exporter import WorkerMetrics
-
-        metrics = WorkerMetrics(cfg, int(os.environ.get("FLINKDL_SUBTASK", "0")), with_ps=ps is not None)
-        metrics.endpoint.start()
+    hooks = build_hooks(cfg, model, layout.buckets, int(os.environ.get("FLINKDL_SUBTASK", "0")))
     with tf.device(cfg.worker.device):
-        out = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        out.connect(out_path)
-        sink = out.makefile("wb")
-        writer = pa.ipc.new_stream(sink, PREDICTION_SCHEMA)
-        sink.flush()
+        out = PredictionStream(out_path, PREDICTION_SCHEMA)
         steps = 0
         for event_id, label, ids, dense in feature_dataset(tf, layout, in_endpoint):
-            t0 = time.perf_counter()
-            if ps is not None:
-                ps.before_step(ids.numpy())
-                if metrics is not None:
-                    metrics.ps.pull_seconds.observe(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-            scores = model.predict_then_train(ids, dense, label)
-            n = len(label)
-            if metrics is not None:
-                metrics.step(time.perf_counter() - t0, n, model.version)
+            batch = Batch(event_id, label, ids, dense)
+            pred = run_step(model, hooks, batch)
             steps += 1
-            committed = None
-            if ps is not None:  # before the scores go back, so they can say which version has this batch
-                t1, before = time.perf_counter(), ps.committed
-                synced = ps.after_step()
-                if metrics is not None:
-                    metrics.ps.after_step(synced, time.perf_counter() - t1, ps)
-                committed = ps.committed if ps.committed != before else None
-            writer.write_batch(pa.record_batch(
-                [event_id.numpy(), scores.numpy(), label.numpy(), np.full(n, model.version, np.int64)],
-                schema=PREDICTION_SCHEMA),
-                custom_metadata=None if committed is None else {PS_VERSION_KEY: str(committed)})
-            sink.flush()
-        if ps is not None:  # last push and a committed version; the report tells the runner
-            from flinkdl.ps.local import FINAL_REPORT
-
-            ps.close(report=os.path.join(cfg.job.run_dir, FINAL_REPORT.format(pid=os.getpid())))
-        writer.close()
-        sink.close()
+            out.write([event_id.numpy(), pred.scores.numpy(), label.numpy(),
+                       np.full(batch.rows, pred.model_version, np.int64)], pred.ps_version)
+        for hook in reversed(hooks):
+            hook.close()
         out.close()
     return steps
 

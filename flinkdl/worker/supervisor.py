@@ -24,7 +24,7 @@ import pyarrow as pa
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import ArrowChannel, ExchangeClosed
 from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
-from flinkdl.worker.process import PS_VERSION_KEY
+from flinkdl.exchange.worker_stream import read_ps_version
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,14 @@ class WorkerFailed(RuntimeError):
 
 
 class WorkerSupervisor:
-    def __init__(self, cfg: JobConfig, subtask: int = 0, log_dir: Path | None = None):
-        self.cfg = cfg
+    """The worker of subtask ``subtask``; its log goes to ``log_dir`` (default: ``job.run_dir``)."""
+
+    def __init__(self, cfg: JobConfig, subtask: int = 0, log_dir: Path | None = None) -> None:
+        # the whole config travels to the worker process (model, features, ps, metrics, job);
+        # the supervisor itself reads only the ``worker`` section and the feature schema
+        self.worker_cfg = cfg.worker
+        self._config_json = cfg.model_dump_json()
+        self._run_dir = cfg.job.run_dir
         self.subtask = subtask
         self.schema = FeatureLayout.from_config(cfg.features).schema()
         self.log_path = (log_dir or cfg.job.run_dir) / f"worker-{subtask}.log"
@@ -51,8 +57,8 @@ class WorkerSupervisor:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
-        self._channel = ArrowChannel(self.schema, PREDICTION_SCHEMA, self.cfg.worker.socket_dir,
-                                     receive_timeout_s=self.cfg.worker.step_timeout_s)
+        self._channel = ArrowChannel(self.schema, PREDICTION_SCHEMA, self.worker_cfg.socket_dir,
+                                     receive_timeout_s=self.worker_cfg.step_timeout_s)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as err:
             # The config goes through stdin: it may hold secrets (ps.token), and a command line is
@@ -60,12 +66,12 @@ class WorkerSupervisor:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "flinkdl.worker", "-", self._channel.in_endpoint, self._channel.out_path],
                 stdin=subprocess.PIPE, stdout=err, stderr=err,
-                env={**os.environ, "FLINKDL_SUBTASK": str(self.subtask), "FLINKDL_RUN_DIR": str(self.cfg.job.run_dir)})
+                env={**os.environ, "FLINKDL_SUBTASK": str(self.subtask), "FLINKDL_RUN_DIR": str(self._run_dir)})
             assert self._proc.stdin is not None
-            self._proc.stdin.write(self.cfg.model_dump_json().encode())
+            self._proc.stdin.write(self._config_json.encode())
             self._proc.stdin.close()
         try:
-            self._channel.accept(self.cfg.worker.start_timeout_s, alive=self.alive)
+            self._channel.accept(self.worker_cfg.start_timeout_s, alive=self.alive)
         except ExchangeClosed as e:
             raise WorkerFailed(f"worker {self.subtask} failed to start ({e}); see {self.log_path}") from e
         log.info("worker %d started, pid %d", self.subtask, self._proc.pid)
@@ -81,6 +87,8 @@ class WorkerSupervisor:
         """
         consecutive = 0
         while True:
+            if self._channel is None:
+                raise WorkerFailed(f"worker {self.subtask} is not started")
             try:
                 self._channel.send_payload(payload)
                 if meanwhile is not None:
@@ -89,12 +97,11 @@ class WorkerSupervisor:
                 out, meta = self._channel.receive_with_metadata()
                 if out.num_rows != rows:
                     raise WorkerFailed(f"worker {self.subtask} answered {out.num_rows} rows for {rows}")
-                version = meta.get(PS_VERSION_KEY.encode())
-                return out, None if version is None else int(version)
+                return out, read_ps_version(meta)
             except ExchangeClosed as e:
                 consecutive += 1
                 self.restarts += 1
-                if consecutive > self.cfg.worker.max_restarts:
+                if consecutive > self.worker_cfg.max_restarts:
                     raise WorkerFailed(f"worker {self.subtask} died {consecutive} times in a row: {e}; "
                                        f"see {self.log_path}") from e
                 log.warning("worker %d died (%s); restarting (%d)", self.subtask, e, self.restarts)

@@ -16,7 +16,7 @@ from pyarrow import flight
 
 from flinkdl.devtools.net import free_port
 from flinkdl.ps.client import PsClient
-from flinkdl.ps.store import PsError
+from flinkdl.ps.errors import PsError
 
 from .conftest import PsProcess
 

@@ -1,11 +1,14 @@
 """The supervisor with a real TF worker process over real unix sockets (tensorflow-io reader)."""
 
+import json
 import os
 import signal
+import urllib.request
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from flinkdl.config.loader import load_config
 from flinkdl.exchange.channel import pack
@@ -78,3 +81,32 @@ def test_a_hung_worker_is_replaced_after_the_step_timeout(tmp_path):
         sup.stop()
     assert sup.restarts == 1
     assert np.array_equal(np.concatenate(seen), np.arange(4 * ROWS))
+
+
+def test_a_worker_with_ps_and_metrics_hooks_marks_committing_batches_and_exports(tmp_path):
+    """The real worker process with both hooks: PS versions in the right batches' metadata,
+    its /metrics endpoint counts steps and syncs, and the final push writes its report."""
+    from tests.ps.conftest import PsProcess
+
+    server = PsProcess(tmp_path / "ck")
+    try:
+        cfg = _config(tmp_path, "ps.enabled=true", f"ps.address={server.address}", "ps.push_every_batches=2",
+                      "ps.push_every_s=600", "ps.commit_every_pushes=1", "metrics.enabled=true")
+        sup = WorkerSupervisor(cfg)
+        sup.start()
+        try:
+            committed = [sup.process(payload, ROWS)[1] for payload in _batches(cfg, 4)]
+            target = json.loads((tmp_path / "prometheus" / "worker-0.json").read_text())[0]["targets"][0]
+            text = urllib.request.urlopen(f"http://{target}/metrics", timeout=10).read().decode()
+        finally:
+            sup.stop()
+        assert committed[0] is None and committed[2] is None
+        assert committed[1] is not None and committed[3] is not None and committed[3] > committed[1]
+        samples = {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
+        assert samples["flinkdl_worker_events_total"] == 4 * ROWS
+        assert samples["flinkdl_worker_model_version"] == 4
+        assert samples["flinkdl_ps_syncs_total"] == 2 and samples["flinkdl_ps_lag_batches"] == 0
+        reports = list(tmp_path.glob("ps-final-*.json"))
+        assert len(reports) == 1 and json.loads(reports[0].read_text())["batches"] == 4
+    finally:
+        server.stop()

@@ -13,11 +13,10 @@ from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.features.transform import Featurizer
 from flinkdl.models.registry import build_model
 from flinkdl.ps.client import PsClient
-from flinkdl.ps.store import PsError
-from flinkdl.ps.sync import PsSync
+from flinkdl.ps.errors import PsError
 from flinkdl.sources.generator import ClickStream
-
-from .conftest import ROOT, PsProcess
+from flinkdl.worker.ps_sync import PsSync
+from tests.ps.conftest import ROOT, PsProcess
 
 BATCH = 4096
 
@@ -53,7 +52,9 @@ def _train(model, sync, batches) -> None:
 def _auc(model, batches) -> float:
     y = np.concatenate([b[2] for b in batches])
     p = np.concatenate([model.predict(tf.constant(b[0]), tf.constant(b[1])).numpy() for b in batches])
-    return auc_from_arrays(y, p)
+    auc = auc_from_arrays(y, p)
+    assert auc is not None
+    return auc
 
 
 def test_two_workers_on_one_server_converge_and_a_new_worker_loads_their_model(tmp_path, data):

@@ -29,7 +29,7 @@ import tensorflow as tf
 from flinkdl.config.schema import PsConfig
 from flinkdl.models.base import ModelBase
 from flinkdl.ps.client import PsClient
-from flinkdl.ps.store import PsError
+from flinkdl.ps.errors import PsError
 
 log = logging.getLogger(__name__)
 
