@@ -77,7 +77,7 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
     hooks: list[StepHook] = []
     metrics = None
     if cfg.metrics.enabled:
-        from flinkdl.metrics.exporter import WorkerMetrics
+        from flinkdl.telemetry.exporter import WorkerMetrics
 
         metrics = WorkerMetrics(cfg, subtask, with_ps=cfg.ps.enabled)
     if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from flinkdl.worker.hooks.base import Batch, Predictions, StepHook
 
 if TYPE_CHECKING:
-    from flinkdl.metrics.exporter import WorkerMetrics
+    from flinkdl.telemetry.exporter import WorkerMetrics
 
 
 class PrometheusHook(StepHook):

@@ -11,7 +11,7 @@ from flinkdl.worker.hooks.base import Batch, Predictions, StepHook
 from flinkdl.worker.ps_sync import PsSync
 
 if TYPE_CHECKING:
-    from flinkdl.metrics.exporter import PSMetrics
+    from flinkdl.telemetry.exporter import PSMetrics
 
 
 class PsHook(StepHook):
