@@ -64,7 +64,7 @@ def _cancel(client) -> None:
     """Cancel an unbounded job that reached ``--max-events`` (it may have just ended on its own)."""
     try:
         client.cancel().result()
-    except Exception as e:  # noqa: BLE001 - py4j reports "already finished / shut down" generically
+    except Exception as e:
         log.warning("cancel after --max-events: %s", str(e).splitlines()[0])
 
 

@@ -145,7 +145,7 @@ class Handler(BaseHTTPRequestHandler):
         path = self.server.root / t[0] / t[1]
         with self.server.lock:
             current = etag(path.stat()) if path.is_file() else None
-            if (self.headers.get("If-None-Match") == "*" and current is not None
+            if ((self.headers.get("If-None-Match") == "*" and current is not None)
                     or self.headers.get("If-Match", current) != current):
                 return self._error(412, "PreconditionFailed")
             path.parent.mkdir(parents=True, exist_ok=True)

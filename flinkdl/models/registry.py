@@ -62,7 +62,7 @@ def resolve(name: str) -> type[ModelBase]:
     except (ImportError, AttributeError) as e:
         raise ValueError(f"model.name: cannot import {name!r}: {e}") from e
     if not (isinstance(obj, type) and issubclass(obj, ModelBase)):
-        raise ValueError(f"model.name: {name!r} is {obj!r}, not a ModelBase subclass")  # noqa: TRY004 (config error)
+        raise ValueError(f"model.name: {name!r} is {obj!r}, not a ModelBase subclass")
     return obj
 
 

@@ -65,5 +65,5 @@ def subtask_index(ctx: RuntimeContext) -> int:
     see docs/STACK_NOTES.md)."""
     try:
         return ctx.get_index_of_this_subtask()
-    except Exception:  # noqa: BLE001 - thread mode
+    except Exception:
         return ctx._runtime_context.getTaskInfo().getIndexOfThisSubtask()

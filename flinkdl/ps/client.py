@@ -74,7 +74,7 @@ class PsClient:
             self._pool.shutdown()
         self._client.close()
 
-    def __enter__(self) -> PsClient:  # noqa: PYI034
+    def __enter__(self) -> PsClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -62,7 +62,7 @@ def test_schema_and_dtypes(stream: ClickStream, sample: pa.Table) -> None:
     assert sample.schema == TRUTH_SCHEMA and TRUTH_SCHEMA.names[-1] == "p_true"
     assert set(np.unique(sample.column("label").to_numpy())) == {0, 1}
     p = sample.column("p_true").to_numpy()
-    assert 0.0 < p.min() and p.max() < 1.0
+    assert p.min() > 0.0 and p.max() < 1.0
     for i in range(1, 27):
         col = sample.column(f"C{i}")
         assert col.null_count == 0
