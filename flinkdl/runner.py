@@ -69,8 +69,9 @@ def _cancel(client) -> None:
 
 
 def run(cfg: JobConfig, max_events: int | None = None, out: TextIO | None = None,
-        oracle: bool = True) -> dict:
-    """Run the job to completion (or ``max_events``); return the summary dict.
+        oracle: bool = True, until_idle_s: float | None = None) -> dict:
+    """Run the job to completion (or ``max_events``, or ``until_idle_s`` without new events);
+    return the summary dict.
 
     With ``ps.enabled`` and no parameter server answering at ``ps.address``, a local one is
     started for the run (versions in ``ps.checkpoint_dir``) and stopped after it.
@@ -81,12 +82,59 @@ def run(cfg: JobConfig, max_events: int | None = None, out: TextIO | None = None
     try:
         if cfg.ps.enabled and cfg.job.exactly_once:
             require_role(cfg.ps, "admin", "job.exactly_once rolls the PS back on recovery")
-        return _run(cfg, max_events, out, oracle)
+        return _run(cfg, max_events, out, oracle, until_idle_s)
     finally:
         stop_server(local_ps)
 
 
-def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: bool) -> dict:
+class _Quiet:
+    """How long a running job has gone without new events; says so on the console once per
+    ``job.report_every_s``, and tells when ``--until-idle`` is reached.
+
+    Before the first event the idle clock allows for start-up (the TF workers): it waits at least
+    ``START_GRACE_S``. The sink writes a progress line ``report_every_s`` after its last batch, so
+    an idle limit shorter than that is raised to it (the last line must be complete).
+    """
+
+    START_GRACE_S = 60.0
+
+    def __init__(self, report_every_s: float, until_idle_s: float | None, max_events: int | None) -> None:
+        self.report_every_s, self.max_events = report_every_s, max_events
+        self.until_idle_s = None if until_idle_s is None else max(until_idle_s, report_every_s + 1.0)
+        self.events = -1
+        self.since: float | None = None  # when events_in last changed (or the job started)
+        self.said: float | None = None  # when the console last heard from the run
+
+    def update(self, last: dict | None, now: float) -> None:
+        events = last["events_in"] if last else -1
+        if self.since is None or events != self.events:
+            self.events, self.since, self.said = events, now, now
+
+    def idle(self, now: float) -> bool:
+        if self.until_idle_s is None or self.since is None:
+            return False
+        limit = self.until_idle_s if self.events >= 0 else max(self.until_idle_s, self.START_GRACE_S)
+        return now - self.since >= limit
+
+    def waiting_line(self, now: float, t0: float) -> str | None:
+        if self.since is None or self.said is None or now - self.said < self.report_every_s:
+            return None
+        self.said = now
+        have = "no event yet" if self.events < 0 else f"{self.events:,} events"
+        goal = f" of --max-events {self.max_events:,}" if self.max_events else ""
+        idle = f"; stopping after {self.until_idle_s:.0f} s idle (--until-idle)" if self.until_idle_s else ""
+        return f"[{now - t0:6.1f}s] waiting: {have}{goal}, nothing new for {now - self.since:.0f} s{idle}"
+
+
+def _idle_summary(last: dict | None, now: float) -> dict:
+    """The final line of a run stopped by ``--until-idle``: its last progress line, or an empty run."""
+    base = last or {"events_in": 0, "events_trained": 0, "dead_letter": 0, "auc": None, "logloss": None,
+                    "rows_per_s": None, "model_version": 0}
+    return {**base, "t": now, "final": True, "stopped": "idle"}
+
+
+def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: bool,
+         until_idle_s: float | None = None) -> dict:
     from flinkdl.pipeline.job import build, make_env
 
     t0 = time.time()
@@ -97,10 +145,26 @@ def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: boo
     tail = _Tail(Path(cfg.job.run_dir) / METRICS_LOG)
     bounded = cfg.source.kind == "generator" and cfg.source.generator.events is not None
     state = "RUNNING"
+    quiet = _Quiet(cfg.job.report_every_s, until_idle_s, max_events)
+    running = False
     while True:
         for m in tail.poll():
             if out:
                 print(format_progress(m, t0), file=out, flush=True)
+        now = time.time()
+        if running:
+            quiet.update(tail.last, now)
+            line = quiet.waiting_line(now, t0)
+            if line and out:
+                print(line, file=out, flush=True)
+            if quiet.idle(now) and not (tail.last and tail.last["final"]):
+                _cancel(client)
+                tail.last = _idle_summary(tail.last, now)
+                with open(tail.path, "a") as f:
+                    f.write(json.dumps(tail.last) + "\n")
+                if out:
+                    print(format_progress(tail.last, t0) + "  (idle: stopped)", file=out, flush=True)
+                break
         if tail.last and tail.last["final"]:
             if bounded:
                 client.get_job_execution_result().result()  # let the bounded job finish by itself
@@ -108,6 +172,7 @@ def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: boo
                 _cancel(client)
             break
         state = str(client.get_job_status().result()).split(".")[-1]
+        running = running or state == "RUNNING"
         if state in TERMINAL:
             if state == "FAILED":
                 client.get_job_execution_result().result()  # raises with Flink's cause

@@ -16,7 +16,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     print(f"flinkdl: job {cfg.job.name!r}, model {cfg.model.name}, source {cfg.source.kind}, "
           f"run dir {cfg.job.run_dir}", flush=True)
-    summary = run(cfg, args.max_events, out=sys.stdout)
+    summary = run(cfg, args.max_events, out=sys.stdout, until_idle_s=args.until_idle)
     text = json.dumps(summary, indent=2)
     if args.summary:
         Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override a config key by dotted path, e.g. --set model.name=lr (repeatable)")
     r.add_argument("--max-events", type=int, default=None, metavar="N",
                    help="stop after N events (the generator produces exactly N)")
+    r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
+                   help="stop once no new event has come for SECONDS (process what exists, then stop)")
     r.add_argument("--summary", default=None, metavar="FILE", help="write the run summary as JSON")
     r.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="draw AUC and log loss over time from RUN_DIR/metrics.jsonl")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from pyflink.common import Row
-from pyflink.datastream import RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 
 from flinkdl.exchange.channel import unpack
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
@@ -19,6 +20,10 @@ class EvaluateAndSink(ExactlyOnceFunction):
 
     Exactly-once: the anchor is a snapshot file of the counters, metrics and output file sizes
     (every ``job.snapshot_every_s``); ``reset`` loads it and cuts the files back to those sizes.
+
+    A processing-time timer writes a progress line ``job.report_every_s`` after a batch that was
+    not reported yet, so a stream that pauses (or is shorter than one report interval) is logged
+    up to its last event.
     """
 
     tail_type = ENVELOPE_TYPE
@@ -37,6 +42,20 @@ class EvaluateAndSink(ExactlyOnceFunction):
         self.snapshot_every_s = self.cfg.job.snapshot_every_s
         self.progress = RunLog(self.cfg, self.max_events or bounded)
         self._snapshot_t = time.monotonic()
+        self._report_ms = int(self.cfg.job.report_every_s * 1000)
+        self._flush_at: int | None = None
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
+        yield from super().process_element(value, ctx)
+        timers = ctx.timer_service()
+        now = timers.current_processing_time()
+        if self._flush_at is None or self._flush_at < now:
+            self._flush_at = now + self._report_ms
+            timers.register_processing_time_timer(self._flush_at)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator:
+        self.progress.flush()
+        yield from ()
 
     def reset(self, anchor: dict | None) -> dict:
         if anchor is not None:

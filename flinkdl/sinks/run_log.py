@@ -97,6 +97,15 @@ class RunLog:
         elif now - self.last_report >= self.cfg.job.report_every_s:
             self._report(final=False)
 
+    def flush(self) -> None:
+        """Report now if a batch arrived since the last line (the sink calls it when the stream
+        pauses, so the log and the console never lag behind a stream that went quiet)."""
+        if self.done or self.first_t is None or self.last_t <= self.last_report:
+            return
+        if self._preds is not None:
+            self._preds.flush()
+        self._report(final=False)
+
     def summary(self, final: bool, ev: Evaluation, auc: float | None, t: float) -> RunSummary:
         """The run so far as one value, from the evaluator's ``ev`` and the exact ``auc`` (if kept)."""
         stream_s = (self.last_t - self.first_t) if self.first_t is not None else 0.0

@@ -55,6 +55,8 @@ def _bad_csv() -> dict[str, list[bytes | None]]:
         "undecodable": [_csv(90006, C3="\x00").replace(b"\x00", b"\xff\xfe")],
         "label_out_of_range": [_csv(90007, label="2"), _csv(90008, label="-1"), _csv(90009, label="0.5")],
         "missing_id": [_csv("")],  # the id column empty
+        # a quote that never closes costs its own message only (it used to swallow every later one)
+        "malformed": [_csv(90010, C4='"unterminated')],
     }
 
 
