@@ -149,7 +149,7 @@ def _parse_utf8(
     bad = np.asarray([i for i, *_ in invalid], dtype=np.int64)
     if row_index is not None:
         good, bad = row_index[good], row_index[bad]
-    for (_, text, got, want), b in zip(invalid, bad.tolist()):
+    for (_, text, got, want), b in zip(invalid, bad.tolist(), strict=True):
         dead.append(
             DeadLetter(
                 FIELD_COUNT, value=f"{got} fields, expected {want}", raw=text, position=first_position + b

@@ -15,8 +15,8 @@ crosses ``<u_A[a], v_B[b]>`` (invisible to a plain LR). At ``drift_at`` the IDs 
 IDs are Zipf-like (bounded power law, exponents 1.05-1.3, vocabularies 3..300k), sampled by the
 closed-form inverse CDF (O(1) per draw; a CDF ``searchsorted`` was ~10x slower) and mapped
 through a seeded permutation of ``[0, 2**20)`` (odd multiply, xor), so frequent IDs are
-scattered: field ``Ck`` holds IDs ``k * 10**7 + ((rank * mult) & (2**20 - 1)) ^ key``. The per-ID float32 weight and latent tables take
-~6 MB per instance (``nbytes``); ``batch`` only reads them, so it is thread-safe.
+scattered: field ``Ck`` holds IDs ``k * 10**7 + ((rank * mult) & (2**20 - 1)) ^ key``. The per-ID
+float32 weight and latent tables take ~6 MB per instance (``nbytes``); ``batch`` only reads them, so it is thread-safe.
 Bytes are identical across processes and runs with the same numpy build (float ``exp``/``log``
 may differ in the last ulp across CPUs/builds, which flips a label or ID only vanishingly rarely).
 

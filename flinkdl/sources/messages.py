@@ -8,8 +8,9 @@ event that cannot be used becomes one :class:`DeadLetter` (position = its index 
 - ``undecodable``: a row message that is not UTF-8 (``raw`` = base64 of its bytes).
 - ``malformed``: a JSON message that does not parse or is not one object.
 - ``wrong_type``: a JSON object or array as the value of a configured column.
-- ``corrupt_arrow`` (any Arrow error, or a stream that fails full validation) / ``missing_column`` / ``wrong_type``: a whole Arrow message that does not
-  read, lacks a configured column, or has a nested/binary configured column (``raw`` = base64).
+- ``corrupt_arrow`` (any Arrow error, or a stream that fails full validation) / ``missing_column`` /
+  ``wrong_type``: a whole Arrow message that does not read, lacks a configured column, or has a
+  nested/binary configured column (``raw`` = base64).
 - csv lines go through :func:`~flinkdl.features.parse.parse_bytes` (``field_count``; ``malformed``: a quote that does
   not close within its message).
 
