@@ -19,8 +19,10 @@ test: setup
 bench: setup
 	.venv/bin/python bench/end_to_end.py
 
+# Ruff over the code, tests, benchmarks and job files; mypy over the package (settings in pyproject.toml).
 lint: setup
 	.venv/bin/ruff check flinkdl tests bench jobs
+	.venv/bin/mypy flinkdl
 
 # The parse/decode property tests with thousands of generated cases each (CI runs a few hundred).
 fuzz: setup

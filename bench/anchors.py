@@ -37,6 +37,7 @@ from procs import ROLES, ProcessSampler
 from streams import MODEL_SETTINGS, featurize, raw_batches, write_vw
 
 from flinkdl.devtools.net import free_port
+from flinkdl.pipeline.job import WORKER_MODE_ENV
 
 VW_ARGS = "-b 20 --loss_function logistic --quiet"
 #: --modes: (job.python_execution_mode, PyFlink's _python_worker_execution_mode, meaning)
@@ -92,7 +93,8 @@ def component_costs(cfg, batches: int = 60) -> dict[str, float]:
     from flinkdl.sinks.run_log import RunLog
     from flinkdl.sources.generator import ClickStream
 
-    size, stream, fz = cfg.source.generator.batch_size, ClickStream.from_config(cfg.source.generator), Featurizer(cfg.features)
+    size, stream = cfg.source.generator.batch_size, ClickStream.from_config(cfg.source.generator)
+    fz = Featurizer(cfg.features)
     schema, cost = FeatureLayout.from_config(cfg.features).schema(), dict.fromkeys(
         ["generate", "featurize+pack", "relay unpack", "evaluate+sink"], 0.0)
     progress = RunLog(cfg, cfg.source.generator.events)  # as the job: exact AUC on a bounded stream
@@ -126,7 +128,8 @@ def main() -> None:
     p.add_argument("--json", help="also write the rows as JSON here")
     args = p.parse_args()
     if "thread" in args.modes:  # PemJa's interpreter in the JVM sees only PYTHONPATH, not the venv
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), *site.getsitepackages()]))
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [os.environ.get("PYTHONPATH"), *site.getsitepackages()]))
 
     import tensorflow as tf
     from raw_tf import raw_tf_ceiling
@@ -146,9 +149,9 @@ def main() -> None:
         del raw
         for model, mode, ps in itertools.product(args.models, args.modes, args.ps):
             exec_mode, worker_mode, _ = MODES[mode]
-            os.environ.pop("_python_worker_execution_mode", None)
+            os.environ.pop(WORKER_MODE_ENV, None)
             if worker_mode:
-                os.environ["_python_worker_execution_mode"] = worker_mode
+                os.environ[WORKER_MODE_ENV] = worker_mode
             sets = [*args.set, f"model.name={model}", *MODEL_SETTINGS.get(model, []), "sinks.predictions=null",
                     f"job.run_dir={tmp}/{model}-{mode}-ps-{ps}", f"job.python_execution_mode={exec_mode}"]
             if ps == "on":
@@ -163,8 +166,10 @@ def main() -> None:
             job = run_job(cfg, args.events)
             rows.append({"model": model, "mode": mode, "ps": ps, "events": args.events,
                          "job_rows_per_s": job["rows_per_s"], "ceiling_rows_per_s": ceiling["rows_per_s"],
-                         "ceiling_cpu_us": 1e6 * ceiling["cpu_seconds"] / (len(labels) - cfg.source.generator.batch_size),
-                         "vw_rows_per_s": vw["rows_per_s"], "vw_rows_per_s_runs": vw["rows_per_s_runs"], "vw_cpu_us": vw["cpu_us_per_event"], "vw_rss": vw["rss"],
+                         "ceiling_cpu_us": 1e6 * ceiling["cpu_seconds"]
+                         / (len(labels) - cfg.source.generator.batch_size),
+                         "vw_rows_per_s": vw["rows_per_s"], "vw_rows_per_s_runs": vw["rows_per_s_runs"],
+                         "vw_cpu_us": vw["cpu_us_per_event"], "vw_rss": vw["rss"],
                          "job_vs_ceiling": job["rows_per_s"] / ceiling["rows_per_s"],
                          "job_vs_vw": job["rows_per_s"] / vw["rows_per_s"], "job_auc": job["auc"],
                          "ceiling_auc": ceiling["auc"], "cpu_us": job["cpu_us"], "rss": job["rss"],

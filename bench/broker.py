@@ -46,7 +46,8 @@ def main() -> None:
                     produce(b.bootstrap, topic, generator_batches(args.events, 4096), fmt, progress=False)
                     produce_s = time.time() - t0
                     t0 = time.time()
-                    msgs = read_topic(b.bootstrap, topic, expect=-(-args.events // 4096) if fmt == "arrow" else args.events)
+                    expect = -(-args.events // 4096) if fmt == "arrow" else args.events
+                    msgs = read_topic(b.bootstrap, topic, expect=expect)
                     read_s = time.time() - t0
                     restart_s = None
                     if storage == "durable":

@@ -6,7 +6,8 @@
 (1) Micro: what the sink does per prediction batch of 4096 (exact ProgressiveAUC + LogLoss for
 the summary, and the StreamEvaluator of ``jobs/click_stream.yaml``'s ``evaluation:``: bounded
 cumulative AUC, sliding 100k-event window, 60 s tumbling event-time window, calibration, one
-slice field with 26 values when ``--slice-field`` is given), with a ``get()`` every 25 batches (the job reports every 2 s).
+slice field with 26 values when ``--slice-field`` is given), with a ``get()`` every 25 batches (the job
+reports every 2 s).
 (2) Job: ``flinkdl.runner.run`` on the generator; the sink times its metrics code
 (``evaluation_s`` in the summary) and we divide by the stream time (first to last batch).
 """

@@ -80,7 +80,8 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
     report(rows, ["model", "messages", "events", "job ev/s", "predictions topic ev/s", "raw-TF ceiling ev/s",
                   "job / ceiling", "predictions back", "job AUC", "ceiling AUC"],
-           lambda r: [r["model"], f"Arrow ({args.arrow_batch} ev/msg)" if r["format"] == "arrow" else f"{r['format']} rows",
+           lambda r: [r["model"],
+                      f"Arrow ({args.arrow_batch} ev/msg)" if r["format"] == "arrow" else f"{r['format']} rows",
                       f"{r['events']:,}", f"{r['job_rows_per_s']:,.0f}", f"{r['topic_rows_per_s']:,.0f}",
                       f"{r['ceiling_rows_per_s']:,.0f}", f"{r['ratio']:.2f}", f"{r['distinct_keys_out']:,}",
                       f"{r['job_auc']:.4f}", f"{r['ceiling_auc']:.4f}"], args.json)

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.ps.conftest
 
 from flinkdl.ps.checkpoint import CheckpointStore
 from flinkdl.ps.client import PsClient

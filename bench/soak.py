@@ -29,6 +29,7 @@ Needs psutil (``pip install psutil``); Linux.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -112,10 +113,8 @@ class Sampler:
         alive = [p for p in self.seen.values() if p.is_running()]
         _, alive = psutil.wait_procs(alive, timeout=timeout)
         for p in alive:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()  # psutil checks the create time: a reused PID is not touched
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(alive, timeout=5)
 
 
@@ -189,10 +188,8 @@ def start_job(args: argparse.Namespace, out: Path, ps_address: str, bootstrap: s
 def stop_job(job: subprocess.Popen, sampler: Sampler) -> None:
     """SIGTERM the job's session (the runner cannot cancel an unbounded job from outside), then
     SIGKILL whatever in its tree is left."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(job.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     sampler.kill_leftovers()
     job.wait()
 

@@ -72,8 +72,8 @@ def expected_features(evs: list[Event]) -> dict[int, tuple]:
     raw = pa.record_batch({c: pa.array([e.strings()[c] for e in evs], pa.string()) for c in COLUMNS})
     batch, dead = FEATURIZER.transform(raw)
     assert dead == [], dead
-    return dict(zip(batch.column(0).to_pylist(), zip(*(batch.column(i).to_pylist()
-                                                       for i in range(1, batch.num_columns)))))
+    feats = zip(*(batch.column(i).to_pylist() for i in range(1, batch.num_columns)), strict=True)
+    return dict(zip(batch.column(0).to_pylist(), feats, strict=True))
 
 
 # ---------------------------------------------------------------- csv
@@ -207,7 +207,7 @@ def check(records: int, emitted: pa.Table, dead: list, intact: dict[int, int], m
     assert must_fail <= set(positions), (must_fail - set(positions), letters)
     rows: dict[int, list[tuple]] = {}
     cols = [emitted.column(i).to_pylist() for i in range(emitted.num_columns)]
-    for eid, *feats in zip(*cols):
+    for eid, *feats in zip(*cols, strict=True):
         rows.setdefault(eid, []).append(tuple(feats))
     for eid in intact.values():
         assert want[eid] in rows.get(eid, []), (eid, want[eid], rows.get(eid))

@@ -85,7 +85,8 @@ class FlinkRest:
             if status["status"]["id"] == "COMPLETED":
                 op = status.get("operation", {})
                 if "failure-cause" in op:
-                    raise FlinkRestError(f"savepoint of {job_id} failed: {op['failure-cause'].get('stack-trace', '')[:800]}")
+                    trace = op["failure-cause"].get("stack-trace", "")[:800]
+                    raise FlinkRestError(f"savepoint of {job_id} failed: {trace}")
                 return op["location"]
             time.sleep(0.5)
         raise FlinkRestError(f"savepoint of job {job_id} not done after {timeout:.0f}s")

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,10 +160,8 @@ class Broker:
 
     def kill(self) -> None:
         """SIGKILL the broker process alone, as a crash would (the object server keeps the data)."""
-        try:
+        with suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if self.proc is not None:
             self.proc.wait()
 

@@ -84,7 +84,7 @@ def produce(bootstrap: str, topic: str, batches: Iterator[pa.RecordBatch], fmt: 
         keys: list[bytes | None] = [None] * len(values)
         if fmt != "arrow" and "event_id" in batch.schema.names:
             keys = [str(x).encode() for x in batch.column("event_id").to_pylist()]
-        for k, v in zip(keys, values):
+        for k, v in zip(keys, values, strict=True):
             while True:
                 try:
                     p.produce(topic, v, k)

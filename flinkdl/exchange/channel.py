@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
@@ -91,7 +92,8 @@ class ArrowChannel:
                 except TimeoutError:
                     waited += 0.2
                     if waited > timeout or not alive():
-                        raise ExchangeClosed(f"worker did not connect to {name}.sock within {waited:.0f}s")
+                        raise ExchangeClosed(
+                            f"worker did not connect to {name}.sock within {waited:.0f}s") from None
             conns[name].settimeout(self.receive_timeout_s if name == "out" else None)
         self._in = conns["in"]
         self._in.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
@@ -139,14 +141,10 @@ class ArrowChannel:
     def close(self) -> None:
         for s in (self._in, self._out_file, self._in_srv, self._out_srv):
             if s is not None:
-                try:
+                with contextlib.suppress(OSError):
                     s.close()
-                except OSError:
-                    pass
         for p in (self.in_path, self.out_path):
             if os.path.exists(p):
                 os.unlink(p)
-        try:
+        with contextlib.suppress(OSError):
             self._dir.rmdir()
-        except OSError:
-            pass

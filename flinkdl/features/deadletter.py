@@ -31,7 +31,8 @@ MISSING_ID = "missing_id"  #: the event id column is null, empty or absent in th
 FIELD_TOO_LONG = "field_too_long"  #: a string value longer than ``features.max_field_bytes``
 WRONG_TYPE = "wrong_type"  #: a JSON object/array (or an Arrow list/struct/binary column) where a scalar is due
 EMPTY = "empty"  #: an empty or blank Kafka message, or a null value (tombstone)
-MALFORMED = "malformed"  #: a JSON message that does not parse or is not one object; a csv line whose quote does not close
+#: a JSON message that does not parse or is not one object; a csv line whose quote does not close
+MALFORMED = "malformed"
 CORRUPT_ARROW = "corrupt_arrow"  #: a message that is not an Arrow IPC stream (``raw`` = base64)
 MISSING_COLUMN = "missing_column"  #: an Arrow message whose schema lacks a configured column
 

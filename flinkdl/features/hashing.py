@@ -61,7 +61,7 @@ def murmur3_32_int64(values: np.ndarray, seed: SeedLike) -> np.ndarray:
     hash ``F`` fields of a ``(F, N)`` block with one seed per field in a single pass).
     """
     v = np.ascontiguousarray(values, dtype="<i8")
-    words = v.view("<u4").reshape(v.shape + (2,))  # [..., 0] = bytes 0..3, [..., 1] = bytes 4..7
+    words = v.view("<u4").reshape((*v.shape, 2))  # [..., 0] = bytes 0..3, [..., 1] = bytes 4..7
     h = np.empty(v.shape, dtype=np.uint32)
     h[...] = _as_seed(seed)
     k, tmp = np.empty_like(h), np.empty_like(h)

@@ -26,18 +26,15 @@ config has no event id column, as the event id.
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from flinkdl.config.schema import DirectoryConfig, FeatureConfig
-from flinkdl.features.deadletter import FIELD_COUNT, MALFORMED, UNDECODABLE, DeadLetter
+from flinkdl.features.csv_lines import REPLACEMENT, check_lines, has_lone_cr, one_row_per_line
+from flinkdl.features.deadletter import FIELD_COUNT, DeadLetter
 
 POSITION_COLUMN = "__position__"  #: int64 column added to every parsed batch
-_REPLACEMENT = "\ufffd".encode()  # what errors="replace" leaves where bytes were not UTF-8
 
 
 def parse_text(
@@ -117,93 +114,6 @@ def _strip_headers(data: bytes, cfg: DirectoryConfig) -> bytes:
     return b"".join(pieces)
 
 
-@lru_cache(maxsize=8)
-def _closed_line(delimiter: str) -> re.Pattern[bytes]:
-    """A csv line whose quotes all close, as ``pyarrow.csv`` reads quotes: a field that starts with
-    ``"`` is quoted up to a ``"`` not doubled, the text after the closing quote (up to the delimiter) is
-    kept as it is; a ``"`` inside an unquoted field is an ordinary character. No CR outside quotes."""
-    d = re.escape(delimiter.encode())
-    plain = rb'(?:[^' + d + rb'\r"][^' + d + rb'\r]*)?'
-    field = rb'(?:"(?:[^"]|"")*"' + plain + rb'|' + plain + rb')'
-    return re.compile(field + rb'(?:' + d + field + rb')*')
-
-
-def _line_problem(line: bytes, cfg: DirectoryConfig) -> str | None:
-    """Why one line (without its line ending) cannot be one row; None when it can."""
-    if cfg.format == "csv":
-        if b'"' not in line and b"\r" not in line:
-            return None
-        if _closed_line(cfg.delimiter).fullmatch(line):
-            return None
-        return "carriage return outside quotes" if b'"' not in line else "quote not closed on its line"
-    return "carriage return inside the line" if b"\r" in line else None
-
-
-def _line_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (LF or CRLF excluded) of each non-blank line of ``data``."""
-    a = np.frombuffer(data, dtype=np.uint8)
-    nl = np.flatnonzero(a == 0x0A)
-    starts = np.concatenate(([0], nl + 1))
-    ends = np.concatenate((nl, [len(a)]))
-    cr = ends > starts
-    cr[cr] = a[ends[cr] - 1] == 0x0D
-    ends = ends - cr
-    keep = ends > starts
-    return starts[keep], ends[keep]
-
-
-def _has_lone_cr(data: bytes) -> bool:
-    """A CR that is not part of a line ending (``pyarrow.csv`` would start a new row there)."""
-    n = data.count(b"\r")
-    return n > 0 and n != data.count(b"\r\n") + data.endswith(b"\r")
-
-
-def _one_row_per_line(data: bytes, rows: int, cfg: DirectoryConfig) -> bool:
-    """Whether a ``read_csv`` of ``data`` (no lone CR) that gave ``rows`` rows read one row per line.
-
-    A quote that runs past its line swallows the non-blank lines up to its closing quote, so the rows
-    fall short of the lines; only the last line's quote can run to the end of the text unseen."""
-    starts, ends = _line_spans(data)
-    if rows != len(starts):
-        return False
-    return not len(starts) or _line_problem(data[starts[-1]:ends[-1]], cfg) is None
-
-
-def _check_lines(
-    data: bytes, cfg: DirectoryConfig, first_position: int, dead: list[DeadLetter]
-) -> tuple[bytes, np.ndarray]:
-    """Dead-letter the lines holding U+FFFD (``undecodable``) or that cannot be one row (``malformed``).
-
-    Only lines with a quote, a CR or a U+FFFD lead byte are looked at in Python. Returns the text
-    without those lines and, for each line left, its data-row index in the input."""
-    starts, ends = _line_spans(data)
-    a = np.frombuffer(data, dtype=np.uint8)
-    hit = (a == 0x0D) | (a == _REPLACEMENT[0])
-    if cfg.format == "csv":
-        hit |= a == 0x22
-    marks = np.flatnonzero(hit)
-    line = np.searchsorted(starts, marks, side="right") - 1
-    inside = (line >= 0) & (marks < ends[np.maximum(line, 0)])  # not a line ending's CR
-    bad: list[int] = []
-    for i in np.unique(line[inside]).tolist():
-        text = data[starts[i]:ends[i]]
-        if _REPLACEMENT in text:
-            dead.append(DeadLetter(UNDECODABLE, raw=text.decode("utf-8"), position=first_position + i))
-        elif (why := _line_problem(text, cfg)) is not None:
-            dead.append(DeadLetter(MALFORMED, value=why, raw=text.decode("utf-8"), position=first_position + i))
-        else:
-            continue
-        bad.append(i)
-    if not bad:
-        return data, np.arange(len(starts), dtype=np.int64)
-    pieces, prev = [], 0
-    for i in bad:
-        pieces.append(data[prev:starts[i]])
-        prev = ends[i]  # the line ending stays: the next line starts after it
-    pieces.append(data[prev:])
-    return b"".join(pieces), np.delete(np.arange(len(starts), dtype=np.int64), bad)
-
-
 def _parse_utf8(
     data: bytes, cfg: DirectoryConfig, features: FeatureConfig, first_position: int, pad_short_rows: bool
 ) -> tuple[pa.RecordBatch, list[DeadLetter]]:
@@ -213,14 +123,14 @@ def _parse_utf8(
         data = _strip_headers(data, cfg)
     row_index: np.ndarray | None = None  # remaining row → data-row index; None = identity
     # memchr first (find of one byte): the common clean text pays a few scans, not a line split
-    undecodable = data.find(_REPLACEMENT[:1]) != -1 and _REPLACEMENT in data
+    undecodable = data.find(REPLACEMENT[:1]) != -1 and REPLACEMENT in data
     table = None
-    if not undecodable and not _has_lone_cr(data):
+    if not undecodable and not has_lone_cr(data):
         table, good, invalid = _read_rows(data, cfg)
-        if cfg.format == "csv" and b'"' in data and not _one_row_per_line(data, len(good) + len(invalid), cfg):
+        if cfg.format == "csv" and b'"' in data and not one_row_per_line(data, len(good) + len(invalid), cfg):
             table = None  # a quote ran past its line
     if table is None:
-        data, row_index = _check_lines(data, cfg, first_position, dead)
+        data, row_index = check_lines(data, cfg, first_position, dead)
         table, good, invalid = _read_rows(data, cfg)
         if len(good) + len(invalid) != len(row_index):  # cannot happen once the lines are checked
             raise AssertionError(f"{len(row_index)} checked lines read as {len(good) + len(invalid)} rows")
@@ -239,7 +149,7 @@ def _parse_utf8(
     bad = np.asarray([i for i, *_ in invalid], dtype=np.int64)
     if row_index is not None:
         good, bad = row_index[good], row_index[bad]
-    for (_, text, got, want), b in zip(invalid, bad.tolist()):
+    for (_, text, got, want), b in zip(invalid, bad.tolist(), strict=True):
         dead.append(
             DeadLetter(
                 FIELD_COUNT, value=f"{got} fields, expected {want}", raw=text, position=first_position + b

@@ -124,7 +124,7 @@ class _Rows:
         rows = _too_long(arr, self.max_bytes)
         if len(rows):
             sizes = np.diff(_offsets(arr))[rows]
-            values = [f"{k} bytes: {arr[int(r)].as_py()[:100]}" for r, k in zip(rows, sizes)]
+            values = [f"{k} bytes: {arr[int(r)].as_py()[:100]}" for r, k in zip(rows, sizes, strict=True)]
             self.reject(rows, dl.FIELD_TOO_LONG, name, values)
             mask = np.zeros(len(arr), dtype=bool)
             mask[rows] = True
@@ -156,7 +156,7 @@ class _Rows:
         if values is None:
             col = self.column(field)
             values = [None if (v := col[int(r)].as_py()) is None else str(v) for r in rows]
-        for r, v in zip(rows.tolist(), values):
+        for r, v in zip(rows.tolist(), values, strict=True):
             if not self.bad[r]:
                 self.bad[r] = True
                 self.rejects.append((r, reason, field, v))
@@ -238,7 +238,7 @@ class Featurizer:
         keep = ~rows.bad
         if rows.bad.any():
             columns = [c[keep] for c in columns]
-        arrays = [pa.array(c, type=f.type) for c, f in zip(columns, self.schema)]
+        arrays = [pa.array(c, type=f.type) for c, f in zip(columns, self.schema, strict=True)]
         return Featurized(pa.RecordBatch.from_arrays(arrays, schema=self.schema), dead, keep)
 
     # ------------------------------------------------------------------ fields

@@ -96,7 +96,8 @@ class ModelBase(abc.ABC):
         self._step_fn = tf.function(self._step, input_signature=train_specs, **opts)
         # micro-batches: the slice is cut inside the graph (an eager ``t[a:b]`` per slice leaks
         # memory; docs/BENCHMARKS.md, soak)
-        slice_specs = (*train_specs, tf.TensorSpec([], tf.int32, name="start"), tf.TensorSpec([], tf.int32, name="size"))
+        slice_specs = (*train_specs, tf.TensorSpec([], tf.int32, name="start"),
+                       tf.TensorSpec([], tf.int32, name="size"))
         self._train_fn = tf.function(self._train, input_signature=slice_specs, **opts)
         self._train_last_fn = tf.function(self._train_last, input_signature=slice_specs, **opts)
 
@@ -230,7 +231,9 @@ class ModelBase(abc.ABC):
             self._version.assign_add(1)
             return tf.identity(scores)
 
-    def _train(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor, start: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    def _train(
+        self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor, start: tf.Tensor, size: tf.Tensor
+    ) -> tf.Tensor:
         """One micro-batch step on rows ``[start, start + size)`` of the batch."""
         ids, dense, labels = ids[start:start + size], dense[start:start + size], labels[start:start + size]
         scores, updates = self._update(ids, dense, labels)
@@ -259,7 +262,7 @@ class ModelBase(abc.ABC):
         for opt_cfg, opt, sparse in self._groups:
             pairs = [
                 (_scale(g, inv_batch) if opt_cfg.name == "sgd" else g, v)
-                for n, g, v in zip(names, grads, var_list)
+                for n, g, v in zip(names, grads, var_list, strict=True)
                 if g is not None and (sparse is None or (n in self._sparse) == sparse)
             ]
             if pairs:

@@ -2,9 +2,9 @@
 
 ::
 
-    FileSource (SQL, raw lines, LISTAGG) ─► ParseFeatures ──┐
-    KafkaSource ─► KafkaFeatures ────────────────────────────┴─keyBy─► Train (TF worker) ─┐
-    NumberSequenceSource ─keyBy─► GenerateAndTrain (generate + featurize + TF worker) ─────┴─keyBy─► EvaluateAndSink (p=1)
+    FileSource (SQL, raw lines, LISTAGG) ─► ParseFeatures ─┐
+    KafkaSource ─► KafkaFeatures ──────────────────────────┴─keyBy─► Train (TF worker) ┐
+    NumberSequenceSource ─keyBy─► GenerateAndTrain (generate + featurize + TF worker) ─┴─keyBy─► EvaluateAndSink (p=1)
 
 The sources are in :mod:`flinkdl.pipeline.streams`; every arrow after them carries
 :class:`~flinkdl.exchange.envelope.Envelope` rows, except the generator's batch indexes
@@ -28,6 +28,9 @@ from flinkdl.pipeline.sink import EvaluateAndSink
 from flinkdl.pipeline.streams import batch_indexes, feature_stream
 from flinkdl.pipeline.train import GenerateAndTrain, Train
 
+#: The environment variable PyFlink reads for the mini-cluster's Python harness mode (its exact, lowercase name).
+WORKER_MODE_ENV = "_python_worker_execution_mode"
+
 
 def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecutionEnvironment:
     """A stream environment configured for the job (mini-cluster when run locally)."""
@@ -39,9 +42,9 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
     # Python operator as a thread of this client process; "process" gives each task a harness. (A
     # cluster always uses harnesses and refuses an explicit loopback.)
     if cfg.job.python_harness == "process":
-        os.environ["_python_worker_execution_mode"] = "process"
+        os.environ[WORKER_MODE_ENV] = "process"
     else:
-        os.environ.pop("_python_worker_execution_mode", None)
+        os.environ.pop(WORKER_MODE_ENV, None)
     conf = conf or Configuration()
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)

@@ -30,9 +30,9 @@ class PublishKafka(MapFunction):
         sink, src = section(cfg.sinks.kafka, "sinks.kafka"), cfg.source.kafka
         bootstrap = sink.bootstrap_servers or section(src, "source.kafka").bootstrap_servers
         dlq = src.dead_letter_topic if src else None
-        same_cluster = src is not None and not sink.bootstrap_servers  # inherits its security properties
-        self.publisher = KafkaPublisher(sink, bootstrap, cfg.model.name, dlq, subtask_index(ctx),
-                                        src.properties if same_cluster else None)
+        # on the source's cluster, the producer inherits its security properties
+        inherited = src.properties if src is not None and not sink.bootstrap_servers else None
+        self.publisher = KafkaPublisher(sink, bootstrap, cfg.model.name, dlq, subtask_index(ctx), inherited)
 
     def map(self, value: Row) -> Row:
         env = Envelope.of(value)

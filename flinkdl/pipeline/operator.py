@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
+from flinkdl.config.base import section
 from flinkdl.config.schema import JobConfig
-
-T = TypeVar("T")
 from flinkdl.pipeline.taskmanager_watch import exit_with_taskmanager
+
+__all__ = ["open_operator", "section"]  # section: re-exported for the operators
 
 
 def open_operator(cfg_json: str) -> JobConfig:
@@ -16,9 +15,3 @@ def open_operator(cfg_json: str) -> JobConfig:
     exit_with_taskmanager()
     return JobConfig.model_validate_json(cfg_json)
 
-
-def section(value: T | None, name: str) -> T:
-    """A config section the job's source kind makes required (the config validates that)."""
-    if value is None:
-        raise ValueError(f"{name} is not set")
-    return value

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import pyarrow as pa
@@ -143,6 +144,12 @@ class CheckpointStore:
         else:
             self.gc()
         return m
+
+    @overload
+    def restore(self, version: int) -> State: ...
+
+    @overload
+    def restore(self, version: None = None) -> State | None: ...
 
     def restore(self, version: int | None = None) -> State | None:
         """Snapshot + deltas up to ``version`` (default latest); None when there is no version."""

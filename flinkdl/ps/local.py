@@ -47,6 +47,7 @@ def ensure_server(cfg: PsConfig, log_path: str | None = None) -> subprocess.Pope
         [sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--host", url.hostname, "--port", str(url.port or 8815),
          "--checkpoint-dir", str(cfg.checkpoint_dir), "--retain", str(cfg.retain)],
         stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env, text=True)
+    assert proc.stdout is not None  # stdout=PIPE
     line = proc.stdout.readline()
     if not line:
         proc.wait()

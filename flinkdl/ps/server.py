@@ -136,6 +136,7 @@ class PsFlightServer(flight.FlightServerBase):
             args = json.loads(body) if body else {}
             if kind == "dense_get":
                 return [ipc_bytes(dense_table(svc.dense_get(args.get("version"))))]
+            out: object
             if kind == "health":
                 out = svc.health()
             elif kind == "create_table":

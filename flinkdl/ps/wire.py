@@ -71,7 +71,7 @@ def dense_table(items: dict[str, np.ndarray], init: dict[str, np.ndarray] | None
 def dense_items(table: pa.Table, column: str = "value") -> dict[str, np.ndarray]:
     out = {}
     for name, shape, value in zip(table.column("name").to_pylist(), table.column("shape").to_pylist(),
-                                  table.column(column).to_numpy(zero_copy_only=False)):
+                                  table.column(column).to_numpy(zero_copy_only=False), strict=True):
         out[name] = np.asarray(value, np.float32).reshape(shape)
     return out
 

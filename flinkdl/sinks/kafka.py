@@ -97,7 +97,7 @@ class KafkaPublisher:
             now = int(time.time() * 1000)
             tail = f', "event_ts": null, "processing_ts": {now}}}'
             topic, model = self.sink.topic, self.model
-            for i, s, y, v in zip(ids, scores, labels, versions):
+            for i, s, y, v in zip(ids, scores, labels, versions, strict=True):
                 value = (f'{{"event_id": {i}, "score": {s!r}, "label": {"null" if y is None else repr(y)}, '
                          f'"model": {model}, "model_version": {v}{tail}')
                 self._produce(topic, str(i).encode(), value.encode())

@@ -15,8 +15,8 @@ crosses ``<u_A[a], v_B[b]>`` (invisible to a plain LR). At ``drift_at`` the IDs 
 IDs are Zipf-like (bounded power law, exponents 1.05-1.3, vocabularies 3..300k), sampled by the
 closed-form inverse CDF (O(1) per draw; a CDF ``searchsorted`` was ~10x slower) and mapped
 through a seeded permutation of ``[0, 2**20)`` (odd multiply, xor), so frequent IDs are
-scattered: field ``Ck`` holds IDs ``k * 10**7 + ((rank * mult) & (2**20 - 1)) ^ key``. The per-ID float32 weight and latent tables take
-~6 MB per instance (``nbytes``); ``batch`` only reads them, so it is thread-safe.
+scattered: field ``Ck`` holds IDs ``k * 10**7 + ((rank * mult) & (2**20 - 1)) ^ key``. The per-ID
+float32 weight and latent tables take ~6 MB per instance (``nbytes``); ``batch`` only reads them, so it is thread-safe.
 Bytes are identical across processes and runs with the same numpy build (float ``exp``/``log``
 may differ in the last ulp across CPUs/builds, which flips a label or ID only vanishingly rarely).
 
@@ -116,7 +116,7 @@ class ClickStream:
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7AB1E5]))
         self._state = np.random.PCG64(np.random.SeedSequence([seed, 0xE7E27])).state
         self._idmap: list[tuple[int, int, int]] = []  # (offset, odd multiplier, xor key)
-        self._w: list[tuple[np.ndarray | None, np.ndarray | None]] = []  # (before, after) drift
+        self._w: list[tuple[np.ndarray, np.ndarray] | None] = []  # (before, after) drift; None: no weight
         self._zipf: list[tuple[float, float, int]] = []  # (a, 1/(1-s), vocab) for the inverse CDF
         probs = []
         for f, (vocab, s, std, frac) in enumerate(FIELDS):
@@ -125,7 +125,7 @@ class ClickStream:
             self._zipf.append(((vocab + 1.0) ** (1.0 - s) - 1.0, 1.0 / (1.0 - s), vocab))
             probs.append(p := _zipf_probs(vocab, s))
             if std == 0.0:
-                self._w.append((None, None))
+                self._w.append(None)
                 continue
             z = rng.standard_normal(vocab)
             w0 = _normalise(z, p, std)
@@ -152,7 +152,7 @@ class ClickStream:
     @property
     def nbytes(self) -> int:
         """Bytes held by the hidden per-ID tables (float32 weights and latent vectors)."""
-        arrays = {id(a): a for pair in self._w for a in pair if a is not None}
+        arrays = {id(a): a for pair in self._w if pair is not None for a in pair}
         arrays.update({id(a): a for quad in self._cross for rows in quad for a in rows})
         return sum(a.nbytes for a in arrays.values())
 
@@ -189,9 +189,8 @@ class ClickStream:
             r, ids = self._ranks(f, u[f])
             ranks.append(r)
             cols.append(_arrow(ids))
-            w0, w1 = self._w[f]
-            if w0 is not None:
-                logit += gather(w0, w1, r)
+            if (w := self._w[f]) is not None:
+                logit += gather(*w, r)
         for (a, b, rank, _), (u0, v0, u1, v1) in zip(CROSSES, self._cross, strict=True):
             for c in range(rank):
                 logit += gather(u0[c], u1[c], ranks[a]) * gather(v0[c], v1[c], ranks[b])
@@ -223,8 +222,9 @@ class ClickStream:
             b = self.batch(i, batch_size, with_truth)
             yield b.slice(0, min(batch_size, events - i * batch_size))
 
-    def oracle_auc(self, events: int, batch_size: int = 4096) -> float:
-        """AUC of the true click probabilities against the drawn labels, first ``events`` events."""
+    def oracle_auc(self, events: int, batch_size: int = 4096) -> float | None:
+        """AUC of the true click probabilities against the drawn labels, first ``events`` events
+        (None when they hold one class only)."""
         bs = list(self._batches(events, batch_size, with_truth=True))
         p = np.concatenate([b.column("p_true").to_numpy() for b in bs])
         return auc_from_arrays(np.concatenate([b.column("label").to_numpy() for b in bs]), p)

@@ -11,6 +11,7 @@ column of the value (``features.event_id``), so a message without a key is an or
 
 from __future__ import annotations
 
+from flinkdl.config.base import section
 from flinkdl.config.schema import FeatureConfig, JobConfig, KafkaSourceConfig
 from flinkdl.sources.messages import MessageDecoder
 
@@ -27,7 +28,7 @@ def needed_columns(features: FeatureConfig) -> list[str]:
 
 def decoder(cfg: JobConfig) -> MessageDecoder:
     """The message decoder of a Kafka job: known columns = the featurizer's, the timestamp, the slice field."""
-    k, f = cfg.source.kafka, cfg.features
+    k, f = section(cfg.source.kafka, "source.kafka"), cfg.features
     known = {*needed_columns(f), *(c for c in (f.timestamp, cfg.evaluation.slice_field) if c)}
     return MessageDecoder(k.format, needed_columns(f), known, f, k.columns)
 

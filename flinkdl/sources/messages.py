@@ -8,8 +8,9 @@ event that cannot be used becomes one :class:`DeadLetter` (position = its index 
 - ``undecodable``: a row message that is not UTF-8 (``raw`` = base64 of its bytes).
 - ``malformed``: a JSON message that does not parse or is not one object.
 - ``wrong_type``: a JSON object or array as the value of a configured column.
-- ``corrupt_arrow`` (any Arrow error, or a stream that fails full validation) / ``missing_column`` / ``wrong_type``: a whole Arrow message that does not
-  read, lacks a configured column, or has a nested/binary configured column (``raw`` = base64).
+- ``corrupt_arrow`` (any Arrow error, or a stream that fails full validation) / ``missing_column`` /
+  ``wrong_type``: a whole Arrow message that does not read, lacks a configured column, or has a
+  nested/binary configured column (``raw`` = base64).
 - csv lines go through :func:`~flinkdl.features.parse.parse_bytes` (``field_count``; ``malformed``: a quote that does
   not close within its message).
 
@@ -35,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pjson
 
+from flinkdl.config.base import section
 from flinkdl.config.schema import DirectoryConfig, FeatureConfig
 from flinkdl.features import deadletter as dl
 from flinkdl.features.deadletter import DeadLetter, Notice
@@ -102,17 +104,21 @@ class MessageDecoder:
             dead += bad
         if len(kept) != len(msgs):
             data = b"\n".join(msgs[i] for i in kept)
+        more: Letters
         if not len(kept):
             batch, more = empty_batch(self.columns), []
         elif self.fmt == "csv":
-            batch, more = parse_bytes(data, self.csv, self.features)
+            batch, parsed = parse_bytes(data, section(self.csv, "source.kafka.columns"),
+                                        section(self.features, "features"))
+            more = list(parsed)
         else:
             batch, more = self._json(data.decode("utf-8").split("\n"))
         return self._remap(batch, more, kept, first_position, dead)
 
     @staticmethod
     def _undecodable(msgs: list[bytes], kept: np.ndarray, first_position: int) -> tuple[np.ndarray, Letters]:
-        good, dead = [], []
+        good: list[int] = []
+        dead: Letters = []
         for i in kept.tolist():
             try:
                 msgs[i].decode("utf-8")
@@ -142,7 +148,10 @@ class MessageDecoder:
         table = self._read_json(lines)
         if table is not None and table.num_rows == len(lines):
             return _with_columns(table, self.columns, np.arange(len(lines))), self._drift(table, 0)
-        good, objs, pos, dead = [], [], [], []
+        good: list[str] = []
+        objs: list[dict] = []
+        pos: list[int] = []
+        dead: Letters = []
         for i, line in enumerate(lines):
             try:
                 obj = json.loads(line)

@@ -1,12 +1,12 @@
 """A worker's link to the parameter server: load on start, push touched-row deltas, refresh.
 
-The worker's model variables are its working copy. Before each step :meth:`PsSync.before_step`
-takes the batch's ids that were not touched since the last sync, refreshes them from the server
-(``pull_on_touch``) and records their values (the *base*: value plus optimizer slots). Every ``push_every_batches`` batches or ``push_every_s``
-seconds :meth:`PsSync.sync` pushes ``current − base`` for those rows (and for every dense
-variable), reads the rows back (they now include other workers' deltas) and writes them into the
-model. Delta-add on the server makes several workers on one server converge. A push also sends
-the base, which the server uses only for rows it does not have yet.
+The worker's model variables are its working copy. Before each step :meth:`PsSync.before_step` takes the
+batch's ids that were not touched since the last sync, refreshes them from the server (``pull_on_touch``) and
+records their values (the *base*: value plus optimizer slots). Every ``push_every_batches`` batches or
+``push_every_s`` seconds :meth:`PsSync.sync` pushes ``current − base`` for those rows (and for every dense
+variable), reads the rows back (they now include other workers' deltas) and writes them into the model.
+Delta-add on the server makes several workers on one server converge. A push also sends the base, which the
+server uses only for rows it does not have yet.
 
 A *single writer* (``ps.single_writer``; by default a job at parallelism 1) has nobody's updates
 to take: it records no base, pulls nothing on touch and reads nothing back; it pushes the touched

@@ -91,7 +91,7 @@ def test_field_seed_and_cross() -> None:
     s = field_seed(0, "C1#C2")
     want = [
         ref_int(int(x) | int(y) << 32 if int(y) < 2**31 else (int(x) | int(y) << 32) - 2**64, s)
-        for x, y in zip(a, b)
+        for x, y in zip(a, b, strict=True)
     ]
     assert cross(a, b, s).tolist() == want
     assert cross(a, b, s).tolist() != cross(b, a, s).tolist()  # ordered pair

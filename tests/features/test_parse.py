@@ -83,7 +83,7 @@ def test_empty_inputs() -> None:
 
 
 def test_config_errors() -> None:
-    with pytest.raises(ValueError, match="not in source.directory.columns"):
+    with pytest.raises(ValueError, match=r"not in source\.directory\.columns"):
         parse_text("1,a,2", csv(), FeatureConfig(categorical=["c"]))  # event_id column missing
     with pytest.raises(ValueError, match="reserved"):
         cfg = DirectoryConfig(path="in", columns=["label", "c", "n", POSITION_COLUMN])

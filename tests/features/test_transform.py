@@ -130,7 +130,7 @@ def test_bad_rows_are_dead_lettered_and_the_rest_survive() -> None:
         ("8", "1", "16", "h", ""),
         ("9", "x", "zz", "i", "nan"),  # label first
     ]
-    raw = pa.record_batch(list(zip(*rows)), names=["event_id", "label", "c", "s", "n"])
+    raw = pa.record_batch(list(zip(*rows, strict=True)), names=["event_id", "label", "c", "s", "n"])
     out, dead = Featurizer(cfg).transform(raw, position_offset=40)
     assert [(d.reason, d.field, d.value, d.raw, d.position) for d in dead] == [
         ("label_missing", "label", "", "2,,11,b,2", 41),
@@ -141,7 +141,7 @@ def test_bad_rows_are_dead_lettered_and_the_rest_survive() -> None:
         ("bad_id", "event_id", "x7", "x7,1,15,g,5", 46),
         ("label_invalid", "label", "x", "9,x,zz,i,nan", 48),
     ]
-    good = pa.record_batch(list(zip(*[rows[i] for i in (0, 7)])), names=raw.schema.names)
+    good = pa.record_batch(list(zip(*[rows[i] for i in (0, 7)], strict=True)), names=raw.schema.names)
     assert out.equals(Featurizer(cfg).transform(good)[0])
     assert out.column("event_id").to_pylist() == [1, 8]
     made = Featurizer(cfg).featurize(raw, position_offset=40)  # the keep-mask names the rows that became features

@@ -25,7 +25,7 @@ def _all(svc: ParameterService) -> dict[int, list[float]]:
     out = {}
     for k in range(svc.shards):
         ids, rows, _ = svc.pull("t", k, None)
-        out.update(zip(ids.tolist(), rows.tolist()))
+        out.update(zip(ids.tolist(), rows.tolist(), strict=True))
     return out
 
 

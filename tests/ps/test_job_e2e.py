@@ -10,6 +10,7 @@ committed version, so its first batch is scored far better than run 1's (a fresh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -38,10 +39,8 @@ TOKEN = "e2e-secret-4f1c9a"
 def _cmdlines() -> dict[int, str]:
     out = {}
     for p in Path("/proc").glob("[0-9]*"):
-        try:
+        with contextlib.suppress(OSError):  # the process ended meanwhile
             out[int(p.name)] = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # the process ended meanwhile
-            pass
     return out
 
 

@@ -60,7 +60,7 @@ def test_prequential_stream_survives_kill_9_without_loss_or_duplicates(tmp_path)
 def test_worker_that_cannot_start_fails_with_its_log(tmp_path):
     cfg = _config(tmp_path, "model.name=no.such.module:Model", "worker.start_timeout_s=60")
     sup = WorkerSupervisor(cfg)
-    with pytest.raises(WorkerFailed, match="worker-0.log"):
+    with pytest.raises(WorkerFailed, match=r"worker-0\.log"):
         sup.start()
     assert "no.such" in (tmp_path / "worker-0.log").read_text()
     sup.stop()

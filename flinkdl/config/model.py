@@ -1,0 +1,86 @@
+"""Config of the learner: ``model``, ``worker`` (the TensorFlow process) and ``ps`` (the parameter server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from flinkdl.config.base import Strict
+
+
+class OptimizerConfig(Strict):
+    """``adam`` is for ``model.dense_optimizer`` only (its slots decay over whole tables)."""
+
+    name: Literal["adagrad", "ftrl", "sgd", "adam"] = "adagrad"
+    learning_rate: float = Field(0.05, gt=0)
+    l2: float = Field(0.0, ge=0)
+
+
+class ModelConfig(Strict):
+    """``name`` is a registered model (lr, fm, deepfm) or ``package.module:Class``."""
+
+    name: str = "deepfm"
+    embedding_dim: int = Field(8, ge=1, le=512)
+    hidden: list[int] = Field(default_factory=lambda: [64, 32])
+    field_weights: bool = Field(False, description="fm/deepfm: one learnt weight per pair of fields on the "
+                                "pairwise term (field-weighted FM, FwFM), so the model can favour the pairs "
+                                "that interact and mute the rest")
+    micro_batch_rows: int | None = Field(None, ge=1, description="learn each batch in steps of at most this "
+                                         "many rows, each scored just before its step; null = one step a batch")
+    optimizer: OptimizerConfig = OptimizerConfig()
+    dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _adam_is_dense_only(self) -> ModelConfig:
+        if self.optimizer.name == "adam":
+            raise ValueError("model.optimizer.name: 'adam' updates whole embedding tables; use adagrad, ftrl "
+                             "or sgd for tables (adam is fine as model.dense_optimizer)")
+        return self
+
+
+class WorkerConfig(Strict):
+    """The co-located TensorFlow process, one per Flink subtask."""
+
+    device: str = "cpu"
+    intra_op_threads: int = Field(0, ge=0, description="0 = TensorFlow default")
+    inter_op_threads: int = Field(0, ge=0)
+    start_timeout_s: float = Field(120.0, gt=0)
+    max_restarts: int = Field(3, ge=0)
+    step_timeout_s: float = Field(300.0, gt=0, description="a worker that answers no batch for this long is "
+                                  "treated as dead: killed, restarted (and, exactly-once, rolled back + replayed)")
+    socket_dir: Path | None = Field(None, description="where unix sockets live; default: a temp dir")
+    max_rows_per_s: float | None = Field(None, gt=0, description="cap on the rows each trainer learns per second "
+                                         "(null: none): leaves CPU to other work, or paces a fault test")
+
+
+class PsConfig(Strict):
+    """The long-lived parameter server (``flinkdl ps serve``; see docs/PS.md).
+
+    Each worker loads the server's state on start, tracks the rows it touches and pushes their
+    deltas every ``push_every_batches`` batches or ``push_every_s`` seconds (whichever first),
+    then refreshes those rows; it commits a version every ``commit_every_pushes`` pushes and at
+    the end of its stream.
+    """
+
+    enabled: bool = False
+    address: str = Field("grpc://127.0.0.1:8815", description="grpc://host:port or grpc+tls://host:port")
+    token: str | None = Field(None, description="sent as 'authorization: Bearer TOKEN'; write ${ENV_VAR}, "
+                              "never the secret itself (--set refuses it)")
+    token_file: Path | None = Field(None, description="file holding the token (e.g. a mounted secret); "
+                                    "used when token is null")
+    tls_root_certs: Path | None = Field(None, description="PEM file to verify a TLS server")
+    table_prefix: str = Field("", description="server table name = prefix + model variable name")
+    push_every_batches: int = Field(10, ge=1)
+    push_every_s: float = Field(5.0, gt=0)
+    pull_on_touch: bool = Field(True, description="refresh a row from the server when first touched after a sync")
+    single_writer: bool | None = Field(None, description="no other worker writes these tables: no pull on touch, "
+                                       "no read-back after a push; null: true at job.parallelism 1")
+    commit_every_pushes: int = Field(10, ge=1)
+    connect_timeout_s: float = Field(30.0, ge=0)
+    start_local: bool = Field(True, description="flinkdl run starts a local server if none answers")
+    checkpoint_dir: str = Field("runs/ps", description="versions of a server started by flinkdl run")
+    retain: int = Field(50, ge=1, description="versions a server started by flinkdl run keeps; exactly-once "
+                        "needs the version of the last Flink checkpoint among them (docs/EXACTLY_ONCE.md)")
