@@ -43,8 +43,11 @@ def format_progress(m: dict, t0: float) -> str:
 
 
 class _Tail:
-    def __init__(self, path: Path):
-        self.path, self.pos, self.last = path, 0, None
+    """Follows the run log: the lines appended since the last poll, and the last line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.pos = path, 0
+        self.last: dict | None = None
 
     def poll(self) -> list[dict]:
         if not self.path.exists():
