@@ -192,9 +192,9 @@ def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: boo
         versions = [r["committed"]["version"] for r in reports if r.get("committed")]
         summary["ps_version"] = max(versions) if versions else None
     summary.update(elapsed_s=time.time() - t0, job_id=str(client.get_job_id()), run_dir=str(cfg.job.run_dir))
-    if oracle and cfg.source.kind == "generator" and cfg.source.generator.events:
+    gen = cfg.source.generator if cfg.source.kind == "generator" else None
+    if oracle and gen is not None and gen.events:
         from flinkdl.sources.generator import ClickStream
 
-        gen = cfg.source.generator
         summary["oracle_auc"] = ClickStream.from_config(gen).oracle_auc(gen.events, gen.batch_size)
     return summary
