@@ -25,7 +25,7 @@ from flinkdl.config.schema import FeatureConfig
 from flinkdl.features.deadletter import REASONS, DeadLetter
 from flinkdl.features.transform import Featurizer
 
-settings.register_profile("default", max_examples=60, deadline=None,
+settings.register_profile("default", max_examples=200, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("fuzz", max_examples=2000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
