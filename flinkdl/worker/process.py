@@ -4,7 +4,8 @@ Started by :class:`flinkdl.worker.supervisor.WorkerSupervisor` as
 ``python -m flinkdl.worker - IN_ENDPOINT OUT_PATH`` (the config JSON on stdin). It reads feature batches with
 ``tensorflow_io.arrow.ArrowStreamDataset`` (one Arrow RecordBatch = one step), and for each batch
 scores it with the current model, trains on its labelled rows (one ``predict_then_train`` step,
-so every score was made before the model saw that event; rows without a label are only scored), and writes the scores back as an Arrow IPC stream
+so every score was made before the model saw that event; rows without a label are only scored),
+and writes the scores back as an Arrow IPC stream
 (:class:`flinkdl.exchange.worker_stream.PredictionStream`). Around each step it runs the hooks
 the config asks for (:mod:`flinkdl.worker.hooks`: parameter-server sync, Prometheus export).
 When a batch's step committed a parameter-server version, that batch's scores carry it in their

@@ -109,7 +109,8 @@ def test_bad_row_message_is_one_dead_letter_and_its_neighbours_are_trained(kind:
 
 
 @pytest.mark.parametrize("fmt, msg", [
-    ("csv", csv_row(2, label="")), ("json", json_row(event_id=2, label=DROP)), ("json", json_row(event_id=2, label=None)),
+    ("csv", csv_row(2, label="")), ("json", json_row(event_id=2, label=DROP)),
+    ("json", json_row(event_id=2, label=None)),
     ("arrow", arrow_msg(label=DROP)), ("arrow", arrow_msg(label=pa.array([None, None, None], pa.int64()))),
 ])
 def test_unlabelled_message_is_kept_to_be_scored_not_dead_lettered(fmt: str, msg: bytes) -> None:
