@@ -92,7 +92,7 @@ CSV_CORRUPTIONS = {
     "truncate": True, "extra_field": True, "missing_separator": True, "stray_quote": True, "unclosed_quote": True,
     "newline": False, "cr": False, "nul_in_id": True, "nul_in_string": False, "invalid_utf8": True,
     "huge_field": True, "overflow_id": True, "overflow_float": True, "nan": True, "label_out_of_range": True,
-    "label_missing": True, "duplicate": False,
+    "label_missing": False, "duplicate": False,  # label_missing: an unlabelled event, scored
 }
 
 

@@ -62,7 +62,8 @@ class RunSummary:
     t: float  # wall clock of the report
     final: bool
     events_in: int  # raw events that reached the sink
-    events_trained: int  # predicted, then trained on
+    events_scored: int  # predicted (labelled or not)
+    events_trained: int  # predicted, then trained on (the labelled ones)
     dead_letter: int
     dead_letter_by_reason: dict[str, int]
     schema_drift: dict[str, int]  # accepted rows with an unknown column, by column

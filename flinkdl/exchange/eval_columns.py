@@ -1,7 +1,8 @@
 """The evaluation columns that travel beside a feature batch: event time and slice value.
 
 The featurize stage knows the raw columns; the evaluator (at the sink) needs, per good row, the
-event time in ms (for time windows) and the value of ``evaluation.slice_field``. They travel as a
+event time in ms (for time windows) and the value of ``evaluation.slice_field``; the Kafka
+publisher writes the event time as the prediction's ``event_ts``. They travel as a
 small Arrow IPC stream in the envelope's ``eval_columns`` field (empty when nothing is
 configured), rows aligned with the feature batch, untouched by the trainer. The rows are those
 of the featurizer's keep-mask; any misalignment raises :class:`EvalColumnsMismatch`.
@@ -24,19 +25,20 @@ class EvalColumns:
     """Takes ``ts`` (int64 ms) and/or ``slice`` (string) of the kept rows of a raw batch.
 
     ``timestamp``: the raw column of event time (``features.timestamp``), in
-    ``evaluation.timestamp_unit``.
+    ``evaluation.timestamp_unit``; taken for time windows, and for ``event_ts`` of the published
+    predictions when ``event_time`` is set (a Kafka predictions sink).
     """
 
-    def __init__(self, evaluation: EvaluationConfig, timestamp: str | None) -> None:
+    def __init__(self, evaluation: EvaluationConfig, timestamp: str | None, event_time: bool = False) -> None:
         self.time_windows = any(w.kind.endswith("time") for w in evaluation.windows)
-        self.timestamp = timestamp if self.time_windows else None
+        self.timestamp = timestamp if self.time_windows or event_time else None
         self.scale = 1000.0 if evaluation.timestamp_unit == "s" else 1.0
         self.slice_field = evaluation.slice_field
 
     @property
     def needed(self) -> bool:
         """Whether the evaluator reads any column (else every batch carries ``b""``)."""
-        return bool(self.slice_field) or self.time_windows
+        return bool(self.slice_field) or self.timestamp is not None
 
     def take(self, raw: pa.RecordBatch | pa.Table, keep: np.ndarray) -> bytes:
         """The columns of the rows of ``raw`` where ``keep`` is true, as an IPC stream; ``b""`` if unused."""

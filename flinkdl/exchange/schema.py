@@ -3,15 +3,20 @@
 Feature batch (Flink → worker), in this column order:
 
 - ``event_id`` int64
-- ``label`` float32 (0.0 or 1.0)
+- ``label`` float32: 0.0 or 1.0, or NaN for an event without a label (scored, not trained on;
+  :func:`labelled` is the flag)
 - ``id_0 .. id_{F-1}`` int64: hashed bucket of each categorical field, then of each cross
 - ``x_0 .. x_{D-1}`` float32: per numeric field its transformed value, then its missing indicator
   (``x_{2k}`` = value of numeric field k, ``x_{2k+1}`` = 1.0 if it was missing)
 
 Prediction batch (worker → Flink): ``event_id`` int64, ``score`` float32 (made before the
-model trained on the event), ``label`` float32, ``model_version`` int64
+model trained on the event), ``label`` float32 (null: the event had none), ``model_version`` int64
 (:data:`PREDICTION_SCHEMA`; :data:`EMPTY_PREDICTIONS` is a packed batch of none).
 
+>>> labelled(np.array([1.0, np.nan, 0.0], np.float32)).tolist()
+[True, False, True]
+>>> prediction_labels(np.array([1.0, np.nan], np.float32)).to_pylist()
+[1.0, None]
 >>> from flinkdl.config.schema import FeatureConfig
 >>> s = feature_schema(FeatureConfig(categorical=["a", "b"], numeric=["n"], crosses=[["a", "b"]]))
 >>> s.names
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from flinkdl.config.schema import FeatureConfig
@@ -35,6 +41,16 @@ PREDICTION_SCHEMA = pa.schema(
         ("model_version", pa.int64()),
     ]
 )
+
+
+def labelled(label: np.ndarray) -> np.ndarray:
+    """The "has a label" flag of a feature batch's ``label`` column: bool per row (NaN = none)."""
+    return ~np.isnan(label)
+
+
+def prediction_labels(label: np.ndarray) -> pa.Array:
+    """A feature batch's labels as the prediction batch's ``label`` column (NaN → null)."""
+    return pa.array(label, pa.float32(), from_pandas=True)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 FIELD_COUNT = "field_count"  #: wrong number of fields on a csv line (truncated row, extra fields)
 NOT_NUMERIC = "not_numeric"  #: a numeric field that is not a number
 NOT_FINITE = "not_finite"  #: a numeric field that is NaN or ±inf
-LABEL_MISSING = "label_missing"  #: label null or empty
+LABEL_MISSING = "label_missing"  #: no longer produced: an unlabelled event is scored, not dead-lettered
 LABEL_INVALID = "label_invalid"  #: label not a number (or NaN)
 LABEL_OUT_OF_RANGE = "label_out_of_range"  #: label a number but not 0/1 (when no threshold is set)
 UNDECODABLE = "undecodable"  #: bytes that are not UTF-8 (``raw`` = base64 of them where they are known)

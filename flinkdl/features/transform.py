@@ -7,22 +7,28 @@ so a single bad value costs ~2·log2(n) small casts) for the rows that do not pa
 become dead letters and are dropped; all other rows go on. An ``int`` categorical hashes the
 int64 value, so ``123`` from the generator and ``"123"`` from a file give the same id.
 
+An event without a label (null, ``""``, or no label column value) is kept with label NaN, the
+"has no label" flag of the feature batch (:func:`~flinkdl.exchange.schema.labelled`): the worker
+scores it and does not train on it. A label that is present but invalid is a dead letter.
+
 Missing values: null, and ``""`` in a string column. A missing categorical hashes as
 :func:`~flinkdl.features.hashing.null_hash` of its field seed; a missing numeric becomes value 0
 with indicator 1. A row is dead-lettered once, for the first problem found, checking the event
-id, then the label, then categoricals and numerics in config order.
+id, then the label (if present), then categoricals and numerics in config order.
 
 >>> import pyarrow as pa
 >>> from flinkdl.config.schema import FeatureConfig
 >>> f = Featurizer(FeatureConfig(event_id=None, categorical=["c"], numeric=["n"]))
->>> raw = pa.record_batch({"label": ["1", "0", "x"], "c": ["a", "", "b"], "n": ["0", "", "1"]})
+>>> raw = pa.record_batch({"label": ["1", "0", "x", ""], "c": ["a", "", "b", "c"], "n": ["0", "", "1", "2"]})
 >>> batch, dead = f.transform(raw, position_offset=100)
 >>> batch.column_names, batch.column("event_id").to_pylist(), batch.column("x_1").to_pylist()
-(['event_id', 'label', 'id_0', 'x_0', 'x_1'], [100, 101], [0.0, 1.0])
+(['event_id', 'label', 'id_0', 'x_0', 'x_1'], [100, 101, 103], [0.0, 1.0, 0.0])
+>>> batch.column("label").to_pylist()  # the unlabelled event is kept, its label NaN
+[1.0, 0.0, nan]
 >>> [(d.reason, d.field, d.value, d.raw, d.position) for d in dead]
 [('label_invalid', 'label', 'x', 'x,b,1', 102)]
 >>> f.featurize(raw, position_offset=100).keep.tolist()  # which raw rows became feature rows
-[True, True, False]
+[True, True, False, True]
 """
 
 from __future__ import annotations
@@ -256,9 +262,10 @@ class Featurizer:
                 out_of_range = (y != 0) & (y != 1) & ~invalid
                 if out_of_range.any():
                     rows.reject(np.flatnonzero(out_of_range & ~missing), dl.LABEL_OUT_OF_RANGE, name)
-        rows.reject(np.flatnonzero(missing), dl.LABEL_MISSING, name)
         rows.reject(np.flatnonzero(invalid & ~missing), dl.LABEL_INVALID, name)
-        return y.astype(np.float32)
+        y = y.astype(np.float32)
+        y[missing] = np.nan  # no label: the row is scored, not trained on (exchange.schema.labelled)
+        return y
 
     def _ids(self, rows: _Rows, n: int) -> list[np.ndarray]:
         cats = self.cfg.categorical

@@ -24,6 +24,7 @@ import functools
 import math
 from typing import ClassVar
 
+import numpy as np
 import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig, OptimizerConfig
@@ -100,6 +101,12 @@ class ModelBase(abc.ABC):
                        tf.TensorSpec([], tf.int32, name="size"))
         self._train_fn = tf.function(self._train, input_signature=slice_specs, **opts)
         self._train_last_fn = tf.function(self._train_last, input_signature=slice_specs, **opts)
+        # batches with unlabelled rows: split (in the graph) into scored-only and trained rows
+        mask_spec = tf.TensorSpec([None], tf.bool, name="mask")
+        self._split_fn = tf.function(self._split, input_signature=(*train_specs, mask_spec), **opts)
+        at_spec, score_spec = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)
+        self._stitch_fn = tf.function(self._stitch, input_signature=(at_spec, score_spec, at_spec, score_spec),
+                                      **opts)
 
     # ------------------------------------------------------------------ for subclasses
 
@@ -147,9 +154,16 @@ class ModelBase(abc.ABC):
         """``sigmoid(logits)``, float32 ``[B]``; no update."""
         return self._predict_fn(ids, dense)
 
-    def predict_then_train(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    def predict_then_train(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
+                           labelled: np.ndarray | None = None) -> tf.Tensor:
         """Score the batch, then learn from it. Returns the scores, each made before the model
         learnt from its event.
+
+        ``labelled`` (bool per row; ``None``: every row) names the rows to learn from. The other
+        rows are scored with the model as it is before the step and change nothing, not even
+        optimizer statistics: the step is exactly a step on the labelled rows alone. A batch
+        whose every row is labelled takes the same computation as without ``labelled``; one with
+        no labelled row is only scored (``version`` does not move).
 
         With ``model.micro_batch_rows`` = m and a batch of more than m rows, the batch is learnt
         in consecutive steps of at most m rows, each slice scored just before its own step
@@ -158,6 +172,8 @@ class ModelBase(abc.ABC):
         batches learnt in 512-row steps reach the AUC of 512-row batches (docs/BENCHMARKS.md)
         while the job still moves 4096-row batches (its per-batch costs stay amortised).
         """
+        if labelled is not None and not labelled.all():
+            return self._score_then_train_labelled(ids, dense, labels, labelled)
         m, n = self.cfg.micro_batch_rows, int(labels.shape[0])
         if m is None or n <= m:
             return self._step_fn(ids, dense, labels)
@@ -165,6 +181,29 @@ class ModelBase(abc.ABC):
         scores = [self._train_fn(ids, dense, labels, start, size) for start in starts[:-1]]
         scores.append(self._train_last_fn(ids, dense, labels, starts[-1], size))  # + version, in the graph
         return tf.concat(scores, axis=0)
+
+    def _score_then_train_labelled(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
+                                   labelled: np.ndarray) -> tf.Tensor:
+        """Score the unlabelled rows, then :meth:`predict_then_train` the labelled ones; scores in row order."""
+        mask = tf.constant(labelled, tf.bool)
+        ids_u, dense_u, _, at_u = self._split_fn(ids, dense, labels, tf.logical_not(mask))
+        scores_u = self._predict_fn(ids_u, dense_u)  # runs (eagerly) before the step below
+        if not labelled.any():
+            return scores_u
+        ids_l, dense_l, labels_l, at_l = self._split_fn(ids, dense, labels, mask)
+        scores_l = self.predict_then_train(ids_l, dense_l, labels_l)
+        return self._stitch_fn(at_l, scores_l, at_u, scores_u)
+
+    @staticmethod
+    def _split(ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
+               mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The rows where ``mask`` is true (ids, dense, labels) and their positions in the batch."""
+        at = tf.cast(tf.reshape(tf.where(mask), [-1]), tf.int32)
+        return tf.gather(ids, at), tf.gather(dense, at), tf.gather(labels, at), at
+
+    @staticmethod
+    def _stitch(at_a: tf.Tensor, a: tf.Tensor, at_b: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        return tf.dynamic_stitch([at_a, at_b], [a, b])
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one model per worker process, lives as long
     def _slice_starts(self, n: int, m: int) -> tuple[tf.Tensor, list[tf.Tensor]]:
@@ -174,7 +213,7 @@ class ModelBase(abc.ABC):
 
     @property
     def version(self) -> int:
-        """Number of batches learnt (``predict_then_train`` calls), micro-batched or not."""
+        """Number of batches learnt (``predict_then_train`` calls with a labelled row), micro-batched or not."""
         return int(self._version.numpy())
 
     def variables(self) -> dict[str, tf.Variable]:

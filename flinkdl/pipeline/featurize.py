@@ -35,7 +35,7 @@ class FeatureMaker:
     def from_config(cls, cfg: JobConfig) -> FeatureMaker:
         directory = cfg.source.directory
         return cls(Featurizer(cfg.features, delimiter=directory.delimiter if directory else ","),
-                   EvalColumns(cfg.evaluation, cfg.features.timestamp))
+                   EvalColumns(cfg.evaluation, cfg.features.timestamp, event_time=cfg.sinks.kafka is not None))
 
     def envelope(self, seq: int, raw: pa.RecordBatch | pa.Table, rows_in: int,
                  letters: Sequence[DeadLetter | Notice], position: int) -> Envelope:

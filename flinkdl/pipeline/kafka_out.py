@@ -12,6 +12,7 @@ from pyflink.datastream import MapFunction, RuntimeContext
 
 from flinkdl.exchange.channel import unpack
 from flinkdl.exchange.envelope import Envelope
+from flinkdl.exchange.eval_columns import read_eval_columns
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
@@ -36,7 +37,9 @@ class PublishKafka(MapFunction):
 
     def map(self, value: Row) -> Row:
         env = Envelope.of(value)
-        self.publisher.publish(unpack(env.payload, PREDICTION_SCHEMA), env.dead_letters)
+        preds = unpack(env.payload, PREDICTION_SCHEMA)
+        event_ts, _ = read_eval_columns(env.eval_columns, preds.num_rows)
+        self.publisher.publish(preds, env.dead_letters, event_ts)
         return value
 
     def close(self) -> None:

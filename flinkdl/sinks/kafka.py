@@ -6,8 +6,9 @@ Predictions: one message per event, key = event id (decimal), value = one JSON o
      "event_ts": null, "processing_ts": 1763760000123}
 
 ``score`` is the model's click probability made *before* it trained on the event; ``label`` is
-the event's label (null if unknown); ``processing_ts`` is epoch ms when the batch was published;
-``event_ts`` is null (event time does not cross the worker yet). Dead letters: the rejected
+the event's label (null for an unlabelled event: scored, not trained on); ``event_ts`` is the
+event's time in epoch ms (``features.timestamp``; null without one, or when a batch has an event
+without a time); ``processing_ts`` is epoch ms when the batch was published. Dead letters: the rejected
 message (``raw``) with headers ``reason``, ``field``, ``value``, ``position`` (and
 ``raw-encoding: base64`` for binary messages).
 
@@ -77,15 +78,17 @@ class KafkaPublisher:
             except BufferError:  # local queue full: let librdkafka send some
                 self.producer.poll(0.05)
 
-    def publish(self, preds: pa.RecordBatch, dead_letters: bytes = b"") -> None:
-        """Produce one message per prediction (and per dead letter); return once all are acked."""
+    def publish(self, preds: pa.RecordBatch, dead_letters: bytes = b"", event_ts: np.ndarray | None = None) -> None:
+        """Produce one message per prediction (and per dead letter); return once all are acked.
+
+        ``event_ts``: the events' times in epoch ms, one per prediction (``None``: unknown)."""
         if self.sink.delivery == "transactional":
-            self._transaction(preds, dead_letters)
+            self._transaction(preds, dead_letters, event_ts)
             return
-        self._send(preds, dead_letters)
+        self._send(preds, dead_letters, event_ts)
         self._flush_and_retry()
 
-    def _send(self, preds: pa.RecordBatch, dead_letters: bytes) -> None:
+    def _send(self, preds: pa.RecordBatch, dead_letters: bytes, event_ts: np.ndarray | None = None) -> None:
         n = preds.num_rows
         if n:
             ids = preds.column("event_id").to_numpy().tolist()
@@ -94,12 +97,12 @@ class KafkaPublisher:
             labels = (lab.to_numpy(zero_copy_only=False).astype(np.float64).tolist() if not lab.null_count
                       else [None if v is None else float(v) for v in lab.to_pylist()])
             versions = preds.column("model_version").to_numpy().tolist()
-            now = int(time.time() * 1000)
-            tail = f', "event_ts": null, "processing_ts": {now}}}'
+            tail = f', "processing_ts": {int(time.time() * 1000)}}}'
+            times: list = ["null"] * n if event_ts is None else np.asarray(event_ts, np.int64).tolist()
             topic, model = self.sink.topic, self.model
-            for i, s, y, v in zip(ids, scores, labels, versions, strict=True):
+            for i, s, y, v, t in zip(ids, scores, labels, versions, times, strict=True):
                 value = (f'{{"event_id": {i}, "score": {s!r}, "label": {"null" if y is None else repr(y)}, '
-                         f'"model": {model}, "model_version": {v}{tail}')
+                         f'"model": {model}, "model_version": {v}, "event_ts": {t}{tail}')
                 self._produce(topic, str(i).encode(), value.encode())
             self.sent += n
         if dead_letters and self.dlq:
@@ -121,13 +124,13 @@ class KafkaPublisher:
             for topic, key, value, headers, _ in failed:
                 self._produce(topic, key, value, headers)
 
-    def _transaction(self, preds: pa.RecordBatch, dead_letters: bytes) -> None:
+    def _transaction(self, preds: pa.RecordBatch, dead_letters: bytes, event_ts: np.ndarray | None) -> None:
         from confluent_kafka import KafkaException
 
         for attempt in range(self.sink.retries + 1):
             self.producer.begin_transaction()
             try:
-                self._send(preds, dead_letters)
+                self._send(preds, dead_letters, event_ts)
                 self.producer.commit_transaction(self.sink.flush_timeout_s)
                 if not self._failed:
                     return

@@ -25,6 +25,7 @@ from flinkdl.evaluation.evaluator import StreamEvaluator
 from flinkdl.evaluation.metrics import ProgressiveAUC
 from flinkdl.evaluation.summary import Evaluation, RunSummary
 from flinkdl.exchange.eval_columns import read_eval_columns
+from flinkdl.exchange.schema import labelled
 
 if TYPE_CHECKING:
     from flinkdl.sinks.deadletter import DeadLetterLog
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 METRICS_LOG = "metrics.jsonl"
 #: What :meth:`RunLog.save_state` keeps (besides the output file sizes).
-_STATE = ("auc", "evaluator", "evaluation_s", "events_in", "events_trained", "model_version",
+_STATE = ("auc", "evaluator", "evaluation_s", "events_in", "events_scored", "events_trained", "model_version",
           "first_t", "last_t")
 
 
@@ -57,7 +58,7 @@ class RunLog:
 
             self.metrics = SinkMetrics(cfg)
             self.metrics.start()
-        self.events_in = self.events_trained = 0
+        self.events_in = self.events_scored = self.events_trained = 0
         self.model_version = 0
         self.first_t: float | None = None
         self.last_t = self.last_report = time.time()
@@ -77,21 +78,31 @@ class RunLog:
             self.first_t = now
         self.last_t = now
         self.events_in += rows_in
+        trained = 0
         if preds.num_rows:
-            labels = preds.column("label").to_numpy()
+            labels = preds.column("label").to_numpy(zero_copy_only=False)  # null (no label) → NaN
             scores = preds.column("score").to_numpy()
+            ts, slices = read_eval_columns(meta, preds.num_rows)
+            mask = labelled(labels)
+            trained = int(mask.sum())
+            if trained < preds.num_rows:  # label-based metrics see the labelled events only
+                labels, scores = labels[mask], scores[mask]
+                ts = ts[mask] if ts is not None else None
+                slices = slices.filter(pa.array(mask)) if slices is not None else None
             t_eval = time.perf_counter()
-            if self.auc is not None:
-                self.auc.update(labels, scores)
-            self.evaluator.update(labels, scores, *read_eval_columns(meta, preds.num_rows))
+            if trained:
+                if self.auc is not None:
+                    self.auc.update(labels, scores)
+                self.evaluator.update(labels, scores, ts, slices)
             self.evaluation_s += time.perf_counter() - t_eval
-            self.events_trained += preds.num_rows
+            self.events_scored += preds.num_rows
+            self.events_trained += trained
             self.model_version = max(self.model_version, int(preds.column("model_version")[-1].as_py()))
             if self._preds is not None:
                 self._preds.write(preds)
         reasons, drift = self._dead.add(dead_letters)
         if self.metrics is not None:
-            self.metrics.count(rows_in, preds.num_rows, reasons, self.model_version, drift)
+            self.metrics.count(rows_in, preds.num_rows, trained, reasons, self.model_version, drift)
         if self.max_events is not None and self.events_in >= self.max_events:
             self.finish()
         elif now - self.last_report >= self.cfg.job.report_every_s:
@@ -111,7 +122,8 @@ class RunLog:
         stream_s = (self.last_t - self.first_t) if self.first_t is not None else 0.0
         total = ev.total
         return RunSummary(
-            t=t, final=final, events_in=self.events_in, events_trained=self.events_trained,
+            t=t, final=final, events_in=self.events_in, events_scored=self.events_scored,
+            events_trained=self.events_trained,
             dead_letter=self._dead.count, dead_letter_by_reason=dict(self._dead.by_reason),
             schema_drift=dict(self._dead.drift),
             auc=auc if self.auc is not None else total.auc, auc_exact=self.auc is not None,

@@ -209,7 +209,8 @@ class MessageDecoder:
 
     def arrow(self, data: bytes | None, first_position: int) -> tuple[pa.RecordBatch, Letters]:
         """One Arrow IPC stream message → its batch (with positions) + notices; a message that is
-        empty, does not read, or has a configured column missing or nested is one dead letter."""
+        empty, does not read, or has a configured column missing (other than the label: its events are
+        unlabelled) or nested is one dead letter."""
         def bad(reason: str, why: str, field: str | None = None) -> tuple[pa.RecordBatch, Letters]:
             return empty_batch(self.columns), [DeadLetter(reason, field, why, _b64(data or b""), first_position,
                                                           raw_encoding="base64")]
@@ -226,6 +227,9 @@ class MessageDecoder:
             table.column_names  # noqa: B018 - a name that is not UTF-8 raises here (UnicodeDecodeError)
         except (pa.ArrowException, OSError, ValueError) as e:  # any Arrow error: NotImplemented too
             return bad(dl.CORRUPT_ARROW, str(e))
+        label = self.features.label.column if self.features is not None else None
+        if label in self.columns and label not in table.column_names:  # unlabelled events: scored
+            table = table.append_column(label, pa.nulls(table.num_rows, pa.float64()))
         missing = [c for c in self.columns if c not in table.column_names]
         if missing:
             return bad(dl.MISSING_COLUMN, f"missing columns {missing}", missing[0])

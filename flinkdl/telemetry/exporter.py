@@ -89,6 +89,7 @@ class SinkMetrics:
         self.slice_logloss = e.gauge(n.SLICE_LOGLOSS, "Log loss per slice", "slice")
         self.slice_cal = e.gauge(n.SLICE_CALIBRATION, "Calibration per slice", "slice")
         self.events_in = e.counter(n.EVENTS_IN, "Raw events that reached the sink").labels(**lb)
+        self.events_scored = e.counter(n.EVENTS_SCORED, "Events predicted (labelled or not)").labels(**lb)
         self.events_trained = e.counter(n.EVENTS_TRAINED, "Events predicted, then trained on").labels(**lb)
         self.rate = e.gauge(n.EVENTS_PER_SECOND, "Events per second between reports").labels(**lb)
         self.dead = e.counter(n.DEAD_LETTERS, "Dead letters by reason", "reason")
@@ -104,10 +105,11 @@ class SinkMetrics:
     def start(self) -> int:
         return self.endpoint.start()
 
-    def count(self, rows_in: int, trained: int, dead_reasons: dict[str, int], version: int,
+    def count(self, rows_in: int, scored: int, trained: int, dead_reasons: dict[str, int], version: int,
               drift: dict[str, int] | None = None) -> None:
         """Per batch: counters and version (``drift``: rows with an unknown column, by column)."""
         self.events_in.inc(rows_in)
+        self.events_scored.inc(scored)
         self.events_trained.inc(trained)
         for reason, k in dead_reasons.items():
             self.dead.labels(**self.endpoint.labels, reason=reason).inc(k)

@@ -21,7 +21,8 @@ SLICE_AUC = "flinkdl_slice_auc_cumulative"           # gauge, + label slice
 SLICE_LOGLOSS = "flinkdl_slice_logloss"              # gauge, + label slice
 SLICE_CALIBRATION = "flinkdl_slice_calibration"      # gauge, + label slice
 EVENTS_IN = "flinkdl_events_in"                      # counter (_total): raw events reaching the sink
-EVENTS_TRAINED = "flinkdl_events_trained"            # counter (_total): predicted-then-trained
+EVENTS_SCORED = "flinkdl_events_scored"              # counter (_total): predicted (labelled or not)
+EVENTS_TRAINED = "flinkdl_events_trained"            # counter (_total): predicted-then-trained (labelled)
 EVENTS_PER_SECOND = "flinkdl_events_per_second"      # gauge: between the last two reports
 DEAD_LETTERS = "flinkdl_dead_letters"                # counter (_total), + label reason
 SCHEMA_DRIFT_ROWS = "flinkdl_schema_drift_rows"      # counter (_total), + label column (unknown, ignored)
@@ -29,7 +30,7 @@ MODEL_VERSION = "flinkdl_model_version"              # gauge: latest model versi
 
 # TF worker
 WORKER_BATCH_SECONDS = "flinkdl_worker_batch_seconds"  # histogram: one predict_then_train step
-WORKER_EVENTS = "flinkdl_worker_events"                # counter (_total)
+WORKER_EVENTS = "flinkdl_worker_events"                # counter (_total): events trained on
 WORKER_MODEL_VERSION = "flinkdl_worker_model_version"  # gauge
 
 # parameter server (client side, in each TF worker; flinkdl/worker/ps_sync.py PsSync)

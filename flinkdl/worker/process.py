@@ -3,8 +3,9 @@
 Started by :class:`flinkdl.worker.supervisor.WorkerSupervisor` as
 ``python -m flinkdl.worker - IN_ENDPOINT OUT_PATH`` (the config JSON on stdin). It reads feature batches with
 ``tensorflow_io.arrow.ArrowStreamDataset`` (one Arrow RecordBatch = one step), and for each batch
-scores it with the current model, trains on it (one ``predict_then_train`` step, so every score
-was made before the model saw that event), and writes the scores back as an Arrow IPC stream
+scores it with the current model, trains on its labelled rows (one ``predict_then_train`` step,
+so every score was made before the model saw that event; rows without a label are only scored),
+and writes the scores back as an Arrow IPC stream
 (:class:`flinkdl.exchange.worker_stream.PredictionStream`). Around each step it runs the hooks
 the config asks for (:mod:`flinkdl.worker.hooks`: parameter-server sync, Prometheus export).
 When a batch's step committed a parameter-server version, that batch's scores carry it in their
@@ -28,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig, WorkerConfig
-from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
+from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout, prediction_labels
 from flinkdl.exchange.worker_stream import PredictionStream
 from flinkdl.worker.hooks.base import Batch, Predictions, StepHook
 
@@ -100,8 +101,9 @@ def run_step(model: ModelBase, hooks: Sequence[StepHook], batch: Batch) -> Predi
     """One prequential step: hooks before (in order), score then train, hooks after (reversed)."""
     for hook in hooks:
         hook.before_step(batch)
-    scores = model.predict_then_train(batch.ids, batch.dense, batch.label)
-    pred = Predictions(scores, model.version)
+    mask = batch.labelled
+    scores = model.predict_then_train(batch.ids, batch.dense, batch.label, None if mask.all() else mask)
+    pred = Predictions(scores, model.version, trained=int(mask.sum()))
     for hook in reversed(hooks):
         hook.after_step(batch, pred)
     return pred
@@ -122,7 +124,7 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
             batch = Batch(event_id, label, ids, dense)
             pred = run_step(model, hooks, batch)
             steps += 1
-            out.write([event_id.numpy(), pred.scores.numpy(), label.numpy(),
+            out.write([event_id.numpy(), pred.scores.numpy(), prediction_labels(label.numpy()),
                        np.full(batch.rows, pred.model_version, np.int64)], pred.ps_version)
         for hook in reversed(hooks):
             hook.close()

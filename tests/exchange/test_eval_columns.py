@@ -27,6 +27,14 @@ def test_nothing_travels_when_nothing_is_read() -> None:
     assert read_eval_columns(b"", 5) == (None, None)
 
 
+def test_event_time_travels_for_the_published_predictions_without_time_windows() -> None:
+    raw = pa.record_batch({"ts": [5, 6, 7]})
+    data = EvalColumns(EvaluationConfig(), "ts", event_time=True).take(raw, np.array([True, False, True]))
+    ts, slices = read_eval_columns(data, 2)
+    assert ts.tolist() == [5, 7] and slices is None
+    assert EvalColumns(EvaluationConfig(), None, event_time=True).take(raw, np.ones(3, bool)) == b""
+
+
 def test_a_mismatch_raises() -> None:
     raw = pa.record_batch({"ts": [1, 2, 3], "country": ["a", "b", "c"]})
     cols = EvalColumns(TIMED, "ts")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from flinkdl.config.schema import CRITEO_LIKE_FEATURES, DirectoryConfig, FeatureConfig
-from flinkdl.exchange.schema import feature_schema
+from flinkdl.exchange.schema import feature_schema, labelled
 from flinkdl.features.hashing import bucketize, cross, field_seed, hash_strings, murmur3_32_int64, null_hash
 from flinkdl.features.parse import parse_bytes, parse_text
 from flinkdl.features.transform import Featurizer
@@ -121,7 +121,7 @@ def test_bad_rows_are_dead_lettered_and_the_rest_survive() -> None:
     cfg = FeatureConfig(categorical=[{"name": "c", "type": "int"}, "s"], numeric=["n"])
     rows = [  # event_id, label, c, s, n
         ("1", "1", "10", "a", "1.5"),
-        ("2", "", "11", "b", "2"),  # label_missing
+        ("2", "", "11", "b", "2"),  # no label: kept (scored, not trained on)
         ("3", "2", "12", "c", "3"),  # label_out_of_range
         ("4", "1", "1.5", "d", "4"),  # bad_id
         ("5", "0", "13", "e", "abc"),  # not_numeric
@@ -133,7 +133,6 @@ def test_bad_rows_are_dead_lettered_and_the_rest_survive() -> None:
     raw = pa.record_batch(list(zip(*rows, strict=True)), names=["event_id", "label", "c", "s", "n"])
     out, dead = Featurizer(cfg).transform(raw, position_offset=40)
     assert [(d.reason, d.field, d.value, d.raw, d.position) for d in dead] == [
-        ("label_missing", "label", "", "2,,11,b,2", 41),
         ("label_out_of_range", "label", "2", "3,2,12,c,3", 42),
         ("bad_id", "c", "1.5", "4,1,1.5,d,4", 43),
         ("not_numeric", "n", "abc", "5,0,13,e,abc", 44),
@@ -141,12 +140,14 @@ def test_bad_rows_are_dead_lettered_and_the_rest_survive() -> None:
         ("bad_id", "event_id", "x7", "x7,1,15,g,5", 46),
         ("label_invalid", "label", "x", "9,x,zz,i,nan", 48),
     ]
-    good = pa.record_batch(list(zip(*[rows[i] for i in (0, 7)], strict=True)), names=raw.schema.names)
-    assert out.equals(Featurizer(cfg).transform(good)[0])
-    assert out.column("event_id").to_pylist() == [1, 8]
+    good = pa.record_batch(list(zip(*[rows[i] for i in (0, 1, 7)], strict=True)), names=raw.schema.names)
+    assert out.to_pydict().keys() == Featurizer(cfg).transform(good)[0].to_pydict().keys()
+    assert out.drop_columns(["label"]).equals(Featurizer(cfg).transform(good)[0].drop_columns(["label"]))
+    assert out.column("event_id").to_pylist() == [1, 2, 8]
+    assert np.array_equal(out.column("label").to_numpy(), [1.0, np.nan, 1.0], equal_nan=True)
     made = Featurizer(cfg).featurize(raw, position_offset=40)  # the keep-mask names the rows that became features
-    assert made.batch.equals(out) and made.dead == dead
-    assert np.flatnonzero(made.keep).tolist() == [0, 7] and len(made.keep) == raw.num_rows
+    assert made.batch.drop_columns(["label"]).equals(out.drop_columns(["label"])) and made.dead == dead
+    assert np.flatnonzero(made.keep).tolist() == [0, 1, 7] and len(made.keep) == raw.num_rows
 
 
 def test_typed_bad_values() -> None:
@@ -163,10 +164,9 @@ def test_typed_bad_values() -> None:
     assert [(d.reason, d.field, d.value, d.position) for d in dead] == [
         ("missing_id", "event_id", None, 1),
         ("label_out_of_range", "label", "0.5", 2),
-        ("label_missing", "label", None, 3),
         ("bad_id", "c", "2.5", 4),
     ]
-    assert out.column("event_id").to_pylist() == [1]
+    assert out.column("event_id").to_pylist() == [1, 4]  # 4: no label, kept to be scored
 
 
 def test_label_threshold_and_positions_from_parse() -> None:
@@ -247,3 +247,21 @@ def test_one_bad_value_costs_one_row(column: str, values: list[str], reason: str
     assert out.column("event_id").to_pylist() == [1, 3]
     assert [(d.reason, d.field, d.position) for d in dead] == [(reason, column, 1)]
     assert dead[0].value.startswith(value)
+
+
+def test_unlabelled_events_are_kept_with_the_no_label_flag() -> None:
+    """A null, empty or absent label is not a dead letter: the row is kept, label NaN (``labelled`` false);
+    a label that is present but invalid still is one."""
+    cfg = FeatureConfig(categorical=["c"], numeric=["n"])
+    raw = pa.record_batch({"event_id": ["1", "2", "3", "4", "5"], "label": ["1", "", None, "0", "7"],
+                           "c": ["a", "b", "c", "d", "e"], "n": ["1", "2", "3", "4", "5"]})
+    made = Featurizer(cfg).featurize(raw)
+    assert made.keep.tolist() == [True, True, True, True, False]
+    assert [(d.reason, d.value) for d in made.dead] == [("label_out_of_range", "7")]
+    assert labelled(made.batch.column("label").to_numpy()).tolist() == [True, False, False, True]
+    labelled_only = Featurizer(cfg).featurize(raw.filter(pa.array([True, False, False, True, False])))
+    same = made.batch.filter(pa.array(labelled(made.batch.column("label").to_numpy())))
+    assert same.equals(labelled_only.batch)  # the flag changes nothing else in the row
+    thresholded = FeatureConfig(label={"column": "label", "threshold": 0.5}, categorical=["c"], numeric=["n"])
+    y = Featurizer(thresholded).featurize(raw).batch.column("label").to_numpy()
+    assert np.array_equal(y, [1.0, np.nan, np.nan, 0.0, 1.0], equal_nan=True)

@@ -71,7 +71,8 @@ def _bad_arrow() -> tuple[dict[str, list[bytes]], bytes]:
     msg = _arrow(good)
     nested = good.set_column(good.schema.get_field_index("C1"), "C1", pa.array([[1]] * 5))
     whole = {"corrupt_arrow": [b"ARROW1 but not really", msg[: len(msg) // 2]], "empty": [b""],
-             "missing_column": [_arrow(good.drop_columns(["label"]))], "wrong_type": [_arrow(nested)]}
+             "missing_column": [_arrow(good.drop_columns(["C1"]))],  # (no label column: unlabelled, scored)
+             "wrong_type": [_arrow(nested)]}
     ids = pa.array(range(90000, 90005), pa.int64())
     mixed = good.set_column(0, "event_id", ids)
     mixed = mixed.set_column(mixed.schema.get_field_index("I1"), "I1", pa.array([1.0, float("nan"), 2.0, 3.0, 4.0]))

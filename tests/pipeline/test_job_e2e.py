@@ -110,8 +110,8 @@ BAD_LINES = [
     "1\t2\t5",                      # field_count
     "1\t2\tfive\t881250949",        # rating not numeric → label_invalid
     "x9\t2\t3\t881250949",          # user id not an int
-    "1\t2\t\t881250949",            # label missing
 ]
+UNLABELLED = ["1\t2\t\t881250949"]  # no rating: scored, not trained on, not a dead letter
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def directory_run(tmp_path_factory, shared_data):
     good = inter.take(order)
     header = "\t".join(good.column_names)
     rows = ["\t".join(str(v) for v in r.values()) for r in good.to_pylist()]
-    lines = rows[:10_000] + BAD_LINES + rows[10_000:]
+    lines = rows[:10_000] + BAD_LINES + UNLABELLED + rows[10_000:]
     for name, part in (("a", lines[:12_000]), ("b", lines[12_000:])):
         tmp = inbox / f".{name}.tsv.tmp"
         tmp.write_text(header + "\n" + "\n".join(part) + "\n")
@@ -142,13 +142,16 @@ def directory_run(tmp_path_factory, shared_data):
 
 def test_directory_source_trains_every_good_row_once(directory_run):
     run_dir, s, good, _ = directory_run
-    assert s["events_in"] == good.num_rows + len(BAD_LINES)
-    assert s["events_trained"] == good.num_rows == s["events_in"] - s["dead_letter"]
+    assert s["events_in"] == good.num_rows + len(BAD_LINES) + len(UNLABELLED)
+    assert s["events_trained"] == good.num_rows == s["events_in"] - s["dead_letter"] - len(UNLABELLED)
+    assert s["events_scored"] == good.num_rows + len(UNLABELLED)
     preds = read_predictions(run_dir / "predictions.csv")
     expected = (good.column("rating:float").to_numpy() >= 4).astype(np.float32)
-    split = 12_000 - len(BAD_LINES)  # good rows in file a (it also holds the bad lines)
+    split = 12_000 - len(BAD_LINES) - len(UNLABELLED)  # good rows in file a (it also holds the others)
     a, b = expected[:split], expected[split:]
-    labels = preds.column("label").to_numpy()
+    labels = preds.column("label").to_numpy(zero_copy_only=False)
+    assert preds.column("label").null_count == len(UNLABELLED)  # scored, with a null label
+    labels = labels[~np.isnan(labels)]
     # Flink's FileSource keeps each file's line order; the order between files is its own.
     assert np.array_equal(labels, np.concatenate([a, b])) or np.array_equal(labels, np.concatenate([b, a]))
     assert s["auc"] > 0.6
@@ -159,7 +162,7 @@ def test_directory_source_dead_letters_name_reason_and_field(directory_run):
     assert s["dead_letter"] == len(BAD_LINES)
     dead = [json.loads(x) for x in (run_dir / "dead_letter.jsonl").read_text().splitlines()]
     by_reason = {d["reason"]: d for d in dead}
-    assert sorted(by_reason) == ["bad_id", "field_count", "label_invalid", "label_missing"], dead
+    assert sorted(by_reason) == ["bad_id", "field_count", "label_invalid"], dead
     assert s["dead_letter_by_reason"] == {r: 1 for r in by_reason}
     assert by_reason["field_count"]["raw"] == BAD_LINES[0]
     assert by_reason["label_invalid"]["value"] == "five"

@@ -1,7 +1,7 @@
 """End-to-end over Kafka: a real local broker (tansu) → the Flink job → predictions topic.
 
-Three PyFlink jobs in all (each costs ~15 s to start): one CSV run with bad messages, and an
-Arrow run that is killed after a checkpoint and restarted from it.
+Three PyFlink jobs in all (each costs ~15 s to start): one CSV run with bad and unlabelled
+messages, and an Arrow run that is killed after a checkpoint and restarted from it.
 """
 
 import json
@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 N = 20_000
 BAD_CSV = [b"not,a,click", b"\xff\xfe" + b",1" * 41, b"5000000,0,x" + b",1" * 39]  # 42 fields, label 'x'
+U = 50  #: unlabelled events (ids N .. N+U-1): scored and published, not trained on
 
 
 def _args(bootstrap: str, name: str, run_dir: Path, fmt: str) -> list[str]:
@@ -46,36 +48,59 @@ def _halves(size: int):
     return list(generator_batches(N, batch_size=size))
 
 
+def _unlabelled() -> pa.RecordBatch:
+    """The built-in stream's events N .. N+U-1 with their label null (an empty csv field)."""
+    *_, last = generator_batches(N + U, batch_size=U)
+    at = last.schema.get_field_index("label")
+    return last.set_column(at, "label", pa.nulls(U, last.schema.field("label").type))
+
+
 @pytest.fixture(scope="module")
 def csv_run(kafka_broker, tmp_path_factory):
     b, run_dir = kafka_broker.bootstrap, tmp_path_factory.mktemp("kafka-csv")
     create_topics(b, ["clicks-csv", "preds-csv", "dead-csv"])
     first, second = _halves(N // 2)
+    unlabelled = _unlabelled()
     produce(b, "clicks-csv", iter([first]), "csv", progress=False)
     _produce_raw(b, "clicks-csv", BAD_CSV)
+    produce(b, "clicks-csv", iter([unlabelled.slice(0, U // 2)]), "csv", progress=False)
     produce(b, "clicks-csv", iter([second]), "csv", progress=False)
+    produce(b, "clicks-csv", iter([unlabelled.slice(U // 2)]), "csv", progress=False)
     proc = subprocess.run([sys.executable, "-m", "flinkdl.cli", *_args(b, "csv", run_dir, "csv"),
-                           "--max-events", str(N + len(BAD_CSV)), "--summary", str(run_dir / "s.json")],
+                           "--max-events", str(N + U + len(BAD_CSV)), "--summary", str(run_dir / "s.json")],
                           cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    preds = read_topic(b, "preds-csv", expect=N)
+    preds = read_topic(b, "preds-csv", expect=N + U)
     return json.loads((run_dir / "s.json").read_text()), preds, read_topic(b, "dead-csv", expect=len(BAD_CSV))
 
 
 def test_every_produced_event_comes_back_once_keyed_by_its_id(csv_run):
     summary, preds, _ = csv_run
-    assert summary["events_in"] == N + len(BAD_CSV) and summary["events_trained"] == N
+    assert summary["events_in"] == N + U + len(BAD_CSV)
+    assert summary["events_scored"] == N + U and summary["events_trained"] == N
     keys = Counter(int(m.key()) for m in preds)
-    assert sorted(keys) == list(range(N)) and set(keys.values()) == {1}
+    assert sorted(keys) == list(range(N + U)) and set(keys.values()) == {1}
+
+
+def test_unlabelled_events_are_scored_once_with_a_null_label_and_every_prediction_has_its_event_ts(csv_run):
+    summary, preds, _ = csv_run
+    values = {v["event_id"]: v for v in (json.loads(m.value()) for m in preds)}
+    assert {i for i, v in values.items() if v["label"] is None} == set(range(N, N + U))
+    assert "label_missing" not in summary["dead_letter_by_reason"]
+    events = [*_halves(N // 2), _unlabelled()]
+    ts = {i: t for b in events for i, t in zip(b.column("event_id").to_pylist(), b.column("ts").to_pylist(),
+                                                strict=True)}
+    assert {i: v["event_ts"] for i, v in values.items()} == ts
 
 
 def test_auc_recomputed_from_the_topic_equals_the_reported_auc(csv_run):
     summary, preds, _ = csv_run
     values = [json.loads(m.value()) for m in preds]
     assert {v["model"] for v in values} == {"lr"}
-    y = np.array([v["label"] for v in values])
-    p = np.array([v["score"] for v in values])
-    assert auc_from_arrays(y, p) == pytest.approx(summary["auc"], abs=1e-9)
+    labelled = [v for v in values if v["label"] is not None]  # the label metrics see these alone
+    y = np.array([v["label"] for v in labelled])
+    p = np.array([v["score"] for v in labelled])
+    assert len(labelled) == N and auc_from_arrays(y, p) == pytest.approx(summary["auc"], abs=1e-9)
 
 
 def test_bad_messages_go_to_the_dead_letter_topic_with_the_reason(csv_run):

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -42,6 +43,16 @@ def test_publishes_one_json_message_per_event_keyed_by_event_id(kafka_broker, de
     assert dead.value() == b"1,2"
     assert dict(dead.headers())["reason"] == b"field_count"
     assert dict(dead.headers())["position"] == b"9"
+
+
+def test_event_ts_is_the_event_time_when_known(kafka_broker):
+    create_topics(kafka_broker.bootstrap, ["preds-ts"])
+    pub = KafkaPublisher(KafkaPredictionsSink(topic="preds-ts"), kafka_broker.bootstrap, "lr")
+    pub.publish(_preds([1, 2], [0.5, 0.25], [None, 1.0]), event_ts=np.array([1_700_000_000_123, 1_700_000_000_456]))
+    pub.close()
+    values = [json.loads(m.value()) for m in read_topic(kafka_broker.bootstrap, "preds-ts", expect=2)]
+    assert [(v["event_id"], v["event_ts"], v["label"]) for v in values] == [
+        (1, 1_700_000_000_123, None), (2, 1_700_000_000_456, 1.0)]
 
 
 def test_undeliverable_messages_are_retried_then_fail_loudly():

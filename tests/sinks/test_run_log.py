@@ -112,3 +112,45 @@ def test_a_snapshot_changed_after_it_was_written_is_refused(tmp_path):
     snapshot.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="changed after it was written; refusing to load it"):
         RunLog(cfg).load_state(snapshot)
+
+
+def _eval_columns(ts: np.ndarray, slices: list[str]) -> bytes:
+    batch = pa.record_batch([pa.array(ts, pa.int64()), pa.array(slices, pa.string())], names=["ts", "slice"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as w:
+        w.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def test_unlabelled_predictions_are_counted_and_written_but_not_evaluated(tmp_path):
+    """Label metrics (AUC, log loss, windows, slices) see the labelled events alone; the summary counts
+    every prediction as scored and the labelled ones as trained; the predictions file has every event."""
+    sets = ["evaluation.exact_progressive_auc=true", "evaluation.slice_field=s",
+            'evaluation.windows=[{"kind": "sliding_count", "size": 150}, {"kind": "tumbling_time", "size_s": 1}]']
+    rng = np.random.default_rng(7)
+    runs = {}
+    for name in ("mixed", "labelled_only"):
+        cfg = load_config(None, [f"job.run_dir={tmp_path / name}", f"sinks.predictions.path={tmp_path / name}/p.csv",
+                                 "features.timestamp=ts", *sets])
+        runs[name] = RunLog(cfg)
+    for i in range(4):
+        b = _preds(i * 100, 100, rng)
+        has = rng.random(100) < 0.7
+        label = pa.array(np.where(has, b.column("label").to_numpy(), np.nan), pa.float32(), from_pandas=True)
+        mixed = b.set_column(2, "label", label)
+        ts = 1_000 * i + np.arange(100) * 7
+        sl = [f"v{k % 3}" for k in range(100)]
+        runs["mixed"].update(100, mixed, b"", _eval_columns(ts, sl))
+        runs["labelled_only"].update(int(has.sum()), b.filter(pa.array(has)),
+                                     b"", _eval_columns(ts[has], [s for s, h in zip(sl, has, strict=True) if h]))
+    finals = {}
+    for name, run in runs.items():
+        run.finish()
+        finals[name] = json.loads((tmp_path / name / METRICS_LOG).read_text().splitlines()[-1])
+    mixed, alone = finals["mixed"], finals["labelled_only"]
+    assert (mixed["events_in"], mixed["events_scored"]) == (400, 400)
+    assert mixed["events_trained"] == alone["events_trained"] == alone["events_scored"] < 400
+    for key in ("auc", "auc_cumulative", "logloss", "mean_score", "ctr", "windows", "slices"):
+        assert mixed[key] == alone[key], key
+    written = read_predictions(tmp_path / "mixed" / "p.csv")
+    assert written.num_rows == 400 and written.column("label").null_count == 400 - mixed["events_trained"]

@@ -11,6 +11,7 @@ import base64
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -88,7 +89,6 @@ ROWS = {
     "label_2_csv": ("csv", csv_row(2, label=2), "label_out_of_range", "label", "2"),
     "label_minus_1_json": ("json", json_row(event_id=2, label=-1), "label_out_of_range", "label", "-1"),
     "label_half_csv": ("csv", csv_row(2, label=0.5), "label_out_of_range", "label", "0.5"),
-    "label_missing_json": ("json", json_row(event_id=2, label=DROP), "label_missing", "label", None),
     "missing_id_csv": ("csv", csv_row(""), "missing_id", "event_id", ""),
     "missing_id_json": ("json", json_row(event_id=DROP), "missing_id", "event_id", None),
     "null_id_json": ("json", json_row(event_id=None), "missing_id", "event_id", None),
@@ -106,6 +106,20 @@ def test_bad_row_message_is_one_dead_letter_and_its_neighbours_are_trained(kind:
     assert (d.reason, d.field, d.position) == (reason, field, 1)
     assert (d.value is None) if value is None else d.value.startswith(value), d.value
     assert len(d.to_json()) < 80_000  # a 10 MB record is cut, not copied into the dead letter
+
+
+@pytest.mark.parametrize("fmt, msg", [
+    ("csv", csv_row(2, label="")), ("json", json_row(event_id=2, label=DROP)),
+    ("json", json_row(event_id=2, label=None)),
+    ("arrow", arrow_msg(label=DROP)), ("arrow", arrow_msg(label=pa.array([None, None, None], pa.int64()))),
+])
+def test_unlabelled_message_is_kept_to_be_scored_not_dead_lettered(fmt: str, msg: bytes) -> None:
+    """A null, empty or absent label: the event is featurized with label NaN (scored, not trained on)."""
+    dec = MessageDecoder(fmt, needed_columns(FEATS), set(needed_columns(FEATS)), FEATS, CSV_COLUMNS)
+    raw, letters = dec.rows([msg], 0) if fmt != "arrow" else dec.arrow(msg, 0)
+    made = Featurizer(FEATS).featurize(raw)
+    assert not letters and not made.dead and made.keep.all()
+    assert np.isnan(made.batch.column("label").to_numpy()).all()
 
 
 def test_non_utf8_message_keeps_its_bytes_in_base64() -> None:

@@ -124,3 +124,17 @@ def test_time_windows_need_a_timestamp_and_names_are_unique() -> None:
                                   "evaluation": {"windows": [{"kind": "sliding_time", "size_s": 10}]}})
     with pytest.raises(ValidationError, match="duplicate"):
         EvaluationConfig(windows=[{"kind": "sliding_count", "size": 5}, {"kind": "sliding_count", "size": 5}])
+
+
+def test_sink_counts_scored_and_trained_events_apart(tmp_path: Path) -> None:
+    progress = RunLog(cfg_for(tmp_path))
+    try:
+        label = pa.array([1.0, None, 0.0, None, 1.0], pa.float32())
+        preds = pa.record_batch([np.arange(5), np.full(5, 0.4, np.float32), label, np.ones(5, np.int64)],
+                                schema=PREDICTION_SCHEMA)
+        progress.update(5, preds, b"")
+        text = scrape(tmp_path / "prometheus" / "sink-0.json")
+    finally:
+        progress.finish()
+    assert sample(text, names.EVENTS_SCORED + "_total") == 5
+    assert sample(text, names.EVENTS_TRAINED + "_total") == 3

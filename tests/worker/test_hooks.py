@@ -31,8 +31,9 @@ class FakeModel:
     def __init__(self, calls: list[str]) -> None:
         self.calls, self.version = calls, 0
 
-    def predict_then_train(self, ids, dense, labels):
+    def predict_then_train(self, ids, dense, labels, labelled=None):
         self.calls.append("step")
+        self.labelled = labelled
         self.version += 1
         return tf.fill([len(labels)], 0.5)
 
@@ -88,3 +89,16 @@ def test_prometheus_hook_reports_rows_and_version_of_each_step():
     assert steps[0][1:] == (5, 1) and steps[0][0] >= 0
     hook.close()
     assert stopped == [True]
+
+
+def test_unlabelled_rows_are_scored_and_only_the_labelled_ones_trained_and_counted():
+    steps: list[tuple] = []
+    metrics = SimpleNamespace(step=lambda s, n, v: steps.append((s, n, v)), endpoint=SimpleNamespace(stop=lambda: None))
+    model = FakeModel([])
+    label = tf.constant([1.0, np.nan, 0.0, np.nan])
+    batch = Batch(tf.range(4, dtype=tf.int64), label, tf.ones([4, 2], tf.int64), tf.zeros([4, 0]))
+    pred = run_step(model, [PrometheusHook(metrics)], batch)  # type: ignore[arg-type]
+    assert model.labelled.tolist() == [True, False, True, False] and pred.trained == 2
+    assert pred.scores.shape == (4,) and steps[0][1] == 2  # every row scored; the worker counts 2 trained
+    run_step(model, [], _batch(3))
+    assert model.labelled is None  # every row labelled: the plain step

@@ -12,6 +12,10 @@ import abc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from flinkdl.exchange.schema import labelled
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -29,6 +33,11 @@ class Batch:
     def rows(self) -> int:
         return len(self.label)
 
+    @property
+    def labelled(self) -> np.ndarray:
+        """Bool per row: whether the event has a label (is trained on); the others are only scored."""
+        return labelled(np.asarray(self.label))
+
 
 @dataclass
 class Predictions:
@@ -37,6 +46,7 @@ class Predictions:
     scores: tf.Tensor  #: float32 ``[B]``, each made before the model learnt its event
     model_version: int  #: the model's version after the step
     ps_version: int | None = None  #: a PS version this step committed (set by a hook), else None
+    trained: int | None = None  #: rows the step learnt from (the labelled ones; None: every row)
 
 
 class StepHook(abc.ABC):

@@ -22,7 +22,8 @@ class PrometheusHook(StepHook):
         self._t0 = time.perf_counter()
 
     def after_step(self, batch: Batch, predictions: Predictions) -> None:
-        self.metrics.step(time.perf_counter() - self._t0, batch.rows, predictions.model_version)
+        trained = batch.rows if predictions.trained is None else predictions.trained
+        self.metrics.step(time.perf_counter() - self._t0, trained, predictions.model_version)
 
     def close(self) -> None:
         self.metrics.endpoint.stop()
