@@ -29,30 +29,7 @@ import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig, OptimizerConfig
 from flinkdl.exchange.schema import FeatureLayout
-
-
-def make_optimizer(cfg: OptimizerConfig) -> tf.compat.v1.train.Optimizer:
-    """A ``tf.compat.v1.train`` optimizer (sparse-aware) for ``cfg``.
-
-    ``l2`` > 0 selects the proximal variant of Adagrad / SGD (``l2_regularization_strength``),
-    FTRL takes it directly. The l2 acts only on rows a step touches (lazy, as is usual for
-    sparse tables).
-    """
-    lr, l2 = cfg.learning_rate, cfg.l2
-    v1 = tf.compat.v1.train
-    if cfg.name == "adagrad":
-        if l2 > 0:
-            return v1.ProximalAdagradOptimizer(lr, l2_regularization_strength=l2)
-        return v1.AdagradOptimizer(lr)
-    if cfg.name == "ftrl":
-        return v1.FtrlOptimizer(lr, l2_regularization_strength=l2)
-    if cfg.name == "sgd":
-        if l2 > 0:
-            return v1.ProximalGradientDescentOptimizer(lr, l2_regularization_strength=l2)
-        return v1.GradientDescentOptimizer(lr)
-    if cfg.name == "adam":  # dense variables only: v1 Adam decays its slots over the whole table
-        return v1.AdamOptimizer(lr)
-    raise ValueError(f"unknown optimizer {cfg.name!r} (known: adagrad, ftrl, sgd, adam)")
+from flinkdl.models.optim import create_slots, make_optimizer, scale_gradient
 
 
 def lookup(table: tf.Variable, ids: tf.Tensor) -> tf.Tensor:
@@ -247,7 +224,7 @@ class ModelBase(abc.ABC):
         """
         for _, opt, sparse in self._groups:
             owned = [v for n, v in self._vars.items() if sparse is None or (n in self._sparse) == sparse]
-            _create_slots(opt, owned)
+            create_slots(opt, owned)
 
     def dense_optimizer_state(self) -> dict[str, tf.Variable]:
         """Slots of the dense variables and each optimizer's own variables (e.g. Adam's beta powers),
@@ -300,26 +277,10 @@ class ModelBase(abc.ABC):
         updates = []
         for opt_cfg, opt, sparse in self._groups:
             pairs = [
-                (_scale(g, inv_batch) if opt_cfg.name == "sgd" else g, v)
+                (scale_gradient(g, inv_batch) if opt_cfg.name == "sgd" else g, v)
                 for n, g, v in zip(names, grads, var_list, strict=True)
                 if g is not None and (sparse is None or (n in self._sparse) == sparse)
             ]
             if pairs:
                 updates.append(opt.apply_gradients(pairs))
         return scores, updates
-
-
-def _create_slots(opt: tf.compat.v1.train.Optimizer, var_list: list[tf.Variable]) -> None:
-    """Create ``opt``'s slots (and its own variables) for ``var_list`` without a step.
-
-    ``tf.compat.v1.train.Optimizer`` creates them only inside ``apply_gradients``, and a step
-    with zero gradients is not neutral for every optimizer (FTRL recomputes the weights, Adam
-    advances its beta powers). Its private ``_create_slots`` is the one way: kept to this function.
-    """
-    opt._create_slots(var_list)
-
-
-def _scale(g: tf.Tensor | tf.IndexedSlices, s: tf.Tensor) -> tf.Tensor | tf.IndexedSlices:
-    if isinstance(g, tf.IndexedSlices):
-        return tf.IndexedSlices(g.values * s, g.indices, g.dense_shape)
-    return g * s
