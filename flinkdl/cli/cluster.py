@@ -7,6 +7,7 @@ import json
 import time
 
 from flinkdl.cluster.standalone import LocalCluster
+from flinkdl.preflight import check_flink
 
 _DEFAULT_ROOT = "runs/cluster"
 
@@ -32,6 +33,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
+    check_flink(args.rest)
     job_id = _cluster(args).submit(args.config, args.set, savepoint=getattr(args, "from_savepoint", None),
                                    parallelism=args.parallelism)
     print(job_id)
@@ -39,6 +41,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
+    check_flink(args.rest)
     now = time.time() * 1000
     print(f"{'JOB ID':32}  {'NAME':20} {'STATE':10} {'UPTIME':>9}  LAST CHECKPOINT")
     for j in _cluster(args).rest.jobs():
@@ -49,6 +52,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
+    check_flink(args.rest)
     print(_cluster(args).rest.stop_with_savepoint(args.job_id, args.savepoint))
     return 0
 

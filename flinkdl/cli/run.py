@@ -3,20 +3,62 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from flinkdl.config.loader import load_config
+from flinkdl.preflight import check_run
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so it unwinds like Ctrl-C (the job is cancelled)."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def stop_descendants(grace_s: float = 5.0) -> int:
+    """Terminate, then kill, every process this one started (Flink's JVM, Python harnesses, TF
+    workers, a local PS); returns how many were still running."""
+    import psutil
+
+    procs = psutil.Process().children(recursive=True)
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
+    return len(procs)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from flinkdl.runner import run
 
     cfg = load_config(args.config, args.set)
+    check_run(cfg)
     print(f"flinkdl: job {cfg.job.name!r}, model {cfg.model.name}, source {cfg.source.kind}, "
           f"run dir {cfg.job.run_dir}", flush=True)
-    summary = run(cfg, args.max_events, out=sys.stdout, until_idle_s=args.until_idle)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        summary = run(cfg, args.max_events, out=sys.stdout, until_idle_s=args.until_idle)
+    except KeyboardInterrupt as e:
+        name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+        stopped = stop_descendants()
+        print(f"flinkdl: {name}: job cancelled, {stopped} child process(es) stopped; "
+              f"partial results in {cfg.job.run_dir}", file=sys.stderr, flush=True)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     text = json.dumps(summary, indent=2)
     if args.summary:
         Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
