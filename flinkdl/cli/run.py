@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from flinkdl.config.flink import dynamic_property, merged
 from flinkdl.config.loader import load_config
 from flinkdl.preflight import check_run
 
@@ -43,6 +44,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from flinkdl.runner import run
 
     cfg = load_config(args.config, args.set)
+    cfg.flink = merged(cfg.flink, args.flink)
     check_run(cfg)
     print(f"flinkdl: job {cfg.job.name!r}, model {cfg.model.name}, source {cfg.source.kind}, "
           f"run dir {cfg.job.run_dir}", flush=True)
@@ -79,12 +81,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_flink_option(p: argparse.ArgumentParser) -> None:
+    """``-D key=value``: a Flink configuration option, passed through unchanged (repeatable)."""
+    p.add_argument("-D", dest="flink", action="append", default=[], type=dynamic_property, metavar="KEY=VALUE",
+                   help="a Flink option, e.g. -D taskmanager.memory.process.size=4g (repeatable; wins over "
+                        "the config's flink: section)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``run`` and ``report``."""
     r = sub.add_parser("run", help="run a job on the embedded Flink mini-cluster")
     r.add_argument("config", help="job config (YAML), e.g. jobs/click_stream.yaml")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key by dotted path, e.g. --set model.name=lr (repeatable)")
+    add_flink_option(r)
     r.add_argument("--max-events", type=int, default=None, metavar="N",
                    help="stop after N events (the generator produces exactly N)")
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",

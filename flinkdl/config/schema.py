@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flinkdl.config.flink import FlinkOptions
+
 
 class Strict(BaseModel):
     """Base for every config section: unknown keys are errors, values are checked on assignment."""
@@ -382,6 +384,7 @@ class JobConfig(Strict):
     ps: PsConfig = PsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     metrics: MetricsConfig = MetricsConfig()
+    flink: FlinkOptions = Field(default_factory=dict, description="Flink options, passed through (-D wins)")
 
     @model_validator(mode="after")
     def _exactly_once_needs(self) -> JobConfig:
