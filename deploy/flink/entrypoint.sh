@@ -2,6 +2,8 @@
 # jobmanager | taskmanager: merge $FLINK_PROPERTIES (flat "key: value" lines) into the distribution's
 # config.yaml, then run that Flink process in the foreground. Anything else runs as given (flinkdl, flink).
 set -e
+# the distribution's conf files (log4j, ...) once, where FLINK_CONF_DIR points (the flink CLI reads it too)
+[ -f "$FLINK_CONF_DIR/config.yaml" ] || cp -r "$FLINK_HOME/conf/." "$FLINK_CONF_DIR/"
 conf() {
   python - <<'PY'
 import os, yaml

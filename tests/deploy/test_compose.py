@@ -206,3 +206,18 @@ def test_long_running_services_restart_and_one_shots_do_not():
     for name, svc in SERVICES.items():
         expected = {"no"} if name in ONE_SHOT else {"unless-stopped", "always"}
         assert svc.get("restart") in expected, name
+
+
+def test_the_local_override_swaps_images_and_networking_only_where_it_must():
+    """deploy/test/docker-compose.local.yml (make test-deploy) overrides services of the stack, never adds one."""
+    local = yaml.safe_load((ROOT / "deploy/test/docker-compose.local.yml").read_text())
+    assert set(local["services"]) <= set(SERVICES)
+    assert set(local["secrets"]) == set(COMPOSE["secrets"])
+    for name, svc in local["services"].items():
+        if name == "grafana":
+            assert svc == {"profiles": ["not-runnable-here"]}
+            continue
+        assert svc["network_mode"] == "host" and svc["image"] == "flinkdl/flink:local", name
+    submit = " ".join(local["services"]["submit"]["command"].split())
+    assert "-py /opt/flinkdl/jobs/online_learning.py --config /opt/flinkdl/jobs/click_stream_kafka.yaml" in submit
+    assert "ps.token_file=/run/secrets/ps_write_token" in submit
