@@ -44,7 +44,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from flinkdl.runner import run
 
     cfg = load_config(args.config, args.set)
-    cfg.flink = merged(cfg.flink, args.flink)
+    cfg.flink.update(merged({}, args.flink))  # -D wins over the flink: section
     check_run(cfg)
     print(f"flinkdl: job {cfg.job.name!r}, model {cfg.model.name}, source {cfg.source.kind}, "
           f"run dir {cfg.job.run_dir}", flush=True)

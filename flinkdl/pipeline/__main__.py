@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("-D", dest="flink", action="append", default=[], type=dynamic_property, metavar="KEY=VALUE")
     args = p.parse_args(argv)
     cfg = load_config(args.config, args.set)
-    cfg.flink = merged(cfg.flink, args.flink)
+    cfg.flink.update(merged({}, args.flink))  # -D wins over the flink: section
     # TaskManagers run elsewhere (another cwd or host): make the client's relative paths absolute.
     cfg.job.run_dir = cfg.job.run_dir.resolve()
     if cfg.sinks.predictions is not None:
