@@ -1,6 +1,6 @@
 # The two set-up commands (see README): `make run` and `make test`.
 EVENTS ?= 1000000
-.PHONY: setup run run-generator test bench lint fuzz
+.PHONY: setup run run-generator test test-deploy bench lint fuzz
 
 setup:
 	@scripts/setup.sh
@@ -15,6 +15,11 @@ run-generator: setup
 
 test: setup
 	.venv/bin/python -m pytest -q
+
+# docker-compose.yml for real (root; ~2 min): Docker engine, a debootstrapped image, the stack up with
+# deploy/test/docker-compose.local.yml, events in, predictions out, Prometheus scraping; all removed after.
+test-deploy: setup
+	scripts/test_deploy.sh
 
 bench: setup
 	.venv/bin/python bench/end_to_end.py

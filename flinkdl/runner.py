@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import TextIO
@@ -63,12 +64,17 @@ class _Tail:
         return rows
 
 
-def _cancel(client) -> None:
-    """Cancel an unbounded job that reached ``--max-events`` (it may have just ended on its own)."""
+def _cancel(client, why: str = "after --max-events", timeout_s: float | None = None) -> None:
+    """Cancel the job (it may have just ended on its own); wait at most ``timeout_s`` (None: until done)."""
     try:
-        client.cancel().result()
+        future = client.cancel()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while deadline is not None and not future.done() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if deadline is None or future.done():
+            future.result()
     except Exception as e:
-        log.warning("cancel after --max-events: %s", str(e).splitlines()[0])
+        log.warning("cancel %s: %s", why, str(e).splitlines()[0])
 
 
 def run(cfg: JobConfig, max_events: int | None = None, out: TextIO | None = None,
@@ -145,6 +151,20 @@ def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: boo
     env = make_env(cfg)
     build(env, cfg, max_events)
     client = env.execute_async(cfg.job.name)
+    try:
+        return _follow(cfg, client, max_events, out, oracle, until_idle_s, t0)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler: stop the job, then unwind
+        # the cancel hangs up on the in-process Python harness threads (loopback mode); their
+        # "CANCELLED" errors are the expected end, not something to print
+        threading.excepthook = lambda _args: None
+        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+        _cancel(client, "on interrupt", timeout_s=15.0)
+        raise
+
+
+def _follow(cfg: JobConfig, client, max_events: int | None, out: TextIO | None, oracle: bool,
+            until_idle_s: float | None, t0: float) -> dict:
+    """Print the job's progress until it ends (or is stopped); return its summary."""
     tail = _Tail(Path(cfg.job.run_dir) / METRICS_LOG)
     bounded = cfg.source.kind == "generator" and cfg.source.generator.events is not None
     state = "RUNNING"

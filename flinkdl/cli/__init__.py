@@ -12,6 +12,7 @@ import sys
 
 from flinkdl.cli import broker, cluster, produce, ps, run
 from flinkdl.config.loader import ConfigError
+from flinkdl.preflight import PreflightError
 
 GROUPS = (run, cluster, produce, broker, ps)
 
@@ -33,4 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as e:
         print(f"flinkdl: invalid config:\n{e}", file=sys.stderr)
+        return 2
+    except PreflightError as e:
+        print(f"flinkdl: {e}", file=sys.stderr)
         return 2

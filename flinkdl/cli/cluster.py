@@ -6,7 +6,9 @@ import argparse
 import json
 import time
 
+from flinkdl.cli.run import add_flink_option
 from flinkdl.cluster.standalone import LocalCluster
+from flinkdl.preflight import check_flink
 
 _DEFAULT_ROOT = "runs/cluster"
 
@@ -32,13 +34,15 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
+    check_flink(args.rest)
     job_id = _cluster(args).submit(args.config, args.set, savepoint=getattr(args, "from_savepoint", None),
-                                   parallelism=args.parallelism)
+                                   parallelism=args.parallelism, flink=args.flink)
     print(job_id)
     return 0
 
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
+    check_flink(args.rest)
     now = time.time() * 1000
     print(f"{'JOB ID':32}  {'NAME':20} {'STATE':10} {'UPTIME':>9}  LAST CHECKPOINT")
     for j in _cluster(args).rest.jobs():
@@ -49,6 +53,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
+    check_flink(args.rest)
     print(_cluster(args).rest.stop_with_savepoint(args.job_id, args.savepoint))
     return 0
 
@@ -71,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("config")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
         p.add_argument("-p", "--parallelism", type=int, default=None)
+        add_flink_option(p)
         if name == "resume":
             p.add_argument("--from", dest="from_savepoint", required=True, metavar="SAVEPOINT")
         common(p)

@@ -3,20 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
+from flinkdl.config.flink import dynamic_property, merged
 from flinkdl.config.loader import load_config
+from flinkdl.preflight import check_run
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so it unwinds like Ctrl-C (the job is cancelled)."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def stop_descendants(grace_s: float = 5.0) -> int:
+    """Terminate, then kill, every process this one started (Flink's JVM, Python harnesses, TF
+    workers, a local PS); returns how many were still running."""
+    import psutil
+
+    procs = psutil.Process().children(recursive=True)
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(alive, timeout=grace_s)
+    return len(procs)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from flinkdl.runner import run
 
     cfg = load_config(args.config, args.set)
+    cfg.flink.update(merged({}, args.flink))  # -D wins over the flink: section
+    check_run(cfg)
     print(f"flinkdl: job {cfg.job.name!r}, model {cfg.model.name}, source {cfg.source.kind}, "
           f"run dir {cfg.job.run_dir}", flush=True)
-    summary = run(cfg, args.max_events, out=sys.stdout, until_idle_s=args.until_idle)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        summary = run(cfg, args.max_events, out=sys.stdout, until_idle_s=args.until_idle)
+    except KeyboardInterrupt as e:
+        name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+        stopped = stop_descendants()
+        print(f"flinkdl: {name}: job cancelled, {stopped} child process(es) stopped; "
+              f"partial results in {cfg.job.run_dir}", file=sys.stderr, flush=True)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     text = json.dumps(summary, indent=2)
     if args.summary:
         Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
@@ -37,12 +81,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_flink_option(p: argparse.ArgumentParser) -> None:
+    """``-D key=value``: a Flink configuration option, passed through unchanged (repeatable)."""
+    p.add_argument("-D", dest="flink", action="append", default=[], type=dynamic_property, metavar="KEY=VALUE",
+                   help="a Flink option, e.g. -D taskmanager.memory.process.size=4g (repeatable; wins over "
+                        "the config's flink: section)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``run`` and ``report``."""
     r = sub.add_parser("run", help="run a job on the embedded Flink mini-cluster")
     r.add_argument("config", help="job config (YAML), e.g. jobs/click_stream.yaml")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key by dotted path, e.g. --set model.name=lr (repeatable)")
+    add_flink_option(r)
     r.add_argument("--max-events", type=int, default=None, metavar="N",
                    help="stop after N events (the generator produces exactly N)")
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",

@@ -91,11 +91,15 @@ class LocalCluster:
         return self.rest.overview() if self.rest.reachable() else None
 
     def submit(self, config: str | Path, overrides: Sequence[str] = (), savepoint: str | None = None,
-               parallelism: int | None = None) -> str:
-        """``flink run -d -pym flinkdl.pipeline --config CONFIG``; returns the job id.
+               parallelism: int | None = None, flink: Sequence[str] = ()) -> str:
+        """``flink run -d [-D k=v] -pym flinkdl.pipeline --config CONFIG [-D k=v]``; returns the job id.
 
-        Relative paths in ``config`` and ``overrides`` are relative to the current directory."""
+        ``flink`` (``key=value`` items) goes to the client's configuration and to the job's (over
+        the config's ``flink:`` section). Relative paths in ``config`` and ``overrides`` are relative
+        to the current directory."""
         cmd = [str(FLINK_HOME / "bin" / "flink"), "run", "-d", "-m", self.rest.url.split("//")[-1]]
+        for item in flink:
+            cmd.append(f"-D{item}")
         if savepoint:
             cmd += ["-s", savepoint]
         if parallelism:
@@ -104,6 +108,8 @@ class LocalCluster:
                 "--config", str(Path(config).resolve())]
         for o in overrides:
             cmd += ["--set", o]
+        for item in flink:
+            cmd += ["-D", item]
         proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False)
         m = _JOB_ID.search(proc.stdout + proc.stderr)
         if proc.returncode != 0 or not m:

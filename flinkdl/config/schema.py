@@ -22,6 +22,7 @@ from flinkdl.config.features import (
     LabelConfig,
     NumericField,
 )
+from flinkdl.config.flink import FlinkOptions
 from flinkdl.config.job import EvaluationConfig, JobSection, MetricsConfig, WindowConfig
 from flinkdl.config.model import ModelConfig, OptimizerConfig, PsConfig, WorkerConfig
 from flinkdl.config.sinks import KafkaPredictionsSink, PredictionsSink, SinksConfig
@@ -64,6 +65,7 @@ class JobConfig(Strict):
     ps: PsConfig = PsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     metrics: MetricsConfig = MetricsConfig()
+    flink: FlinkOptions = Field(default_factory=dict, description="Flink options, passed through (-D wins)")
 
     @model_validator(mode="after")
     def _exactly_once_needs(self) -> JobConfig:

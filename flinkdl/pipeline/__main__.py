@@ -1,4 +1,4 @@
-"""The job's entry point on a Flink cluster: ``python -m flinkdl.pipeline --config CONFIG [--set k=v]``.
+"""The job's entry point on a Flink cluster: ``python -m flinkdl.pipeline --config CONFIG [--set k=v] [-D k=v]``.
 
 ``flinkdl submit`` runs it as ``flink run -pym flinkdl.pipeline``; ``flink run -py
 jobs/online_learning.py`` is the same program. The topology is the one ``flinkdl run`` builds,
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from flinkdl.config.flink import dynamic_property, merged
 from flinkdl.config.loader import load_config
 from flinkdl.pipeline.job import build, make_env
 
@@ -19,8 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", required=True)
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--max-events", type=int, default=None)
+    p.add_argument("-D", dest="flink", action="append", default=[], type=dynamic_property, metavar="KEY=VALUE")
     args = p.parse_args(argv)
     cfg = load_config(args.config, args.set)
+    cfg.flink.update(merged({}, args.flink))  # -D wins over the flink: section
     # TaskManagers run elsewhere (another cwd or host): make the client's relative paths absolute.
     cfg.job.run_dir = cfg.job.run_dir.resolve()
     if cfg.sinks.predictions is not None:

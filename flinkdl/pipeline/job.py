@@ -20,6 +20,7 @@ from pathlib import Path
 from pyflink.common import Configuration, Row, Types
 from pyflink.datastream import StreamExecutionEnvironment
 
+from flinkdl.config.flink import merged
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
 from flinkdl.pipeline.flow import INDEX_TYPE, index_of, with_ballast
@@ -73,6 +74,8 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
         conf.set_string("restart-strategy.fixed-delay.delay", f"{int(cfg.job.restart_delay_s * 1000)}ms")
     else:
         conf.set_string("restart-strategy.type", "none")
+    for key, value in merged(cfg.flink).items():  # pass-through (flink: and -D), over the settings above
+        conf.set_string(key, value)
     flink = StreamExecutionEnvironment.get_execution_environment(conf)
     flink.set_parallelism(cfg.job.parallelism)
     if cfg.job.checkpoint_interval_s:
