@@ -46,17 +46,10 @@ class FeatureConfig(Strict):
     hash_seed: int = 0
     max_field_bytes: int = Field(65536, ge=1, description="a longer string value is a dead letter (field_too_long)")
 
-    @field_validator("categorical", mode="before")
+    @field_validator("categorical", "numeric", mode="before")
     @classmethod
     def _names_to_fields(cls, v: object) -> object:
         """Accept plain names (``[C1, C2]``) as shorthand for ``{name: C1}``."""
-        if isinstance(v, list):
-            return [{"name": x} if isinstance(x, str) else x for x in v]
-        return v
-
-    @field_validator("numeric", mode="before")
-    @classmethod
-    def _numeric_names(cls, v: object) -> object:
         if isinstance(v, list):
             return [{"name": x} if isinstance(x, str) else x for x in v]
         return v
