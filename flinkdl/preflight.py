@@ -142,3 +142,20 @@ def check_run(cfg: JobConfig) -> None:
         check_kafka("sinks.kafka.bootstrap_servers", sink.bootstrap_servers, sink.properties)
     if cfg.ps.enabled:
         check_ps(cfg.ps)
+
+
+def check_serve(cfg: JobConfig) -> None:
+    """What ``flinkdl serve`` needs: the request topic's broker, and a parameter server (never a
+    local one started for it) that has a committed version to serve."""
+    if cfg.source.kafka is not None:
+        _kafka_source(cfg.source.kafka)
+    sink = cfg.sinks.kafka
+    if sink is not None and sink.bootstrap_servers is not None:
+        check_kafka("sinks.kafka.bootstrap_servers", sink.bootstrap_servers, sink.properties)
+    check_ps(cfg.ps.model_copy(update={"start_local": False}))
+    from flinkdl.ps.client import PsClient
+
+    with PsClient.from_config(cfg.ps, connect_timeout_s=0) as client:
+        if not client.versions():
+            raise PreflightError("ps.address", cfg.ps.address, "the parameter server has no committed version "
+                                 "to serve (train with ps.enabled first, or give it its --checkpoint-dir)")
