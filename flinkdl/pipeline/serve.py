@@ -31,10 +31,10 @@ from flinkdl.pipeline.routing import subtask_index
 
 def serving_job(cfg: JobConfig) -> JobConfig:
     """``cfg`` as the serving job runs it: ``serving:``'s group, starting offsets and parallelism."""
-    k, s = section(cfg.source.kafka, "source.kafka"), cfg.serving
     if cfg.source.kind != "kafka":
         raise ValueError(f"flinkdl serve reads a Kafka request topic: source.kind must be 'kafka', "
                          f"got {cfg.source.kind!r}")
+    k, s = section(cfg.source.kafka, "source.kafka"), cfg.serving
     section(cfg.sinks.kafka, "sinks.kafka")
     kafka = k.model_copy(update={"group_id": s.group_id or f"{k.group_id}-serving",
                                  "starting_offsets": s.starting_offsets})
