@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +28,9 @@ from flinkdl.exchange.eval_columns import read_eval_columns
 from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout, prediction_labels
 from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
+
+if TYPE_CHECKING:
+    from flinkdl.telemetry.exporter import ServingMetrics
 
 
 def serving_job(cfg: JobConfig) -> JobConfig:
@@ -72,12 +76,20 @@ class ScoreRequests(FlatMapFunction):
         self.refresher = ModelRefresher(model, PsClient.from_config(cfg.ps), cfg.ps.table_prefix,
                                         cfg.serving.refresh_s)
         self.publisher = publisher(cfg, self.subtask)
+        self.metrics: ServingMetrics | None = None
+        if cfg.metrics.enabled:
+            from flinkdl.telemetry.exporter import ServingMetrics
+
+            self.metrics = ServingMetrics(cfg, self.subtask)
+            self.metrics.endpoint.start()
         self._pending = self._loaded_line()  # the first version, loaded before any request
 
     def _loaded_line(self) -> str | None:
         got = self.refresher.maybe_refresh()
         if got is None:
             return None
+        if self.metrics is not None:
+            self.metrics.loaded(got.version, got.lag_s)
         return (f"serving: subtask {self.subtask} loaded PS version {got.version} "
                 f"({got.lag_s:.2f} s after its commit)")
 
@@ -85,6 +97,7 @@ class ScoreRequests(FlatMapFunction):
         line, self._pending = self._pending or self._loaded_line(), None
         if line:
             yield line
+        t0 = time.perf_counter()
         env = Envelope.of(value)
         batch = unpack(env.payload, self.schema)
         loaded = self.refresher.loaded
@@ -103,12 +116,17 @@ class ScoreRequests(FlatMapFunction):
         freshness = {"ps_version_ts": int(loaded.committed_at * 1000),
                      "model_age_s": round(time.time() - loaded.committed_at, 3)}
         self.publisher.publish(preds, env.dead_letters, event_ts, freshness)
+        if self.metrics is not None:
+            self.metrics.scored(n, time.perf_counter() - t0)
 
     def close(self) -> None:
         if getattr(self, "publisher", None) is not None:
             self.publisher.close()
         if getattr(self, "refresher", None) is not None:
             self.refresher.client.close()
+        metrics = getattr(self, "metrics", None)
+        if metrics is not None:
+            metrics.endpoint.stop()
 
 
 def build_serving(flink: StreamExecutionEnvironment, cfg: JobConfig) -> None:

@@ -26,14 +26,16 @@ from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.features.transform import Featurizer
 from flinkdl.models.registry import build_model
 from flinkdl.ps.export import load_version
+from flinkdl.telemetry import names
 from flinkdl.worker.ps_sync import PsSync
 from tests.ps.conftest import ROOT, PsProcess
+from tests.telemetry.test_exporter import sample, scrape
 
 pytestmark = pytest.mark.e2e
 N, M = 400, 100  #: requests before and after the second commit
 SETS = ["model.name=lr", "features.hash_bits=16", "serving.refresh_s=0.5", "serving.starting_offsets=earliest",
         "source.kafka.topic=requests", "source.kafka.dead_letter_topic=requests-dead", "sinks.kafka.topic=scores",
-        "source.kafka.batch_ms=100"]
+        "source.kafka.batch_ms=100", "metrics.enabled=true", "metrics.port=0"]
 
 
 def _requests(first: int, n: int) -> pa.RecordBatch:
@@ -111,6 +113,10 @@ def test_serve_scores_requests_and_follows_new_versions(kafka_broker, tmp_path):
         assert all(abs(v["ps_version_ts"] / 1000 - committed) < 5 for v in later)
         want = _expected(cfg, str(tmp_path / "ck"), 2, second)
         assert max(abs(v["score"] - want[v["event_id"]]) for v in later) <= 1e-6
+        text = scrape(tmp_path / "run" / "prometheus" / "serving-0.json")
+        assert sample(text, names.SERVING_MODEL_VERSION) == 2
+        assert sample(text, names.SERVING_REFRESH_LAG_SECONDS + "_count") == 2
+        assert sample(text, names.SERVING_EVENTS + "_total") == N + M
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
