@@ -71,14 +71,16 @@ def check_kafka(key: str, bootstrap_servers: str, properties: dict[str, str] | N
                              f"{METADATA_TIMEOUT_S:.0f} s) failed: {str(e).splitlines()[0]}") from None
 
 
-def check_ps(ps: PsConfig) -> None:
-    """A parameter server answers at ``ps.address``, unless ``flinkdl run`` may start one there."""
+def check_ps(ps: PsConfig, may_start: bool | None = None) -> None:
+    """A parameter server answers at ``ps.address``, unless ``flinkdl run`` may start one there
+    (``may_start``: default ``ps.start_local``; ``flinkdl serve`` never starts one)."""
     host, port = host_port(ps.address, 8815)
     why = tcp_error(host, port)
     if why is not None:
-        if ps.start_local and host in _LOOPBACK:
+        if (ps.start_local if may_start is None else may_start) and host in _LOOPBACK:
             return  # flinkdl run starts one
-        hint = "start one with `flinkdl ps serve`" + ("" if ps.start_local else " or set ps.start_local: true")
+        hint = "start one with `flinkdl ps serve`" + ("" if ps.start_local or may_start is not None
+                                                       else " or set ps.start_local: true")
         raise PreflightError("ps.address", ps.address, f"no parameter server answers ({why}); {hint}")
     from flinkdl.ps.client import PsClient
 
@@ -142,3 +144,20 @@ def check_run(cfg: JobConfig) -> None:
         check_kafka("sinks.kafka.bootstrap_servers", sink.bootstrap_servers, sink.properties)
     if cfg.ps.enabled:
         check_ps(cfg.ps)
+
+
+def check_serve(cfg: JobConfig) -> None:
+    """What ``flinkdl serve`` needs: a parameter server (never a local one started for it) that has a
+    committed version to serve, and the request topic's broker."""
+    check_ps(cfg.ps, may_start=False)
+    from flinkdl.ps.client import PsClient
+
+    with PsClient.from_config(cfg.ps, connect_timeout_s=0) as client:
+        if not client.versions():
+            raise PreflightError("ps.address", cfg.ps.address, "the parameter server has no committed version "
+                                 "to serve (train with ps.enabled first, or give it its --checkpoint-dir)")
+    if cfg.source.kafka is not None:
+        _kafka_source(cfg.source.kafka)
+    sink = cfg.sinks.kafka
+    if sink is not None and sink.bootstrap_servers is not None:
+        check_kafka("sinks.kafka.bootstrap_servers", sink.bootstrap_servers, sink.properties)

@@ -105,3 +105,25 @@ def test_check_run_passes_a_plain_generator_job(tmp_path: Path) -> None:
     cfg = JobConfig.model_validate({"job": {"checkpoint_dir": str(tmp_path / "cp")}})
     preflight.check_run(cfg)
     assert (tmp_path / "cp").is_dir()
+
+
+def test_serve_without_a_ps_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    port = _closed_port()  # loopback: `flinkdl run` would start one there, `flinkdl serve` never does
+    _main_fails(["serve", "jobs/click_stream_kafka.yaml", "--set", f"ps.address=grpc://127.0.0.1:{port}"],
+                capsys, "ps.address", f"127.0.0.1:{port}", "no parameter server answers")
+
+
+def test_serve_needs_a_committed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.ps.conftest import PsProcess
+
+    server = PsProcess(None)  # in memory: nothing committed
+    try:
+        _main_fails(["serve", "jobs/click_stream_kafka.yaml", "--set", f"ps.address={server.address}"],
+                    capsys, "ps.address", "no committed version")
+    finally:
+        server.stop()
+
+
+def test_serve_reads_a_kafka_topic(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["serve", "jobs/click_stream.yaml"]) == 2
+    assert "source.kind must be 'kafka'" in capsys.readouterr().err

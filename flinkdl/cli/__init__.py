@@ -1,7 +1,7 @@
 """``flinkdl`` command line: one module per command group, each with ``register(subparsers)``.
 
 ``flinkdl run|report`` (:mod:`.run`), ``cluster|submit|resume|jobs|stop`` (:mod:`.cluster`),
-``ps serve|export`` (:mod:`.ps`), ``broker start|stop|status`` (:mod:`.broker`), ``produce``
+``serve`` (:mod:`.serve`), ``ps serve|export`` (:mod:`.ps`), ``broker start|stop|status`` (:mod:`.broker`), ``produce``
 (:mod:`.produce`).
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flinkdl.cli import broker, cluster, produce, ps, run
+from flinkdl.cli import broker, cluster, produce, ps, run, serve
 from flinkdl.config.loader import ConfigError
 from flinkdl.preflight import PreflightError
 
-GROUPS = (run, cluster, produce, broker, ps)
+GROUPS = (run, serve, cluster, produce, broker, ps)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from flinkdl.config.features import (
 from flinkdl.config.flink import FlinkOptions
 from flinkdl.config.job import EvaluationConfig, JobSection, MetricsConfig, WindowConfig
 from flinkdl.config.model import ModelConfig, OptimizerConfig, PsConfig, WorkerConfig
+from flinkdl.config.serving import ServingConfig
 from flinkdl.config.sinks import KafkaPredictionsSink, PredictionsSink, SinksConfig
 from flinkdl.config.sources import DirectoryConfig, GeneratorConfig, KafkaSourceConfig, SourceConfig
 
@@ -47,6 +48,7 @@ __all__ = [
     "OptimizerConfig",
     "PredictionsSink",
     "PsConfig",
+    "ServingConfig",
     "SinksConfig",
     "SourceConfig",
     "Strict",
@@ -63,6 +65,7 @@ class JobConfig(Strict):
     worker: WorkerConfig = WorkerConfig()
     sinks: SinksConfig = SinksConfig()
     ps: PsConfig = PsConfig()
+    serving: ServingConfig = ServingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     metrics: MetricsConfig = MetricsConfig()
     flink: FlinkOptions = Field(default_factory=dict, description="Flink options, passed through (-D wins)")

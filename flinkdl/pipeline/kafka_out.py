@@ -7,15 +7,33 @@ checkpoint barrier, is already on the predictions topic.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pyflink.common import Row
 from pyflink.datastream import MapFunction, RuntimeContext
 
+from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import unpack
 from flinkdl.exchange.envelope import Envelope
 from flinkdl.exchange.eval_columns import read_eval_columns
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
+
+if TYPE_CHECKING:
+    from flinkdl.sinks.kafka import KafkaPublisher
+
+
+def publisher(cfg: JobConfig, subtask: int) -> KafkaPublisher:
+    """The subtask's publisher to ``sinks.kafka`` (dead letters to ``source.kafka.dead_letter_topic``)."""
+    from flinkdl.sinks.kafka import KafkaPublisher
+
+    sink, src = section(cfg.sinks.kafka, "sinks.kafka"), cfg.source.kafka
+    bootstrap = sink.bootstrap_servers or section(src, "source.kafka").bootstrap_servers
+    dlq = src.dead_letter_topic if src else None
+    # on the source's cluster, the producer inherits its security properties
+    inherited = src.properties if src is not None and not sink.bootstrap_servers else None
+    return KafkaPublisher(sink, bootstrap, cfg.model.name, dlq, subtask, inherited)
 
 
 class PublishKafka(MapFunction):
@@ -25,15 +43,7 @@ class PublishKafka(MapFunction):
         self.cfg_json = cfg_json
 
     def open(self, ctx: RuntimeContext) -> None:
-        from flinkdl.sinks.kafka import KafkaPublisher
-
-        cfg = open_operator(self.cfg_json)
-        sink, src = section(cfg.sinks.kafka, "sinks.kafka"), cfg.source.kafka
-        bootstrap = sink.bootstrap_servers or section(src, "source.kafka").bootstrap_servers
-        dlq = src.dead_letter_topic if src else None
-        # on the source's cluster, the producer inherits its security properties
-        inherited = src.properties if src is not None and not sink.bootstrap_servers else None
-        self.publisher = KafkaPublisher(sink, bootstrap, cfg.model.name, dlq, subtask_index(ctx), inherited)
+        self.publisher = publisher(open_operator(self.cfg_json), subtask_index(ctx))
 
     def map(self, value: Row) -> Row:
         env = Envelope.of(value)

@@ -24,6 +24,7 @@ from flinkdl.models.base import ModelBase
 from flinkdl.models.registry import build_model
 from flinkdl.ps.checkpoint import CheckpointStore
 from flinkdl.ps.errors import PsError
+from flinkdl.ps.refresh import fill_model
 
 _C1, _C2, _N, _F1, _F2 = 0xCC9E2D51, 0x1B873593, 0xE6546B64, 0x85EBCA6B, 0xC2B2AE35
 
@@ -107,21 +108,12 @@ def load_version(cfg: JobConfig, checkpoint_uri: str, version: int | None) -> tu
     if state is None:
         raise PsError(f"no committed version in {checkpoint_uri}")
     model = build_model(FeatureLayout.from_config(cfg.features), cfg.model)
-    prefix = cfg.ps.table_prefix
-    variables = model.variables()
-    for name in model.sparse_names():
-        var = variables[name]
-        parts = [(ids, rows) for (_, t), (ids, rows) in state.rows.items() if t == prefix + name]
-        if not parts:
-            raise PsError(f"version {state.version} has no table {prefix + name!r} (has {sorted(state.tables)})")
-        ids = np.concatenate([p[0] for p in parts])
-        rows = np.concatenate([p[1] for p in parts])[:, : var.shape[1]]
-        ok = (ids >= 0) & (ids < var.shape[0])
-        var.scatter_update(tf.IndexedSlices(tf.constant(rows[ok]), tf.constant(ids[ok])))
-    for name, var in variables.items():
-        value = state.dense.get(prefix + name)
-        if name not in model.sparse_names() and value is not None:
-            var.assign(value)
+    rows: dict[str, list] = {}
+    for (_, table), part in state.rows.items():
+        rows.setdefault(table, []).append(part)
+    merged = {t: (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+              for t, parts in rows.items()}
+    fill_model(model, cfg.ps.table_prefix, merged, state.dense, state.version)
     return model, state.version
 
 

@@ -78,17 +78,20 @@ class KafkaPublisher:
             except BufferError:  # local queue full: let librdkafka send some
                 self.producer.poll(0.05)
 
-    def publish(self, preds: pa.RecordBatch, dead_letters: bytes = b"", event_ts: np.ndarray | None = None) -> None:
+    def publish(self, preds: pa.RecordBatch, dead_letters: bytes = b"", event_ts: np.ndarray | None = None,
+                extra: Mapping[str, int | float] | None = None) -> None:
         """Produce one message per prediction (and per dead letter); return once all are acked.
 
-        ``event_ts``: the events' times in epoch ms, one per prediction (``None``: unknown)."""
+        ``event_ts``: the events' times in epoch ms, one per prediction (``None``: unknown).
+        ``extra``: fields added to every prediction of the batch (the serving job's freshness)."""
         if self.sink.delivery == "transactional":
-            self._transaction(preds, dead_letters, event_ts)
+            self._transaction(preds, dead_letters, event_ts, extra)
             return
-        self._send(preds, dead_letters, event_ts)
+        self._send(preds, dead_letters, event_ts, extra)
         self._flush_and_retry()
 
-    def _send(self, preds: pa.RecordBatch, dead_letters: bytes, event_ts: np.ndarray | None = None) -> None:
+    def _send(self, preds: pa.RecordBatch, dead_letters: bytes, event_ts: np.ndarray | None = None,
+              extra: Mapping[str, int | float] | None = None) -> None:
         n = preds.num_rows
         if n:
             ids = preds.column("event_id").to_numpy().tolist()
@@ -97,7 +100,8 @@ class KafkaPublisher:
             labels = (lab.to_numpy(zero_copy_only=False).astype(np.float64).tolist() if not lab.null_count
                       else [None if v is None else float(v) for v in lab.to_pylist()])
             versions = preds.column("model_version").to_numpy().tolist()
-            tail = f', "processing_ts": {int(time.time() * 1000)}}}'
+            more = "".join(f', {json.dumps(k)}: {json.dumps(v)}' for k, v in (extra or {}).items())
+            tail = f', "processing_ts": {int(time.time() * 1000)}{more}}}'
             times: list = ["null"] * n if event_ts is None else np.asarray(event_ts, np.int64).tolist()
             topic, model = self.sink.topic, self.model
             for i, s, y, v, t in zip(ids, scores, labels, versions, times, strict=True):
@@ -124,13 +128,14 @@ class KafkaPublisher:
             for topic, key, value, headers, _ in failed:
                 self._produce(topic, key, value, headers)
 
-    def _transaction(self, preds: pa.RecordBatch, dead_letters: bytes, event_ts: np.ndarray | None) -> None:
+    def _transaction(self, preds: pa.RecordBatch, dead_letters: bytes, event_ts: np.ndarray | None,
+                     extra: Mapping[str, int | float] | None = None) -> None:
         from confluent_kafka import KafkaException
 
         for attempt in range(self.sink.retries + 1):
             self.producer.begin_transaction()
             try:
-                self._send(preds, dead_letters, event_ts)
+                self._send(preds, dead_letters, event_ts, extra)
                 self.producer.commit_transaction(self.sink.flush_timeout_s)
                 if not self._failed:
                     return

@@ -5,7 +5,8 @@ writes the chosen address to ``RUN_DIR/prometheus/<component>-<subtask>.json`` i
 ``file_sd`` format, so a scrape config (``deploy/prometheus``) or a test finds it.
 :class:`SinkMetrics` publishes the sink's :class:`~flinkdl.evaluation.summary.RunSummary`
 and counters, :class:`WorkerMetrics` a worker's steps,
-:class:`PSMetrics` a parameter-server client's push/pull latency, lag and version.
+:class:`PSMetrics` a parameter-server client's push/pull latency, lag and version,
+:class:`ServingMetrics` a serving subtask's model version and refresh lag.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ class MetricsEndpoint:
     def counter(self, name: str, doc: str, *extra: str) -> Counter:
         return Counter(name, doc, [*n.BASE_LABELS, *extra], registry=self.registry)
 
-    def histogram(self, name: str, doc: str) -> Histogram:
-        return Histogram(name, doc, n.BASE_LABELS, buckets=n.LATENCY_BUCKETS, registry=self.registry)
+    def histogram(self, name: str, doc: str, buckets: tuple[float, ...] = n.LATENCY_BUCKETS) -> Histogram:
+        return Histogram(name, doc, n.BASE_LABELS, buckets=buckets, registry=self.registry)
 
     def start(self) -> int:
         """Serve ``/metrics``; write the file_sd target; return the port."""
@@ -157,6 +158,28 @@ class WorkerMetrics:
         self.batch_seconds.observe(seconds)
         self.events.inc(events)
         self.version.set(version)
+
+
+class ServingMetrics:
+    """A serving subtask's loaded PS version, commit → refresh lag, requests and batch time."""
+
+    def __init__(self, cfg: JobConfig, subtask: int) -> None:
+        port = cfg.metrics.port + 1 + subtask if cfg.metrics.port else 0
+        self.endpoint = e = MetricsEndpoint(cfg, "serving", subtask, port)
+        lb = e.labels
+        self.version = e.gauge(n.SERVING_MODEL_VERSION, "PS version this subtask scores with").labels(**lb)
+        self.lag = e.histogram(n.SERVING_REFRESH_LAG_SECONDS, "PS commit to loaded by this subtask",
+                               n.REFRESH_LAG_BUCKETS).labels(**lb)
+        self.events = e.counter(n.SERVING_EVENTS, "Requests scored").labels(**lb)
+        self.batch_seconds = e.histogram(n.SERVING_BATCH_SECONDS, "Score and publish one batch").labels(**lb)
+
+    def loaded(self, version: int, lag_s: float) -> None:
+        self.version.set(version)
+        self.lag.observe(max(lag_s, 0.0))
+
+    def scored(self, events: int, seconds: float) -> None:
+        self.events.inc(events)
+        self.batch_seconds.observe(seconds)
 
 
 class PSMetrics:

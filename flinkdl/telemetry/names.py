@@ -39,6 +39,12 @@ PS_PUSH_SECONDS = "flinkdl_ps_push_seconds"          # histogram: a sync (push d
 PS_LAG_BATCHES = "flinkdl_ps_lag_batches"            # gauge: batches trained locally, not yet pushed
 PS_SYNCS = "flinkdl_ps_syncs"                        # counter (_total): pushes to the PS
 
+# serving job (flinkdl serve; flinkdl/pipeline/serve.py ScoreRequests, one endpoint per subtask)
+SERVING_MODEL_VERSION = "flinkdl_serving_model_version"  # gauge: PS version the subtask scores with
+SERVING_REFRESH_LAG_SECONDS = "flinkdl_serving_refresh_lag_seconds"  # histogram: PS commit -> loaded here
+SERVING_EVENTS = "flinkdl_serving_events"            # counter (_total): requests scored
+SERVING_BATCH_SECONDS = "flinkdl_serving_batch_seconds"  # histogram: score + publish one batch
+
 # parameter server (server side, flinkdl ps serve --metrics-port; flinkdl/ps/metrics.py)
 PS_SERVER_REQUEST_SECONDS = "flinkdl_ps_server_request_seconds"  # histogram, + label op
 PS_SERVER_ROWS = "flinkdl_ps_server_rows"            # counter (_total), + label op (push, pull)
@@ -47,3 +53,4 @@ PS_SERVER_AUTH_REFUSED = "flinkdl_ps_server_auth_refused"  # counter (_total), +
 PS_SERVER_VERSION = "flinkdl_ps_server_version"      # gauge: last committed version
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+REFRESH_LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)

@@ -138,3 +138,21 @@ def test_sink_counts_scored_and_trained_events_apart(tmp_path: Path) -> None:
         progress.finish()
     assert sample(text, names.EVENTS_SCORED + "_total") == 5
     assert sample(text, names.EVENTS_TRAINED + "_total") == 3
+
+
+def test_serving_metrics_export_version_and_refresh_lag(tmp_path: Path) -> None:
+    from flinkdl.telemetry.exporter import ServingMetrics
+
+    m = ServingMetrics(cfg_for(tmp_path), subtask=1)
+    m.endpoint.start()
+    try:
+        m.loaded(1, 0.4)
+        m.loaded(2, 1.7)
+        m.scored(500, 0.01)
+        text = scrape(tmp_path / "prometheus" / "serving-1.json")
+    finally:
+        m.endpoint.stop()
+    assert sample(text, names.SERVING_MODEL_VERSION, subtask="1") == 2
+    assert sample(text, names.SERVING_REFRESH_LAG_SECONDS + "_count") == 2
+    assert sample(text, names.SERVING_REFRESH_LAG_SECONDS + "_bucket", le="0.5") == 1
+    assert sample(text, names.SERVING_EVENTS + "_total") == 500

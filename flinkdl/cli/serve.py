@@ -1,0 +1,59 @@
+"""``flinkdl serve``: the scoring-only job over a request topic, with the PS's latest model."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from flinkdl.config.flink import merged
+from flinkdl.config.loader import load_config
+from flinkdl.preflight import check_serve
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from flinkdl.cli.run import Terminated, _on_sigterm, stop_descendants
+    from flinkdl.pipeline.job import make_env
+    from flinkdl.pipeline.serve import build_serving, serving_job
+
+    cfg = load_config(args.config, args.set)
+    cfg.flink.update(merged({}, args.flink))  # -D wins over the flink: section
+    try:
+        cfg = serving_job(cfg)
+    except ValueError as e:
+        print(f"flinkdl serve: {e}", file=sys.stderr)
+        return 2
+    check_serve(cfg)
+    k = cfg.source.kafka
+    assert k is not None and cfg.sinks.kafka is not None  # serving_job checked both
+    print(f"flinkdl serve: {k.topic!r} (group {k.group_id!r}, from {k.starting_offsets}) → "
+          f"{cfg.sinks.kafka.topic!r}, model {cfg.model.name} from {cfg.ps.address}, "
+          f"parallelism {cfg.job.parallelism}, refresh every {cfg.serving.refresh_s:g} s", flush=True)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        flink = make_env(cfg)
+        build_serving(flink, cfg)
+        flink.execute(f"{cfg.job.name}-serving")
+    except KeyboardInterrupt as e:
+        name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stopped = stop_descendants()
+        print(f"flinkdl serve: {name}: job cancelled, {stopped} child process(es) stopped", file=sys.stderr,
+              flush=True)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``serve``."""
+    from flinkdl.cli.run import add_flink_option
+
+    s = sub.add_parser("serve", help="score a Kafka request topic with the parameter server's latest model")
+    s.add_argument("config", help="job config (YAML) with source.kafka (requests), sinks.kafka and ps")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key by dotted path, e.g. --set serving.parallelism=2 (repeatable)")
+    add_flink_option(s)
+    s.set_defaults(func=_cmd_serve)
