@@ -1,6 +1,6 @@
 """Kafka input → prediction latency of the main Kafka job, bulk settings vs ``job.max_latency_ms``.
 
-    python bench/latency.py                          # 5,000 ev/s for 75 s: bulk, then max_latency_ms=50
+    python bench/latency.py                          # 5,000 ev/s for 100 s: bulk, then max_latency_ms=50
     python bench/latency.py --rate 30000 --modes 50
 
 Starts a local broker (tansu), then per mode launches ``flinkdl run jobs/click_stream_kafka.yaml``
@@ -62,7 +62,9 @@ def measure(bootstrap: str, tmp: Path, mode: str, args: argparse.Namespace) -> d
         producer.join(60)
     load1 = os.getloadavg()
     if rc != 0:
-        sys.exit(f"{mode}: flinkdl run exited {rc}:\n" + (tmp / f"{name}.log").read_text()[-3000:])
+        text = (tmp / f"{name}.log").read_text()
+        causes = "\n".join(line for line in text.splitlines() if "Caused by" in line or line.startswith("[ "))
+        sys.exit(f"{mode}: flinkdl run exited {rc}:\n{causes[-4000:]}\n{text[-3000:]}")
     summary = json.loads((tmp / f"{name}.json").read_text())
     ins = {m.key(): m.timestamp()[1] for m in read_topic(bootstrap, f"in-{name}", expect=total, idle_s=5)}
     outs = [(m.key(), m.timestamp()[1]) for m in read_topic(bootstrap, f"out-{name}", expect=total, idle_s=5)]
@@ -72,18 +74,24 @@ def measure(bootstrap: str, tmp: Path, mode: str, args: argparse.Namespace) -> d
     if not lat.size:
         sys.exit(f"{mode}: no steady-state events (first prediction {first_out - launch_ms:.0f} ms after launch)")
     p50, p95, p99 = np.percentile(lat, [50, 95, 99])
+    # p50/p99 per 10 s of input time after launch: shows when the start-up backlog is drained
+    rel = np.array([(ins[k] - launch_ms) / 1000 for k, _ in outs if k in ins])
+    every = np.array([t - ins[k] for k, t in outs if k in ins], dtype=np.float64)
+    timeline = [[int(s0), *(float(x) for x in np.percentile(every[sel], [50, 99]))]
+                for s0 in range(0, int(rel.max()) + 1, 10) if (sel := (rel >= s0) & (rel < s0 + 10)).any()]
     return {"mode": mode, "rate": args.rate, "events": total, "predictions": len(outs),
             "steady_events": int(lat.size), "p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99),
             "max_ms": float(lat.max()), "first_prediction_s": (first_out - launch_ms) / 1000,
-            "job_rows_per_s": summary.get("rows_per_s"), "load_avg_before": load0, "load_avg_after": load1}
+            "job_rows_per_s": summary.get("rows_per_s"), "timeline_s_p50_p99": timeline,
+            "load_avg_before": load0, "load_avg_after": load1}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="jobs/click_stream_kafka.yaml")
     p.add_argument("--rate", type=float, default=5000.0, help="events/s produced")
-    p.add_argument("--duration-s", type=float, default=75.0, help="seconds of producing (from the launch)")
-    p.add_argument("--skip-s", type=float, default=10.0, help="steady state: from this long after the first "
+    p.add_argument("--duration-s", type=float, default=100.0, help="seconds of producing (from the launch)")
+    p.add_argument("--skip-s", type=float, default=30.0, help="steady state: from this long after the first "
                    "prediction")
     p.add_argument("--modes", nargs="+", default=["bulk", "50"], help="'bulk' or a job.max_latency_ms value")
     p.add_argument("--linger-ms", type=int, default=5, help="the input producer's linger.ms")
@@ -100,7 +108,8 @@ def main() -> None:
             print(f"{mode:>6} @ {r['rate']:,.0f} ev/s: p50 {r['p50_ms']:.0f} ms  p95 {r['p95_ms']:.0f}  "
                   f"p99 {r['p99_ms']:.0f}  max {r['max_ms']:.0f}  ({r['steady_events']:,} steady events)  "
                   f"first prediction {r['first_prediction_s']:.1f} s after launch  job {r['job_rows_per_s']} ev/s  "
-                  f"load {r['load_avg_before'][0]:.2f}→{r['load_avg_after'][0]:.2f}", flush=True)
+                  f"load {r['load_avg_before'][0]:.2f}→{r['load_avg_after'][0]:.2f}\n"
+                  f"        p50/p99 per 10 s after launch: {r['timeline_s_p50_p99']}", flush=True)
     base = next((r for r in rows if r["mode"] == "bulk"), None)
     ratios = {r["mode"]: {q: r[q] / base[q] for q in ("p50_ms", "p95_ms", "p99_ms", "max_ms")}
               for r in rows if base is not None and r is not base}
