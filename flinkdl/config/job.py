@@ -23,6 +23,11 @@ class JobSection(Strict):
     bundle_size: int | None = Field(None, ge=1, description="batches per PyFlink bundle (a checkpoint waits for "
                                     "it); null: 32 for the generator (indexes come all at once), else 1000")
     bundle_time_ms: int = Field(100, ge=1, description="max time a bundle stays open")
+    max_latency_ms: int | None = Field(
+        None, ge=5, le=60_000, description="latency target from input message to prediction message; sizes the "
+        "Kafka source window (source.kafka.batch_ms), the PyFlink bundles and Flink's buffer timeout from this "
+        "one number, over bundle_size/bundle_time_ms (flinkdl/pipeline/latency.py, docs/KAFKA.md); null = the "
+        "bulk settings, for throughput")
     checkpoint_dir: Path | None = Field(None, description="retained checkpoints go here (null: Flink default)")
     restore_from: Path | None = Field(None, description="start from this checkpoint/savepoint directory")
     exactly_once: bool = Field(False, description="model and evaluation state exactly-once with respect to "

@@ -24,6 +24,7 @@ from flinkdl.config.flink import merged
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
 from flinkdl.pipeline.flow import INDEX_TYPE, index_of, with_ballast
+from flinkdl.pipeline.latency import budget
 from flinkdl.pipeline.routing import subtask_keys
 from flinkdl.pipeline.sink import EvaluateAndSink
 from flinkdl.pipeline.streams import batch_indexes, feature_stream
@@ -57,6 +58,9 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
     bundle = cfg.job.bundle_size or (32 if cfg.source.kind == "generator" else 1000)
     conf.set_string("python.fn-execution.bundle.size", str(bundle))
     conf.set_string("python.fn-execution.bundle.time", str(cfg.job.bundle_time_ms))
+    if cfg.job.max_latency_ms is not None:  # one latency target sizes every timer on the path
+        for key, value in budget(cfg.job.max_latency_ms).flink_options().items():
+            conf.set_string(key, value)
     if cfg.metrics.enabled and cfg.metrics.flink_port:  # Flink's own metrics (bundled reporter plugin)
         conf.set_string("metrics.reporter.prom.factory.class",
                         "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")

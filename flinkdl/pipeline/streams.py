@@ -9,6 +9,7 @@ from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE
 from flinkdl.pipeline.featurize import ParseFeatures
+from flinkdl.pipeline.latency import budget
 from flinkdl.pipeline.operator import section
 
 UNBOUNDED_BATCHES = 1 << 50
@@ -31,7 +32,10 @@ def feature_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> DataStr
         from flinkdl.pipeline.kafka_in import KafkaFeatures
         from flinkdl.sources.kafka import kafka_stream
 
-        return kafka_stream(flink, section(cfg.source.kafka, "source.kafka")).flat_map(
+        k = section(cfg.source.kafka, "source.kafka")
+        if cfg.job.max_latency_ms is not None:  # the JVM window is the first timer on the path
+            k = k.model_copy(update={"batch_ms": budget(cfg.job.max_latency_ms).window_ms})
+        return kafka_stream(flink, k).flat_map(
             KafkaFeatures(cfg_json), output_type=ENVELOPE_TYPE).name("kafka+featurize")
     return _directory_chunks(flink, cfg).flat_map(ParseFeatures(cfg_json), output_type=ENVELOPE_TYPE).name(
         "parse+featurize")
