@@ -135,6 +135,41 @@ class _Quiet:
         return f"[{now - t0:6.1f}s] waiting: {have}{goal}, nothing new for {now - self.since:.0f} s{idle}"
 
 
+class JobFailed(RuntimeError):
+    """The job failed: the message gives the cause, as far as Flink and the workers' logs tell it."""
+
+
+def _root_cause(e: BaseException) -> str:
+    """The innermost cause of a (Java) exception, first line only."""
+    java = getattr(e, "java_exception", None)
+    if java is None:
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    while java.getCause() is not None:
+        java = java.getCause()
+    return str(java.toString()).splitlines()[0]
+
+
+def _worker_error(run_dir: Path) -> str | None:
+    """The last ``SomeError: message`` line of the workers' logs (a TF worker that failed to start)."""
+    for log_path in sorted(run_dir.glob("worker-*.log")):
+        errors = [ln for ln in log_path.read_text(errors="replace").splitlines()
+                  if ln and not ln.startswith(" ") and ("Error: " in ln or "Exception: " in ln)]
+        if errors:
+            return f"{errors[-1]} ({log_path})"
+    return None
+
+
+def _failure(client, run_dir: Path) -> JobFailed:
+    """Why the job failed: the worker's own error when there is one, else Flink's root cause. (A
+    mini-cluster shuts down when its only job fails, so its status can no longer be asked.)"""
+    cause = None
+    try:
+        client.get_job_execution_result().result()
+    except Exception as e:
+        cause = _root_cause(e)
+    return JobFailed(_worker_error(run_dir) or cause or "the Flink job failed (see the Flink log)")
+
+
 def _idle_summary(last: dict | None, now: float) -> dict:
     """The final line of a run stopped by ``--until-idle``: its last progress line, or an empty run."""
     base = last or {"events_in": 0, "events_trained": 0, "dead_letter": 0, "auc": None, "logloss": None,
@@ -194,11 +229,14 @@ def _follow(cfg: JobConfig, client, max_events: int | None, out: TextIO | None, 
             else:
                 _cancel(client)
             break
-        state = str(client.get_job_status().result()).split(".")[-1]
+        try:
+            state = str(client.get_job_status().result()).split(".")[-1]
+        except Exception:  # the mini-cluster shut down: its job failed
+            raise _failure(client, Path(cfg.job.run_dir)) from None
         running = running or state == "RUNNING"
         if state in TERMINAL:
             if state == "FAILED":
-                client.get_job_execution_result().result()  # raises with Flink's cause
+                raise _failure(client, Path(cfg.job.run_dir))
             tail.poll()
             break
         time.sleep(0.3)

@@ -41,7 +41,7 @@ def stop_descendants(grace_s: float = 5.0) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from flinkdl.runner import run
+    from flinkdl.runner import JobFailed, run
 
     cfg = load_config(args.config, args.set)
     cfg.flink.update(merged({}, args.flink))  # -D wins over the flink: section
@@ -59,6 +59,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"flinkdl: {name}: job cancelled, {stopped} child process(es) stopped; "
               f"partial results in {cfg.job.run_dir}", file=sys.stderr, flush=True)
         return code
+    except JobFailed as e:
+        stop_descendants()
+        print(f"flinkdl: the job failed: {e}", file=sys.stderr, flush=True)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     text = json.dumps(summary, indent=2)
