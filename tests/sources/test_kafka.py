@@ -62,7 +62,7 @@ SASL_SSL = """
 source:
   kind: kafka
   kafka:
-    bootstrap_servers: broker.example:9093
+    bootstrap_servers: 127.0.0.1:1        # nothing listens: the test only builds the clients
     topic: clicks
     format: json
     properties:
