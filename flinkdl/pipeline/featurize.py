@@ -8,6 +8,7 @@ and notices, evaluation columns); the source operators (:class:`ParseFeatures` h
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
@@ -18,6 +19,7 @@ from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import pack
 from flinkdl.exchange.envelope import Envelope, sequence
 from flinkdl.exchange.eval_columns import EvalColumns
+from flinkdl.exchange.freshness import stamp
 from flinkdl.exchange.letters import encode_letters
 from flinkdl.features.deadletter import DeadLetter, Notice
 from flinkdl.features.transform import Featurizer
@@ -28,23 +30,30 @@ from flinkdl.pipeline.routing import subtask_index
 class FeatureMaker:
     """Raw batch (+ the dead letters and notices of its decoding) → one feature envelope."""
 
-    def __init__(self, featurizer: Featurizer, eval_columns: EvalColumns) -> None:
-        self.featurizer, self.eval_columns = featurizer, eval_columns
+    def __init__(self, featurizer: Featurizer, eval_columns: EvalColumns, stamp_arrival: bool = False) -> None:
+        """``stamp_arrival``: stamp each envelope with its arrival time (:mod:`flinkdl.exchange.freshness`)."""
+        self.featurizer, self.eval_columns, self.stamp_arrival = featurizer, eval_columns, stamp_arrival
 
     @classmethod
     def from_config(cls, cfg: JobConfig) -> FeatureMaker:
         directory = cfg.source.directory
+        # event times travel when something publishes them or learns model age from them
+        event_time = cfg.sinks.kafka is not None or cfg.sinks.predictions is not None or cfg.ps.enabled
         return cls(Featurizer(cfg.features, delimiter=directory.delimiter if directory else ","),
-                   EvalColumns(cfg.evaluation, cfg.features.timestamp, event_time=cfg.sinks.kafka is not None))
+                   EvalColumns(cfg.evaluation, cfg.features.timestamp, event_time=event_time),
+                   stamp_arrival=cfg.metrics.enabled)
 
     def envelope(self, seq: int, raw: pa.RecordBatch | pa.Table, rows_in: int,
                  letters: Sequence[DeadLetter | Notice], position: int) -> Envelope:
         """``raw`` featurized (positions from ``position``); ``letters`` go first in its dead letters."""
+        arrived_ms = int(time.time() * 1000)
         out = self.featurizer.featurize(raw, position_offset=position)
         dead = [x.to_dict() for x in letters if isinstance(x, DeadLetter)] + [d.to_dict() for d in out.dead]
         notices = [x.to_dict() for x in letters if isinstance(x, Notice)]
-        return Envelope(seq, rows_in, pack(out.batch), encode_letters(dead, notices),
-                        self.eval_columns.take(raw, out.keep))
+        columns = self.eval_columns.take(raw, out.keep)
+        if self.stamp_arrival:
+            columns = stamp(columns, out.batch.num_rows, arrived_ms=arrived_ms)
+        return Envelope(seq, rows_in, pack(out.batch), encode_letters(dead, notices), columns)
 
 
 class ParseFeatures(FlatMapFunction):

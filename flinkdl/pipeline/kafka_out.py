@@ -16,6 +16,7 @@ from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import unpack
 from flinkdl.exchange.envelope import Envelope
 from flinkdl.exchange.eval_columns import read_eval_columns
+from flinkdl.exchange.freshness import read_stamps
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
@@ -49,7 +50,8 @@ class PublishKafka(MapFunction):
         env = Envelope.of(value)
         preds = unpack(env.payload, PREDICTION_SCHEMA)
         event_ts, _ = read_eval_columns(env.eval_columns, preds.num_rows)
-        self.publisher.publish(preds, env.dead_letters, event_ts)
+        age = read_stamps(env.eval_columns).model_age_ms
+        self.publisher.publish(preds, env.dead_letters, event_ts, {"model_age_ms": age})
         return value
 
     def close(self) -> None:

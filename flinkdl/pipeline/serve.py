@@ -6,13 +6,16 @@
                                                 (model from the PS, refreshed between batches)
 
 No training, no evaluation: :class:`ScoreRequests` scores each feature envelope in the operator
-with TF (``model.predict``), publishes it (:mod:`flinkdl.sinks.kafka`) with the PS version and its
-commit time, and emits one line each time it loads a newer version.
+with TF (``model.predict``), publishes it (:mod:`flinkdl.sinks.kafka`) with the PS version, its
+commit time and the model's age, and emits one line each time it loads a newer version. A
+background thread polls the PS every ``serving.refresh_s``, so the model follows the trainer even
+while no request arrives.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -25,11 +28,13 @@ from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import unpack
 from flinkdl.exchange.envelope import Envelope
 from flinkdl.exchange.eval_columns import read_eval_columns
+from flinkdl.exchange.freshness import Stamps, read_stamps
 from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout, prediction_labels
 from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
 
 if TYPE_CHECKING:
+    from flinkdl.ps.refresh import Loaded
     from flinkdl.telemetry.exporter import ServingMetrics
 
 
@@ -82,47 +87,51 @@ class ScoreRequests(FlatMapFunction):
 
             self.metrics = ServingMetrics(cfg, self.subtask)
             self.metrics.endpoint.start()
-        self._pending = self._loaded_line()  # the first version, loaded before any request
+        self._lines: deque[str] = deque()  # refresh lines, yielded with the next request
+        got = self.refresher.refresh()  # the first version, loaded before any request
+        if got is not None:
+            self._on_loaded(got)
+        self.refresher.poll_in_background(self._on_loaded)
 
-    def _loaded_line(self) -> str | None:
-        got = self.refresher.maybe_refresh()
-        if got is None:
-            return None
+    def _on_loaded(self, got: Loaded) -> None:
         if self.metrics is not None:
             self.metrics.loaded(got.version, got.lag_s)
-        return (f"serving: subtask {self.subtask} loaded PS version {got.version} "
-                f"({got.lag_s:.2f} s after its commit)")
+        self._lines.append(f"serving: subtask {self.subtask} loaded PS version {got.version} "
+                           f"({got.lag_s:.2f} s after its commit)")
 
     def flat_map(self, value: Row) -> Iterator[str]:
-        line, self._pending = self._pending or self._loaded_line(), None
-        if line:
-            yield line
+        while self._lines:
+            yield self._lines.popleft()
         t0 = time.perf_counter()
         env = Envelope.of(value)
         batch = unpack(env.payload, self.schema)
-        loaded = self.refresher.loaded
-        if loaded is None:
-            raise RuntimeError("no committed model version on the parameter server")
         n = batch.num_rows
-        if n:
-            ids, dense = features(batch, self.layout)
-            scores = self.refresher.model.predict(ids, dense).numpy()
-        else:
-            scores = np.zeros(0, np.float32)
+        with self.refresher.lock:  # the version and the variables it scores with belong together
+            loaded = self.refresher.loaded
+            if loaded is None:
+                raise RuntimeError("no committed model version on the parameter server")
+            if n:
+                ids, dense = features(batch, self.layout)
+                scores = self.refresher.model.predict(ids, dense).numpy()
+            else:
+                scores = np.zeros(0, np.float32)
+        stamps = Stamps(read_stamps(env.eval_columns).arrived_ms, int(time.time() * 1000), loaded.trained_event_ts)
         label = batch.column("label").to_numpy(zero_copy_only=False)
         preds = pa.record_batch([batch.column("event_id"), pa.array(scores, pa.float32()), prediction_labels(label),
                                  pa.array(np.full(n, loaded.version, np.int64))], schema=PREDICTION_SCHEMA)
         event_ts, _ = read_eval_columns(env.eval_columns, n)
-        freshness = {"ps_version_ts": int(loaded.committed_at * 1000),
-                     "model_age_s": round(time.time() - loaded.committed_at, 3)}
+        freshness = {"ps_version_ts": int(loaded.committed_at * 1000), "model_age_ms": stamps.model_age_ms}
         self.publisher.publish(preds, env.dead_letters, event_ts, freshness)
         if self.metrics is not None:
             self.metrics.scored(n, time.perf_counter() - t0)
+            if n:
+                self.metrics.freshness.observe(stamps)
 
     def close(self) -> None:
         if getattr(self, "publisher", None) is not None:
             self.publisher.close()
         if getattr(self, "refresher", None) is not None:
+            self.refresher.stop()
             self.refresher.client.close()
         metrics = getattr(self, "metrics", None)
         if metrics is not None:

@@ -33,8 +33,10 @@ class Train(ExactlyOnceFunction):
     tail_type = ENVELOPE_TYPE
 
     def start(self, ctx: RuntimeContext) -> None:
+        from flinkdl.pipeline.freshness import TrainedWatermark
         from flinkdl.worker.supervisor import WorkerSupervisor
 
+        self.watermark = TrainedWatermark(self.cfg.ps)
         self.schema = FeatureLayout.from_config(self.cfg.features).schema()
         self.throttle = throttle(self.cfg.worker.max_rows_per_s)
         self.worker = WorkerSupervisor(self.cfg, subtask_index(ctx))
@@ -60,12 +62,14 @@ class Train(ExactlyOnceFunction):
             self.throttle.wait(rows)
         preds, version = self.worker.process(env.payload, rows, self.recover if self.exactly_once else None,
                                              meanwhile)
-        out = env.with_payload(pack(preds))
+        out = self.watermark.stamp(env.with_payload(pack(preds)), preds, version)
         return [out.row()], None if version is None else {"ps_version": version}
 
     def close(self) -> None:
         if getattr(self, "worker", None) is not None:
             self.worker.stop()
+        if getattr(self, "watermark", None) is not None:
+            self.watermark.close()
 
 
 class GenerateAndTrain(Train):

@@ -1,7 +1,7 @@
 """Who may call what on the parameter server: three roles, each with its own bearer token.
 
 - ``read``: pull, describe, list tables, dense values, versions, health (serving jobs, export);
-- ``write``: all of that, plus push, create tables, dense deltas and commit (trainers);
+- ``write``: all of that, plus push, create tables, dense deltas, commit and annotate (trainers);
 - ``admin``: all of that, plus rollback (operators, and exactly-once trainers, which roll back on
   recovery).
 
@@ -32,6 +32,7 @@ NEEDS = {
     "pull": "read", "health": "read", "describe": "read", "list_tables": "read", "dense_get": "read",
     "versions": "read", "whoami": "read",
     "push": "write", "create_table": "write", "dense_add": "write", "commit": "write",
+    "annotate": "write",
     "rollback": "admin",
 }
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -128,15 +128,20 @@ class CheckpointStore:
 
     def commit(self, version: int, parent: int | None, tables: dict[str, TableSpec], rows: ShardRows,
                dense: dict[str, np.ndarray], snapshot: bool = False) -> dict:
-        """Write ``rows`` (changed rows, or all rows if ``snapshot``) as ``version``; manifest last."""
+        """Write ``rows`` (changed rows, or all rows if ``snapshot``) as ``version``; manifest last.
+
+        The new version inherits its parent's ``trained_event_ts`` (a lower bound until
+        :meth:`annotate` raises it)."""
         t0 = time.perf_counter()
         with self.lock:
             files, nbytes = self._write_files(version, rows, dense)
-            depth = 0 if snapshot or parent is None else self.manifest(parent).get("depth", 0) + 1
+            pm = self.manifest(parent) if parent is not None else {}
+            depth = 0 if snapshot or parent is None else pm.get("depth", 0) + 1
             m = {"version": version, "parent": None if snapshot else parent,
                  "kind": "snapshot" if snapshot or parent is None else "delta", "depth": depth,
                  "tables": tables, "files": files, "shards": self.shards, "bytes": nbytes,
-                 "rows": int(sum(len(i) for i, _ in rows.values())), "created": time.time()}
+                 "rows": int(sum(len(i) for i, _ in rows.values())), "created": time.time(),
+                 "trained_event_ts": pm.get("trained_event_ts")}
             self._write_manifest(m)
         m["seconds"] = time.perf_counter() - t0
         if depth >= self.compact_after:
@@ -144,6 +149,17 @@ class CheckpointStore:
         else:
             self.gc()
         return m
+
+    def annotate(self, version: int, trained_event_ts: int) -> int:
+        """Raise ``version``'s ``trained_event_ts`` (epoch ms of the newest event trained into it) to
+        at least ``trained_event_ts``; returns the value now stored."""
+        with self.lock:
+            m = self.manifest(version)
+            have = m.get("trained_event_ts")
+            if have is None or trained_event_ts > have:
+                m["trained_event_ts"] = int(trained_event_ts)
+                self._write_manifest(m)
+            return int(m["trained_event_ts"])
 
     @overload
     def restore(self, version: int) -> State: ...

@@ -110,7 +110,13 @@ class PsClient:
         """Persist a new version (rows changed since the last one); returns its summary."""
         return self._json("commit")
 
+    def annotate(self, version: int, trained_event_ts: int) -> dict:
+        """Raise committed ``version``'s ``trained_event_ts`` (epoch ms of the newest event trained
+        into it; later versions inherit it) to at least this value."""
+        return self._json("annotate", {"version": int(version), "trained_event_ts": int(trained_event_ts)})
+
     def versions(self) -> list[dict]:
+        """Committed versions: ``version, parent, kind, rows, bytes, created, trained_event_ts``."""
         return self._json("versions")
 
     def rollback(self, version: int) -> dict:

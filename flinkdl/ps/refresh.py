@@ -3,17 +3,21 @@
 :func:`fill_model` writes a version's rows and dense variables into a model's variables (shared with
 :func:`flinkdl.ps.export.load_version`, which reads them from the checkpoint files instead);
 :class:`ModelRefresher` loads the latest committed version from a server with read-only calls
-(``versions``, ``pull`` of a version, ``dense_get``) and, polled between batches, loads a newer one
-at most every ``refresh_s``.
+(``versions``, ``pull`` of a version, ``dense_get``) and loads a newer one at most every
+``refresh_s``: polled between batches (:meth:`ModelRefresher.maybe_refresh`) or by a background
+thread (:meth:`ModelRefresher.poll_in_background`), so a model refreshes while no request arrives.
+Readers of the model hold :attr:`ModelRefresher.lock`, under which a version is loaded.
 
 >>> # r = ModelRefresher(model, client, "", refresh_s=1.0); r.refresh(); r.version
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +25,8 @@ import tensorflow as tf
 from flinkdl.models.base import ModelBase
 from flinkdl.ps.client import PsClient
 from flinkdl.ps.errors import PsError
+
+log = logging.getLogger(__name__)
 
 
 def fill_model(model: ModelBase, prefix: str, rows: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -45,11 +51,13 @@ def fill_model(model: ModelBase, prefix: str, rows: Mapping[str, tuple[np.ndarra
 
 @dataclass(frozen=True)
 class Loaded:
-    """One refresh: the version, when it was committed and when it was loaded (epoch seconds)."""
+    """One refresh: the version, when it was committed and when it was loaded (epoch seconds), and
+    the event time (epoch ms) of the newest event trained into it (None: not recorded)."""
 
     version: int
     committed_at: float
     loaded_at: float
+    trained_event_ts: int | None = None
 
     @property
     def lag_s(self) -> float:
@@ -63,31 +71,66 @@ class ModelRefresher:
     def __init__(self, model: ModelBase, client: PsClient, prefix: str, refresh_s: float = 1.0) -> None:
         self.model, self.client, self.prefix, self.refresh_s = model, client, prefix, refresh_s
         self.loaded: Loaded | None = None
+        self.lock = threading.Lock()  #: held while a version is written into the model; hold it to read
         self._next_poll = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     @property
     def version(self) -> int | None:
         return self.loaded.version if self.loaded else None
 
-    def latest(self) -> dict | None:
-        """The newest committed version's entry of ``versions()`` (None: nothing committed yet)."""
-        versions = self.client.versions()
-        return max(versions, key=lambda v: v["version"]) if versions else None
-
     def refresh(self) -> Loaded | None:
         """Load the latest committed version if it is newer than the loaded one; the new
         :class:`Loaded`, or None when nothing changed."""
         self._next_poll = time.monotonic() + self.refresh_s
-        newest = self.latest()
-        if newest is None or (self.loaded is not None and newest["version"] <= self.loaded.version):
+        versions = self.client.versions()
+        newest = max(versions, key=lambda v: v["version"]) if versions else None
+        loaded = self.loaded
+        if newest is None or (loaded is not None and newest["version"] <= loaded.version):
+            if loaded is not None:  # the trainer annotates a version after committing it
+                ts = next((v.get("trained_event_ts") for v in versions if v["version"] == loaded.version), None)
+                if ts is not None and (loaded.trained_event_ts is None or ts > loaded.trained_event_ts):
+                    self.loaded = replace(loaded, trained_event_ts=int(ts))
             return None
         v = int(newest["version"])
         rows = {self.prefix + n: self.client.pull_all(self.prefix + n, version=v)
                 for n in self.model.sparse_names()}
-        fill_model(self.model, self.prefix, rows, self.client.dense_get(version=v), v)
-        self.loaded = Loaded(v, float(newest.get("created") or time.time()), time.time())
+        dense = self.client.dense_get(version=v)
+        ts = newest.get("trained_event_ts")
+        with self.lock:
+            fill_model(self.model, self.prefix, rows, dense, v)
+            self.loaded = Loaded(v, float(newest.get("created") or time.time()), time.time(),
+                                 None if ts is None else int(ts))
         return self.loaded
 
     def maybe_refresh(self) -> Loaded | None:
         """:meth:`refresh` if ``refresh_s`` has passed since the last poll (call it between batches)."""
         return self.refresh() if time.monotonic() >= self._next_poll else None
+
+    def poll_in_background(self, on_loaded: Callable[[Loaded], None]) -> None:
+        """Poll every ``refresh_s`` in a daemon thread, calling ``on_loaded`` after each new version;
+        a failed poll is logged and retried at the next one. Only that thread uses the client then."""
+        def loop() -> None:
+            failing = False
+            while not self._stop.wait(self.refresh_s):
+                try:
+                    got = self.refresh()
+                    failing = False
+                except Exception as e:  # a PS restart must not stop serving the loaded model
+                    if not failing:
+                        log.warning("PS poll failed (retrying every %.1f s): %s", self.refresh_s, e)
+                    failing = True
+                    continue
+                if got is not None:
+                    on_loaded(got)
+
+        self._thread = threading.Thread(target=loop, name="ps-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background poller (if any) and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None

@@ -7,7 +7,7 @@ Protocol (see ``docs/PS.md``):
 - ``DoGet``, ticket ``JSON header + b"\\n" + int64 ids`` (``{"table", "shard", "version"}``; no ids
   bytes = every row): a stream of ``(id, row, exists)`` batches.
 - ``DoAction``: ``health``, ``create_table``, ``describe``, ``list_tables``, ``dense_add`` (body: Arrow
-  IPC ``(name, shape, value, init)``), ``dense_get`` (→ IPC), ``commit``, ``versions``, ``rollback``;
+  IPC ``(name, shape, value, init)``), ``dense_get`` (→ IPC), ``commit``, ``annotate``, ``versions``, ``rollback``;
   bodies and results are JSON unless noted.
 
 Every call is checked against the caller's role (``authorization: Bearer TOKEN`` header; roles
@@ -109,7 +109,7 @@ class PsFlightServer(flight.FlightServerBase):
 
     def list_actions(self, context):
         return [(a, a) for a in ("health", "create_table", "describe", "list_tables", "dense_add",
-                                 "dense_get", "commit", "versions", "rollback", "whoami")]
+                                 "dense_get", "commit", "annotate", "versions", "rollback", "whoami")]
 
     def do_action(self, context, action):
         role = authorize(context, action.type, self._on_refused)
@@ -147,6 +147,8 @@ class PsFlightServer(flight.FlightServerBase):
                 out = svc.list_tables()
             elif kind == "commit":
                 out = svc.commit()
+            elif kind == "annotate":
+                out = svc.annotate(int(args["version"]), int(args["trained_event_ts"]))
             elif kind == "versions":
                 out = svc.versions()
             elif kind == "rollback":

@@ -207,8 +207,15 @@ class ParameterService:
         out = []
         for v in self.ckpt.versions():
             m = self.ckpt.manifest(v)
-            out.append({k: m.get(k) for k in ("version", "parent", "kind", "rows", "bytes", "created")})
+            out.append({k: m.get(k) for k in ("version", "parent", "kind", "rows", "bytes", "created",
+                                              "trained_event_ts")})
         return out
+
+    def annotate(self, version: int, trained_event_ts: int) -> dict:
+        """Record that committed ``version`` holds events up to ``trained_event_ts`` (epoch ms)."""
+        if self.ckpt is None:
+            raise PsError("this server has no --checkpoint-dir: no versions to annotate")
+        return {"version": version, "trained_event_ts": self.ckpt.annotate(version, trained_event_ts)}
 
     def rollback(self, version: int) -> dict:
         """Replace the live state (uncommitted pushes included) by committed ``version``."""

@@ -3,12 +3,14 @@
 Predictions: one message per event, key = event id (decimal), value = one JSON object::
 
     {"event_id": 17, "score": 0.0912, "label": 0.0, "model": "deepfm", "model_version": 3,
-     "event_ts": null, "processing_ts": 1763760000123}
+     "event_ts": null, "processing_ts": 1763760000123, "model_age_ms": 5230}
 
 ``score`` is the model's click probability made *before* it trained on the event; ``label`` is
 the event's label (null for an unlabelled event: scored, not trained on); ``event_ts`` is the
 event's time in epoch ms (``features.timestamp``; null without one, or when a batch has an event
-without a time); ``processing_ts`` is epoch ms when the batch was published. Dead letters: the rejected
+without a time); ``processing_ts`` is epoch ms when the batch was published; ``model_age_ms`` (given by the caller,
+:mod:`flinkdl.exchange.freshness`) is scoring time − event time of the newest event the model had
+trained on (null when unknown). Dead letters: the rejected
 message (``raw``) with headers ``reason``, ``field``, ``value``, ``position`` (and
 ``raw-encoding: base64`` for binary messages).
 
@@ -79,11 +81,12 @@ class KafkaPublisher:
                 self.producer.poll(0.05)
 
     def publish(self, preds: pa.RecordBatch, dead_letters: bytes = b"", event_ts: np.ndarray | None = None,
-                extra: Mapping[str, int | float] | None = None) -> None:
+                extra: Mapping[str, int | float | None] | None = None) -> None:
         """Produce one message per prediction (and per dead letter); return once all are acked.
 
         ``event_ts``: the events' times in epoch ms, one per prediction (``None``: unknown).
-        ``extra``: fields added to every prediction of the batch (the serving job's freshness)."""
+        ``extra``: fields added to every prediction of the batch (``model_age_ms``; the serving
+        job's ``ps_version_ts``)."""
         if self.sink.delivery == "transactional":
             self._transaction(preds, dead_letters, event_ts, extra)
             return
@@ -91,7 +94,7 @@ class KafkaPublisher:
         self._flush_and_retry()
 
     def _send(self, preds: pa.RecordBatch, dead_letters: bytes, event_ts: np.ndarray | None = None,
-              extra: Mapping[str, int | float] | None = None) -> None:
+              extra: Mapping[str, int | float | None] | None = None) -> None:
         n = preds.num_rows
         if n:
             ids = preds.column("event_id").to_numpy().tolist()
@@ -129,7 +132,7 @@ class KafkaPublisher:
                 self._produce(topic, key, value, headers)
 
     def _transaction(self, preds: pa.RecordBatch, dead_letters: bytes, event_ts: np.ndarray | None,
-                     extra: Mapping[str, int | float] | None = None) -> None:
+                     extra: Mapping[str, int | float | None] | None = None) -> None:
         from confluent_kafka import KafkaException
 
         for attempt in range(self.sink.retries + 1):

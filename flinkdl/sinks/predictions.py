@@ -6,7 +6,10 @@ it: the CSV header is written only into an empty file (and checked otherwise), a
 line left by a crash is cut off first, so the file stays parseable. Floats are written as the
 shortest decimal that reads back to the same float32 (Arrow's float32 → string cast), and
 :func:`read_predictions` parses them straight to float32, so scores round-trip bit for bit.
-Non-finite floats come back as null (CSV ``nan``/empty; JSON ``null``).
+Non-finite floats come back as null (CSV ``nan``/empty; JSON ``null``). Each row also carries
+``model_age_ms`` (:data:`FILE_SCHEMA`): scoring time − event time of the newest event the model had
+trained on, the same for a whole batch (null when unknown); :func:`read_predictions` returns it
+with ``freshness=True``.
 
 >>> import tempfile, pathlib
 >>> from flinkdl.config.schema import PredictionsSink
@@ -16,7 +19,7 @@ Non-finite floats come back as null (CSV ``nan``/empty; JSON ``null``).
 >>> with PredictionWriter(PredictionsSink(path=path, format="jsonl")) as w:
 ...     w.write(batch)
 >>> path.read_text()
-'{"event_id":7,"score":0.1,"label":1,"model_version":3}\\n'
+'{"event_id":7,"score":0.1,"label":1,"model_version":3,"model_age_ms":null}\\n'
 >>> read_predictions(path).equals(pa.Table.from_batches([batch]))
 True
 """
@@ -39,6 +42,8 @@ from flinkdl.exchange.schema import PREDICTION_SCHEMA
 
 JSON_SUFFIXES = {".jsonl", ".json", ".ndjson"}
 _NAMES = PREDICTION_SCHEMA.names
+#: What a predictions file holds: the predictions and their batch's model age.
+FILE_SCHEMA = PREDICTION_SCHEMA.append(pa.field("model_age_ms", pa.int64()))
 
 
 def part_path(path: Path, part: str | int | None) -> Path:
@@ -70,14 +75,16 @@ def open_append(path: Path) -> BinaryIO:
 
 def _csv_header() -> bytes:
     buf = io.BytesIO()
-    pacsv.write_csv(PREDICTION_SCHEMA.empty_table(), buf)
+    pacsv.write_csv(FILE_SCHEMA.empty_table(), buf)
     return buf.getvalue()
 
 
-def _conform(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Select the prediction columns in schema order; wrong or missing columns are an error."""
+def _conform(batch: pa.RecordBatch, model_age_ms: int | None) -> pa.RecordBatch:
+    """The prediction columns in schema order, then ``model_age_ms``; wrong or missing columns are an error."""
+    age = pa.array(np.full(batch.num_rows, model_age_ms or 0, np.int64),
+                   mask=None if model_age_ms is not None else np.ones(batch.num_rows, bool))
     if batch.schema.names == _NAMES and batch.schema.equals(PREDICTION_SCHEMA, check_metadata=False):
-        return batch
+        return pa.RecordBatch.from_arrays([*batch.columns, age], schema=FILE_SCHEMA)
     bad = [
         f"{f.name}: {batch.schema.field(f.name).type if f.name in batch.schema.names else 'missing'}"
         f" (want {f.type})"
@@ -86,13 +93,13 @@ def _conform(batch: pa.RecordBatch) -> pa.RecordBatch:
     ]
     if bad:
         raise ValueError("prediction batch does not match PREDICTION_SCHEMA: " + "; ".join(bad))
-    return pa.RecordBatch.from_arrays([batch.column(n) for n in _NAMES], schema=PREDICTION_SCHEMA)
+    return pa.RecordBatch.from_arrays([*(batch.column(n) for n in _NAMES), age], schema=FILE_SCHEMA)
 
 
 def _jsonl(batch: pa.RecordBatch) -> pa.Buffer:
     """All rows as JSON lines in one buffer, built column-wise with Arrow kernels (no per-row Python)."""
     parts: list[object] = []
-    for i, field in enumerate(PREDICTION_SCHEMA):
+    for i, field in enumerate(FILE_SCHEMA):
         col = batch.column(i)
         text = pc.cast(col, pa.string())
         if pa.types.is_floating(field.type):
@@ -122,15 +129,15 @@ class PredictionWriter:
                     self._file.close()
                     raise ValueError(f"{self.path} exists with another header: {found[:80]!r}")
             opts = pacsv.WriteOptions(include_header=size == 0)
-            self._csv = pacsv.CSVWriter(self._file, PREDICTION_SCHEMA, write_options=opts)
+            self._csv = pacsv.CSVWriter(self._file, FILE_SCHEMA, write_options=opts)
 
-    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        """Append the rows of one batch (or of every batch of a table)."""
+    def write(self, batch: pa.RecordBatch | pa.Table, model_age_ms: int | None = None) -> None:
+        """Append the rows of one batch (or of every batch of a table), with their model age."""
         if self._file is None:
             raise ValueError(f"PredictionWriter({self.path}) is closed")
         batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
         for b in batches:
-            b = _conform(b)
+            b = _conform(b, model_age_ms)
             if not b.num_rows:
                 continue
             if self._csv is not None:
@@ -160,24 +167,28 @@ class PredictionWriter:
 
 
 def read_predictions(
-    path: str | Path | Iterable[str | Path], format: Literal["csv", "jsonl"] | None = None
+    path: str | Path | Iterable[str | Path], format: Literal["csv", "jsonl"] | None = None,
+    freshness: bool = False,
 ) -> pa.Table:
-    """Read one predictions file, or several (e.g. parts) concatenated, as a PREDICTION_SCHEMA table.
+    """Read one predictions file, or several (e.g. parts) concatenated, as a PREDICTION_SCHEMA table
+    (``freshness``: a :data:`FILE_SCHEMA` table, with ``model_age_ms``; null in older files).
 
     The format follows the suffix (``.jsonl``/``.json``/``.ndjson`` → JSON lines, else CSV)
     unless ``format`` is given.
     """
+    schema = FILE_SCHEMA if freshness else PREDICTION_SCHEMA
     if not isinstance(path, (str, Path)):
-        tables = [read_predictions(p, format) for p in path]
-        return pa.concat_tables(tables) if tables else PREDICTION_SCHEMA.empty_table()
+        tables = [read_predictions(p, format, freshness) for p in path]
+        return pa.concat_tables(tables) if tables else schema.empty_table()
     path = Path(path)
     fmt = format or ("jsonl" if path.suffix.lower() in JSON_SUFFIXES else "csv")
     if path.stat().st_size == 0:
-        return PREDICTION_SCHEMA.empty_table()
+        return schema.empty_table()
     if fmt == "csv":
-        types = {f.name: f.type for f in PREDICTION_SCHEMA}
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+        types = {f.name: f.type for f in schema}
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types=types, include_columns=schema.names, include_missing_columns=True))
     else:
-        opts = pajson.ParseOptions(explicit_schema=PREDICTION_SCHEMA, unexpected_field_behavior="ignore")
+        opts = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
         table = pajson.read_json(path, parse_options=opts)
-    return table.select(_NAMES).cast(PREDICTION_SCHEMA)
+    return table.select(schema.names).cast(schema)

@@ -25,6 +25,7 @@ from flinkdl.evaluation.evaluator import StreamEvaluator
 from flinkdl.evaluation.metrics import ProgressiveAUC
 from flinkdl.evaluation.summary import Evaluation, RunSummary
 from flinkdl.exchange.eval_columns import read_eval_columns
+from flinkdl.exchange.freshness import read_stamps
 from flinkdl.exchange.schema import labelled
 
 if TYPE_CHECKING:
@@ -98,8 +99,11 @@ class RunLog:
             self.events_scored += preds.num_rows
             self.events_trained += trained
             self.model_version = max(self.model_version, int(preds.column("model_version")[-1].as_py()))
+            stamps = read_stamps(meta)
             if self._preds is not None:
-                self._preds.write(preds)
+                self._preds.write(preds, stamps.model_age_ms)
+            if self.metrics is not None:
+                self.metrics.freshness.observe(stamps)
         reasons, drift = self._dead.add(dead_letters)
         if self.metrics is not None:
             self.metrics.count(rows_in, preds.num_rows, trained, reasons, self.model_version, drift)

@@ -6,7 +6,8 @@ writes the chosen address to ``RUN_DIR/prometheus/<component>-<subtask>.json`` i
 :class:`SinkMetrics` publishes the sink's :class:`~flinkdl.evaluation.summary.RunSummary`
 and counters, :class:`WorkerMetrics` a worker's steps,
 :class:`PSMetrics` a parameter-server client's push/pull latency, lag and version,
-:class:`ServingMetrics` a serving subtask's model version and refresh lag.
+:class:`ServingMetrics` a serving subtask's model version and refresh lag;
+:class:`FreshnessMetrics` (in both the sink's and a serving subtask's) scoring latency and model age.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from flinkdl.evaluation.summary import RunSummary
+    from flinkdl.exchange.freshness import Stamps
 
 TARGETS_DIR = "prometheus"
 
@@ -72,6 +74,23 @@ class MetricsEndpoint:
             self._server = None
 
 
+class FreshnessMetrics:
+    """Scoring latency and model age, one observation per scored batch (on ``endpoint``)."""
+
+    def __init__(self, endpoint: MetricsEndpoint) -> None:
+        lb = endpoint.labels
+        self.latency = endpoint.histogram(n.SCORING_LATENCY_SECONDS, "Arrival at featurize to scored").labels(**lb)
+        self.model_age = endpoint.histogram(n.MODEL_AGE_SECONDS, "Scored minus newest trained event time",
+                                            n.MODEL_AGE_BUCKETS).labels(**lb)
+
+    def observe(self, stamps: Stamps) -> None:
+        """A batch's stamps (an unknown value is not observed)."""
+        if stamps.latency_ms is not None:
+            self.latency.observe(max(stamps.latency_ms, 0) / 1000)
+        if stamps.model_age_ms is not None:
+            self.model_age.observe(max(stamps.model_age_ms, 0) / 1000)
+
+
 class SinkMetrics:
     """The evaluator's metrics (the sink process, subtask 0)."""
 
@@ -101,6 +120,7 @@ class SinkMetrics:
         self.drift = e.counter(n.SCHEMA_DRIFT_ROWS, "Accepted rows that carried an unknown column (ignored)",
                                "column")
         self.version = e.gauge(n.MODEL_VERSION, "Latest model version seen").labels(**lb)
+        self.freshness = FreshnessMetrics(e)
         self._last: tuple[float, int] | None = None
 
     def start(self) -> int:
@@ -172,6 +192,7 @@ class ServingMetrics:
                                n.REFRESH_LAG_BUCKETS).labels(**lb)
         self.events = e.counter(n.SERVING_EVENTS, "Requests scored").labels(**lb)
         self.batch_seconds = e.histogram(n.SERVING_BATCH_SECONDS, "Score and publish one batch").labels(**lb)
+        self.freshness = FreshnessMetrics(e)
 
     def loaded(self, version: int, lag_s: float) -> None:
         self.version.set(version)

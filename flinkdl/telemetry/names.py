@@ -28,6 +28,10 @@ DEAD_LETTERS = "flinkdl_dead_letters"                # counter (_total), + label
 SCHEMA_DRIFT_ROWS = "flinkdl_schema_drift_rows"      # counter (_total), + label column (unknown, ignored)
 MODEL_VERSION = "flinkdl_model_version"              # gauge: latest model version seen
 
+# freshness, per batch scored (the sink of a training job, each subtask of a serving job)
+SCORING_LATENCY_SECONDS = "flinkdl_scoring_latency_seconds"  # histogram: arrival at featurize -> scored
+MODEL_AGE_SECONDS = "flinkdl_model_age_seconds"      # histogram: scored - newest trained event time
+
 # TF worker
 WORKER_BATCH_SECONDS = "flinkdl_worker_batch_seconds"  # histogram: one predict_then_train step
 WORKER_EVENTS = "flinkdl_worker_events"                # counter (_total): events trained on
@@ -54,3 +58,4 @@ PS_SERVER_VERSION = "flinkdl_ps_server_version"      # gauge: last committed ver
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 REFRESH_LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+MODEL_AGE_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)

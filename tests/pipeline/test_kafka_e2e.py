@@ -93,6 +93,17 @@ def test_unlabelled_events_are_scored_once_with_a_null_label_and_every_predictio
     assert {i: v["event_ts"] for i, v in values.items()} == ts
 
 
+def test_every_prediction_carries_the_age_of_the_model_that_scored_it(csv_run):
+    _, preds, _ = csv_run
+    values = [json.loads(m.value()) for m in preds]
+    labelled_ts = [t for b in _halves(N // 2) for t in b.column("ts").to_pylist()]
+    aged = [v for v in values if v["model_age_ms"] is not None]  # null: scored before any training
+    assert all("model_age_ms" in v for v in values) and len(aged) >= len(values) // 2
+    # processing_ts − model_age_ms ≈ event time of the newest labelled event trained before scoring
+    model_ts = [v["processing_ts"] - v["model_age_ms"] for v in aged]
+    assert min(labelled_ts) <= min(model_ts) and max(model_ts) <= max(labelled_ts) + 60_000
+
+
 def test_auc_recomputed_from_the_topic_equals_the_reported_auc(csv_run):
     summary, preds, _ = csv_run
     values = [json.loads(m.value()) for m in preds]

@@ -1,8 +1,9 @@
 """``flinkdl serve`` end to end: a real PS with a committed model, the local broker, the mini-cluster.
 
 Unlabelled requests and one corrupt message are scored once each (the corrupt one is a dead
-letter), with the PS's version 1; after a new commit the running job scores later requests with
-version 2. Scores equal those of the committed version loaded from its checkpoint files.
+letter), with the PS's version 1 and a model age from its annotated event time; after a new commit
+the running job (its background poller) scores later requests with version 2. Scores equal those
+of the committed version loaded from its checkpoint files.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def test_serve_scores_requests_and_follows_new_versions(kafka_broker, tmp_path):
     proc = None
     try:
         assert _train_and_commit(sync, model, cfg, 0) == 1
+        trained_ts = int(time.time() * 1000) - 60_000  # as a trainer would: newest event it learnt
+        sync.client.annotate(1, trained_ts)
         first = _requests(0, N)
         produce(b, "requests", iter([first.slice(0, N // 2)]), "csv", progress=False)
         produce_raw = Producer({"bootstrap.servers": b})
@@ -98,7 +101,8 @@ def test_serve_scores_requests_and_follows_new_versions(kafka_broker, tmp_path):
         assert [m.value() for m in dead] == [b"not,a,request"]
         assert dict(dead[0].headers())["reason"] == b"field_count"
         assert {v["model_version"] for v in values} == {1} and all(v["label"] is None for v in values)
-        assert all(v["ps_version_ts"] > 0 and v["model_age_s"] >= 0 for v in values)
+        assert all(v["ps_version_ts"] > 0 for v in values)
+        assert all(0 <= (v["processing_ts"] - trained_ts) - v["model_age_ms"] < 5_000 for v in values)
         want = _expected(cfg, str(tmp_path / "ck"), 1, first)
         assert max(abs(v["score"] - want[v["event_id"]]) for v in values) <= 1e-6
 
@@ -111,12 +115,15 @@ def test_serve_scores_requests_and_follows_new_versions(kafka_broker, tmp_path):
         assert sorted(v["event_id"] for v in later) == list(range(N, N + M))
         assert {v["model_version"] for v in later} == {2}
         assert all(abs(v["ps_version_ts"] / 1000 - committed) < 5 for v in later)
+        assert all(v["model_age_ms"] >= 60_000 for v in later)  # v2 inherits v1's trained event time
         want = _expected(cfg, str(tmp_path / "ck"), 2, second)
         assert max(abs(v["score"] - want[v["event_id"]]) for v in later) <= 1e-6
         text = scrape(tmp_path / "run" / "prometheus" / "serving-0.json")
         assert sample(text, names.SERVING_MODEL_VERSION) == 2
         assert sample(text, names.SERVING_REFRESH_LAG_SECONDS + "_count") == 2
         assert sample(text, names.SERVING_EVENTS + "_total") == N + M
+        assert sample(text, names.MODEL_AGE_SECONDS + "_count") >= 2  # one per scored batch
+        assert sample(text, names.SCORING_LATENCY_SECONDS + "_count") >= 2
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)

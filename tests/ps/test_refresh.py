@@ -95,6 +95,28 @@ def test_refresher_loads_each_new_version_and_scores_like_the_trainer(tmp_path, 
         np.testing.assert_allclose(v2, _scores(load_version(cfg, str(tmp_path / "ck"), 2)[0], holdout),
                                    atol=1e-6, rtol=0)
         print(f"refresh: picked up {picked_up:.3f} s after the commit returned; lag {served.loaded.lag_s:.3f} s")
+
+        # the trainer's annotation comes after its commit: the loaded version's age follows it
+        assert served.loaded.trained_event_ts is None
+        sync.client.annotate(2, 123_456)
+        served.refresh()
+        assert served.version == 2 and served.loaded.trained_event_ts == 123_456
+
+        # a background poller loads a new version with no request (no maybe_refresh) at all
+        loads: list = []
+        served.poll_in_background(loads.append)
+        try:
+            train([*holdout, first[0]])  # three batches: one push, one commit
+            committed = time.monotonic()
+            assert sync.committed == 3
+            while not loads and time.monotonic() - committed < REFRESH_S + 5:
+                time.sleep(0.02)
+            picked_up = time.monotonic() - committed
+        finally:
+            served.stop()
+        assert [x.version for x in loads] == [3] and picked_up <= REFRESH_S + 1.0, picked_up
+        assert loads[0].trained_event_ts == 123_456  # inherited from version 2 until annotated
+        print(f"background refresh: picked up {picked_up:.3f} s after the commit; lag {loads[0].lag_s:.3f} s")
         reader.close()
         sync.client.close()
     finally:

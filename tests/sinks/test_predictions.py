@@ -14,7 +14,7 @@ from flinkdl.config.schema import PredictionsSink
 from flinkdl.evaluation import auc_from_arrays
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.sinks.deadletter import DeadLetterWriter
-from flinkdl.sinks.predictions import PredictionWriter, part_path, read_predictions
+from flinkdl.sinks.predictions import FILE_SCHEMA, PredictionWriter, part_path, read_predictions
 
 FORMATS = [("csv", "preds.csv"), ("jsonl", "preds.jsonl")]
 
@@ -72,8 +72,28 @@ def test_jsonl_lines_are_json(tmp_path: Path) -> None:
     with PredictionWriter(PredictionsSink(path=path, format="jsonl")) as w:
         w.write(make_batch(3))
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    assert rows[0] == {"event_id": 0, "score": 0, "label": 0, "model_version": rows[0]["model_version"]}
+    assert rows[0] == {"event_id": 0, "score": 0, "label": 0, "model_version": rows[0]["model_version"],
+                       "model_age_ms": None}  # not given: unknown
     assert [r["score"] for r in rows] == [0.0, 1.0, 1e-45]
+
+
+@pytest.mark.parametrize(("fmt", "name"), FORMATS)
+def test_model_age_is_written_per_batch_and_read_back(tmp_path: Path, fmt: str, name: str) -> None:
+    sink = PredictionsSink(path=tmp_path / name, format=fmt)
+    with PredictionWriter(sink) as w:
+        w.write(make_batch(3), model_age_ms=1234)
+        w.write(make_batch(2, start=3))
+    back = read_predictions(sink.path, freshness=True)
+    assert back.schema.equals(FILE_SCHEMA)
+    assert back["model_age_ms"].to_pylist() == [1234, 1234, 1234, None, None]
+    assert read_predictions(sink.path).schema.equals(PREDICTION_SCHEMA)  # the default: as before
+
+
+def test_a_file_without_model_age_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "old.csv"
+    path.write_text("event_id,score,label,model_version\n1,0.5,1,3\n")
+    back = read_predictions(path, freshness=True)
+    assert back.to_pylist() == [{"event_id": 1, "score": 0.5, "label": 1.0, "model_version": 3, "model_age_ms": None}]
 
 
 @pytest.mark.parametrize(("fmt", "name"), FORMATS)
