@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from flinkdl.config.schema import EvaluationConfig, JobConfig, WindowConfig
+from flinkdl.exchange.freshness import stamp
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.sinks.run_log import RunLog
 from flinkdl.telemetry import names
@@ -74,6 +75,23 @@ def test_undefined_auc_is_nan_not_half(tmp_path: Path) -> None:
     finally:
         progress.finish()
     assert np.isnan(sample(text, names.AUC_CUMULATIVE))
+
+
+def test_sink_observes_scoring_latency_and_model_age_per_stamped_batch(tmp_path: Path) -> None:
+    progress = RunLog(cfg_for(tmp_path))
+    try:
+        preds = pa.record_batch([np.arange(4), np.full(4, 0.2, np.float32), np.ones(4, np.float32),
+                                 np.zeros(4, np.int64)], schema=PREDICTION_SCHEMA)
+        progress.update(4, preds, b"", stamp(b"", 4, arrived_ms=10_000, scored_ms=10_040, model_ts=4_000))
+        progress.update(4, preds, b"", stamp(b"", 4, arrived_ms=20_000, scored_ms=20_300))  # age unknown
+        progress.update(4, preds, b"")  # no stamps at all: nothing observed
+        text = scrape(tmp_path / "prometheus" / "sink-0.json")
+    finally:
+        progress.finish()
+    assert sample(text, names.SCORING_LATENCY_SECONDS + "_count") == 2
+    assert sample(text, names.SCORING_LATENCY_SECONDS + "_sum") == pytest.approx(0.34)
+    assert sample(text, names.MODEL_AGE_SECONDS + "_count") == 1
+    assert sample(text, names.MODEL_AGE_SECONDS + "_sum") == pytest.approx(6.04)
 
 
 def test_worker_and_ps_metrics_on_one_endpoint(tmp_path: Path) -> None:
