@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
+from flinkdl.telemetry import names
 from tests.deploy.promql import DASHBOARD, DEPLOY, PROMTOOL, panel_queries
 
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: apt-get install -y prometheus")
@@ -25,12 +26,22 @@ def promtool(*args: str, cwd: Path | None = None) -> str:
 @needs_promtool
 def test_prometheus_config_and_rules_check() -> None:
     out = promtool("check", "config", "prometheus.yml", cwd=DEPLOY / "prometheus")
-    assert "SUCCESS: 4 rules found" in out
+    assert "SUCCESS: 5 rules found" in out
 
 
 @needs_promtool
 def test_alert_rules_unit_tests() -> None:
     assert "SUCCESS" in promtool("test", "rules", "tests/flinkdl_test.yml", cwd=DEPLOY / "prometheus")
+
+
+def test_every_alert_rule_has_a_unit_test_and_uses_exported_names() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus/rules/flinkdl.yml").read_text())["groups"][0]["rules"]
+    tests = yaml.safe_load((DEPLOY / "prometheus/tests/flinkdl_test.yml").read_text())["tests"]
+    tested = {a["alertname"] for t in tests for a in t.get("alert_rule_test", [])}
+    assert {r["alert"] for r in rules} == tested
+    stalled = next(r["expr"] for r in rules if r["alert"] == "FlinkdlTrainingStalled")
+    assert names.EVENTS_TRAINED in stalled and names.EVENTS_SCORED in stalled  # scoring only is not stalled
+    assert names.MODEL_AGE_SECONDS in next(r["expr"] for r in rules if r["alert"] == "FlinkdlModelStale")
 
 
 def test_dashboard_matches_grafana_schema() -> None:
@@ -40,8 +51,12 @@ def test_dashboard_matches_grafana_schema() -> None:
     assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
     titles = " ".join(p["title"] for p in dash["panels"]).lower()
     for needed in ("auc per window", "cumulative auc", "log loss", "calibration", "throughput",
-                   "parameter server lag", "backpressure", "checkpoint duration"):
+                   "parameter server lag", "backpressure", "checkpoint duration",
+                   "scoring latency p50 / p99", "model age", "refresh lag"):
         assert needed in titles
+    queries = " ".join(expr for _, expr in panel_queries())
+    for metric in (names.SCORING_LATENCY_SECONDS, names.MODEL_AGE_SECONDS, names.SERVING_REFRESH_LAG_SECONDS):
+        assert f"{metric}_bucket" in queries  # the histograms flinkdl exports, by their names
 
 
 def test_schema_rejects_a_broken_dashboard() -> None:

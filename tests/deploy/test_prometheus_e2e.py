@@ -141,6 +141,9 @@ def test_every_dashboard_panel_returns_data(prometheus) -> None:
     if not any(name.startswith("flink_") for name in names):
         for t in [t for t in pending if t.startswith("Flink")]:
             pending.pop(t)
+    # the serving panels need a `flinkdl serve` job, which this test does not run
+    for t in [t for t in pending if t.startswith("Serving")]:
+        pending.pop(t)
     deadline = time.monotonic() + WAIT_S
     while pending and time.monotonic() < deadline:
         pending = {t: e for t, e in pending.items() if not query(prometheus, e)}
@@ -158,7 +161,7 @@ def test_alert_rules_evaluate_on_live_data(prometheus) -> None:
         groups = json.load(r)["data"]["groups"]
     rules = {rule["name"]: rule for g in groups for rule in g["rules"]}
     assert set(rules) == {"FlinkdlAUCBelowThreshold", "FlinkdlAUCDropping", "FlinkdlTrainingStalled",
-                          "FlinkdlDeadLetterRate"}
+                          "FlinkdlDeadLetterRate", "FlinkdlModelStale"}
     wait_for("rule evaluation", lambda: all(r.get("health") == "ok" for r in rules.values()) or [
         rule for g in json.load(urllib.request.urlopen(f"{prometheus}/api/v1/rules", timeout=10))["data"]["groups"]
         for rule in g["rules"] if rule.get("health") != "ok"] == [])
