@@ -113,6 +113,14 @@ def test_serve_without_a_ps_fails_in_one_line(capsys: pytest.CaptureFixture[str]
                 capsys, "ps.address", f"127.0.0.1:{port}", "no parameter server answers")
 
 
+def test_serve_on_a_cluster_without_a_ps_fails_in_one_line_before_submitting(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    port, rest = _closed_port(), f"http://127.0.0.1:{_closed_port()}"
+    _main_fails(["serve", "jobs/click_stream_kafka.yaml", "--rest", rest,
+                 "--set", f"ps.address=grpc://127.0.0.1:{port}"],
+                capsys, "ps.address", f"127.0.0.1:{port}", "no parameter server answers")
+
+
 def test_serve_needs_a_committed_version(capsys: pytest.CaptureFixture[str]) -> None:
     from tests.ps.conftest import PsProcess
 

@@ -1,4 +1,9 @@
-"""``flinkdl serve``: the scoring-only job over a request topic, with the PS's latest model."""
+"""``flinkdl serve``: the scoring-only job over a request topic, with the PS's latest model.
+
+On the local mini-cluster by default; ``--rest URL`` submits it to a standalone Flink cluster
+instead (``flink run -pym flinkdl.pipeline --serve``, as ``flinkdl submit`` does the training job)
+and prints its job id. Either way the parameter server and the broker are checked first.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"flinkdl serve: {e}", file=sys.stderr)
         return 2
     check_serve(cfg)
+    if args.rest is not None:
+        return _submit(args)
     k = cfg.source.kafka
     assert k is not None and cfg.sinks.kafka is not None  # serving_job checked both
     print(f"flinkdl serve: {k.topic!r} (group {k.group_id!r}, from {k.starting_offsets}) → "
@@ -47,6 +54,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit(args: argparse.Namespace) -> int:
+    from flinkdl.cluster.standalone import LocalCluster
+    from flinkdl.preflight import check_flink
+
+    check_flink(args.rest)
+    print(LocalCluster(args.cluster_dir, args.rest).submit(args.config, args.set, flink=args.flink, serve=True))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``serve``."""
     from flinkdl.cli.run import add_flink_option
@@ -56,4 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key by dotted path, e.g. --set serving.parallelism=2 (repeatable)")
     add_flink_option(s)
+    s.add_argument("--rest", default=None, metavar="URL",
+                   help="submit to the standalone Flink cluster at this REST address (default: run locally)")
+    s.add_argument("--cluster-dir", default="runs/cluster", help="with --rest: the cluster's conf directory")
     s.set_defaults(func=_cmd_serve)

@@ -91,12 +91,12 @@ class LocalCluster:
         return self.rest.overview() if self.rest.reachable() else None
 
     def submit(self, config: str | Path, overrides: Sequence[str] = (), savepoint: str | None = None,
-               parallelism: int | None = None, flink: Sequence[str] = ()) -> str:
+               parallelism: int | None = None, flink: Sequence[str] = (), serve: bool = False) -> str:
         """``flink run -d [-D k=v] -pym flinkdl.pipeline --config CONFIG [-D k=v]``; returns the job id.
 
         ``flink`` (``key=value`` items) goes to the client's configuration and to the job's (over
         the config's ``flink:`` section). Relative paths in ``config`` and ``overrides`` are relative
-        to the current directory."""
+        to the current directory. ``serve``: the serving job (``flinkdl serve``) instead of training."""
         cmd = [str(FLINK_HOME / "bin" / "flink"), "run", "-d", "-m", self.rest.url.split("//")[-1]]
         for item in flink:
             cmd.append(f"-D{item}")
@@ -105,7 +105,7 @@ class LocalCluster:
         if parallelism:
             cmd += ["-p", str(parallelism)]
         cmd += ["-pyexec", sys.executable, "-pyclientexec", sys.executable, "-pym", JOB_MODULE,
-                "--config", str(Path(config).resolve())]
+                "--config", str(Path(config).resolve()), *(["--serve"] if serve else [])]
         for o in overrides:
             cmd += ["--set", o]
         for item in flink:

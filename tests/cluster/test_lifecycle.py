@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -71,6 +72,49 @@ def test_submit_stop_with_savepoint_and_resume(cluster, tmp_path):
     # generator's position from the savepoint and went on from the next event: no gap, no replay.
     assert np.array_equal(ids[0], np.arange(len(ids[0]))) and len(ids[0]) >= first["events_in"]
     assert len(ids[1]) > 0 and np.array_equal(ids[1], np.arange(len(ids[0]), len(ids[0]) + len(ids[1])))
+
+
+def test_serve_submits_the_serving_job_to_the_cluster(cluster, kafka_broker, tmp_path):
+    """``flinkdl serve --rest``: the scoring-only job runs on the cluster with the PS's model."""
+    from flinkdl.config.loader import load_config
+    from flinkdl.devtools.broker import create_topics
+    from flinkdl.devtools.produce import produce, read_topic
+    from flinkdl.exchange.schema import FeatureLayout
+    from flinkdl.models.registry import build_model
+    from flinkdl.worker.ps_sync import PsSync
+    from tests.pipeline.test_serve_e2e import SETS, _requests, _train_and_commit
+
+    b, n = kafka_broker.bootstrap, 200
+    create_topics(b, ["requests", "requests-dead", "scores"])
+    server = PsProcess(tmp_path / "ck")
+    sets = [*SETS, f"source.kafka.bootstrap_servers={b}", f"ps.address={server.address}",
+            f"job.run_dir={tmp_path / 'run'}", "metrics.enabled=false"]
+    config = faults.ROOT / "jobs" / "click_stream_kafka.yaml"
+    cfg = load_config(config, sets)
+    model = build_model(FeatureLayout.from_config(cfg.features), cfg.model)
+    sync = PsSync(model, cfg.ps, cfg.features.buckets, single_writer=True)
+    job = None
+    try:
+        assert _train_and_commit(sync, model, cfg, 0) == 1
+        sync.client.annotate(1, int(time.time() * 1000))
+        produce(b, "requests", iter([_requests(0, n)]), "csv", progress=False)
+        args = [sys.executable, "-m", "flinkdl.cli", "serve", str(config), "--rest", cluster.rest.url,
+                "--cluster-dir", str(cluster.root)]
+        for kv in sets:
+            args += ["--set", kv]
+        out = subprocess.run(args, cwd=faults.ROOT, capture_output=True, text=True, timeout=180, check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        job = out.stdout.strip().splitlines()[-1]
+        assert cluster.rest.wait_for_state(job, {"RUNNING"}) == "RUNNING"
+        assert {j.id: j.name for j in cluster.rest.jobs()}[job].endswith("-serving")
+        values = [json.loads(m.value()) for m in read_topic(b, "scores", expect=n, idle_s=120, max_s=240)]
+        assert sorted(v["event_id"] for v in values) == list(range(n))
+        assert {v["model_version"] for v in values} == {1} and all(v["model_age_ms"] >= 0 for v in values)
+    finally:
+        if job is not None:
+            cluster.rest.stop_with_savepoint(job, str(tmp_path / "savepoints"))
+        sync.client.close()
+        server.stop()
 
 
 def _exactly_once_run(cluster, base, name: str, kill_taskmanager: bool) -> dict:
