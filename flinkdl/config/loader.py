@@ -79,9 +79,32 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+#: Mappings whose keys are dotted names themselves (Kafka client properties, Flink options).
+_DOTTED_KEYS = ("properties",)
+
+
+def dotted_path(path: list[str]) -> list[str]:
+    """``path`` with everything after a mapping of dotted names (``...properties``, top-level ``flink``)
+    kept as one key.
+
+    >>> dotted_path("source.kafka.properties.fetch.max.wait.ms".split("."))
+    ['source', 'kafka', 'properties', 'fetch.max.wait.ms']
+    >>> dotted_path("flink.execution.buffer-timeout.interval".split("."))
+    ['flink', 'execution.buffer-timeout.interval']
+    """
+    for i, part in enumerate(path[:-1]):
+        if part in _DOTTED_KEYS or (i == 0 and part == "flink"):
+            return [*path[:i + 1], ".".join(path[i + 1:])]
+    return path
+
+
 def apply_overrides(doc: dict, overrides: list[str]) -> dict:
     for item in overrides:
         path, value = parse_override(item)
+        path = dotted_path(path)
+        if len(path) > 1 and path[-2] in _DOTTED_KEYS and isinstance(value, (bool, int, float)):
+            # a client property is a string: `=10` means "10", `=true` means "true"
+            value = str(value).lower() if isinstance(value, bool) else str(value)
         if is_secret(".".join(path)):
             raise ConfigError(f"--set {'.'.join(path)}=...: a secret on the command line is visible in every process "
                               f"listing; write `{path[-1]}: ${{ENV_VAR}}` in the config file instead")

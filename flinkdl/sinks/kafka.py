@@ -37,6 +37,9 @@ from flinkdl.sinks.deadletter import kafka_message
 
 #: Java client properties that librdkafka refuses (it has its own: sasl.username/password, ssl.ca.location).
 _JAVA_ONLY = re.compile(r"jaas|truststore|keystore\.type|\.class$")
+#: What the producer takes from the source cluster's properties: how to connect, not how to consume
+#: (a consumer property such as ``fetch.max.wait.ms`` is not a producer's, and librdkafka refuses it).
+_CONNECTION = re.compile(r"^(security\.protocol$|sasl\.|ssl\.)")
 
 
 class DeliveryError(RuntimeError):
@@ -49,8 +52,9 @@ class KafkaPublisher:
     def __init__(self, sink: KafkaPredictionsSink, bootstrap: str, model: str,
                  dead_letter_topic: str | None = None, subtask: int = 0,
                  cluster_properties: Mapping[str, str] | None = None) -> None:
-        """``cluster_properties``: the source cluster's client properties (security...), used when the
-        sink writes to that cluster; ``sink.properties`` are applied after them."""
+        """``cluster_properties``: the source cluster's client properties, whose connection and security
+        ones (``security.protocol``, ``sasl.*``, ``ssl.*``) are used when the sink writes to that
+        cluster; ``sink.properties`` are applied after them."""
         from confluent_kafka import Producer
 
         self.sink, self.model, self.dlq = sink, json.dumps(model), dead_letter_topic
@@ -59,7 +63,8 @@ class KafkaPublisher:
                 "queue.buffering.max.messages": 1_000_000, "message.timeout.ms": 30_000}
         if sink.delivery == "transactional":
             conf["transactional.id"] = f"{sink.transactional_id}-{subtask}"
-        conf.update({k: v for k, v in (cluster_properties or {}).items() if not _JAVA_ONLY.search(k)})
+        conf.update({k: v for k, v in (cluster_properties or {}).items()
+                     if _CONNECTION.search(k) and not _JAVA_ONLY.search(k)})
         conf.update(sink.properties)
         self.client_properties = {k: v for k, v in conf.items() if k != "on_delivery"}
         self._failed: list[tuple[str, bytes | None, bytes | None, list | None, str]] = []

@@ -44,3 +44,12 @@ def test_bad_override_syntax_and_missing_file(tmp_path):
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(tmp_path / "list.yaml")
+
+
+def test_set_keeps_a_dotted_property_name_whole_and_as_a_string() -> None:
+    cfg = load_config(JOBS / "click_stream_kafka.yaml", [
+        "source.kafka.properties.fetch.max.wait.ms=10", "sinks.kafka.properties.enable.idempotence=true",
+        "flink.execution.buffer-timeout.interval=5ms"])
+    assert cfg.source.kafka is not None and cfg.source.kafka.properties["fetch.max.wait.ms"] == "10"
+    assert cfg.sinks.kafka is not None and cfg.sinks.kafka.properties["enable.idempotence"] == "true"
+    assert cfg.flink["execution.buffer-timeout.interval"] == "5ms"

@@ -102,3 +102,17 @@ def test_kafka_security_properties_reach_the_source_and_the_producer(tmp_path, m
     assert "pw-from-env" not in dump_config(cfg) and "sasl.password: '***'" in dump_config(cfg)
     with pytest.raises(ValueError, match="a secret on the command line"):
         load_config(path, ["source.kafka.properties.sasl.password=pw"])
+
+
+def test_the_producer_takes_the_source_clusters_connection_properties_not_its_consumer_ones():
+    from flinkdl.sinks.kafka import KafkaPublisher
+
+    cfg = load_config(ROOT / "jobs/click_stream_kafka.yaml", [
+        "source.kafka.properties.fetch.max.wait.ms=10", "source.kafka.properties.max.poll.records=50",
+        "source.kafka.properties.security.protocol=PLAINTEXT"])
+    k = cfg.source.kafka
+    assert cfg.sinks.kafka is not None and k is not None
+    assert k.properties["fetch.max.wait.ms"] == "10" and "'properties.fetch.max.wait.ms' = '10'" in table_ddl(k)
+    pub = KafkaPublisher(cfg.sinks.kafka, k.bootstrap_servers, "lr", None, 0, k.properties)  # librdkafka accepts
+    assert pub.client_properties["security.protocol"] == "PLAINTEXT"
+    assert not {"fetch.max.wait.ms", "max.poll.records"} & set(pub.client_properties)
