@@ -180,12 +180,20 @@ def _idle_summary(last: dict | None, now: float) -> dict:
 def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: bool,
          until_idle_s: float | None = None) -> dict:
     from flinkdl.pipeline.job import build, make_env
+    from flinkdl.worker.warm import WarmWorkers
 
     t0 = time.time()
     cfg = prepare(cfg, max_events)
-    env = make_env(cfg)
-    build(env, cfg, max_events)
-    client = env.execute_async(cfg.job.name)
+    # the TF workers import TensorFlow while Flink starts (before the gateway: its harness inherits the env)
+    warm = WarmWorkers.maybe(cfg.job.parallelism, Path(cfg.job.run_dir))
+    try:
+        env = make_env(cfg)
+        build(env, cfg, max_events)
+        client = env.execute_async(cfg.job.name)
+    except BaseException:
+        if warm is not None:
+            warm.close()
+        raise
     try:
         return _follow(cfg, client, max_events, out, oracle, until_idle_s, t0)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler: stop the job, then unwind
@@ -195,6 +203,9 @@ def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: boo
         logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
         _cancel(client, "on interrupt", timeout_s=15.0)
         raise
+    finally:
+        if warm is not None:
+            warm.close()
 
 
 def _follow(cfg: JobConfig, client, max_events: int | None, out: TextIO | None, oracle: bool,

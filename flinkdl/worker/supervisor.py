@@ -7,7 +7,8 @@ trained on that batch: the property exactly-once mode builds on). If the worker 
 restarted (up to ``worker.max_restarts`` times in a row) by ``on_restart`` if given (exactly-once
 mode: roll the PS back to the operator's anchor, start, replay the tail) or a plain ``start()``,
 and the unanswered batch is resent, so no row is dropped or duplicated; past that the error fails
-the Flink task and Flink's restart strategy takes over.
+the Flink task and Flink's restart strategy takes over. The first start takes over a warm worker
+(:mod:`flinkdl.worker.warm`, already past ``import tensorflow``) when ``flinkdl run`` made one.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import ArrowChannel, ExchangeClosed
 from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
 from flinkdl.exchange.worker_stream import read_ps_version
+from flinkdl.worker.warm import Adopted, claim
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ class WorkerSupervisor:
         self.schema = FeatureLayout.from_config(cfg.features).schema()
         self.log_path = (log_dir or cfg.job.run_dir) / f"worker-{subtask}.log"
         self.restarts = 0
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen | Adopted | None = None
         self._channel: ArrowChannel | None = None
 
     @property
@@ -60,6 +62,20 @@ class WorkerSupervisor:
         self._channel = ArrowChannel(self.schema, PREDICTION_SCHEMA, self.worker_cfg.socket_dir,
                                      receive_timeout_s=self.worker_cfg.step_timeout_s)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.restarts == 0:  # a warm worker (flinkdl.worker.warm) for the first start, if there is one
+            self._proc = claim(self.subtask, self._config_json, self._channel.in_endpoint, self._channel.out_path,
+                               str(self._run_dir))
+        if self._proc is None:
+            self._spawn()
+        try:
+            self._channel.accept(self.worker_cfg.start_timeout_s, alive=self.alive)
+        except ExchangeClosed as e:
+            raise WorkerFailed(f"worker {self.subtask} failed to start ({e}); see {self.log_path}") from e
+        assert self._proc is not None
+        log.info("worker %d started, pid %d", self.subtask, self._proc.pid)
+
+    def _spawn(self) -> None:
+        assert self._channel is not None
         with open(self.log_path, "ab") as err:
             # The config goes through stdin: it may hold secrets (ps.token), and a command line is
             # visible to every user of the host.
@@ -70,11 +86,6 @@ class WorkerSupervisor:
             assert self._proc.stdin is not None
             self._proc.stdin.write(self._config_json.encode())
             self._proc.stdin.close()
-        try:
-            self._channel.accept(self.worker_cfg.start_timeout_s, alive=self.alive)
-        except ExchangeClosed as e:
-            raise WorkerFailed(f"worker {self.subtask} failed to start ({e}); see {self.log_path}") from e
-        log.info("worker %d started, pid %d", self.subtask, self._proc.pid)
 
     def process(self, payload: bytes, rows: int, on_restart: Callable[[], None] | None = None,
                 meanwhile: Callable[[], None] | None = None) -> tuple[pa.RecordBatch, int | None]:
