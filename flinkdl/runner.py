@@ -185,7 +185,7 @@ def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: boo
     t0 = time.time()
     cfg = prepare(cfg, max_events)
     # the TF workers import TensorFlow while Flink starts (before the gateway: its harness inherits the env)
-    warm = WarmWorkers.maybe(cfg.job.parallelism, Path(cfg.job.run_dir))
+    warm = WarmWorkers.maybe(cfg.job.parallelism, Path(cfg.job.run_dir), cfg.job.exactly_once)
     try:
         env = make_env(cfg)
         build(env, cfg, max_events)

@@ -1,13 +1,15 @@
 """Warm TF workers: started by ``flinkdl run`` before Flink, so ``import tensorflow`` overlaps Flink's start-up.
 
-A warm worker (``python -m flinkdl.worker.warm SOCKET``) imports TensorFlow, tensorflow-io and the
+A warm worker (``python -m flinkdl.worker --warm SOCKET``, with the run's ``FLINKDL_RUN_DIR`` and
+``FLINKDL_SUBTASK`` in its environment, as a fresh worker has) imports TensorFlow, tensorflow-io and the
 worker loop, then listens on the unix socket ``SOCKET`` (``FLINKDL_WARM_DIR/worker-<subtask>.sock``).
 The supervisor of that subtask claims the socket (a rename: one claimant only), reads the worker's
 pid, sends one JSON line ``{"config", "in", "out", "parent", "subtask", "run_dir"}`` and from then
 on treats the process as its worker (:class:`Adopted`). The worker then runs exactly as a freshly
 started one, except that it exits when ``parent`` (the supervisor's process) does, not its own
 parent (the runner). A restart, a cluster run, or a missing/unanswering warm worker starts a fresh
-process as before. ``FLINKDL_WARM_WORKERS=0`` turns it off.
+process as before. ``FLINKDL_WARM_WORKERS=0`` turns it off; an exactly-once job does not use it
+(there the worker stays the child of the Flink Python process, whose death it must not outlive).
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ class Adopted:
 
 def claim(subtask: int, config_json: str, in_endpoint: str, out_path: str, run_dir: str,
           timeout_s: float = 5.0, wait_s: float = 30.0) -> Adopted | None:
-    """Hand subtask ``subtask``'s warm worker its session; None when there is none to claim."""
+    """Hand subtask ``subtask``'s warm worker its session; None when there is none to claim.
+    (``run_dir`` and ``subtask`` must be those the runner started it with.)"""
     directory = os.environ.get(ENV_DIR)
     if not directory or not _wait_ready(directory, subtask, wait_s):
         return None
@@ -131,15 +134,18 @@ class WarmWorkers:
         for i in range(parallelism):
             with open(run_dir / f"worker-{i}.log", "ab") as log:
                 self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "flinkdl.worker.warm", str(socket_path(self.dir, i))],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log))
+                    [sys.executable, "-m", "flinkdl.worker", "--warm", str(socket_path(self.dir, i))],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    env={**os.environ, "FLINKDL_SUBTASK": str(i), "FLINKDL_RUN_DIR": str(run_dir)}))
             _pid_path(self.dir, i).write_text(str(self.procs[-1].pid))
         os.environ[ENV_DIR] = str(self.dir)  # the supervisors (in this process or a harness) look here
 
     @classmethod
-    def maybe(cls, parallelism: int, run_dir: Path) -> WarmWorkers | None:
-        """Warm workers unless ``FLINKDL_WARM_WORKERS=0``."""
-        return None if os.environ.get(ENV_SWITCH, "1") == "0" else cls(parallelism, run_dir)
+    def maybe(cls, parallelism: int, run_dir: Path, exactly_once: bool = False) -> WarmWorkers | None:
+        """Warm workers, unless ``FLINKDL_WARM_WORKERS=0`` or the job is ``exactly_once``."""
+        if exactly_once or os.environ.get(ENV_SWITCH, "1") == "0":
+            return None
+        return cls(parallelism, run_dir)
 
     def close(self) -> None:
         """Kill the warm workers nobody claimed (a claimed one ends with its stream, or its supervisor)."""
@@ -180,7 +186,7 @@ def _exit_with_runner(poll_s: float = 0.5) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m flinkdl.worker.warm SOCKET", file=sys.stderr)
+        print("usage: python -m flinkdl.worker --warm SOCKET", file=sys.stderr)
         return 2
     _exit_with_runner()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -205,8 +211,6 @@ def main(argv: list[str] | None = None) -> int:
     f.flush()
     conn.close()
     _exit_with(int(session["parent"]))
-    os.environ["FLINKDL_SUBTASK"] = str(session["subtask"])
-    os.environ["FLINKDL_RUN_DIR"] = str(session["run_dir"])
     from flinkdl.config.schema import JobConfig
 
     process.serve(JobConfig.model_validate_json(session["config"]), session["in"], session["out"])

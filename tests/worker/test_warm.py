@@ -7,6 +7,7 @@ import signal
 import time
 
 import numpy as np
+import psutil
 
 from flinkdl.worker import warm
 from flinkdl.worker.supervisor import WorkerSupervisor
@@ -22,6 +23,9 @@ def test_first_start_claims_the_warm_worker_a_restart_starts_a_fresh_one(tmp_pat
         assert os.environ[warm.ENV_DIR] == str(workers.dir)
         sup.start()  # waits while the warm worker still imports TensorFlow
         assert isinstance(sup._proc, warm.Adopted) and sup.pid == workers.procs[0].pid
+        seen_from_outside = psutil.Process(sup.pid)  # as tests/faults.py and bench/procs.py find a worker
+        assert "flinkdl.worker" in seen_from_outside.cmdline()
+        assert seen_from_outside.environ()["FLINKDL_RUN_DIR"] == str(tmp_path)
         seen = []
         for i, payload in enumerate(_batches(cfg, 4)):
             if i == 2:
@@ -38,6 +42,9 @@ def test_first_start_claims_the_warm_worker_a_restart_starts_a_fresh_one(tmp_pat
 
 def test_unclaimed_warm_workers_are_killed_and_nothing_is_claimed_without_them(tmp_path, monkeypatch):
     monkeypatch.delenv(warm.ENV_DIR, raising=False)
+    assert warm.WarmWorkers.maybe(1, tmp_path, exactly_once=True) is None  # the worker stays the harness's child
+    monkeypatch.setenv(warm.ENV_SWITCH, "0")
+    assert warm.WarmWorkers.maybe(1, tmp_path) is None
     assert warm.claim(0, "{}", "unix:///x", "/x", str(tmp_path)) is None  # no warm directory: start as before
     workers = warm.WarmWorkers(2, tmp_path)
     assert warm.claim(5, "{}", "unix:///x", "/x", str(tmp_path), wait_s=0.1) is None  # none for subtask 5
