@@ -8,8 +8,9 @@ pid, sends one JSON line ``{"config", "in", "out", "parent", "subtask", "run_dir
 on treats the process as its worker (:class:`Adopted`). The worker then runs exactly as a freshly
 started one, except that it exits when ``parent`` (the supervisor's process) does, not its own
 parent (the runner). A restart, a cluster run, or a missing/unanswering warm worker starts a fresh
-process as before. ``FLINKDL_WARM_WORKERS=0`` turns it off; an exactly-once job does not use it
-(there the worker stays the child of the Flink Python process, whose death it must not outlive).
+process as before. Opt-in (``FLINKDL_WARM_WORKERS=1``) until it is measured to help (docs/BENCHMARKS.md);
+an exactly-once job never uses it (there the worker stays the child of the Flink Python process,
+whose death it must not outlive).
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ class WarmWorkers:
 
     @classmethod
     def maybe(cls, parallelism: int, run_dir: Path, exactly_once: bool = False) -> WarmWorkers | None:
-        """Warm workers, unless ``FLINKDL_WARM_WORKERS=0`` or the job is ``exactly_once``."""
-        if exactly_once or os.environ.get(ENV_SWITCH, "1") == "0":
+        """Warm workers if ``FLINKDL_WARM_WORKERS=1`` and the job is not ``exactly_once``."""
+        if exactly_once or os.environ.get(ENV_SWITCH, "0") != "1":
             return None
         return cls(parallelism, run_dir)
 

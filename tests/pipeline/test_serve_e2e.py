@@ -108,7 +108,13 @@ def test_serve_scores_requests_and_follows_new_versions(kafka_broker, tmp_path):
 
         assert _train_and_commit(sync, model, cfg, 2) == 2
         committed = time.time()
-        time.sleep(cfg.serving.refresh_s + 1.0)  # the job polls between batches: the next batch loads v2
+        target = tmp_path / "run" / "prometheus" / "serving-0.json"
+        deadline = time.monotonic() + cfg.serving.refresh_s + 10
+        while sample(scrape(target), names.SERVING_MODEL_VERSION) != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # no request comes meanwhile: the background poller loads v2 by itself
+        loaded_s = time.time() - committed
+        assert sample(scrape(target), names.SERVING_MODEL_VERSION) == 2, loaded_s
+        print(f"serving: v2 loaded without a request, {loaded_s:.2f} s after the commit returned")
         second = _requests(N, M)
         produce(b, "requests", iter([second]), "csv", progress=False)
         later = [json.loads(m.value()) for m in read_topic(b, "scores", expect=N + M, idle_s=60)[N:]]

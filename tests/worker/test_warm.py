@@ -42,9 +42,10 @@ def test_first_start_claims_the_warm_worker_a_restart_starts_a_fresh_one(tmp_pat
 
 def test_unclaimed_warm_workers_are_killed_and_nothing_is_claimed_without_them(tmp_path, monkeypatch):
     monkeypatch.delenv(warm.ENV_DIR, raising=False)
+    monkeypatch.delenv(warm.ENV_SWITCH, raising=False)
+    assert warm.WarmWorkers.maybe(1, tmp_path) is None  # opt-in
+    monkeypatch.setenv(warm.ENV_SWITCH, "1")
     assert warm.WarmWorkers.maybe(1, tmp_path, exactly_once=True) is None  # the worker stays the harness's child
-    monkeypatch.setenv(warm.ENV_SWITCH, "0")
-    assert warm.WarmWorkers.maybe(1, tmp_path) is None
     assert warm.claim(0, "{}", "unix:///x", "/x", str(tmp_path)) is None  # no warm directory: start as before
     workers = warm.WarmWorkers(2, tmp_path)
     assert warm.claim(5, "{}", "unix:///x", "/x", str(tmp_path), wait_s=0.1) is None  # none for subtask 5
