@@ -149,3 +149,13 @@ def test_export_scores_raw_events_like_the_job(runs, tmp_path):
     assert np.allclose(got, want, atol=1e-6)
     assert auc_from_arrays(raw.column("label").to_numpy(), got) > 0.7
     export_saved_model(cfg, str(base / "ps-versions"), None, tmp_path / "again")  # in-process API too
+
+
+def test_versions_record_the_newest_trained_event_time_and_predictions_their_model_age(runs):
+    base, _, _, _, info = runs
+    stamped = [v["trained_event_ts"] for v in sorted(info["versions"], key=lambda v: v["version"])]
+    assert stamped and None not in stamped and stamped == sorted(stamped)  # annotated, never going back
+    ages = [read_predictions(base / r / "predictions.csv", freshness=True).column("model_age_ms")
+            for r in ("run1", "run2")]
+    assert ages[0][0].as_py() is None and ages[0].null_count < len(ages[0])  # run 1: its first batch knew nothing
+    assert ages[1].null_count == 0 and min(ages[1].to_pylist()) > 0  # run 2 starts from the PS's event time
