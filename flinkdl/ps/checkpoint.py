@@ -127,8 +127,10 @@ class CheckpointStore:
     # ------------------------------------------------------------------ commit / restore
 
     def commit(self, version: int, parent: int | None, tables: dict[str, TableSpec], rows: ShardRows,
-               dense: dict[str, np.ndarray], snapshot: bool = False) -> dict:
-        """Write ``rows`` (changed rows, or all rows if ``snapshot``) as ``version``; manifest last."""
+               dense: dict[str, np.ndarray], snapshot: bool = False, maintain: bool = True) -> dict:
+        """Write ``rows`` (changed rows, or all rows if ``snapshot``) as ``version``; manifest last.
+        ``maintain``: then compact or apply retention (a prepared, not yet committed version of a
+        sharded PS waits for :meth:`maintain` until it is known to be committed)."""
         t0 = time.perf_counter()
         with self.lock:
             files, nbytes = self._write_files(version, rows, dense)
@@ -139,11 +141,26 @@ class CheckpointStore:
                  "rows": int(sum(len(i) for i, _ in rows.values())), "created": time.time()}
             self._write_manifest(m)
         m["seconds"] = time.perf_counter() - t0
-        if depth >= self.compact_after:
+        if maintain:
+            self.maintain(version)
+        return m
+
+    def maintain(self, version: int) -> None:
+        """After ``version`` is committed: compact its chain when it is long enough, else retention."""
+        if self.manifest(version).get("depth", 0) >= self.compact_after:
             self.compact_async(version)
         else:
             self.gc()
-        return m
+
+    def discard(self, version: int) -> None:
+        """Remove ``version`` (a prepared version that was never committed): its manifest, then its files."""
+        with self.lock:
+            path = self._p("manifests", f"v{version:08d}.json")
+            if self.fs.get_file_info(path).type == pafs.FileType.File:
+                self.fs.delete_file(path)
+            d = self._p("data", f"v{version:08d}")
+            if self.fs.get_file_info(d).type == pafs.FileType.Directory:
+                self.fs.delete_dir(d)
 
     @overload
     def restore(self, version: int) -> State: ...
