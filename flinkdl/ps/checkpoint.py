@@ -18,6 +18,7 @@ versions and whatever their restores need.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -33,6 +34,11 @@ from flinkdl.ps.wire import batch_rows, dense_items, dense_table, rows_batch
 
 TableSpec = dict  # {"dim": int, "slots": [str]}
 ShardRows = dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]  # (shard, table) → (ids, rows)
+
+
+def open_uri(uri: str) -> tuple[pafs.FileSystem, str]:
+    """``(filesystem, path)`` of a filesystem URI or a local path (relative ones too)."""
+    return pafs.FileSystem.from_uri(uri if "://" in uri else os.path.abspath(uri))
 
 
 @dataclass
@@ -52,7 +58,7 @@ class CheckpointStore:
                  filesystem: pafs.FileSystem | None = None) -> None:
         """``uri``: a directory or filesystem URI; with ``filesystem``, a path inside it."""
         if filesystem is None:
-            self.fs, root = pafs.FileSystem.from_uri(uri)
+            self.fs, root = open_uri(uri)
         else:
             self.fs, root = filesystem, uri
         self.root = root.rstrip("/")

@@ -24,7 +24,7 @@ import uuid
 import numpy as np
 import pyarrow.fs as pafs
 
-from flinkdl.ps.checkpoint import CheckpointStore, State
+from flinkdl.ps.checkpoint import CheckpointStore, State, open_uri
 from flinkdl.ps.errors import PsError
 
 
@@ -38,7 +38,7 @@ class CommitLog:
 
     def __init__(self, uri: str, filesystem: pafs.FileSystem | None = None) -> None:
         if filesystem is None:
-            self.fs, root = pafs.FileSystem.from_uri(uri)
+            self.fs, root = open_uri(uri)
         else:
             self.fs, root = filesystem, uri
         self.root = root.rstrip("/")
@@ -94,7 +94,7 @@ class EpochFile:
     at each issue (rare: once per writer start)."""
 
     def __init__(self, uri: str) -> None:
-        self.fs, root = pafs.FileSystem.from_uri(uri)
+        self.fs, root = open_uri(uri)
         self.path = f"{root.rstrip('/')}/fencing.json"
 
     def load(self) -> dict[str, int]:
@@ -115,7 +115,7 @@ class EpochFile:
 
 def is_cluster(uri: str) -> bool:
     """Whether ``uri`` holds a sharded PS's checkpoints (a ``commits/`` directory)."""
-    fs, root = pafs.FileSystem.from_uri(uri)
+    fs, root = open_uri(uri)
     return fs.get_file_info(f"{root.rstrip('/')}/commits").type == pafs.FileType.Directory
 
 

@@ -193,3 +193,44 @@ def _catch(fn, out: list) -> None:
         fn()
     except Exception as e:
         out.append(e)
+
+
+def test_flinkdl_run_starts_every_shard_of_a_list_address_and_ps_start_runs_n(tmp_path):
+    import subprocess
+    import sys
+
+    import psutil
+
+    from flinkdl.config.schema import PsConfig
+    from flinkdl.devtools.net import free_port
+    from flinkdl.ps.local import ensure_server, stop_servers
+
+    from .conftest import ROOT
+
+    cfg = PsConfig(enabled=True, address=[f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"],
+                   checkpoint_dir=str(tmp_path / "run-ps"))
+    procs = ensure_server(cfg, str(tmp_path / "ps.log"))
+    try:
+        assert procs is not None and len(procs) == 2
+        with PsClient.from_config(cfg) as c:
+            assert c.shards == 2
+            c.create_table("t", 2)
+            c.push("t", np.arange(100), np.ones((100, 2), np.float32))
+            assert c.commit()["version"] == 1 and c.describe("t")["rows"] == 100
+    finally:
+        stop_servers(procs)
+
+    start = subprocess.Popen([sys.executable, "-m", "flinkdl.cli", "ps", "start", "--shards", "2", "--port",
+                              str(free_port()), "--checkpoint-dir", str(tmp_path / "started")],
+                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(start.stdout.readline())
+        with PsClient(info["address"]) as c:
+            assert c.shards == 2 and c.health()["shard_index"] == 0
+        start.send_signal(signal.SIGTERM)
+        assert start.wait(60) == 0
+        assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                       for p in info["pids"])
+    finally:
+        if start.poll() is None:
+            start.kill()
