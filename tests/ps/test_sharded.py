@@ -4,7 +4,10 @@ restore, rollback, compaction, a shard killed mid-commit, fencing of stale write
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -196,9 +199,6 @@ def _catch(fn, out: list) -> None:
 
 
 def test_flinkdl_run_starts_every_shard_of_a_list_address_and_ps_start_runs_n(tmp_path):
-    import subprocess
-    import sys
-
     import psutil
 
     from flinkdl.config.schema import PsConfig
@@ -234,3 +234,38 @@ def test_flinkdl_run_starts_every_shard_of_a_list_address_and_ps_start_runs_n(tm
     finally:
         if start.poll() is None:
             start.kill()
+
+
+def test_with_tokens_shards_call_each_other_as_admin_and_roles_hold(tmp_path):
+    tokens = {"FLINKDL_PS_TOKEN": "w-tok", "FLINKDL_PS_READ_TOKEN": "r-tok", "FLINKDL_PS_ADMIN_TOKEN": "a-tok"}
+    ps = ShardedPs(2, tmp_path / "ck", env=tokens)
+    try:
+        writer = PsClient(ps.address, token="w-tok")
+        writer.create_table("t", 2)
+        writer.fence("worker-0")
+        writer.push("t", np.arange(50), np.ones((50, 2), np.float32))
+        assert writer.commit()["version"] == 1  # shard 0 prepared shard 1 with the admin token
+        with pytest.raises(PsError, match="permission denied"):
+            writer.rollback(1)
+        with pytest.raises(PsError, match="permission denied"):  # the shard-to-shard calls are admin only
+            writer._json("prepare", {"version": 2, "parent": 1}, 1)
+        reader = PsClient(ps.address, token="r-tok")
+        assert reader.pull("t", np.arange(50), version="latest")[1].all()
+        with pytest.raises(PsError, match="permission denied"):
+            reader.fence("worker-0")
+        PsClient(ps.address, token="a-tok").rollback(1)
+    finally:
+        ps.stop()
+
+
+def test_a_shard_without_an_admin_token_or_shared_directory_is_refused_at_start(tmp_path):
+    from .conftest import ROOT
+
+    base = [sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--port", "0", "--cluster", "a:1,b:2",
+            "--shard-index", "0"]
+    no_dir = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert no_dir.returncode == 2 and "--checkpoint-dir (shared by every shard)" in no_dir.stderr
+    env = {**os.environ, "FLINKDL_PS_TOKEN": "w"}
+    no_admin = subprocess.run([*base, "--checkpoint-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60, check=False, env=env)
+    assert no_admin.returncode == 2 and "needs an admin token" in no_admin.stderr
