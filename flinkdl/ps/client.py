@@ -233,10 +233,21 @@ class PsClient:
         except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
             raise PsError(_message(e)) from None
 
+    def _pin(self, version: int | str | None) -> int | str | None:
+        """``"latest"`` as one number on a sharded PS, so every shard answers the same version even
+        if a commit lands between their answers."""
+        if version != "latest" or len(self._clients) == 1:
+            return version
+        committed = self.versions()
+        if not committed:
+            raise PsError("no committed version yet")
+        return max(int(v["version"]) for v in committed)
+
     def pull(self, table: str, ids: np.ndarray, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(rows [n, width], exists [n])`` of live rows, or of a committed ``version`` (``"latest"``)."""
         ids = np.ascontiguousarray(ids, np.int64)
         width = self._width(table)
+        version = self._pin(version)
         rows = np.zeros((len(ids), width), np.float32)
         exists = np.zeros(len(ids), bool)
         parts = [(k, idx) for k, idx in enumerate(self._split(ids)) if len(idx)]
@@ -254,6 +265,7 @@ class PsClient:
 
     def pull_all(self, table: str, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every ``(ids, rows)`` of the table (live or a committed version)."""
+        version = self._pin(version)
         got = self._map(lambda s: self._get(table, s, None, version)[:2], [(s,) for s in range(self.shards)])
         return np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got])
 
