@@ -57,6 +57,8 @@ def start_cluster(host: str, ports: list[int], checkpoint_dir: str, extra: list[
     returns the processes once each has announced itself, and the ``ps.address`` that reaches them."""
     addresses = [f"grpc://{host}:{p}" for p in ports]
     procs: list[subprocess.Popen] = []
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     err = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - kept for the children
     try:
         for k, port in enumerate(ports):
