@@ -74,15 +74,18 @@ def check_kafka(key: str, bootstrap_servers: str, properties: dict[str, str] | N
 def check_ps(ps: PsConfig, may_start: bool | None = None) -> None:
     """A parameter server answers at ``ps.address``, unless ``flinkdl run`` may start one there
     (``may_start``: default ``ps.start_local``; ``flinkdl serve`` never starts one)."""
-    host, port = host_port(ps.address, 8815)
-    why = tcp_error(host, port)
-    if why is not None:
+    from flinkdl.ps.client import PsClient, addresses_of
+
+    for address in addresses_of(ps.address):  # one server, or each shard of a sharded one
+        host, port = host_port(address, 8815)
+        why = tcp_error(host, port)
+        if why is None:
+            continue
         if (ps.start_local if may_start is None else may_start) and host in _LOOPBACK:
-            return  # flinkdl run starts one
+            return  # flinkdl run starts it
         hint = "start one with `flinkdl ps serve`" + ("" if ps.start_local or may_start is not None
                                                        else " or set ps.start_local: true")
         raise PreflightError("ps.address", ps.address, f"no parameter server answers ({why}); {hint}")
-    from flinkdl.ps.client import PsClient
 
     try:
         PsClient.from_config(ps, connect_timeout_s=0).close()

@@ -1,10 +1,14 @@
-"""``flinkdl ps serve|export``: the long-lived parameter server and its SavedModel export."""
+"""``flinkdl ps serve|start|export``: the long-lived parameter server (one process, or ``start``: a
+sharded one of several) and its SavedModel export."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import sys
+import threading
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -17,13 +21,42 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             raise PsError(f"--token puts the secret in every process listing: set {ENV_VARS['write']} "
                           "(or use --token-file) instead")
         tokens = load_tokens(os.environ, args.token_file)
+        cluster = [a.strip() for a in args.cluster.split(",")] if args.cluster else None
         server = build_server(args.host, args.port, args.checkpoint_dir, tokens, args.shards, args.tls_cert,
-                              args.tls_key, args.retain, args.compact_after, args.metrics_port, args.insecure)
+                              args.tls_key, args.retain, args.compact_after, args.metrics_port, args.insecure,
+                              cluster, args.shard_index)
     except PsError as e:
         print(f"flinkdl ps serve: {e}", file=sys.stderr)
         return 2
     serve_forever(server)
     os._exit(0)  # Flight/gRPC threads may still hold a client's stream: committed state is on disk
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from flinkdl.ps.local import start_cluster, stop_servers
+
+    if args.checkpoint_dir is None:
+        print("flinkdl ps start: --checkpoint-dir is needed (shared by every shard)", file=sys.stderr)
+        return 2
+    ports = [args.port + k for k in range(args.shards)]
+    extra = ["--retain", str(args.retain), "--compact-after", str(args.compact_after)]
+    if args.token_file:
+        extra += ["--token-file", args.token_file]
+    try:
+        procs, address = start_cluster(args.host, ports, args.checkpoint_dir, extra)
+    except RuntimeError as e:
+        print(f"flinkdl ps start: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"address": address, "pids": [p.pid for p in procs]}), flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.wait(0.5):
+        if any(p.poll() is not None for p in procs):
+            print("flinkdl ps start: a shard exited; stopping the others", file=sys.stderr)
+            break
+    stop_servers(procs)
+    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -43,7 +76,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``ps serve`` and ``ps export``."""
+    """Add ``ps serve``, ``ps start`` and ``ps export``."""
     ps = sub.add_parser("ps", help="the long-lived parameter server")
     psub = ps.add_subparsers(dest="ps_command", required=True)
     s = psub.add_parser("serve", help="run a parameter server (Arrow Flight) until stopped")
@@ -57,7 +90,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "FLINKDL_PS_READ_TOKEN, FLINKDL_PS_ADMIN_TOKEN")
     s.add_argument("--insecure", action="store_true",
                    help="serve a non-loopback --host without any token (anyone who reaches it can write)")
-    s.add_argument("--shards", type=int, default=1)
+    s.add_argument("--shards", type=int, default=1, help="partitions in this one process")
+    s.add_argument("--cluster", default=None, metavar="ADDR,ADDR,...",
+                   help="a sharded PS of several processes: every shard's address, in shard order")
+    s.add_argument("--shard-index", type=int, default=None, metavar="K", help="this process's place in --cluster")
     s.add_argument("--metrics-port", type=int, default=None, metavar="P",
                    help="serve Prometheus /metrics on this port (same host as --host); default off")
     s.add_argument("--tls-cert", default=None, metavar="PEM")
@@ -65,6 +101,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--retain", type=int, default=5, help="committed versions kept")
     s.add_argument("--compact-after", type=int, default=8, help="deltas before a background compaction")
     s.set_defaults(func=_cmd_serve)
+    st = psub.add_parser("start", help="a sharded PS on this host: N `ps serve` processes on ports P..P+N-1")
+    st.add_argument("--shards", type=int, required=True)
+    st.add_argument("--host", default="127.0.0.1")
+    st.add_argument("--port", type=int, default=8815, help="shard 0's port; shard k listens on port + k")
+    st.add_argument("--checkpoint-dir", default=None, metavar="URI", help="shared by every shard (required)")
+    st.add_argument("--token-file", default=None, metavar="YAML")
+    st.add_argument("--retain", type=int, default=5)
+    st.add_argument("--compact-after", type=int, default=8)
+    st.set_defaults(func=_cmd_start)
     e = psub.add_parser("export", help="write a TensorFlow SavedModel of a committed version")
     e.add_argument("version", help="version number or 'latest'")
     e.add_argument("dir", help="output directory")

@@ -66,7 +66,8 @@ class PsConfig(Strict):
     """
 
     enabled: bool = False
-    address: str = Field("grpc://127.0.0.1:8815", description="grpc://host:port or grpc+tls://host:port")
+    address: str | list[str] = Field("grpc://127.0.0.1:8815", description="grpc://host:port or grpc+tls://host:port; "
+                                     "a sharded PS: a list (or commas) of its shards' addresses, shard 0 first")
     token: str | None = Field(None, description="sent as 'authorization: Bearer TOKEN'; write ${ENV_VAR}, "
                               "never the secret itself (--set refuses it)")
     token_file: Path | None = Field(None, description="file holding the token (e.g. a mounted secret); "

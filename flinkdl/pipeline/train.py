@@ -45,9 +45,10 @@ class Train(ExactlyOnceFunction):
 
     def reset(self, anchor: dict | None) -> dict:
         from flinkdl.pipeline.ps_anchor import reset_to_version
+        from flinkdl.worker.ps_sync import writer_name
 
         self.worker.kill()
-        return reset_to_version(self.cfg.ps, anchor, self.worker.start)
+        return reset_to_version(self.cfg.ps, anchor, self.worker.start, writer_name(self.cfg.ps, self.worker.subtask))
 
     def apply(self, value: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
         return self.train(Envelope.of(value), replay)

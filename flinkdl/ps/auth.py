@@ -31,7 +31,7 @@ ENV_VARS = {"write": "FLINKDL_PS_TOKEN", "read": "FLINKDL_PS_READ_TOKEN", "admin
 NEEDS = {
     "pull": "read", "health": "read", "describe": "read", "list_tables": "read", "dense_get": "read",
     "versions": "read", "whoami": "read",
-    "push": "write", "create_table": "write", "dense_add": "write", "commit": "write",
+    "push": "write", "create_table": "write", "dense_add": "write", "commit": "write", "fence": "write",
     "annotate": "write",
     "rollback": "admin",
 }

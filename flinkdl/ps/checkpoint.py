@@ -18,6 +18,7 @@ versions and whatever their restores need.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -33,6 +34,11 @@ from flinkdl.ps.wire import batch_rows, dense_items, dense_table, rows_batch
 
 TableSpec = dict  # {"dim": int, "slots": [str]}
 ShardRows = dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]  # (shard, table) → (ids, rows)
+
+
+def open_uri(uri: str) -> tuple[pafs.FileSystem, str]:
+    """``(filesystem, path)`` of a filesystem URI or a local path (relative ones too)."""
+    return pafs.FileSystem.from_uri(uri if "://" in uri else os.path.abspath(uri))
 
 
 @dataclass
@@ -52,7 +58,7 @@ class CheckpointStore:
                  filesystem: pafs.FileSystem | None = None) -> None:
         """``uri``: a directory or filesystem URI; with ``filesystem``, a path inside it."""
         if filesystem is None:
-            self.fs, root = pafs.FileSystem.from_uri(uri)
+            self.fs, root = open_uri(uri)
         else:
             self.fs, root = filesystem, uri
         self.root = root.rstrip("/")
@@ -127,8 +133,10 @@ class CheckpointStore:
     # ------------------------------------------------------------------ commit / restore
 
     def commit(self, version: int, parent: int | None, tables: dict[str, TableSpec], rows: ShardRows,
-               dense: dict[str, np.ndarray], snapshot: bool = False) -> dict:
+               dense: dict[str, np.ndarray], snapshot: bool = False, maintain: bool = True) -> dict:
         """Write ``rows`` (changed rows, or all rows if ``snapshot``) as ``version``; manifest last.
+        ``maintain``: then compact or apply retention (a prepared, not yet committed version of a
+        sharded PS waits for :meth:`maintain` until it is known to be committed).
 
         The new version inherits its parent's ``trained_event_ts`` (a lower bound until
         :meth:`annotate` raises it)."""
@@ -144,11 +152,26 @@ class CheckpointStore:
                  "trained_event_ts": pm.get("trained_event_ts")}
             self._write_manifest(m)
         m["seconds"] = time.perf_counter() - t0
-        if depth >= self.compact_after:
+        if maintain:
+            self.maintain(version)
+        return m
+
+    def maintain(self, version: int) -> None:
+        """After ``version`` is committed: compact its chain when it is long enough, else retention."""
+        if self.manifest(version).get("depth", 0) >= self.compact_after:
             self.compact_async(version)
         else:
             self.gc()
-        return m
+
+    def discard(self, version: int) -> None:
+        """Remove ``version`` (a prepared version that was never committed): its manifest, then its files."""
+        with self.lock:
+            path = self._p("manifests", f"v{version:08d}.json")
+            if self.fs.get_file_info(path).type == pafs.FileType.File:
+                self.fs.delete_file(path)
+            d = self._p("data", f"v{version:08d}")
+            if self.fs.get_file_info(d).type == pafs.FileType.Directory:
+                self.fs.delete_dir(d)
 
     def annotate(self, version: int, trained_event_ts: int) -> int:
         """Raise ``version``'s ``trained_event_ts`` (epoch ms of the newest event trained into it) to

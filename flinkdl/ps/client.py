@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,6 +16,7 @@ from pyarrow import flight
 
 from flinkdl.config.schema import PsConfig
 from flinkdl.ps.errors import PsError
+from flinkdl.ps.fencing import headers
 from flinkdl.ps.store import is_sorted
 from flinkdl.ps.wire import batch_rows, dense_items, dense_table, ipc_bytes, ipc_table, rows_batch, shard_of
 
@@ -35,28 +37,70 @@ def read_token(cfg: PsConfig) -> str | None:
     return None
 
 
-class PsClient:
-    """One connection to a parameter server; ``shards`` is read from the server on connect."""
+def addresses_of(address: str | Sequence[str]) -> list[str]:
+    """``ps.address`` as a list of ``scheme://host:port``: one server, or a sharded PS's shards in order
+    (a list, or one string with commas)."""
+    items = [address] if isinstance(address, str) else list(address)
+    out = [a.strip() for item in items for a in item.split(",") if a.strip()]
+    if not out:
+        raise PsError("ps.address is empty")
+    return [a if "://" in a else f"grpc://{a}" for a in out]
 
-    def __init__(self, address: str, token: str | None = None, tls_root_certs: bytes | None = None,
+
+class PsClient:
+    """Connections to a parameter server: one process (its ``shards`` read on connect), or a sharded PS
+    of several processes, one shard each, given in shard order (shard 0 first: it coordinates
+    commits, rollbacks and fencing, and holds the dense variables)."""
+
+    def __init__(self, address: str | Sequence[str], token: str | None = None, tls_root_certs: bytes | None = None,
                  connect_timeout_s: float = 0.0) -> None:
-        address = address if "://" in address else f"grpc://{address}"
         kwargs = {"tls_root_certs": tls_root_certs} if tls_root_certs else {}
-        self.address = address
-        self._client = flight.connect(address, **kwargs)
-        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
-        self._opts = flight.FlightCallOptions(headers=headers)
+        self.addresses = addresses_of(address)
+        self.address = ",".join(self.addresses)
+        self._clients = [flight.connect(a, **kwargs) for a in self.addresses]
+        self._auth = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        self.writer: str | None = None
+        self.epoch: int | None = None
+        self.incarnations: list[str | None] = [None] * len(self._clients)
+        self._set_options()
         deadline = time.monotonic() + connect_timeout_s
+        healths = [self._wait_health(k, deadline) for k in range(len(self._clients))]
+        if len(healths) == 1:
+            self.shards = int(healths[0]["shards"])
+            self._route = [0] * self.shards
+        else:
+            self.shards = len(healths)
+            self._route = list(range(self.shards))
+            for k, h in enumerate(healths):
+                if h.get("shard_ids") != [k] or int(h["shards"]) != self.shards:
+                    raise PsError(f"{self.addresses[k]} is not shard {k} of a {self.shards}-shard PS (it holds "
+                                  f"shards {h.get('shard_ids')} of {h['shards']}): list the shards in order")
+        self.incarnations = [h.get("incarnation") for h in healths]
+        self._set_options()
+        self._pool = ThreadPoolExecutor(max(1, self.shards)) if self.shards > 1 else None
+        self._widths: dict[str, int] = {}
+
+    def _wait_health(self, k: int, deadline: float) -> dict:
         while True:
             try:
-                self.shards = int(self.health()["shards"])
-                break
+                return json.loads(self._action("health", None, k))
             except flight.FlightUnavailableError:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.2)
-        self._pool = ThreadPoolExecutor(max(1, self.shards)) if self.shards > 1 else None
-        self._widths: dict[str, int] = {}
+
+    def _set_options(self) -> None:
+        """Per connection: the token, and for writes the fencing epoch and the incarnation seen."""
+        self._opts = [flight.FlightCallOptions(headers=self._auth + headers(self.writer, self.epoch, inc))
+                      for inc in self.incarnations]
+
+    def fence(self, writer: str) -> int:
+        """Take a new epoch for ``writer`` (e.g. one name per Flink subtask): from now on the server
+        refuses writes of this name's earlier clients; this client's writes carry the epoch."""
+        epoch = int(self._json("fence", {"writer": writer})["epoch"])
+        self.writer, self.epoch = writer, epoch
+        self._set_options()
+        return epoch
 
     @classmethod
     def from_config(cls, cfg: PsConfig, connect_timeout_s: float | None = None) -> PsClient:
@@ -72,7 +116,8 @@ class PsClient:
     def close(self) -> None:
         if self._pool:
             self._pool.shutdown()
-        self._client.close()
+        for c in self._clients:
+            c.close()
 
     def __enter__(self) -> PsClient:
         return self
@@ -82,33 +127,40 @@ class PsClient:
 
     # ------------------------------------------------------------------ actions
 
-    def _action(self, kind: str, body: dict | bytes | None = None) -> bytes:
+    def _action(self, kind: str, body: dict | bytes | None = None, conn: int = 0) -> bytes:
         data = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
         try:
-            results = list(self._client.do_action(flight.Action(kind, data), self._opts))
+            results = list(self._clients[conn].do_action(flight.Action(kind, data), self._opts[conn]))
         except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
             raise PsError(_message(e)) from None
         return results[0].body.to_pybytes() if results else b""
 
-    def _json(self, kind: str, body: dict | None = None):
-        return json.loads(self._action(kind, body))
+    def _json(self, kind: str, body: dict | None = None, conn: int = 0):
+        return json.loads(self._action(kind, body, conn))
 
     def health(self) -> dict:
         return self._json("health")
 
     def create_table(self, name: str, dim: int, slots: list[str] | tuple[str, ...] = ()) -> dict:
         """Create (or find, with the same spec) a table of ``dim`` values plus ``dim`` per slot."""
-        return self._json("create_table", {"name": name, "dim": dim, "slots": list(slots)})
+        for k in range(len(self._clients)):
+            out = self._json("create_table", {"name": name, "dim": dim, "slots": list(slots)}, k)
+        return out if len(self._clients) == 1 else self.describe(name)
 
     def describe(self, name: str) -> dict:
-        return self._json("describe", {"name": name})
+        parts = [self._json("describe", {"name": name}, k) for k in range(len(self._clients))]
+        if len(parts) == 1:
+            return parts[0]
+        return {**parts[0], "rows": sum(p["rows"] for p in parts),
+                "rows_per_shard": [r for p in parts for r in p["rows_per_shard"]]}
 
     def list_tables(self) -> list[str]:
         return self._json("list_tables")
 
     def commit(self) -> dict:
-        """Persist a new version (rows changed since the last one); returns its summary."""
-        return self._json("commit")
+        """Persist a new version (rows changed since the last one, on every shard); returns its summary.
+        Refused when a server restarted since this client connected (its uncommitted pushes are gone)."""
+        return self._json("commit", {"incarnations": self.incarnations})
 
     def annotate(self, version: int, trained_event_ts: int) -> dict:
         """Raise committed ``version``'s ``trained_event_ts`` (epoch ms of the newest event trained
@@ -175,8 +227,9 @@ class PsClient:
         first = rows_batch(ids[:PUSH_CHUNK], delta[:PUSH_CHUNK], None if init is None else init[:PUSH_CHUNK])
         cmd = {"op": "push", "table": table, "shard": shard, **({"assign": True} if assign else {})}
         desc = flight.FlightDescriptor.for_command(json.dumps(cmd))
+        conn = self._route[shard]
         try:
-            writer, _ = self._client.do_put(desc, first.schema, self._opts)
+            writer, _ = self._clients[conn].do_put(desc, first.schema, self._opts[conn])
             writer.write_batch(first)
             for lo in range(PUSH_CHUNK, len(ids), PUSH_CHUNK):
                 hi = lo + PUSH_CHUNK
@@ -186,10 +239,21 @@ class PsClient:
         except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
             raise PsError(_message(e)) from None
 
+    def _pin(self, version: int | str | None) -> int | str | None:
+        """``"latest"`` as one number on a sharded PS, so every shard answers the same version even
+        if a commit lands between their answers."""
+        if version != "latest" or len(self._clients) == 1:
+            return version
+        committed = self.versions()
+        if not committed:
+            raise PsError("no committed version yet")
+        return max(int(v["version"]) for v in committed)
+
     def pull(self, table: str, ids: np.ndarray, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(rows [n, width], exists [n])`` of live rows, or of a committed ``version`` (``"latest"``)."""
         ids = np.ascontiguousarray(ids, np.int64)
         width = self._width(table)
+        version = self._pin(version)
         rows = np.zeros((len(ids), width), np.float32)
         exists = np.zeros(len(ids), bool)
         parts = [(k, idx) for k, idx in enumerate(self._split(ids)) if len(idx)]
@@ -207,6 +271,7 @@ class PsClient:
 
     def pull_all(self, table: str, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every ``(ids, rows)`` of the table (live or a committed version)."""
+        version = self._pin(version)
         got = self._map(lambda s: self._get(table, s, None, version)[:2], [(s,) for s in range(self.shards)])
         return np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got])
 
@@ -214,9 +279,10 @@ class PsClient:
         """Yield ``(offset, rows, exists)`` per answered batch (no concatenation)."""
         head = {"table": table, "shard": shard, "version": version, "all": ids is None}
         ticket = json.dumps(head).encode() + b"\n" + (b"" if ids is None else ids.tobytes())
+        conn = self._route[shard]
         try:
             offset = 0
-            for chunk in self._client.do_get(flight.Ticket(ticket), self._opts):
+            for chunk in self._clients[conn].do_get(flight.Ticket(ticket), self._opts[conn]):
                 _, rows, _ = batch_rows(chunk.data)
                 exists = chunk.data.column(2).to_numpy(zero_copy_only=False)
                 yield offset, rows, exists
@@ -229,8 +295,9 @@ class PsClient:
         """Every answered ``(ids, rows, exists)`` of one ticket, concatenated."""
         head = {"table": table, "shard": shard, "version": version, "all": ids is None}
         ticket = json.dumps(head).encode() + b"\n" + (b"" if ids is None else ids.tobytes())
+        conn = self._route[shard]
         try:
-            data = self._client.do_get(flight.Ticket(ticket), self._opts).read_all()
+            data = self._clients[conn].do_get(flight.Ticket(ticket), self._opts[conn]).read_all()
         except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
             raise PsError(_message(e)) from None
         got_ids, rows, _ = batch_rows(data)

@@ -23,6 +23,7 @@ from flinkdl.features.hashing import field_seed
 from flinkdl.models.base import ModelBase
 from flinkdl.models.registry import build_model
 from flinkdl.ps.checkpoint import CheckpointStore
+from flinkdl.ps.commits import is_cluster, restore_cluster
 from flinkdl.ps.errors import PsError
 from flinkdl.ps.refresh import fill_model
 
@@ -103,8 +104,9 @@ class RawEventScorer(tf.Module):
 
 def load_version(cfg: JobConfig, checkpoint_uri: str, version: int | None) -> tuple[ModelBase, int]:
     """The job's model with committed ``version`` (default latest) loaded into its variables."""
-    store = CheckpointStore(checkpoint_uri)
-    state = store.restore(version)
+    # a sharded PS (several processes) keeps one directory per shard and a commit log
+    state = restore_cluster(checkpoint_uri, version) if is_cluster(checkpoint_uri) else \
+        CheckpointStore(checkpoint_uri).restore(version)
     if state is None:
         raise PsError(f"no committed version in {checkpoint_uri}")
     model = build_model(FeatureLayout.from_config(cfg.features), cfg.model)

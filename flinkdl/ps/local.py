@@ -1,4 +1,5 @@
-"""Start a local parameter server for ``flinkdl run`` when ``ps.enabled`` and none answers."""
+"""Start a local parameter server (one process, or the shards of a sharded one) for ``flinkdl run``
+when ``ps.enabled`` and none answers; ``flinkdl ps start`` uses the same code."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pyarrow import flight
 
 from flinkdl.config.schema import PsConfig
 from flinkdl.ps.auth import ENV_VARS, ROLES
-from flinkdl.ps.client import PsClient, read_token
+from flinkdl.ps.client import PsClient, addresses_of, read_token
 from flinkdl.ps.errors import PsError
 
 log = logging.getLogger(__name__)
@@ -31,29 +32,54 @@ def reachable(cfg: PsConfig) -> bool:
         return False
 
 
-def ensure_server(cfg: PsConfig, log_path: str | None = None) -> subprocess.Popen | None:
-    """Start ``flinkdl ps serve`` on ``cfg.address`` (loopback only) if needed; None if not started."""
+def ensure_server(cfg: PsConfig, log_path: str | None = None) -> list[subprocess.Popen] | None:
+    """Start ``flinkdl ps serve`` on ``cfg.address`` (loopback only) if needed: one process, or one
+    per address of a sharded PS (``cfg.address`` a list); None if none was started."""
     if not cfg.enabled or reachable(cfg):
         return None
-    url = urlparse(cfg.address if "://" in cfg.address else f"grpc://{cfg.address}")
-    if not cfg.start_local or url.hostname not in LOOPBACK or url.scheme not in ("grpc", "grpc+tcp"):
+    urls = [urlparse(a) for a in addresses_of(cfg.address)]
+    if not cfg.start_local or any(u.hostname not in LOOPBACK or u.scheme not in ("grpc", "grpc+tcp") for u in urls):
         raise RuntimeError(f"no parameter server answers at {cfg.address} (start one with `flinkdl ps serve`)")
     env = dict(os.environ)
     token = read_token(cfg)
     if token:  # the run's own server: its token may do everything, rollback included (exactly-once)
         env["FLINKDL_PS_ADMIN_TOKEN"] = token
-    err = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - kept for the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--host", url.hostname, "--port", str(url.port or 8815),
-         "--checkpoint-dir", str(cfg.checkpoint_dir), "--retain", str(cfg.retain)],
-        stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env, text=True)
-    assert proc.stdout is not None  # stdout=PIPE
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait()
-        raise RuntimeError(f"the local parameter server failed to start (exit {proc.returncode}); see {log_path}")
-    log.info("started a local parameter server: %s", json.loads(line))
-    return proc
+    host = str(urls[0].hostname)
+    procs, _ = start_cluster(host, [u.port or 8815 for u in urls], str(cfg.checkpoint_dir),
+                             ["--retain", str(cfg.retain)], env, log_path, single=len(urls) == 1)
+    return procs
+
+
+def start_cluster(host: str, ports: list[int], checkpoint_dir: str, extra: list[str],
+                  env: dict[str, str] | None = None, log_path: str | None = None,
+                  single: bool = False) -> tuple[list[subprocess.Popen], str]:
+    """Start one ``ps serve`` per port (shard k on ``ports[k]``; ``single``: one unsharded server);
+    returns the processes once each has announced itself, and the ``ps.address`` that reaches them."""
+    addresses = [f"grpc://{host}:{p}" for p in ports]
+    procs: list[subprocess.Popen] = []
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    err = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - kept for the children
+    try:
+        for k, port in enumerate(ports):
+            args = [sys.executable, "-m", "flinkdl.cli", "ps", "serve", "--host", host, "--port", str(port),
+                    "--checkpoint-dir", checkpoint_dir, *extra]
+            if not single:
+                args += ["--cluster", ",".join(addresses), "--shard-index", str(k)]
+            procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+                                          env=env, text=True))
+        for proc in procs:
+            assert proc.stdout is not None  # stdout=PIPE
+            line = proc.stdout.readline()
+            if not line:
+                proc.wait()
+                raise RuntimeError(f"a local parameter server failed to start (exit {proc.returncode}); "
+                                   f"see {log_path or 'its stderr'}")
+            log.info("started a local parameter server: %s", json.loads(line))
+    except BaseException:
+        stop_servers(procs)
+        raise
+    return procs, ",".join(addresses)
 
 
 def require_role(cfg: PsConfig, role: str, why: str) -> None:
@@ -65,16 +91,20 @@ def require_role(cfg: PsConfig, role: str, why: str) -> None:
                       f"(the server's {ENV_VARS[role]})")
 
 
-def stop_server(proc: subprocess.Popen | None) -> None:
-    """Stop a server started by :func:`ensure_server` (SIGTERM; it has committed what workers committed)."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def stop_servers(procs: list[subprocess.Popen] | None) -> None:
+    """Stop servers started by :func:`ensure_server` (SIGTERM; they have committed what workers committed)."""
+    for proc in procs or []:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs or []:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+stop_server = stop_servers  # the name flinkdl run imports
 
 
 #: Name pattern of the file each worker writes after its final push (see ``PsSync.close``).

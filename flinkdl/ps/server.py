@@ -7,8 +7,12 @@ Protocol (see ``docs/PS.md``):
 - ``DoGet``, ticket ``JSON header + b"\\n" + int64 ids`` (``{"table", "shard", "version"}``; no ids
   bytes = every row): a stream of ``(id, row, exists)`` batches.
 - ``DoAction``: ``health``, ``create_table``, ``describe``, ``list_tables``, ``dense_add`` (body: Arrow
-  IPC ``(name, shape, value, init)``), ``dense_get`` (→ IPC), ``commit``, ``annotate``, ``versions``, ``rollback``;
-  bodies and results are JSON unless noted.
+  IPC ``(name, shape, value, init)``), ``dense_get`` (→ IPC), ``commit``, ``annotate``, ``versions``, ``rollback``,
+  ``fence``; between the shards of a sharded PS (:mod:`flinkdl.ps.member`) ``prepare``, ``confirm``,
+  ``abort``, ``rollback_local``, ``fence_set``; bodies and results are JSON unless noted.
+
+Writes are fenced (:mod:`flinkdl.ps.fencing`): a call whose writer header carries an old epoch, or
+whose incarnation header names an earlier start of this server, is refused.
 
 Every call is checked against the caller's role (``authorization: Bearer TOKEN`` header; roles
 and their tokens: :mod:`flinkdl.ps.auth`); TLS is enabled by passing a certificate and key.
@@ -28,7 +32,10 @@ from pyarrow import flight
 
 from flinkdl.ps.auth import TokenAuthFactory, authorize, check_bind
 from flinkdl.ps.checkpoint import CheckpointStore
+from flinkdl.ps.commits import EpochFile
 from flinkdl.ps.errors import PsError
+from flinkdl.ps.fencing import WRITES, CallMetaFactory, Fences, call_meta, parse_writer
+from flinkdl.ps.member import ShardMember
 from flinkdl.ps.service import ParameterService
 from flinkdl.ps.wire import batch_rows, dense_items, dense_table, ipc_bytes, ipc_table, rows_schema
 
@@ -61,13 +68,30 @@ class PsFlightServer(flight.FlightServerBase):
         self.service = service
         self.metrics = metrics  # flinkdl.ps.metrics.ServerMetrics or None
         self._on_refused = metrics.auth_refused if metrics is not None else None
-        middleware = {"auth": TokenAuthFactory(tokens, self._on_refused)} if tokens else {}
+        middleware: dict[str, flight.ServerMiddlewareFactory] = {"meta": CallMetaFactory()}
+        if tokens:
+            middleware["auth"] = TokenAuthFactory(tokens, self._on_refused)
         super().__init__(location, middleware=middleware, tls_certificates=tls_certificates or [])
 
     # ------------------------------------------------------------------ push
 
+    def _check_write(self, context, op: str) -> None:
+        """Refuse a write of a stale writer (older epoch) or of one that saw an earlier start of this server."""
+        writer, incarnation = call_meta(context)
+        try:
+            if incarnation is not None and op != "rollback" and incarnation != self.service.incarnation:
+                raise PsError("this parameter server restarted since the writer connected: the pushes it made "
+                              "since the last committed version are gone; nothing applied (reconnect, roll back)")
+            if writer is not None:
+                self.service.fences.check(*parse_writer(writer))
+        except PsError as e:
+            if self.metrics is not None:
+                self.metrics.refused.labels(op).inc()
+            raise _refuse(e) from e
+
     def do_put(self, context, descriptor, reader, writer):
         authorize(context, "push", self._on_refused)
+        self._check_write(context, "push")
         with self._timed("push") as m:
             try:
                 cmd = json.loads(descriptor.command)
@@ -109,12 +133,15 @@ class PsFlightServer(flight.FlightServerBase):
 
     def list_actions(self, context):
         return [(a, a) for a in ("health", "create_table", "describe", "list_tables", "dense_add",
-                                 "dense_get", "commit", "annotate", "versions", "rollback", "whoami")]
+                                 "dense_get", "commit", "annotate", "versions", "rollback", "whoami", "fence", "fence_set",
+                                 "prepare", "confirm", "abort", "rollback_local")]
 
     def do_action(self, context, action):
         role = authorize(context, action.type, self._on_refused)
         if action.type == "whoami":
             return [json.dumps({"role": role}).encode()]
+        if action.type in WRITES:
+            self._check_write(context, action.type)
         with self._timed(action.type):
             out = self._action(action)
         if action.type in ("commit", "rollback") and self.metrics is not None:
@@ -146,13 +173,20 @@ class PsFlightServer(flight.FlightServerBase):
             elif kind == "list_tables":
                 out = svc.list_tables()
             elif kind == "commit":
-                out = svc.commit()
+                out = self._commit(args.get("incarnations"))
             elif kind == "annotate":
                 out = svc.annotate(int(args["version"]), int(args["trained_event_ts"]))
             elif kind == "versions":
                 out = svc.versions()
             elif kind == "rollback":
                 out = svc.rollback(int(args["version"]))
+            elif kind == "fence":
+                out = {"writer": args["writer"], "epoch": svc.fence(str(args["writer"]))}
+            elif kind == "fence_set":
+                svc.fences.raise_to(str(args["writer"]), int(args["epoch"]))
+                out = {}
+            elif kind in ("prepare", "confirm", "abort", "rollback_local"):
+                out = self._member_action(kind, args)
             else:
                 raise PsError(f"unknown action {kind!r}")
         except (PsError, ValueError, KeyError, pa.ArrowInvalid) as e:
@@ -160,25 +194,65 @@ class PsFlightServer(flight.FlightServerBase):
         return [json.dumps(out).encode()]
 
 
+    def _commit(self, incarnations: list[str] | None) -> dict:
+        svc = self.service
+        if isinstance(svc, ShardMember):
+            return svc.commit(incarnations)
+        if incarnations is not None and incarnations != [svc.incarnation]:
+            raise PsError("this parameter server restarted since the writer connected: nothing committed")
+        return svc.commit()
+
+    def _member_action(self, kind: str, args: dict) -> dict:
+        svc = self.service
+        if not isinstance(svc, ShardMember):
+            raise PsError(f"{kind} is a call between the shards of a sharded PS; this server is not one")
+        if kind == "prepare":
+            return svc.prepare_checked(int(args["version"]), args.get("parent"), args.get("incarnation"))
+        if kind == "confirm":
+            return svc.confirm(int(args["version"]))
+        if kind == "abort":
+            return svc.abort(int(args["version"]))
+        return svc.rollback_local(int(args["version"]))
+
+
 def _chain(first, rest):
     yield first
     yield from rest
 
 
+def build_service(checkpoint_dir: str | None, shards: int = 1, retain: int = 5, compact_after: int = 8,
+                  cluster: list[str] | None = None, shard_index: int | None = None,
+                  tokens: dict[str, str] | None = None) -> ParameterService:
+    """The service of one server process: all ``shards`` in it, or shard ``shard_index`` of ``cluster``."""
+    if cluster:
+        if shard_index is None or checkpoint_dir is None or shards != 1:
+            raise PsError("--cluster needs --shard-index and --checkpoint-dir (shared by every shard), "
+                          "and one shard per process (no --shards)")
+        if tokens and "admin" not in tokens:
+            raise PsError("a sharded PS with tokens needs an admin token: its shards call each other with it")
+        return ShardMember(shard_index, cluster, checkpoint_dir, retain, compact_after, (tokens or {}).get("admin"))
+    ckpt = CheckpointStore(checkpoint_dir, shards, retain, compact_after) if checkpoint_dir else None
+    service = ParameterService(shards, ckpt)
+    if checkpoint_dir:
+        epochs = EpochFile(checkpoint_dir)
+        service.fences = Fences(epochs.load(), epochs.save)
+    return service
+
+
 def build_server(host: str = "127.0.0.1", port: int = 0, checkpoint_dir: str | None = None,
                  tokens: dict[str, str] | None = None, shards: int = 1, tls_cert: str | None = None,
                  tls_key: str | None = None, retain: int = 5, compact_after: int = 8,
-                 metrics_port: int | None = None, insecure: bool = False) -> PsFlightServer:
+                 metrics_port: int | None = None, insecure: bool = False,
+                 cluster: list[str] | None = None, shard_index: int | None = None) -> PsFlightServer:
     """A started server (Flight serves from the constructor); ``server.port`` is the bound port.
 
     ``tokens``: role → token (:mod:`flinkdl.ps.auth`); without any, only loopback is served unless
-    ``insecure``.
+    ``insecure``. ``cluster``: every shard process's address in shard order, this one at ``shard_index``.
     """
     check_bind(host, tokens or {}, insecure)
     if insecure and not tokens:
         log.warning("flinkdl ps: serving %s with no token (--insecure): anyone who reaches it can write", host)
-    ckpt = CheckpointStore(checkpoint_dir, shards, retain, compact_after) if checkpoint_dir else None
-    service = ParameterService(shards, ckpt)
+    service = build_service(checkpoint_dir, shards, retain, compact_after, cluster, shard_index, tokens)
     certs = None
     scheme = "grpc+tcp"
     if tls_cert or tls_key:

@@ -1,19 +1,23 @@
 """The parameter server's state and operations, independent of the transport.
 
-``shards`` partitions of every table live in one process, each with its own lock; rows are
-routed by :func:`flinkdl.ps.wire.shard_of`. Pushes add deltas (so several workers converge);
-a commit takes a consistent cut of every shard's changed rows (pushes wait during the cut, not
-during the write) and persists it through :class:`flinkdl.ps.checkpoint.CheckpointStore`.
+Rows are routed to ``shards`` partitions by :func:`flinkdl.ps.wire.shard_of`; one process holds
+``shard_ids`` of them (all by default; one each in a sharded PS of several processes, see
+:mod:`flinkdl.ps.member`), each with its own lock. Pushes add deltas (so several workers
+converge); a commit takes a consistent cut of every shard's changed rows (pushes wait during the
+cut, not during the write) and persists it through :class:`flinkdl.ps.checkpoint.CheckpointStore`.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Sequence
 
 import numpy as np
 
-from flinkdl.ps.checkpoint import CheckpointStore, State
+from flinkdl.ps.checkpoint import CheckpointStore, ShardRows, State
 from flinkdl.ps.errors import PsError
+from flinkdl.ps.fencing import Fences
 from flinkdl.ps.store import DenseStore, Table
 from flinkdl.ps.wire import shard_of
 
@@ -52,12 +56,19 @@ class RWLock:
 class ParameterService:
     """Tables × shards, dense variables, versions."""
 
-    def __init__(self, shards: int = 1, checkpoint: CheckpointStore | None = None) -> None:
+    def __init__(self, shards: int = 1, checkpoint: CheckpointStore | None = None,
+                 shard_ids: Sequence[int] | None = None) -> None:
+        """``shards``: partitions in all; ``shard_ids``: the ones this process holds (default all)."""
         if shards < 1:
             raise PsError(f"shards must be >= 1, got {shards}")
         self.shards = shards
+        self.shard_ids = list(range(shards)) if shard_ids is None else list(shard_ids)
+        self._local = {g: k for k, g in enumerate(self.shard_ids)}
+        #: Changes at every start: a writer that saw another incarnation lost its uncommitted pushes.
+        self.incarnation = uuid.uuid4().hex[:16]
         self.ckpt = checkpoint
-        self.tables: list[dict[str, Table]] = [{} for _ in range(shards)]
+        self.fences = Fences()  # persisted by the server when it has a checkpoint directory
+        self.tables: list[dict[str, Table]] = [{} for _ in self.shard_ids]
         self.dense = DenseStore()
         self.base_version: int | None = None  # the version the live state derives from
         self._cut = RWLock()
@@ -67,10 +78,14 @@ class ParameterService:
         if checkpoint is not None:
             if checkpoint.shards != shards:
                 raise PsError(f"checkpoint was written with {checkpoint.shards} shards, server has {shards}")
-            checkpoint.gc()
-            state = checkpoint.restore()
+            state = self._restore_on_start(checkpoint)
             if state is not None:
                 self._load(state)
+
+    def _restore_on_start(self, checkpoint: CheckpointStore) -> State | None:
+        """The state to start from: the latest version (files of half-written ones removed first)."""
+        checkpoint.gc()
+        return checkpoint.restore()
 
     # ------------------------------------------------------------------ tables
 
@@ -90,15 +105,16 @@ class ParameterService:
         return self.describe(name)
 
     def table(self, name: str, shard: int = 0) -> Table:
-        if not 0 <= shard < self.shards:
-            raise PsError(f"shard {shard} out of range (server has {self.shards})")
-        t = self.tables[shard].get(name)
+        if shard not in self._local:
+            raise PsError(f"shard {shard} is not held here (this server holds shards {self.shard_ids} "
+                          f"of {self.shards})")
+        t = self.tables[self._local[shard]].get(name)
         if t is None:
             raise PsError(f"unknown table {name!r} (have {sorted(self.tables[0])})")
         return t
 
     def describe(self, name: str) -> dict:
-        parts = [self.table(name, s).describe() for s in range(self.shards)]
+        parts = [self.table(name, s).describe() for s in self.shard_ids]
         out = dict(parts[0])
         out["rows"] = sum(p["rows"] for p in parts)
         out["rows_per_shard"] = [p["rows"] for p in parts]
@@ -159,7 +175,7 @@ class ParameterService:
             raise PsError("no committed version yet")
         cached = self._committed_cache
         if cached is None or cached[0] != v:
-            view = ParameterService(self.shards)
+            view = ParameterService(self.shards, shard_ids=self.shard_ids)
             state = self.ckpt.restore(v)
             view._load(state)
             self._committed_cache = cached = (v, view)
@@ -184,22 +200,34 @@ class ParameterService:
         if self.ckpt is None:
             raise PsError("this server has no --checkpoint-dir: cannot commit")
         with self._commit_lock:
-            self._cut.acquire_write()
-            try:
-                rows = {(s, name): t.take_dirty() for s, shard in enumerate(self.tables) for name, t in shard.items()}
-                dense = self.dense.get()
-                specs = {n: {"dim": t.dim, "slots": list(t.slots)} for n, t in self.tables[0].items()}
-            finally:
-                self._cut.release_write()
-            version = (self.ckpt.latest() or 0) + 1
-            try:
-                m = self.ckpt.commit(version, self.base_version, specs, rows, dense)
-            except BaseException:
-                for (s, name), (ids, _) in rows.items():
-                    self.tables[s][name].mark_dirty(ids)
-                raise
-            self.base_version = version
+            m, _ = self._write_version((self.ckpt.latest() or 0) + 1, self.base_version)
         return {k: m[k] for k in ("version", "parent", "kind", "rows", "bytes", "seconds")}
+
+    def _write_version(self, version: int, parent: int | None, maintain: bool = True) -> tuple[dict, ShardRows]:
+        """Cut the changed rows and write them as ``version`` (caller holds the commit lock); returns the
+        manifest and the rows written. ``maintain``: compact or apply retention afterwards."""
+        assert self.ckpt is not None
+        self._cut.acquire_write()
+        try:
+            rows = {(s, name): t.take_dirty() for s, shard in zip(self.shard_ids, self.tables, strict=True)
+                    for name, t in shard.items()}
+            dense = self.dense.get()
+            specs = {n: {"dim": t.dim, "slots": list(t.slots)} for n, t in self.tables[0].items()}
+        finally:
+            self._cut.release_write()
+        try:
+            m = self.ckpt.commit(version, parent, specs, rows, dense, maintain=maintain)
+        except BaseException:
+            self._mark_dirty(rows)
+            raise
+        self.base_version = version
+        return m, rows
+
+    def _mark_dirty(self, rows: ShardRows) -> None:
+        """Flag ``rows`` as changed again (a version that was not written or was thrown away)."""
+        for (s, name), (ids, _) in rows.items():
+            if s in self._local and name in self.tables[self._local[s]]:
+                self.table(name, s).mark_dirty(ids)
 
     def versions(self) -> list[dict]:
         if self.ckpt is None:
@@ -231,21 +259,26 @@ class ParameterService:
         return {"version": state.version, "tables": self.list_tables()}
 
     def _load(self, state: State) -> None:
-        tables: list[dict[str, Table]] = [{} for _ in range(self.shards)]
+        tables: list[dict[str, Table]] = [{} for _ in self.shard_ids]
         for name, spec in state.tables.items():
-            for s in range(self.shards):
-                tables[s][name] = Table(name, spec["dim"], tuple(spec["slots"]))
+            for local in tables:
+                local[name] = Table(name, spec["dim"], tuple(spec["slots"]))
         for (s, name), (ids, rows) in state.rows.items():
-            if len(ids):
-                tables[s][name].load(ids, rows)
+            if len(ids) and s in self._local:
+                tables[self._local[s]][name].load(ids, rows)
         self.tables = tables
         self.dense.replace(state.dense)
         self.base_version = state.version
 
+    def fence(self, writer: str) -> int:
+        """A new epoch for ``writer``: its older attempts' writes are refused from now on."""
+        return self.fences.issue(writer)
+
     def health(self) -> dict:
         rows = sum(t.size for shard in self.tables for t in shard.values())
         mem = sum(t.nbytes for shard in self.tables for t in shard.values())
-        return {"ok": True, "shards": self.shards, "tables": self.list_tables(), "rows": int(rows),
+        return {"ok": True, "shards": self.shards, "shard_ids": self.shard_ids, "incarnation": self.incarnation,
+                "tables": self.list_tables(), "rows": int(rows),
                 "table_bytes": int(mem), "base_version": self.base_version,
                 "latest_version": self.ckpt.latest() if self.ckpt else None,
                 "checkpoint": self.ckpt is not None}

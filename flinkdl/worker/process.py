@@ -84,11 +84,13 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
     if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go
         from flinkdl.ps.local import FINAL_REPORT
         from flinkdl.worker.hooks.ps import PsHook
+        from flinkdl.worker.ps_sync import writer_name
 
         report = os.path.join(cfg.job.run_dir, FINAL_REPORT.format(pid=os.getpid()))
         hooks.append(PsHook.from_config(cfg.ps, model, buckets, exactly_once=cfg.job.exactly_once,
                                         parallelism=cfg.job.parallelism, report=report,
-                                        metrics=metrics.ps if metrics is not None else None))
+                                        metrics=metrics.ps if metrics is not None else None,
+                                        writer=writer_name(cfg.ps, subtask)))
     if metrics is not None:
         from flinkdl.worker.hooks.prometheus import PrometheusHook
 

@@ -34,6 +34,11 @@ from flinkdl.ps.errors import PsError
 log = logging.getLogger(__name__)
 
 
+def writer_name(cfg: PsConfig, subtask: int) -> str:
+    """The fencing name of subtask ``subtask``'s workers (and of its trainer, which fences them on recovery)."""
+    return f"{cfg.table_prefix}worker-{subtask}"
+
+
 class _SparseTable:
     """A model table and its optimizer slots, read and written as ``[n, dim * (1 + slots)]`` rows."""
 
@@ -55,15 +60,18 @@ class PsSync:
     """Keeps a model in step with a parameter server (see the module docstring)."""
 
     def __init__(self, model: ModelBase, cfg: PsConfig, buckets: int, commit_every_push: bool = False,
-                 single_writer: bool = False) -> None:
+                 single_writer: bool = False, writer: str | None = None) -> None:
         """``commit_every_push``: commit a version at every push (exactly-once mode: the Flink
         operator's state then only has to hold the batches since the last push).
-        ``single_writer``: no other worker writes these tables (see the module docstring)."""
+        ``single_writer``: no other worker writes these tables (see the module docstring).
+        ``writer``: take a fencing epoch under this name (:func:`writer_name`) before any write."""
         self.cfg = cfg
         self.single_writer = single_writer
         self.commit_every = 1 if commit_every_push else cfg.commit_every_pushes
         self.committed: int | None = None  # last version this worker committed
         self.client = PsClient.from_config(cfg)
+        if writer is not None:
+            self.client.fence(writer)
         self.can_commit = bool(self.client.health()["checkpoint"])
         model.create_optimizer_state()
         slots = model.slot_variables()

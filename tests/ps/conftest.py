@@ -66,3 +66,32 @@ def ps_server(tmp_path_factory):
     server = PsProcess(tmp_path_factory.mktemp("ps-ckpt"))
     yield server
     server.stop()
+
+
+class ShardedPs:
+    """A sharded PS of ``n`` real ``ps serve --cluster ... --shard-index k`` processes on loopback."""
+
+    def __init__(self, n: int, checkpoint_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        ports = [free_port() for _ in range(n)]
+        self.addresses = [f"grpc://127.0.0.1:{p}" for p in ports]
+        cluster = ",".join(self.addresses)
+        self.shards = [_Shard(p, checkpoint_dir, "--cluster", cluster, "--shard-index", str(k), *extra, env=env)
+                       for k, p in enumerate(ports)]
+
+    @property
+    def address(self) -> str:
+        return ",".join(self.addresses)
+
+    def stop(self) -> None:
+        for s in self.shards:
+            s.stop()
+
+
+class _Shard(PsProcess):
+    def __init__(self, port: int, checkpoint_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self._fixed_port = port
+        super().__init__(checkpoint_dir, *extra, env=env)
+
+    def start(self) -> dict:
+        self.port = self._fixed_port
+        return super().start()

@@ -25,11 +25,13 @@ class PsHook(StepHook):
 
     @classmethod
     def from_config(cls, cfg: PsConfig, model: ModelBase, buckets: int, *, exactly_once: bool,
-                    parallelism: int, report: str | None = None, metrics: PSMetrics | None = None) -> PsHook:
+                    parallelism: int, report: str | None = None, metrics: PSMetrics | None = None,
+                    writer: str | None = None) -> PsHook:
         """Load ``model`` from the server. Exactly-once commits at every push; a job at parallelism 1
-        is a single writer unless ``ps.single_writer`` says otherwise."""
+        is a single writer unless ``ps.single_writer`` says otherwise. ``writer``: the name this
+        worker fences its writes with (earlier workers of that name are refused from then on)."""
         single = cfg.single_writer if cfg.single_writer is not None else parallelism == 1
-        sync = PsSync(model, cfg, buckets, commit_every_push=exactly_once, single_writer=single)
+        sync = PsSync(model, cfg, buckets, commit_every_push=exactly_once, single_writer=single, writer=writer)
         return cls(sync, report, metrics)
 
     def before_step(self, batch: Batch) -> None:
