@@ -57,19 +57,20 @@ class ParseFeatures(FlatMapFunction):
         cfg = open_operator(self.cfg_json)
         self.maker = FeatureMaker.from_config(cfg)
         self.directory, self.features = section(cfg.source.directory, "source.directory"), cfg.features
+        self.max_rows = cfg.source.max_batch_rows
         self.subtask = subtask_index(ctx)
         self.count = 0
         self.position = 0
 
     def flat_map(self, chunk: Row) -> Iterator[Row]:
-        """One envelope per ``source.directory.max_batch_rows`` good rows of the chunk, each
+        """One envelope per ``source.max_batch_rows`` good rows of the chunk, each
         with its own ``seq`` and the dead letters among its rows (:func:`split_parsed`)."""
         from flinkdl.features.parse import parse_text, split_parsed
 
         text, lines = chunk[0], chunk[1]
         d = self.directory
         raw, dead = parse_text(text, d, self.features, self.position, pad_short_rows=d.pad_short_rows)
-        for piece, piece_dead, rows_in, first in split_parsed(raw, dead, d.max_batch_rows, self.position):
+        for piece, piece_dead, rows_in, first in split_parsed(raw, dead, self.max_rows, self.position):
             yield self.maker.envelope(sequence(self.subtask, self.count), piece, rows_in, piece_dead, first).row()
             self.count += 1
         self.position += lines

@@ -18,7 +18,7 @@ HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float"
 
 def _run(tmp_path, max_rows: int, chunks: list[list[str]]) -> list:
     cfg = load_config(JOB, [f"job.run_dir={tmp_path}", f"source.directory.path={tmp_path}",
-                            f"source.directory.max_batch_rows={max_rows}"])
+                            f"source.max_batch_rows={max_rows}"])
     op = ParseFeatures(cfg.model_dump_json())
     op.open(SimpleNamespace(get_index_of_this_subtask=lambda: 0))
     schema = FeatureLayout.from_config(cfg.features).schema()
