@@ -14,12 +14,14 @@ import pyarrow as pa
 from pyflink.common import Row
 from pyflink.datastream import FlatMapFunction, RuntimeContext
 
+from flinkdl.config.enrich import source_features
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import pack
 from flinkdl.exchange.envelope import Envelope, sequence
 from flinkdl.exchange.eval_columns import EvalColumns
 from flinkdl.exchange.letters import encode_letters
 from flinkdl.features.deadletter import DeadLetter, Notice
+from flinkdl.features.enrich import Enricher
 from flinkdl.features.transform import Featurizer
 from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
@@ -28,18 +30,22 @@ from flinkdl.pipeline.routing import subtask_index
 class FeatureMaker:
     """Raw batch (+ the dead letters and notices of its decoding) → one feature envelope."""
 
-    def __init__(self, featurizer: Featurizer, eval_columns: EvalColumns) -> None:
-        self.featurizer, self.eval_columns = featurizer, eval_columns
+    def __init__(self, featurizer: Featurizer, eval_columns: EvalColumns, enricher: Enricher | None = None) -> None:
+        self.featurizer, self.eval_columns, self.enricher = featurizer, eval_columns, enricher
 
     @classmethod
     def from_config(cls, cfg: JobConfig) -> FeatureMaker:
         directory = cfg.source.directory
         return cls(Featurizer(cfg.features, delimiter=directory.delimiter if directory else ","),
-                   EvalColumns(cfg.evaluation, cfg.features.timestamp, event_time=cfg.sinks.kafka is not None))
+                   EvalColumns(cfg.evaluation, cfg.features.timestamp, event_time=cfg.sinks.kafka is not None),
+                   Enricher(cfg.enrich) if cfg.enrich else None)
 
     def envelope(self, seq: int, raw: pa.RecordBatch | pa.Table, rows_in: int,
                  letters: Sequence[DeadLetter | Notice], position: int) -> Envelope:
-        """``raw`` featurized (positions from ``position``); ``letters`` go first in its dead letters."""
+        """``raw`` joined with the side tables (``enrich``) and featurized (positions from ``position``);
+        ``letters`` go first in its dead letters."""
+        if self.enricher is not None:
+            raw = self.enricher.enrich(raw)
         out = self.featurizer.featurize(raw, position_offset=position)
         dead = [x.to_dict() for x in letters if isinstance(x, DeadLetter)] + [d.to_dict() for d in out.dead]
         notices = [x.to_dict() for x in letters if isinstance(x, Notice)]
@@ -56,7 +62,8 @@ class ParseFeatures(FlatMapFunction):
     def open(self, ctx: RuntimeContext) -> None:
         cfg = open_operator(self.cfg_json)
         self.maker = FeatureMaker.from_config(cfg)
-        self.directory, self.features = section(cfg.source.directory, "source.directory"), cfg.features
+        self.directory = section(cfg.source.directory, "source.directory")
+        self.features = source_features(cfg.features, cfg.enrich)  # the rest comes from side tables
         self.max_rows = cfg.source.max_batch_rows
         self.subtask = subtask_index(ctx)
         self.count = 0

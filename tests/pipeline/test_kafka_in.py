@@ -75,3 +75,30 @@ def test_the_old_directory_key_is_read_as_source_max_batch_rows(tmp_path) -> Non
     d = {"kind": "directory", "directory": {"path": "in", "columns": ["a"], "max_batch_rows": 4}}
     from flinkdl.config.sources import SourceConfig
     assert SourceConfig.model_validate(d).max_batch_rows == 4
+
+
+def test_movielens_events_are_joined_with_side_tables(tmp_path) -> None:
+    """jobs/movielens_kafka.yaml's side tables (here small copies): profile columns and a genre bag per event."""
+    from flinkdl.config.schema import SideTable
+
+    (tmp_path / "u.tsv").write_text("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
+                                    "1\t24\tM\ttechnician\t85711\n")
+    (tmp_path / "i.tsv").write_text("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+                                    "5\tToy Story\t1995\tAnimation Children's Comedy\n")
+    cfg = load_config(JOB.with_name("movielens_kafka.yaml"), [f"job.run_dir={tmp_path}"])
+    tables = [t.model_copy(update={"path": tmp_path / name}) for t, name in zip(cfg.enrich, ["u.tsv", "i.tsv"],
+                                                                                 strict=True)]
+    assert all(isinstance(t, SideTable) for t in tables)
+    cfg = cfg.model_copy(update={"enrich": tables})
+    op = KafkaFeatures(cfg.model_dump_json())
+    op.open(SimpleNamespace(get_index_of_this_subtask=lambda: 0))
+    msgs = [b"1,5,4,881250949", b"2,5,3,881250950", b"1,6,x,881250951"]  # user 2 and item 6: not in the tables
+    (env,) = [Envelope.of(row) for row in op.flat_map([msgs, len(msgs)])]
+    layout = FeatureLayout.from_config(cfg.features)
+    batch = unpack(env.payload, layout.schema())
+    assert layout.n_fields == 7 and layout.n_ids == 6 + 6 and batch.num_rows == 2  # the third: label_invalid
+    genres = [batch.column(f"id_{6 + k}").to_pylist() for k in range(6)]
+    assert [sum(v >= 0 for v in row) for row in zip(*genres, strict=True)] == [3, 3]  # both rated item 5
+    gender = batch.column("id_3").to_pylist()
+    assert gender[0] != gender[1]  # M vs the default "unknown"
+    assert [d["reason"] for d in decode_letters(env.dead_letters).dead] == ["label_invalid"]
