@@ -127,6 +127,17 @@ def check_flink(rest_url: str) -> None:
                          "`flinkdl cluster start` or pass --rest")
 
 
+def check_side_tables(cfg: JobConfig) -> None:
+    """Every ``enrich`` table reads and has its key and columns (the job would fail at start)."""
+    from flinkdl.features.enrich import LoadedTable
+
+    for i, t in enumerate(cfg.enrich):
+        try:
+            LoadedTable(t)
+        except ValueError as e:
+            raise PreflightError(f"enrich[{i}].path", t.path, str(e.__cause__ or e)) from None
+
+
 def _kafka_source(k: KafkaSourceConfig) -> None:
     check_kafka("source.kafka.bootstrap_servers", k.bootstrap_servers, k.properties)
 
@@ -137,6 +148,7 @@ def check_run(cfg: JobConfig) -> None:
         check_directory("source.directory.path", cfg.source.directory.path)
     if cfg.job.checkpoint_dir is not None:
         check_writable("job.checkpoint_dir", cfg.job.checkpoint_dir)
+    check_side_tables(cfg)
     if cfg.source.kind == "kafka" and cfg.source.kafka is not None:
         _kafka_source(cfg.source.kafka)
     sink = cfg.sinks.kafka
