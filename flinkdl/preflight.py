@@ -128,12 +128,15 @@ def check_flink(rest_url: str) -> None:
 
 
 def check_side_tables(cfg: JobConfig) -> None:
-    """Every ``enrich`` table reads and has its key and columns (the job would fail at start)."""
-    from flinkdl.features.enrich import LoadedTable
+    """Every ``enrich`` file reads and has its key and columns; every side topic's broker answers."""
+    from flinkdl.features.enrich import FileTable
 
     for i, t in enumerate(cfg.enrich):
+        if t.kafka is not None:
+            check_kafka(f"enrich[{i}].kafka.bootstrap_servers", t.kafka.bootstrap_servers, t.kafka.properties)
+            continue
         try:
-            LoadedTable(t)
+            FileTable(t)
         except ValueError as e:
             raise PreflightError(f"enrich[{i}].path", t.path, str(e.__cause__ or e)) from None
 

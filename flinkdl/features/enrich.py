@@ -32,56 +32,21 @@ log = logging.getLogger(__name__)
 
 
 class LoadedTable:
-    """One side table in memory: its keys and columns (strings), reloaded when the file changes."""
+    """One side table in memory: its keys and columns (strings); subclasses keep them fresh."""
 
     def __init__(self, cfg: SideTable) -> None:
         self.cfg = cfg
-        self.mtime_ns = -1
         self.checked = float("-inf")
         self.keys: pa.Array = pa.array([], pa.string())
         self.columns: dict[str, pa.Array] = {}
-        self.reload(strict=True)
-
-    def read(self) -> tuple[pa.Array, dict[str, pa.Array]]:
-        """The file's keys and ``columns``; the first row of a repeated key wins."""
-        c = self.cfg
-        names = c.names
-        if names is None:  # the header names the columns; every value is then read as text
-            with open(c.path, encoding="utf-8") as fh:
-                names = [n.strip().strip('"') for n in fh.readline().rstrip("\r\n").split(c.delimiter)]
-        table = pcsv.read_csv(
-            c.path,
-            read_options=pcsv.ReadOptions(column_names=names, skip_rows=0 if c.names else 1, use_threads=False),
-            parse_options=pcsv.ParseOptions(delimiter=c.delimiter, quote_char='"' if c.format == "csv" else False),
-            convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                strings_can_be_null=False),
-        )
-        missing = [n for n in (c.key, *c.columns) if n not in table.column_names]
-        if missing:
-            raise ValueError(f"side table {c.path}: no column {missing} (has {table.column_names})")
-        table = table.select([c.key, *c.columns])
-        keys = table.column(c.key).combine_chunks()
-        return keys, {n: table.column(n).combine_chunks() for n in c.columns}
-
-    def reload(self, strict: bool = False) -> None:
-        """Read the file if its mtime changed; ``strict``: a failure raises (at start), else keeps the last table."""
-        try:
-            mtime = self.cfg.path.stat().st_mtime_ns
-            if mtime == self.mtime_ns:
-                return
-            self.keys, self.columns = self.read()
-            self.mtime_ns = mtime
-            log.info("side table %s: %d rows", self.cfg.path, len(self.keys))
-        except (OSError, pa.ArrowException, ValueError) as e:
-            if strict:
-                raise ValueError(f"enrich: cannot read side table {self.cfg.path}: {e}") from e
-            log.warning("side table %s: keeping the last good version (%d rows): %s", self.cfg.path,
-                        len(self.keys), e)
 
     def maybe_reload(self, now: float) -> None:
         if self.cfg.refresh_s is not None and now - self.checked >= self.cfg.refresh_s:
             self.checked = now
             self.reload()
+
+    def reload(self) -> None:
+        """Take the source's changes (never raises after the first load)."""
 
     def lookup(self, keys: pa.Array) -> dict[str, pa.Array]:
         """The columns for ``keys`` (any type, compared as text); defaults where a key is not found."""
@@ -96,11 +61,66 @@ class LoadedTable:
         return out
 
 
+def load_table(cfg: SideTable) -> LoadedTable:
+    """The side table ``cfg`` read (a file, or a topic from its beginning); raises ``ValueError`` naming it."""
+    if cfg.kafka is not None:
+        from flinkdl.features.side_topic import TopicTable
+
+        return TopicTable(cfg)
+    return FileTable(cfg)
+
+
+class FileTable(LoadedTable):
+    """A CSV/TSV side table, read again when the file's mtime changes."""
+
+    def __init__(self, cfg: SideTable) -> None:
+        super().__init__(cfg)
+        assert cfg.path is not None
+        self.path = cfg.path
+        self.mtime_ns = -1
+        self.reload(strict=True)
+
+    def read(self) -> tuple[pa.Array, dict[str, pa.Array]]:
+        """The file's keys and ``columns``; the first row of a repeated key wins."""
+        c = self.cfg
+        names = c.names
+        if names is None:  # the header names the columns; every value is then read as text
+            with open(self.path, encoding="utf-8") as fh:
+                names = [n.strip().strip('"') for n in fh.readline().rstrip("\r\n").split(c.delimiter)]
+        table = pcsv.read_csv(
+            self.path,
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=0 if c.names else 1, use_threads=False),
+            parse_options=pcsv.ParseOptions(delimiter=c.delimiter, quote_char='"' if c.format == "csv" else False),
+            convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                strings_can_be_null=False),
+        )
+        missing = [n for n in (c.key, *c.columns) if n not in table.column_names]
+        if missing:
+            raise ValueError(f"side table {self.path}: no column {missing} (has {table.column_names})")
+        table = table.select([c.key, *c.columns])
+        keys = table.column(c.key).combine_chunks()
+        return keys, {n: table.column(n).combine_chunks() for n in c.columns}
+
+    def reload(self, strict: bool = False) -> None:
+        """Read the file if its mtime changed; ``strict``: a failure raises (at start), else keeps the last table."""
+        try:
+            mtime = self.path.stat().st_mtime_ns
+            if mtime == self.mtime_ns:
+                return
+            self.keys, self.columns = self.read()
+            self.mtime_ns = mtime
+            log.info("side table %s: %d rows", self.path, len(self.keys))
+        except (OSError, pa.ArrowException, ValueError) as e:
+            if strict:
+                raise ValueError(f"enrich: cannot read side table {self.path}: {e}") from e
+            log.warning("side table %s: keeping the last good version (%d rows): %s", self.path, len(self.keys), e)
+
+
 class Enricher:
     """The job's side tables (``enrich``), applied in order to each raw batch."""
 
     def __init__(self, tables: list[SideTable]) -> None:
-        self.tables = [LoadedTable(t) for t in tables]
+        self.tables = [load_table(t) for t in tables]
 
     def enrich(self, raw: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table:
         """``raw`` with every side table's columns appended (a batch without the key column: all default)."""

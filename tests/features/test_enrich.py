@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 
 import pyarrow as pa
 import pytest
@@ -51,3 +53,33 @@ def test_config_side_columns_come_from_the_tables_not_the_source(tmp_path) -> No
         JobConfig.model_validate({"source": src, "features": f.model_dump(), "enrich": [tables[0].model_dump()]})
     with pytest.raises(ValueError, match="default"):
         SideTable(path="x", key="k", columns=["a"], default={"b": "1"})
+    with pytest.raises(ValueError, match="exactly one of path"):
+        SideTable(key="k", columns=["a"])
+
+
+def test_a_compacted_topic_is_a_side_table_kept_fresh(kafka_broker) -> None:
+    from confluent_kafka import Producer
+
+    from flinkdl.devtools import broker
+    from flinkdl.features.enrich import load_table
+
+    b = kafka_broker.bootstrap
+    broker.create_topics(b, ["users-side"])
+    p = Producer({"bootstrap.servers": b})
+    for key, value in [("1", {"user": 1, "gender": "M", "age": 24}), ("2", {"user": 2, "gender": "F"}),
+                       ("1", {"user": 1, "gender": "F", "age": 25}), ("x", "not json")]:
+        p.produce("users-side", key=key, value=json.dumps(value) if isinstance(value, dict) else value)
+    p.flush(10)
+    t = load_table(SideTable(kafka={"bootstrap_servers": b, "topic": "users-side"}, key="user", on="uid",
+                             columns=["gender", "age"], default={"gender": "?"}, refresh_s=0.001))
+    keys = pa.array([1, 2, 3])
+    assert t.lookup(keys)["gender"].to_pylist() == ["F", "F", "?"]  # the latest per key
+    assert t.lookup(keys)["age"].to_pylist() == ["25", None, None] and t.skipped == 1
+    p.produce("users-side", key="2", value=None)  # a tombstone: user 2 goes
+    p.produce("users-side", key="3", value=json.dumps({"user": 3, "gender": "M"}))
+    p.flush(10)
+    deadline = time.monotonic() + 20
+    while t.lookup(keys)["gender"].to_pylist() != ["F", "?", "M"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        t.maybe_reload(time.monotonic())
+    assert t.lookup(keys)["gender"].to_pylist() == ["F", "?", "M"]
