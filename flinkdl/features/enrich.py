@@ -3,9 +3,11 @@
 :class:`Enricher` runs inside the featurize step (:class:`~flinkdl.pipeline.featurize.FeatureMaker`),
 before the featurizer: the joined columns are ordinary raw columns. A table is a CSV/TSV file read
 whole (every value a string) into memory, and read again when its modification time changes
-(checked at most every ``refresh_s``, between batches). The lookup is one ``pyarrow.compute.index_in``
-of the batch's keys (as text) against the table's keys, then a ``take`` per column; a key not
-found (or missing) gets the column's configured default, else a missing value. Never raises on
+(checked at most every ``refresh_s``, between batches); or a compacted topic
+(:mod:`flinkdl.features.side_topic`). The lookup dictionary-encodes the batch's keys (as text),
+finds each distinct key's row in a dict built once per table version (so a batch costs its own
+size, not the table's), then ``take`` s each column; a key not found (or missing) gets the
+column's configured default, else a missing value. Never raises on
 event data; a refresh that fails keeps the last good table (and logs why).
 
 >>> import tempfile, pathlib, pyarrow as pa
@@ -39,6 +41,14 @@ class LoadedTable:
         self.checked = float("-inf")
         self.keys: pa.Array = pa.array([], pa.string())
         self.columns: dict[str, pa.Array] = {}
+        self.index: dict[str, int] = {}  #: key → row (the first row of a repeated key)
+
+    def set_rows(self, keys: pa.Array, columns: dict[str, pa.Array]) -> None:
+        """Replace the table's rows (``keys`` and ``columns``: strings, one entry per row)."""
+        self.keys, self.columns = keys, columns
+        self.index = {}
+        for i, k in enumerate(keys.to_pylist()):
+            self.index.setdefault(k, i)
 
     def maybe_reload(self, now: float) -> None:
         if self.cfg.refresh_s is not None and now - self.checked >= self.cfg.refresh_s:
@@ -52,7 +62,9 @@ class LoadedTable:
         """The columns for ``keys`` (any type, compared as text); defaults where a key is not found."""
         if not (pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type)):
             keys = pc.cast(keys, pa.string())
-        at = pc.index_in(keys, value_set=self.keys)  # null where absent (and for a null key)
+        enc = pc.dictionary_encode(keys)  # the batch's distinct keys only: no per-batch work on the table
+        rows = pa.array([self.index.get(k) for k in enc.dictionary.to_pylist()], pa.int64())
+        at = rows.take(enc.indices)  # null where absent (and for a null key)
         out = {}
         for name, col in self.columns.items():
             v = col.take(at)
@@ -107,7 +119,7 @@ class FileTable(LoadedTable):
             mtime = self.path.stat().st_mtime_ns
             if mtime == self.mtime_ns:
                 return
-            self.keys, self.columns = self.read()
+            self.set_rows(*self.read())
             self.mtime_ns = mtime
             log.info("side table %s: %d rows", self.path, len(self.keys))
         except (OSError, pa.ArrowException, ValueError) as e:

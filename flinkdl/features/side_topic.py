@@ -88,8 +88,8 @@ class TopicTable(LoadedTable):
         self.rows[str(_text(key))] = {c: _text(obj.get(c)) for c in self.cfg.columns}
 
     def _rebuild(self) -> None:
-        self.keys = pa.array(list(self.rows), pa.string())
-        self.columns = {c: pa.array([r[c] for r in self.rows.values()], pa.string()) for c in self.cfg.columns}
+        self.set_rows(pa.array(list(self.rows), pa.string()),
+                      {c: pa.array([r[c] for r in self.rows.values()], pa.string()) for c in self.cfg.columns})
 
     def reload(self) -> None:
         """Apply the messages that came since the last look (does not wait for any)."""
