@@ -19,6 +19,7 @@ def _write(path, text: str, mtime_ns: int) -> None:
     tmp.write_text(text)
     tmp.replace(path)
     os.utime(path, ns=(mtime_ns, mtime_ns))
+    time.sleep(0.01)  # past refresh_s (1 ms): the next batch looks at the file again
 
 
 def test_lookup_default_and_refresh(tmp_path) -> None:
@@ -36,6 +37,7 @@ def test_lookup_default_and_refresh(tmp_path) -> None:
     _write(p, "itm,genres\n1,x\n", 3_000_000_000)  # a broken version: the last good one stays
     assert e.enrich(raw).column("genres").to_pylist() == ["none", "Horror", "none", "none"]
     p.unlink()  # so does a vanished file
+    time.sleep(0.01)
     assert e.enrich(raw.slice(1, 1)).column("year").to_pylist() == ["2001"]
 
 
