@@ -130,6 +130,20 @@ def check_flink(rest_url: str) -> None:
                          "`flinkdl cluster start` or pass --rest")
 
 
+def check_side_tables(cfg: JobConfig) -> None:
+    """Every ``enrich`` file reads and has its key and columns; every side topic's broker answers."""
+    from flinkdl.features.enrich import FileTable
+
+    for i, t in enumerate(cfg.enrich):
+        if t.kafka is not None:
+            check_kafka(f"enrich[{i}].kafka.bootstrap_servers", t.kafka.bootstrap_servers, t.kafka.properties)
+            continue
+        try:
+            FileTable(t)
+        except ValueError as e:
+            raise PreflightError(f"enrich[{i}].path", t.path, str(e.__cause__ or e)) from None
+
+
 def _kafka_source(k: KafkaSourceConfig) -> None:
     check_kafka("source.kafka.bootstrap_servers", k.bootstrap_servers, k.properties)
 
@@ -140,6 +154,7 @@ def check_run(cfg: JobConfig) -> None:
         check_directory("source.directory.path", cfg.source.directory.path)
     if cfg.job.checkpoint_dir is not None:
         check_writable("job.checkpoint_dir", cfg.job.checkpoint_dir)
+    check_side_tables(cfg)
     if cfg.source.kind == "kafka" and cfg.source.kafka is not None:
         _kafka_source(cfg.source.kafka)
     sink = cfg.sinks.kafka

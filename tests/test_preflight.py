@@ -87,6 +87,14 @@ def test_missing_watched_directory(tmp_path: Path, capsys: pytest.CaptureFixture
                 "source.directory.path", str(missing), "no such directory")
 
 
+def test_missing_side_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "in").mkdir()
+    missing = tmp_path / "users.tsv"
+    _main_fails(["run", "jobs/movielens.yaml", "--set", f"source.directory.path={tmp_path / 'in'}", "--set",
+                 f"enrich=[{{path: {missing}, key: 'user_id:token', columns: [age]}}]"], capsys,
+                "enrich[0].path", str(missing), "No such file")
+
+
 def test_unwritable_checkpoint_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

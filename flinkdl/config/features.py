@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from flinkdl.config.base import Strict
+from flinkdl.config.multi_valued import MultiValued
 
 
 class LabelConfig(Strict):
@@ -26,6 +27,7 @@ class CategoricalField(Strict):
 
     name: str
     type: Literal["int", "string"] = "string"
+    multi: MultiValued | None = Field(None, description="a list of ids (a bag, pooled): flinkdl/config/multi_valued.py")
 
 
 class NumericField(Strict):
@@ -63,13 +65,26 @@ class FeatureConfig(Strict):
             for n in cross:
                 if n not in names:
                     raise ValueError(f"features.crosses: {n!r} is not a categorical field (have {sorted(names)})")
+                if n in {c.name for c in self.bags}:
+                    raise ValueError(f"features.crosses: {n!r} is multi-valued (a cross needs one id per event)")
         if not self.categorical and not self.numeric:
             raise ValueError("features: need at least one categorical or numeric field")
         return self
 
     @property
+    def singles(self) -> list[CategoricalField]:
+        """The single-valued categorical fields, in config order (one id column each)."""
+        return [c for c in self.categorical if c.multi is None]
+
+    @property
+    def bags(self) -> list[CategoricalField]:
+        """The multi-valued categorical fields, in config order (``multi.max_len`` id columns each)."""
+        return [c for c in self.categorical if c.multi is not None]
+
+    @property
     def n_id_fields(self) -> int:
-        return len(self.categorical) + len(self.crosses)
+        """Id columns: one per single-valued field and cross, ``max_len`` per multi-valued field."""
+        return len(self.singles) + len(self.crosses) + sum(c.multi.max_len for c in self.bags if c.multi)
 
     @property
     def n_dense(self) -> int:

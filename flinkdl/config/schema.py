@@ -15,6 +15,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from flinkdl.config.base import Strict
+from flinkdl.config.enrich import SideTable
 from flinkdl.config.features import (
     CRITEO_LIKE_FEATURES,
     CategoricalField,
@@ -49,6 +50,7 @@ __all__ = [
     "PredictionsSink",
     "PsConfig",
     "ServingConfig",
+    "SideTable",
     "SinksConfig",
     "SourceConfig",
     "Strict",
@@ -69,6 +71,7 @@ class JobConfig(Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     metrics: MetricsConfig = MetricsConfig()
     flink: FlinkOptions = Field(default_factory=dict, description="Flink options, passed through (-D wins)")
+    enrich: list[SideTable] = Field(default_factory=list, description="side tables joined to each event")
 
     @model_validator(mode="after")
     def _exactly_once_needs(self) -> JobConfig:
@@ -81,6 +84,16 @@ class JobConfig(Strict):
         if self.job.parallelism != 1:
             raise ValueError(f"job.exactly_once: true needs job.parallelism: 1 (got {self.job.parallelism}); "
                              "see docs/EXACTLY_ONCE.md for parallel workers")
+        return self
+
+    @model_validator(mode="after")
+    def _side_columns_are_new(self) -> JobConfig:
+        source = (self.source.directory.columns if self.source.kind == "directory" and self.source.directory
+                  else self.source.kafka.columns if self.source.kind == "kafka" and self.source.kafka else None) or []
+        added = [c for t in self.enrich for c in t.columns]
+        clash = sorted({c for c in added if c in source or added.count(c) > 1})
+        if clash:
+            raise ValueError(f"enrich: columns {clash} are already source columns or added by another table")
         return self
 
     @model_validator(mode="after")

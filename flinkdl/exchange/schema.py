@@ -5,7 +5,11 @@ Feature batch (Flink → worker), in this column order:
 - ``event_id`` int64
 - ``label`` float32: 0.0 or 1.0, or NaN for an event without a label (scored, not trained on;
   :func:`labelled` is the flag)
-- ``id_0 .. id_{F-1}`` int64: hashed bucket of each categorical field, then of each cross
+- ``id_0 .. id_{F-1}`` int64: hashed bucket of each single-valued categorical field, then of each
+  cross, then ``max_len`` columns per multi-valued field (:attr:`FeatureLayout.bags`): its ids in
+  order, padded with ``-1`` (:data:`PAD`). A bag is never empty: an event without ids has the
+  field's missing id in its first column. (Fixed-width int columns rather than an Arrow list
+  column: every model input stays a dense ``[B, n_ids]`` tensor, read as today; docs/DESIGN.md.)
 - ``x_0 .. x_{D-1}`` float32: per numeric field its transformed value, then its missing indicator
   (``x_{2k}`` = value of numeric field k, ``x_{2k+1}`` = 1.0 if it was missing)
 
@@ -53,17 +57,45 @@ def prediction_labels(label: np.ndarray) -> pa.Array:
     return pa.array(label, pa.float32(), from_pandas=True)
 
 
+#: The id of an unused slot of a multi-valued field's columns (no table row).
+PAD = -1
+
+
+@dataclass(frozen=True)
+class Bag:
+    """The id columns of one multi-valued field: ``max_len`` of them, pooled by ``pooling`` (sum, mean)."""
+
+    max_len: int
+    pooling: str = "mean"
+
+
 @dataclass(frozen=True)
 class FeatureLayout:
-    """Shapes a model needs: ``n_ids`` hashed id columns, ``n_dense`` float columns, ``buckets`` rows."""
+    """Shapes a model needs: ``n_ids`` hashed id columns, ``n_dense`` float columns, ``buckets`` rows.
+
+    The last ``sum(b.max_len for b in bags)`` id columns are the bags (multi-valued fields); a
+    model sees :attr:`n_fields` fields: one per other id column, one per bag.
+    """
 
     n_ids: int
     n_dense: int
     buckets: int
+    bags: tuple[Bag, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: FeatureConfig) -> FeatureLayout:
-        return cls(n_ids=cfg.n_id_fields, n_dense=cfg.n_dense, buckets=cfg.buckets)
+        bags = tuple(Bag(c.multi.max_len, c.multi.pooling) for c in cfg.bags if c.multi is not None)
+        return cls(n_ids=cfg.n_id_fields, n_dense=cfg.n_dense, buckets=cfg.buckets, bags=bags)
+
+    @property
+    def n_single(self) -> int:
+        """Id columns that are one field each (single-valued fields and crosses), the first ones."""
+        return self.n_ids - sum(b.max_len for b in self.bags)
+
+    @property
+    def n_fields(self) -> int:
+        """Fields a model embeds: one per single id column and one per bag."""
+        return self.n_single + len(self.bags)
 
     def schema(self) -> pa.Schema:
         fields = [pa.field("event_id", pa.int64()), pa.field("label", pa.float32())]

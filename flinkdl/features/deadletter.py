@@ -35,9 +35,10 @@ EMPTY = "empty"  #: an empty or blank Kafka message, or a null value (tombstone)
 MALFORMED = "malformed"
 CORRUPT_ARROW = "corrupt_arrow"  #: a message that is not an Arrow IPC stream (``raw`` = base64)
 MISSING_COLUMN = "missing_column"  #: an Arrow message whose schema lacks a configured column
+BAD_LIST = "bad_list"  #: a multi-valued field's list with an empty, null or nested item (or a non-int id)
 
 REASONS = (FIELD_COUNT, NOT_NUMERIC, NOT_FINITE, LABEL_MISSING, LABEL_INVALID, LABEL_OUT_OF_RANGE, UNDECODABLE,
-           BAD_ID, MISSING_ID, FIELD_TOO_LONG, WRONG_TYPE, EMPTY, MALFORMED, CORRUPT_ARROW, MISSING_COLUMN)
+           BAD_ID, MISSING_ID, FIELD_TOO_LONG, WRONG_TYPE, EMPTY, MALFORMED, CORRUPT_ARROW, MISSING_COLUMN, BAD_LIST)
 
 SCHEMA_DRIFT = "schema_drift"  #: notice kind: rows that carried a column the config does not name
 

@@ -26,15 +26,19 @@ config has no event id column, as the event id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from flinkdl.config.schema import DirectoryConfig, FeatureConfig
 from flinkdl.features.csv_lines import REPLACEMENT, check_lines, has_lone_cr, one_row_per_line
-from flinkdl.features.deadletter import FIELD_COUNT, DeadLetter
+from flinkdl.features.deadletter import FIELD_COUNT, DeadLetter, Notice
 
 POSITION_COLUMN = "__position__"  #: int64 column added to every parsed batch
+L = TypeVar("L", bound=DeadLetter | Notice)  #: a dead letter, or a letter of a Kafka chunk
 
 
 def parse_text(
@@ -208,14 +212,16 @@ def _one_chunk(col: pa.ChunkedArray) -> pa.Array:
 
 
 def split_parsed(
-    raw: pa.RecordBatch, dead: list[DeadLetter], max_rows: int, first_position: int = 0
-) -> list[tuple[pa.RecordBatch, list[DeadLetter], int, int]]:
-    """Cut one parsed chunk (:func:`parse_text`'s result) into pieces of at most ``max_rows`` good rows.
+    raw: pa.RecordBatch, dead: Sequence[L], max_rows: int, first_position: int = 0
+) -> list[tuple[pa.RecordBatch, list[L], int, int]]:
+    """Cut one parsed chunk (:func:`parse_text`'s result, or a decoded Kafka chunk with its dead
+    letters and notices) into pieces of at most ``max_rows`` good rows.
 
-    Returns ``(raw slice, its dead letters, rows_in, first position)`` per piece, in stream
-    order. Piece ``k`` covers the positions from its first good row up to (not including) the
-    next piece's first good row; the first piece starts at ``first_position``, the last runs to
-    the chunk's end. A dead letter goes with the piece whose range holds its position, so the
+    Returns ``(raw slice, its letters, rows_in, first position)`` per piece, in stream order
+    (``rows_in`` counts the good rows and the :class:`DeadLetter` s, not notices). Piece ``k``
+    covers the positions from its first good row up to (not including) the next piece's first
+    good row; the first piece starts at ``first_position``, the last runs to the chunk's end. A
+    letter goes with the piece whose range holds its position (none: the last), so the
     pieces' ``rows_in`` (good rows + their dead letters) add up to the chunk's and positions
     never go back from one piece to the next. Slices are zero-copy. A chunk with at most
     ``max_rows`` good rows (also one with none) is one piece.
@@ -231,17 +237,21 @@ def split_parsed(
         raise ValueError(f"max_rows must be >= 1, got {max_rows}")
     n = raw.num_rows
     if n <= max_rows:
-        return [(raw, dead, n + len(dead), first_position)]
+        return [(raw, list(dead), n + _n_dead(dead), first_position)]
     pos = raw.column(POSITION_COLUMN).to_numpy(zero_copy_only=False)
     starts = list(range(0, n, max_rows))
     # piece k takes the dead letters with position < the first good position of piece k + 1
     bounds = [int(pos[s]) for s in starts[1:]]
-    by_piece: list[list[DeadLetter]] = [[] for _ in starts]
+    by_piece: list[list[L]] = [[] for _ in starts]
     for d in dead:
         k = len(bounds) if d.position is None else int(np.searchsorted(bounds, d.position, side="right"))
         by_piece[k].append(d)
     out = []
     for k, s in enumerate(starts):
         piece, ds = raw.slice(s, max_rows), by_piece[k]
-        out.append((piece, ds, piece.num_rows + len(ds), first_position if k == 0 else int(pos[s])))
+        out.append((piece, ds, piece.num_rows + _n_dead(ds), first_position if k == 0 else int(pos[s])))
     return out
+
+
+def _n_dead(letters: Sequence[DeadLetter | Notice]) -> int:
+    return sum(isinstance(x, DeadLetter) for x in letters)

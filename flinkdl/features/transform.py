@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 from flinkdl.config.schema import FeatureConfig
 from flinkdl.exchange.schema import feature_schema
 from flinkdl.features import deadletter as dl
+from flinkdl.features.bags import bag_ids
 from flinkdl.features.hashing import bucketize, cross, field_seed, hash_strings, murmur3_32_int64, null_hash
 from flinkdl.features.parse import POSITION_COLUMN
 
@@ -192,11 +193,12 @@ class Featurizer:
         self.cfg = cfg
         self.delimiter = delimiter
         self.schema = feature_schema(cfg)
-        names = [c.name for c in cfg.categorical]
+        singles = cfg.singles
+        names = [c.name for c in singles]
         self._seeds = np.array([field_seed(cfg.hash_seed, n) for n in names], dtype=np.uint32)
         self._null = np.array([null_hash(int(s)) for s in self._seeds], dtype=np.uint32)
-        self._int_fields = [i for i, c in enumerate(cfg.categorical) if c.type == "int"]
-        self._str_fields = [i for i, c in enumerate(cfg.categorical) if c.type == "string"]
+        self._int_fields = [i for i, c in enumerate(singles) if c.type == "int"]
+        self._str_fields = [i for i, c in enumerate(singles) if c.type == "string"]
         self._crosses = [
             (names.index(a), names.index(b), field_seed(cfg.hash_seed, f"{a}#{b}")) for a, b in cfg.crosses
         ]
@@ -268,7 +270,7 @@ class Featurizer:
         return y
 
     def _ids(self, rows: _Rows, n: int) -> list[np.ndarray]:
-        cats = self.cfg.categorical
+        cats = self.cfg.singles
         h = np.empty((len(cats), n), dtype=np.uint32)
         if self._int_fields:
             values = np.empty((len(self._int_fields), n), dtype=np.int64)
@@ -286,7 +288,18 @@ class Featurizer:
             h[i] = hash_strings(rows.text(cats[i].name), int(self._seeds[i]))
         crossed = [cross(h[a], h[b], seed) for a, b, seed in self._crosses]
         bits = self.cfg.hash_bits
-        return [*bucketize(h, bits), *(bucketize(c, bits) for c in crossed)]
+        return [*bucketize(h, bits), *(bucketize(c, bits) for c in crossed), *self._bags(rows)]
+
+    def _bags(self, rows: _Rows) -> list[np.ndarray]:
+        """``max_len`` id columns per multi-valued field (:mod:`flinkdl.features.bags`)."""
+        out: list[np.ndarray] = []
+        for f in self.cfg.bags:
+            assert f.multi is not None
+            seed = field_seed(self.cfg.hash_seed, f.name)
+            ids, bad = bag_ids(rows.text(f.name), f.multi, f.type == "int", seed, self.cfg.hash_bits)
+            rows.reject(np.array([r for r, _ in bad], np.int64), dl.BAD_LIST, f.name, [why for _, why in bad])
+            out += list(ids)
+        return out
 
     def _dense(self, rows: _Rows, n: int) -> list[np.ndarray]:
         out: list[np.ndarray] = []

@@ -18,7 +18,7 @@ class DeepFM(FactorizationMachine):
 
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         super().__init__(layout, cfg)
-        sizes = [layout.n_ids * cfg.embedding_dim + layout.n_dense, *cfg.hidden, 1]
+        sizes = [layout.n_fields * cfg.embedding_dim + layout.n_dense, *cfg.hidden, 1]
         self.mlp = [
             (
                 self.dense_var(f"mlp_{i}/kernel", (fan_in, fan_out), init="glorot"),
@@ -29,7 +29,7 @@ class DeepFM(FactorizationMachine):
 
     def deep(self, emb: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         """MLP output ``[B]``."""
-        width = self.layout.n_ids * self.cfg.embedding_dim
+        width = self.layout.n_fields * self.cfg.embedding_dim
         h = tf.concat([tf.reshape(emb, [tf.shape(emb)[0], width]), dense], axis=1)
         for i, (kernel, bias) in enumerate(self.mlp):
             h = tf.matmul(h, kernel) + bias

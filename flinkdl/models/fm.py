@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig
 from flinkdl.exchange.schema import FeatureLayout
-from flinkdl.models.base import lookup
+from flinkdl.models.bags import field_rows
 from flinkdl.models.lr import LogisticRegression
 from flinkdl.models.registry import register
 
@@ -32,13 +32,13 @@ class FactorizationMachine(LogisticRegression):
         self.emb = self.table("emb", k, stddev=0.01)
         self.emb_dense = self.dense_var("emb_dense", (layout.n_dense, k))
         if cfg.field_weights:
-            n = layout.n_ids + 1  # the id fields and the dense field
+            n = layout.n_fields + 1  # the id fields and the dense field
             self.field_w = self.dense_var("fm_field_weights", (n, n), init="ones")
             self._upper = tf.constant([[float(i < j) for j in range(n)] for i in range(n)])  # pairs i < j
 
     def embed(self, ids: tf.Tensor) -> tf.Tensor:
-        """Field embeddings ``[B, n_ids, k]``."""
-        return lookup(self.emb, ids)
+        """Field embeddings ``[B, n_fields, k]`` (a multi-valued field's: its ids' pooled)."""
+        return field_rows(self.emb, ids, self.layout)
 
     def fm_term(self, emb: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         """Second-order term ``[B]`` over ``emb`` ``[B, F, k]`` plus the dense field."""

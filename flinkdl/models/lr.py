@@ -6,13 +6,16 @@ import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig
 from flinkdl.exchange.schema import FeatureLayout
-from flinkdl.models.base import ModelBase, lookup
+from flinkdl.models.bags import field_rows
+from flinkdl.models.base import ModelBase
 from flinkdl.models.registry import register
 
 
 @register("lr")
 class LogisticRegression(ModelBase):
-    """``logit = Σ_f w[id_f] + dense·u + b``. Works well with adagrad (lr 0.05–0.1) or ftrl."""
+    """``logit = Σ_f w[id_f] + dense·u + b`` (a multi-valued field: its ids' weights pooled).
+
+    Works well with adagrad (lr 0.05–0.1) or ftrl."""
 
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         super().__init__(layout, cfg)
@@ -22,7 +25,7 @@ class LogisticRegression(ModelBase):
 
     def linear(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         """The first-order part, ``[B]``."""
-        sparse = tf.reduce_sum(lookup(self.w, ids), axis=[1, 2])
+        sparse = tf.reduce_sum(field_rows(self.w, ids, self.layout), axis=[1, 2])
         return sparse + tf.matmul(dense, self.w_dense)[:, 0] + self.bias[0]
 
     def logits(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:

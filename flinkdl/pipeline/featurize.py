@@ -15,6 +15,7 @@ import pyarrow as pa
 from pyflink.common import Row
 from pyflink.datastream import FlatMapFunction, RuntimeContext
 
+from flinkdl.config.enrich import source_features
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import pack
 from flinkdl.exchange.envelope import Envelope, sequence
@@ -22,6 +23,7 @@ from flinkdl.exchange.eval_columns import EvalColumns
 from flinkdl.exchange.freshness import stamp
 from flinkdl.exchange.letters import encode_letters
 from flinkdl.features.deadletter import DeadLetter, Notice
+from flinkdl.features.enrich import Enricher
 from flinkdl.features.transform import Featurizer
 from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
@@ -30,9 +32,12 @@ from flinkdl.pipeline.routing import subtask_index
 class FeatureMaker:
     """Raw batch (+ the dead letters and notices of its decoding) → one feature envelope."""
 
-    def __init__(self, featurizer: Featurizer, eval_columns: EvalColumns, stamp_arrival: bool = False) -> None:
-        """``stamp_arrival``: stamp each envelope with its arrival time (:mod:`flinkdl.exchange.freshness`)."""
+    def __init__(self, featurizer: Featurizer, eval_columns: EvalColumns, stamp_arrival: bool = False,
+                 enricher: Enricher | None = None) -> None:
+        """``stamp_arrival``: stamp each envelope with its arrival time (:mod:`flinkdl.exchange.freshness`);
+        ``enricher``: the side tables joined to each raw batch."""
         self.featurizer, self.eval_columns, self.stamp_arrival = featurizer, eval_columns, stamp_arrival
+        self.enricher = enricher
 
     @classmethod
     def from_config(cls, cfg: JobConfig) -> FeatureMaker:
@@ -41,12 +46,15 @@ class FeatureMaker:
         event_time = cfg.sinks.kafka is not None or cfg.sinks.predictions is not None or cfg.ps.enabled
         return cls(Featurizer(cfg.features, delimiter=directory.delimiter if directory else ","),
                    EvalColumns(cfg.evaluation, cfg.features.timestamp, event_time=event_time),
-                   stamp_arrival=cfg.metrics.enabled)
+                   stamp_arrival=cfg.metrics.enabled, enricher=Enricher(cfg.enrich) if cfg.enrich else None)
 
     def envelope(self, seq: int, raw: pa.RecordBatch | pa.Table, rows_in: int,
                  letters: Sequence[DeadLetter | Notice], position: int) -> Envelope:
-        """``raw`` featurized (positions from ``position``); ``letters`` go first in its dead letters."""
+        """``raw`` joined with the side tables (``enrich``) and featurized (positions from ``position``);
+        ``letters`` go first in its dead letters."""
         arrived_ms = int(time.time() * 1000)
+        if self.enricher is not None:
+            raw = self.enricher.enrich(raw)
         out = self.featurizer.featurize(raw, position_offset=position)
         dead = [x.to_dict() for x in letters if isinstance(x, DeadLetter)] + [d.to_dict() for d in out.dead]
         notices = [x.to_dict() for x in letters if isinstance(x, Notice)]
@@ -65,20 +73,22 @@ class ParseFeatures(FlatMapFunction):
     def open(self, ctx: RuntimeContext) -> None:
         cfg = open_operator(self.cfg_json)
         self.maker = FeatureMaker.from_config(cfg)
-        self.directory, self.features = section(cfg.source.directory, "source.directory"), cfg.features
+        self.directory = section(cfg.source.directory, "source.directory")
+        self.features = source_features(cfg.features, cfg.enrich)  # the rest comes from side tables
+        self.max_rows = cfg.source.max_batch_rows
         self.subtask = subtask_index(ctx)
         self.count = 0
         self.position = 0
 
     def flat_map(self, chunk: Row) -> Iterator[Row]:
-        """One envelope per ``source.directory.max_batch_rows`` good rows of the chunk, each
+        """One envelope per ``source.max_batch_rows`` good rows of the chunk, each
         with its own ``seq`` and the dead letters among its rows (:func:`split_parsed`)."""
         from flinkdl.features.parse import parse_text, split_parsed
 
         text, lines = chunk[0], chunk[1]
         d = self.directory
         raw, dead = parse_text(text, d, self.features, self.position, pad_short_rows=d.pad_short_rows)
-        for piece, piece_dead, rows_in, first in split_parsed(raw, dead, d.max_batch_rows, self.position):
+        for piece, piece_dead, rows_in, first in split_parsed(raw, dead, self.max_rows, self.position):
             yield self.maker.envelope(sequence(self.subtask, self.count), piece, rows_in, piece_dead, first).row()
             self.count += 1
         self.position += lines

@@ -10,6 +10,7 @@ from pyflink.datastream import FlatMapFunction, RuntimeContext
 
 from flinkdl.exchange.envelope import Envelope, sequence
 from flinkdl.features.deadletter import MALFORMED, DeadLetter
+from flinkdl.features.parse import split_parsed
 from flinkdl.pipeline.featurize import FeatureMaker
 from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
@@ -18,6 +19,10 @@ from flinkdl.sources.messages import empty_batch
 
 class KafkaFeatures(FlatMapFunction):
     """``Row(messages, n)`` of csv/json messages, or ``Row(message)`` of one Arrow message → envelopes.
+
+    A chunk leaves as envelopes of at most ``source.max_batch_rows`` good rows each, as
+    :class:`~flinkdl.pipeline.featurize.ParseFeatures` cuts a directory window: a lagging topic's
+    backlog is learnt in prequential steps of that size, not as a few huge batches.
 
     Bad input never fails the task: decoding turns it into dead letters (:mod:`flinkdl.sources.messages`),
     and should a chunk still raise, it is split in halves until the message that raises is alone;
@@ -34,6 +39,7 @@ class KafkaFeatures(FlatMapFunction):
         self.maker = FeatureMaker.from_config(cfg)
         self.decoder = decoder(cfg)
         self.arrow = section(cfg.source.kafka, "source.kafka").format == "arrow"
+        self.max_rows = cfg.source.max_batch_rows
         self.subtask = subtask_index(ctx)
         self.count = self.position = 0
 
@@ -47,11 +53,12 @@ class KafkaFeatures(FlatMapFunction):
         self.position += len(msgs)
 
     def _chunk(self, msgs: list, pos: int, decode: Callable) -> Iterator[Envelope]:
-        seq = sequence(self.subtask, self.count)
+        """The chunk's envelopes: one per ``source.max_batch_rows`` good rows (:func:`split_parsed`)."""
         try:
             raw, letters = decode(msgs, pos)
-            rows_in = raw.num_rows + sum(isinstance(d, DeadLetter) for d in letters)
-            out = self.maker.envelope(seq, raw, rows_in, letters, pos)
+            out = [self.maker.envelope(sequence(self.subtask, self.count + k), piece, rows_in, piece_letters, first)
+                   for k, (piece, piece_letters, rows_in, first)
+                   in enumerate(split_parsed(raw, letters, self.max_rows, pos))]
         except Exception as e:
             if len(msgs) > 1:
                 half = len(msgs) // 2
@@ -61,6 +68,7 @@ class KafkaFeatures(FlatMapFunction):
             data = bytes(msgs[0] or b"")
             bad = DeadLetter(MALFORMED, value=f"cannot featurize: {type(e).__name__}: {e}",
                              raw=base64.b64encode(data).decode(), position=pos, raw_encoding="base64")
-            out = self.maker.envelope(seq, empty_batch(self.decoder.columns), 1, [bad], pos)
-        self.count += 1
-        yield out
+            out = [self.maker.envelope(sequence(self.subtask, self.count), empty_batch(self.decoder.columns), 1,
+                                       [bad], pos)]
+        self.count += len(out)
+        yield from out

@@ -12,6 +12,7 @@ column of the value (``features.event_id``), so a message without a key is an or
 from __future__ import annotations
 
 from flinkdl.config.base import section
+from flinkdl.config.enrich import source_features
 from flinkdl.config.schema import FeatureConfig, JobConfig, KafkaSourceConfig
 from flinkdl.sources.messages import MessageDecoder
 
@@ -27,10 +28,12 @@ def needed_columns(features: FeatureConfig) -> list[str]:
 
 
 def decoder(cfg: JobConfig) -> MessageDecoder:
-    """The message decoder of a Kafka job: known columns = the featurizer's, the timestamp, the slice field."""
-    k, f = section(cfg.source.kafka, "source.kafka"), cfg.features
-    known = {*needed_columns(f), *(c for c in (f.timestamp, cfg.evaluation.slice_field) if c)}
-    return MessageDecoder(k.format, needed_columns(f), known, f, k.columns)
+    """The message decoder of a Kafka job: known columns = the featurizer's (less what side tables add, plus
+    their keys), the timestamp, the slice field."""
+    k, f = section(cfg.source.kafka, "source.kafka"), source_features(cfg.features, cfg.enrich)
+    columns = list(dict.fromkeys([*needed_columns(f), *(t.event_column for t in cfg.enrich)]))  # + side-table keys
+    known = {*columns, *(c for c in (f.timestamp, cfg.evaluation.slice_field) if c)}
+    return MessageDecoder(k.format, columns, known, f, k.columns)
 
 
 def table_ddl(k: KafkaSourceConfig, table: str = "kafka_in") -> str:

@@ -7,7 +7,8 @@ event that cannot be used becomes one :class:`DeadLetter` (position = its index 
 - ``empty``: an empty message, one of at most 16 blanks, or a null value (tombstone: Flink gives ``b""``).
 - ``undecodable``: a row message that is not UTF-8 (``raw`` = base64 of its bytes).
 - ``malformed``: a JSON message that does not parse or is not one object.
-- ``wrong_type``: a JSON object or array as the value of a configured column.
+- ``wrong_type``: a JSON object or array as the value of a configured column (a multi-valued field
+  takes an array of scalars).
 - ``corrupt_arrow`` (any Arrow error, or a stream that fails full validation) / ``missing_column`` /
   ``wrong_type``: a whole Arrow message that does not read, lacks a configured column, or has a
   nested/binary configured column (``raw`` = base64).
@@ -80,7 +81,9 @@ class MessageDecoder:
         self.csv = DirectoryConfig(path=".", format="csv", columns=csv_columns) if csv_columns else None
         f = features
         self._int_columns = [] if f is None else [
-            *([f.event_id] if f.event_id else []), *(c.name for c in f.categorical if c.type == "int")]
+            *([f.event_id] if f.event_id else []), *(c.name for c in f.singles if c.type == "int")]
+        #: multi-valued fields: a list (of scalars) is their value, not a wrong type
+        self._lists = {} if f is None else {c.name: c.multi.sep for c in f.bags if c.multi is not None}
 
     # ------------------------------------------------------------------ row formats
 
@@ -162,7 +165,7 @@ class MessageDecoder:
                 dead.append(DeadLetter(dl.MALFORMED, value=f"a JSON {type(obj).__name__}, not an object",
                                        raw=line, position=i))
                 continue
-            nested = next((c for c in self.columns if isinstance(obj.get(c), (dict, list))), None)
+            nested = next((c for c in self.columns if not self._fits(c, obj.get(c))), None)
             if nested is not None:
                 dead.append(DeadLetter(dl.WRONG_TYPE, field=nested, value=json.dumps(obj[nested]), raw=line,
                                        position=i))
@@ -174,11 +177,36 @@ class MessageDecoder:
             return empty_batch(self.columns), dead
         table = self._read_json(good)
         if table is None:  # types differ between rows: every value as text
-            table = pa.table({c: pa.array([_text(o.get(c)) for o in objs], pa.string()) for c in self.columns})
+            table = pa.table({c: self._as_text(c, [o.get(c) for o in objs]) for c in self.columns})
             dead += self._drift_objs(objs, pos)
         else:
             dead += self._drift(table, pos[0])
         return _with_columns(table, self.columns, np.asarray(pos, np.int64)), dead
+
+    def _fits(self, column: str, v: object) -> bool:
+        """A JSON value a column takes: a scalar, or for a multi-valued field a list of scalars."""
+        if isinstance(v, list) and column in self._lists:
+            return not any(isinstance(x, (dict, list)) for x in v)
+        return not isinstance(v, (dict, list))
+
+    def _scalar_or_list(self, column: str, t: pa.DataType) -> bool:
+        if column in self._lists and (pa.types.is_list(t) or pa.types.is_large_list(t)):
+            return _scalar(t.value_type)
+        return _scalar(t)
+
+    def _as_text(self, column: str, values: list) -> pa.Array:
+        """Values of mixed JSON types as text (a multi-valued field's: lists of text)."""
+        if column not in self._lists:
+            return pa.array([_text(v) for v in values], pa.string())
+        sep = self._lists[column]
+
+        def items(v: object) -> list | None:
+            if v is None or isinstance(v, list):
+                return v if v is None else [_text(x) for x in v]
+            text = _text(v)
+            return text.split(sep) if text else []
+
+        return pa.array([items(v) for v in values], pa.list_(pa.string()))
 
     def _read_json(self, lines: list[str]) -> pa.Table | None:
         """One ``pyarrow.json`` read; None if it fails or infers a non-scalar type for a configured column."""
@@ -188,7 +216,8 @@ class MessageDecoder:
                 use_threads=False, block_size=max(1 << 20, len(data) + 1)))
         except pa.ArrowInvalid:
             return None
-        if any(not _scalar(table.schema.field(c).type) for c in self.columns if c in table.column_names):
+        fields = [table.schema.field(c) for c in self.columns if c in table.column_names]
+        if any(not self._scalar_or_list(f.name, f.type) for f in fields):
             return None
         if any(pa.types.is_floating(table.schema.field(c).type) for c in self._int_columns if c in table.column_names):
             return None  # an int beyond int64 made the column float: other rows' ids would lose digits
@@ -233,7 +262,7 @@ class MessageDecoder:
         missing = [c for c in self.columns if c not in table.column_names]
         if missing:
             return bad(dl.MISSING_COLUMN, f"missing columns {missing}", missing[0])
-        nested = [c for c in self.columns if not _scalar(table.schema.field(c).type)]
+        nested = [c for c in self.columns if not self._scalar_or_list(c, table.schema.field(c).type)]
         if nested:
             return bad(dl.WRONG_TYPE, f"column type {table.schema.field(nested[0]).type}", nested[0])
         notices = self._drift(table, first_position)

@@ -114,6 +114,7 @@ class PsSync:
     def before_step(self, ids: tf.Tensor | np.ndarray) -> None:
         """Record the batch's newly touched rows and their values before the step changes them."""
         flat = np.asarray(ids).ravel()
+        flat = flat[flat >= 0]  # a multi-valued field's padding is no row
         new = np.unique(flat[~self._mask[flat]])  # most ids repeat within a sync window: filter first
         if len(new):
             self._mask[new] = True

@@ -18,7 +18,7 @@ HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float"
 
 def _run(tmp_path, max_rows: int, chunks: list[list[str]]) -> list:
     cfg = load_config(JOB, [f"job.run_dir={tmp_path}", f"source.directory.path={tmp_path}",
-                            f"source.directory.max_batch_rows={max_rows}"])
+                            f"source.max_batch_rows={max_rows}"])
     op = ParseFeatures(cfg.model_dump_json())
     op.open(SimpleNamespace(get_index_of_this_subtask=lambda: 0))
     schema = FeatureLayout.from_config(cfg.features).schema()
@@ -60,3 +60,19 @@ def test_a_chunk_is_split_into_batches_with_their_dead_letters(tmp_path) -> None
 def test_a_chunk_of_dead_letters_only_is_one_envelope(tmp_path) -> None:
     (piece,) = _run(tmp_path, 2, [_lines(5, set(range(5)))])
     assert piece[2] == [] and piece[3] == [0, 1, 2, 3, 4] and piece[1] == 5
+
+
+def test_a_directory_window_is_joined_with_a_side_table(tmp_path) -> None:
+    """The side table's columns need not be in the files (source.directory.columns): they are joined."""
+    (tmp_path / "items.tsv").write_text("item_id:token\tclass:token_seq\n1\tDrama War\n")
+    table = f"{{path: {tmp_path / 'items.tsv'}, key: 'item_id:token', columns: ['class:token_seq']}}"
+    cfg = load_config(JOB, [f"job.run_dir={tmp_path}", f"source.directory.path={tmp_path}", f"enrich=[{table}]",
+                            'features.categorical=[{name: "item_id:token", type: int}, '
+                            '{name: "class:token_seq", multi: {sep: " ", max_len: 2}}]'])
+    op = ParseFeatures(cfg.model_dump_json())
+    op.open(SimpleNamespace(get_index_of_this_subtask=lambda: 0))
+    lines = [HEADER, "1\t1\t5\t10", "1\t2\t5\t11"]
+    (row,) = op.flat_map(["\n".join(lines), len(lines)])
+    batch = unpack(Envelope.of(row).payload, FeatureLayout.from_config(cfg.features).schema())
+    bag = [batch.column(f"id_{k}").to_pylist() for k in (1, 2)]
+    assert [sum(v >= 0 for v in r) for r in zip(*bag, strict=True)] == [2, 1]  # Drama War; item 2: missing id

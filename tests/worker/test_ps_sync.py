@@ -167,3 +167,19 @@ def test_a_single_writer_and_its_server_stay_equal_bit_for_bit(tmp_path, data):
         sb.close(commit=False)
     finally:
         server.stop()
+
+
+def test_a_bags_padding_is_no_touched_row(tmp_path) -> None:
+    from flinkdl.config.schema import ModelConfig
+    from flinkdl.exchange.schema import PAD, Bag
+
+    server = PsProcess(tmp_path / "ck")
+    try:
+        layout = FeatureLayout(n_ids=3, n_dense=0, buckets=64, bags=(Bag(2, "mean"),))
+        model = build_model(layout, ModelConfig(name="lr"))
+        sync = PsSync(model, PsConfig(enabled=True, address=server.address), layout.buckets)
+        sync.before_step(np.array([[1, 2, PAD], [3, 4, 5]], np.int64))
+        assert sorted(np.concatenate(sync._touched).tolist()) == [1, 2, 3, 4, 5]  # not row 63 (what -1 indexes)
+        sync.close()
+    finally:
+        server.stop()

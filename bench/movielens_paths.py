@@ -1,0 +1,143 @@
+"""MovieLens-100k through the job, by path: watched directory vs Kafka (one csv message per rating).
+
+Each variant is one ``flinkdl run`` (a subprocess) over the stably time-sorted stream; its progressive
+AUC is the run summary's. Kafka variants read one topic, produced once (``flinkdl produce --file``
+semantics) to a local tansu broker before the runs, so every Kafka run starts on a full backlog.
+VW (``-b 20 --loss_function logistic``) on the same rows and order is the anchor (bench/quality.py's).
+
+    PYTHONPATH=$PWD .venv/bin/python bench/movielens_paths.py                  # every variant
+    PYTHONPATH=$PWD .venv/bin/python bench/movielens_paths.py --variants kafka kafka-whole --events 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from streams import DATA, movielens_raw
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = [DATA / "movielens-100k"]  #: --data
+DIR_JOB, KAFKA_JOB = ROOT / "jobs" / "movielens.yaml", ROOT / "jobs" / "movielens_kafka.yaml"
+BASE_FIELDS = 'features.categorical=[{name: "user_id:token", type: int}, {name: "item_id:token", type: int}]'
+WITHOUT_SIDE = ["enrich=[]", BASE_FIELDS]
+#: name → (config, --set overrides); kafka-enrich joins ml-100k.user and .item as jobs/movielens_kafka.yaml does
+VARIANTS: dict[str, tuple[Path, list[str]]] = {
+    "directory": (DIR_JOB, []),
+    "kafka-whole": (KAFKA_JOB, ["source.max_batch_rows=1000000", *WITHOUT_SIDE]),  # before: each chunk one batch
+    "kafka-default": (KAFKA_JOB, ["source.max_batch_rows=512", *WITHOUT_SIDE]),
+    "kafka": (KAFKA_JOB, WITHOUT_SIDE),
+    "kafka-enrich": (KAFKA_JOB, []),
+}
+
+
+def config_file(path: Path, tmp: Path) -> Path:
+    """The job config with its side tables read from ``--data`` (the job files name ``../shared/data``)."""
+    out = tmp / path.name
+    out.write_text(path.read_text().replace("../shared/data/movielens-100k", str(DATA_DIR[0])))
+    return out
+
+
+def write_sorted(path: Path, events: int) -> None:
+    """The sorted stream as one TSV with a header (unquoted: a quoted header would be a dead letter)."""
+    table = movielens_raw(DATA_DIR[0] / "ml-100k.inter").slice(0, events)
+    with open(path, "wb") as fh:
+        fh.write(("\t".join(table.column_names) + "\n").encode())
+        pacsv.write_csv(table, fh, pacsv.WriteOptions(delimiter="\t", quoting_style="none", include_header=False))
+
+
+def run_variant(name: str, tmp: Path, events: int, bootstrap: str | None, extra: list[str]) -> dict:
+    cfg, sets = VARIANTS[name]
+    cfg = config_file(cfg, tmp)
+    sets = [*sets, *extra, f"job.run_dir={tmp / name}", f"sinks.predictions.path={tmp / name / 'p.csv'}"]
+    if cfg.name == DIR_JOB.name:
+        src = tmp / f"in-{name}"
+        src.mkdir()
+        write_sorted(src / ".ml.tmp", events)
+        (src / ".ml.tmp").rename(src / "ml.tsv")
+        sets.append(f"source.directory.path={src}")
+    else:
+        sets += [f"source.kafka.bootstrap_servers={bootstrap}", f"source.kafka.group_id=bench-{name}"]
+    summary = tmp / f"{name}.json"
+    cmd = [sys.executable, "-m", "flinkdl.cli", "run", str(cfg), "--max-events", str(events),
+           "--summary", str(summary), *(x for s in sets for x in ("--set", s))]
+    t, load0 = time.perf_counter(), os.getloadavg()[0]
+    with open(tmp / f"{name}.log", "w") as log:
+        subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=1800)
+    s = json.loads(summary.read_text())
+    return {"variant": name, "events": s["events_trained"], "dead": s["dead_letter"], "auc": round(s["auc"], 4),
+            "logloss": round(s["logloss"], 4), "seconds": round(time.perf_counter() - t, 1),
+            "load": [round(load0, 1), round(os.getloadavg()[0], 1)]}
+
+
+def vw_auc(events: int, tmp: Path, side: bool) -> float:
+    """VW on the same events (``side``: with the side tables' fields joined, as the job joins them)."""
+    from quality import run_vw
+    from sklearn.metrics import roc_auc_score
+    from streams import write_vw
+
+    from flinkdl.config.loader import load_config
+    from flinkdl.features.enrich import Enricher
+
+    cfg = load_config(config_file(KAFKA_JOB, tmp), [] if side else WITHOUT_SIDE)
+    raw = movielens_raw(DATA_DIR[0] / "ml-100k.inter").slice(0, events)
+    if side:  # a genre list is several words: VW reads them as several features of the namespace
+        raw = Enricher(cfg.enrich).enrich(raw)
+    _, labels = write_vw(cfg, raw.to_batches(), tmp / "ml.vw")
+    scores, _ = run_vw(tmp / "ml.vw", tmp)
+    return round(float(roc_auc_score(labels, scores)), 4)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--set", action="append", default=[], help="--set for every run")
+    p.add_argument("--data", type=Path, default=DATA_DIR[0], help="the movielens-100k directory")
+    args = p.parse_args()
+    DATA_DIR[0] = args.data.resolve()
+    from flinkdl.devtools import broker
+    from flinkdl.devtools.produce import file_batches, produce
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        rows = [{"variant": "vw", "events": args.events, "auc": vw_auc(args.events, tmp, side=False)}]
+        print(json.dumps(rows[0]), flush=True)
+        if "kafka-enrich" in args.variants:
+            rows.append({"variant": "vw-side-fields", "events": args.events, "auc": vw_auc(args.events, tmp, True)})
+            print(json.dumps(rows[-1]), flush=True)
+        kafka = [v for v in args.variants if VARIANTS[v][0] == KAFKA_JOB]
+        with broker.running(tmp / "broker.log") if kafka else _nothing() as b:
+            bootstrap = b.bootstrap if b else None
+            if bootstrap:
+                write_sorted(tmp / "ml.tsv", args.events)
+                broker.create_topics(bootstrap, ["ratings"])
+                produce(bootstrap, "ratings", file_batches(tmp / "ml.tsv"), progress=False)
+            for v in args.variants:
+                rows.append(run_variant(v, tmp, args.events, bootstrap, args.set))
+                vw = rows[1] if v == "kafka-enrich" else rows[0]
+                rows[-1]["auc_minus_vw"] = round(rows[-1]["auc"] - vw["auc"], 4)
+                print(json.dumps(rows[-1]), flush=True)
+    print(json.dumps({"bench": "movielens_paths", "rows": rows}))
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    main()
