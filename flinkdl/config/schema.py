@@ -25,9 +25,11 @@ from flinkdl.config.features import (
 from flinkdl.config.flink import FlinkOptions
 from flinkdl.config.job import EvaluationConfig, JobSection, MetricsConfig, WindowConfig
 from flinkdl.config.model import ModelConfig, OptimizerConfig, PsConfig, WorkerConfig
+from flinkdl.config.publish import GateConfig, PublishConfig
 from flinkdl.config.serving import ServingConfig
 from flinkdl.config.sinks import KafkaPredictionsSink, PredictionsSink, SinksConfig
 from flinkdl.config.sources import DirectoryConfig, GeneratorConfig, KafkaSourceConfig, SourceConfig
+from flinkdl.config.tensorboard import TensorBoardConfig
 
 # The public config module: every section is importable from here.
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "DirectoryConfig",
     "EvaluationConfig",
     "FeatureConfig",
+    "GateConfig",
     "GeneratorConfig",
     "JobConfig",
     "JobSection",
@@ -48,10 +51,12 @@ __all__ = [
     "OptimizerConfig",
     "PredictionsSink",
     "PsConfig",
+    "PublishConfig",
     "ServingConfig",
     "SinksConfig",
     "SourceConfig",
     "Strict",
+    "TensorBoardConfig",
     "WindowConfig",
     "WorkerConfig",
 ]
@@ -68,6 +73,8 @@ class JobConfig(Strict):
     serving: ServingConfig = ServingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     metrics: MetricsConfig = MetricsConfig()
+    publish: PublishConfig = PublishConfig()
+    tensorboard: TensorBoardConfig = TensorBoardConfig()
     flink: FlinkOptions = Field(default_factory=dict, description="Flink options, passed through (-D wins)")
 
     @model_validator(mode="after")
