@@ -110,7 +110,7 @@ class PublishHook(StepHook):
         return by_versions or by_time
 
     def _manifest(self, version: int, predictions: Predictions, d: Decision) -> dict:
-        return {"model": self.model.name, "model_version": predictions.model_version,
+        return {"version": version, "model": self.model.name, "model_version": predictions.model_version,
                 "ps_version": predictions.ps_version, "event_ids": [self._first_event, self._last_event],
                 "metrics": d.metrics.as_dict(), "gate": {**self.cfg.gate.model_dump(), "baseline_auc": d.baseline_auc}}
 
