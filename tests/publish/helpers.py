@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow as tf
 
-from flinkdl.config.schema import JobConfig
+from flinkdl.config.schema import CRITEO_LIKE_FEATURES, JobConfig
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.features.transform import Featurizer
 from flinkdl.models.base import ModelBase
@@ -30,11 +30,23 @@ def small_config(model: str = "deepfm", **publish: object) -> JobConfig:
         "publish": publish})
 
 
-def raw_batches(n: int, size: int = 512, seed: int = 3) -> list[pa.RecordBatch]:
-    """Generator batches with the string fields cast to text, some of them blank (missing)."""
+def click_config(model: str = "deepfm", **publish: object) -> JobConfig:
+    """The built-in stream's features (26 int ids, 13 numerics) with small tables and a small ``model``."""
+    return JobConfig.model_validate({
+        "features": {**CRITEO_LIKE_FEATURES, "hash_bits": 14},
+        "model": {"name": model, "embedding_dim": 4, "hidden": [16],
+                  "optimizer": {"name": "adagrad", "learning_rate": 0.1}},
+        "publish": publish})
+
+
+def raw_batches(n: int, size: int = 512, seed: int = 3, strings: bool = True) -> list[pa.RecordBatch]:
+    """Generator batches; with ``strings`` the string fields cast to text, some of them blank (missing)."""
     stream, out = ClickStream(seed=seed), []
     for i in range(n):
         b = stream.batch(i, size)
+        if not strings:
+            out.append(b)
+            continue
         cols = dict(zip(b.schema.names, b.columns, strict=True))
         for name in STRING_FIELDS:
             text = pc.cast(cols[name], pa.string()).to_numpy(zero_copy_only=False).astype(object)
