@@ -1,4 +1,5 @@
-"""The serving job (``flinkdl serve``): score a request topic with the PS's latest committed model.
+"""The serving job (``flinkdl serve``): score a request topic with the PS's latest committed model (or, with
+``serving.source: published``, the highest published version: :mod:`flinkdl.publish.serving`).
 
 ::
 
@@ -30,6 +31,8 @@ from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
 
 if TYPE_CHECKING:
+    from flinkdl.ps.refresh import ModelRefresher
+    from flinkdl.publish.serving import PublishedRefresher
     from flinkdl.telemetry.exporter import ServingMetrics
 
 
@@ -67,14 +70,18 @@ class ScoreRequests(FlatMapFunction):
         from flinkdl.pipeline.kafka_out import publisher
         from flinkdl.ps.client import PsClient
         from flinkdl.ps.refresh import ModelRefresher
+        from flinkdl.publish.serving import PublishedRefresher
 
         cfg = open_operator(self.cfg_json)
         self.subtask = subtask_index(ctx)
         self.layout = FeatureLayout.from_config(cfg.features)
         self.schema = self.layout.schema()
-        model = build_model(self.layout, cfg.model)
-        self.refresher = ModelRefresher(model, PsClient.from_config(cfg.ps), cfg.ps.table_prefix,
-                                        cfg.serving.refresh_s)
+        self.refresher: ModelRefresher | PublishedRefresher
+        if cfg.serving.source == "published":  # only versions that passed the gate (docs/PUBLISH.md)
+            self.refresher = PublishedRefresher(cfg.publish.dir, cfg.serving.refresh_s)
+        else:
+            self.refresher = ModelRefresher(build_model(self.layout, cfg.model), PsClient.from_config(cfg.ps),
+                                            cfg.ps.table_prefix, cfg.serving.refresh_s)
         self.publisher = publisher(cfg, self.subtask)
         self.metrics: ServingMetrics | None = None
         if cfg.metrics.enabled:
@@ -106,7 +113,7 @@ class ScoreRequests(FlatMapFunction):
         n = batch.num_rows
         if n:
             ids, dense = features(batch, self.layout)
-            scores = self.refresher.model.predict(ids, dense).numpy()
+            scores = self.refresher.model.predict(ids, dense).numpy()  # type: ignore[union-attr]
         else:
             scores = np.zeros(0, np.float32)
         label = batch.column("label").to_numpy(zero_copy_only=False)
@@ -122,8 +129,9 @@ class ScoreRequests(FlatMapFunction):
     def close(self) -> None:
         if getattr(self, "publisher", None) is not None:
             self.publisher.close()
-        if getattr(self, "refresher", None) is not None:
-            self.refresher.client.close()
+        refresher = getattr(self, "refresher", None)
+        if refresher is not None:
+            refresher.close() if hasattr(refresher, "close") else refresher.client.close()
         metrics = getattr(self, "metrics", None)
         if metrics is not None:
             metrics.endpoint.stop()
