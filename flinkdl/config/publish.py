@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+Format = Literal["saved_model", "onnx"]
+
 from pydantic import Field, model_validator
 
 from flinkdl.config.base import Strict
@@ -42,7 +44,7 @@ class PublishConfig(Strict):
     dir: Path = Path("runs/published")
     every_versions: int | None = Field(1, ge=1, description="null: by time only")
     every_s: float | None = Field(None, gt=0, description="null: by versions only")
-    formats: list[Literal["saved_model", "onnx"]] = Field(default_factory=lambda: ["saved_model"], min_length=1)
+    formats: list[Format] = Field(default_factory=lambda: list[Format](["saved_model"]), min_length=1)
     keep: int = Field(10, ge=1, description="published versions kept; older ones are removed")
     gate: GateConfig = GateConfig()
 
