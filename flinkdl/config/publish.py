@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-Format = Literal["saved_model", "onnx"]
-
 from pydantic import Field, model_validator
 
 from flinkdl.config.base import Strict
+
+Format = Literal["saved_model", "onnx"]
 
 
 class GateConfig(Strict):

@@ -65,4 +65,4 @@ def import_model(path: str | Path, features: FeatureConfig, model_cfg: ModelConf
     out = sync.close(commit=True)
     if out is None:
         raise PsError(f"{ps.address} has no checkpoint directory: the import cannot be committed")
-    return {**out, "rows": int(len(ids))}
+    return {**out, "rows": len(ids)}

@@ -7,7 +7,8 @@ import pytest
 
 from flinkdl import cli
 
-COMMANDS = {"run", "report", "serve", "cluster", "submit", "resume", "jobs", "stop", "produce", "broker", "ps", "publish"}
+COMMANDS = {"run", "report", "serve", "cluster", "submit", "resume", "jobs", "stop", "produce", "broker", "ps",
+            "publish"}
 
 
 def test_every_group_registers_its_commands() -> None:

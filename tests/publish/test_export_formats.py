@@ -9,8 +9,7 @@ import tensorflow as tf
 
 from flinkdl.publish.graph import murmur3_strings
 from flinkdl.publish.publisher import ONNX_FILE, Publisher, snapshot
-
-from .helpers import featurized, model_of, raw_batches, raw_inputs, small_config
+from tests.publish.helpers import featurized, model_of, raw_batches, raw_inputs, small_config
 
 
 def test_string_murmur3_matches_mmh3():

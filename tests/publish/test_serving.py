@@ -7,8 +7,7 @@ import numpy as np
 from flinkdl.publish import layout
 from flinkdl.publish.publisher import Publisher, snapshot
 from flinkdl.publish.serving import PublishedRefresher
-
-from .helpers import featurized, model_of, raw_batches, small_config
+from tests.publish.helpers import featurized, model_of, raw_batches, small_config
 
 
 def test_refresher_follows_published_versions_and_rollbacks(tmp_path):

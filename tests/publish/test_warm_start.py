@@ -12,8 +12,7 @@ from flinkdl.publish.publisher import Publisher, snapshot
 from flinkdl.publish.warm_start import import_model
 from flinkdl.worker.hooks.ps import PsHook
 from flinkdl.worker.process import run_step
-
-from .helpers import click_config, featurized, model_of, raw_batches
+from tests.publish.helpers import click_config, featurized, model_of, raw_batches
 
 OFFLINE = 20  # batches of 2048 events learnt offline
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
-
 
 from flinkdl.publish import layout
 from flinkdl.worker.hooks.publish import PublishHook
 from flinkdl.worker.process import run_step
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "publish"))
-from helpers import featurized, model_of, raw_batches, small_config  # noqa: E402
+from tests.publish.helpers import featurized, model_of, raw_batches, small_config
 
 
 def _run(hook: PublishHook, cfg, model, batches) -> None:

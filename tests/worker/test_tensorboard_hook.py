@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import tensorflow as tf
@@ -10,9 +9,7 @@ import tensorflow as tf
 from flinkdl.config.tensorboard import TensorBoardConfig
 from flinkdl.worker.hooks.tensorboard import TensorBoardHook
 from flinkdl.worker.process import run_step
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "publish"))
-from helpers import featurized, model_of, raw_batches, small_config  # noqa: E402
+from tests.publish.helpers import featurized, model_of, raw_batches, small_config
 
 
 def _tags(logdir: Path) -> dict[str, list[int]]:
