@@ -89,8 +89,9 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
     if cfg.publish.enabled and subtask == 0:  # listed before the PS hook: runs after its commit
         from flinkdl.worker.hooks.publish import PublishHook
 
-        hooks.append(PublishHook.from_config(cfg.publish, cfg.features, model,
-                                             with_ps=cfg.ps.enabled, endpoint=metrics.endpoint if metrics else None))
+        single = cfg.ps.single_writer if cfg.ps.single_writer is not None else cfg.job.parallelism == 1
+        hooks.append(PublishHook.from_config(cfg.publish, cfg.features, model, ps=cfg.ps if cfg.ps.enabled else None,
+                                             single_writer=single, endpoint=metrics.endpoint if metrics else None))
     if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go
         from flinkdl.ps.local import FINAL_REPORT
         from flinkdl.worker.hooks.ps import PsHook

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from flinkdl.evaluation.metrics import auc_from_arrays
 from flinkdl.ps.errors import PsError
 from flinkdl.ps.server import build_server
-from flinkdl.publish.publisher import Publisher, snapshot
+from flinkdl.publish.publisher import Publisher, Snapshot, snapshot
 from flinkdl.publish.warm_start import import_model
 from flinkdl.worker.hooks.ps import PsHook
 from flinkdl.worker.process import run_step
@@ -53,5 +54,11 @@ def test_imported_model_warm_starts_a_worker(tmp_path):
         cold_auc, _ = _first_window(model_of(cfg), [], cfg, stream[OFFLINE:])
         print(f"first-window AUC: warm {warm_auc:.4f}, cold {cold_auc:.4f}")
         assert warm_auc > cold_auc + 0.02, (warm_auc, cold_auc)
+
+        # a publisher that is not the PS's only writer exports a version as committed on the server
+        pub = Publisher(cfg.publish.model_copy(update={"dir": tmp_path / "pub2"}), cfg.features, cfg.model, cfg.ps)
+        path = pub.write(Snapshot(1, None, {}))
+        score = tf.saved_model.load(str(path)).signatures["score_features"]
+        np.testing.assert_allclose(score(ids=first.ids, dense=first.dense)["score"].numpy(), expected, atol=1e-6)
     finally:
         server.shutdown()

@@ -22,7 +22,7 @@ def test_publishes_gated_versions_and_honours_a_rollback(tmp_path):
             "min_calibration": 0.2, "max_calibration": 5.0}
     cfg = small_config(dir=str(base), every_versions=2, gate=gate, keep=3)
     model = model_of(cfg)
-    hook = PublishHook.from_config(cfg.publish, cfg.features, model, with_ps=False)
+    hook = PublishHook.from_config(cfg.publish, cfg.features, model, ps=None)
     batches = raw_batches(16)
     _run(hook, cfg, model, batches[:12])
     published = layout.versions(base)
@@ -62,7 +62,7 @@ def test_a_version_worse_than_the_last_published_is_refused(tmp_path):
     cfg = small_config(dir=str(base), gate={"window_events": 1024, "min_events": 500, "min_auc": 0.0,
                                             "max_auc_drop": 0.02, "min_calibration": 0.1, "max_calibration": 10})
     model = model_of(cfg)
-    hook = PublishHook.from_config(cfg.publish, cfg.features, model, with_ps=False)
+    hook = PublishHook.from_config(cfg.publish, cfg.features, model, ps=None)
     batches = raw_batches(12)
     _run(hook, cfg, model, batches[:8])
     good = layout.versions(base)

@@ -3,7 +3,8 @@
 After a step whose PS commit (without a PS: whose model version) is due (``publish.every_versions``
 / ``every_s``), the hook checks the quality gate on its recent prequential scores. A refused
 version is counted, logged with its numbers and appended to ``refused.jsonl``; a passing one is
-snapshotted (a copy of the model's variables, on the step's path) and handed to a background
+snapshotted (a copy of the model's variables, on the step's path; with other writers on the PS
+the thread reads the committed version from the server instead) and handed to a background
 thread that writes the SavedModel / ONNX export and renames it into ``publish.dir/<version>/``.
 
 Trade-off of the thread: the step waits only for the copy, not for the export (seconds), but the
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from flinkdl.config.features import FeatureConfig
-from flinkdl.config.model import ModelConfig
+from flinkdl.config.model import ModelConfig, PsConfig
 from flinkdl.config.publish import PublishConfig
 from flinkdl.models.base import ModelBase
 from flinkdl.publish import layout
@@ -44,11 +45,14 @@ class PublishHook(StepHook):
     """Publishes gated versions of ``model`` into ``cfg.dir`` (see the module docstring)."""
 
     def __init__(self, cfg: PublishConfig, features: FeatureConfig, model_cfg: ModelConfig, model: ModelBase,
-                 *, with_ps: bool, metrics: PublishMetrics | None = None) -> None:
+                 *, with_ps: bool, from_ps: PsConfig | None = None, metrics: PublishMetrics | None = None) -> None:
+        """``from_ps``: export each version as committed on that server (read in the background thread),
+        for a worker that is not the only writer; else from a snapshot of ``model``."""
         self.cfg, self.model, self.with_ps, self.metrics = cfg, model, with_ps, metrics
+        self.from_ps = from_ps
         self.window = RecentWindow(cfg.gate.window_events)
         self.gate = QualityGate(cfg.gate)
-        self.publisher = Publisher(cfg, features, model_cfg)
+        self.publisher = Publisher(cfg, features, model_cfg, from_ps)
         last = layout.latest(cfg.dir)
         self.baseline_auc: float | None = layout.manifest(cfg.dir, last)["metrics"]["auc"] if last else None
         self.last_version = last or 0
@@ -64,10 +68,13 @@ class PublishHook(StepHook):
         self._thread.start()
 
     @classmethod
-    def from_config(cls, cfg: PublishConfig, features: FeatureConfig, model: ModelBase, *, with_ps: bool,
-                    endpoint: MetricsEndpoint | None = None) -> PublishHook:
-        """The hook for ``model`` (its own config is ``model.cfg``); metrics on ``endpoint`` if given."""
-        return cls(cfg, features, model.cfg, model, with_ps=with_ps,
+    def from_config(cls, cfg: PublishConfig, features: FeatureConfig, model: ModelBase, *, ps: PsConfig | None,
+                    single_writer: bool = True, endpoint: MetricsEndpoint | None = None) -> PublishHook:
+        """The hook for ``model`` (its own config is ``model.cfg``); ``ps``: the enabled PS, if any
+        (``single_writer``: this worker is its only writer, so its model is the committed version);
+        metrics on ``endpoint`` if given."""
+        return cls(cfg, features, model.cfg, model, with_ps=ps is not None,
+                   from_ps=ps if ps is not None and not single_writer else None,
                    metrics=PublishMetrics(endpoint) if endpoint is not None else None)
 
     def before_step(self, batch: Batch) -> None:
@@ -96,7 +103,7 @@ class PublishHook(StepHook):
             _log("refused", version=version, reasons=decision.reasons, metrics=doc["metrics"])
             return
         self.baseline_auc, self.last_version = decision.metrics.auc, version
-        snap = snapshot(self.model, version, doc)
+        snap = Snapshot(version, None, doc) if self.from_ps is not None else snapshot(self.model, version, doc)
         with self._cv:
             if self._pending is not None:
                 self.skipped += 1
