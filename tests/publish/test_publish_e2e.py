@@ -1,8 +1,8 @@
 """End-to-end: a generator job with publishing on.
 
-One run of ``jobs/click_stream.yaml`` (small tables, a PS commit after every batch, one step a
-batch) publishes behind a gate whose ``min_auc`` the first versions (a fresh model, near chance)
-cannot meet. Then: at least two versions in TF Serving's layout with both formats, the refused
+One run of ``jobs/click_stream.yaml`` (small tables, a PS commit after every batch) publishes
+behind a gate whose ``min_auc`` the first versions (a fresh model, near chance) cannot meet.
+Then: at least two versions in TF Serving's layout with both formats, the refused
 ones recorded with their numbers, and raw events scored by the export (TensorFlow on the raw
 columns, onnxruntime on the featurized ones) equal to the worker's own scores of those events.
 """
@@ -28,14 +28,14 @@ from tests.publish.helpers import featurized, raw_inputs
 
 pytestmark = pytest.mark.e2e
 BATCH, BATCHES = 4096, 16
-MIN_AUC = 0.6
+MIN_AUC = 0.57
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def test_publish_gate_and_scores(tmp_path):
     run_dir, pub, ck = tmp_path / "run", tmp_path / "published", tmp_path / "ps"
     sets = [f"job.run_dir={run_dir}", f"sinks.predictions.path={run_dir}/predictions.csv",
-            "features.hash_bits=16", "model.micro_batch_rows=null", f"source.generator.batch_size={BATCH}",
+            "features.hash_bits=16", f"source.generator.batch_size={BATCH}",
             "ps.enabled=true", f"ps.address=grpc://127.0.0.1:{free_port()}", f"ps.checkpoint_dir={ck}",
             "ps.push_every_batches=1", "ps.commit_every_pushes=1",
             "publish.enabled=true", f"publish.dir={pub}", "publish.every_versions=1",
@@ -71,8 +71,9 @@ def test_publish_gate_and_scores(tmp_path):
     print(f"\npublish latency (PS commit -> on disk) s: median {np.median(lat):.3f} max {max(lat):.3f}; "
           f"export bytes {int(np.median(size))}; published {len(pubs)}, refused {len(refused)}")
 
-    # raw events scored by both runtimes equal the worker's scores: the worker scored batch M
-    # (model_version M + 1 after the step) with the model at model version M, which is the published one
+    # raw events scored by both runtimes equal the worker's scores: the worker scored the first
+    # micro-batch of batch M (model_version M + 1 after the step) with the model at model version M,
+    # the published one (each later micro-batch after a step of the batch)
     cfg = load_config(ROOT / "jobs/click_stream.yaml", sets)
     preds = read_predictions(run_dir / "predictions.csv")
     gen = ClickStream(seed=cfg.source.generator.seed, drift_at=cfg.source.generator.drift_at)
@@ -81,7 +82,7 @@ def test_publish_gate_and_scores(tmp_path):
         m = layout.manifest(pub, v)["model_version"]
         if m >= BATCHES:
             continue  # the last version: no batch was scored with it
-        raw = gen.batch(m, BATCH)
+        raw = gen.batch(m, BATCH).slice(0, cfg.model.micro_batch_rows or BATCH)
         rows = preds.filter(np.asarray(preds.column("model_version").to_numpy() == m + 1))
         by_id = dict(zip(rows.column("event_id").to_pylist(), rows.column("score").to_pylist(), strict=True))
         worker = np.array([by_id[i] for i in raw.column("event_id").to_pylist()], np.float32)

@@ -77,3 +77,23 @@ def test_a_version_worse_than_the_last_published_is_refused(tmp_path):
     refused = [d for d in layout.refusals(base) if d["version"] > 8]
     assert refused and all(d["metrics"]["auc"] < last_auc - 0.02 for d in refused)
     assert all(any("last published" in r for r in d["reasons"]) for d in refused)
+
+
+def test_refusals_and_publishes_reach_prometheus(tmp_path):
+    from flinkdl.telemetry.exporter import MetricsEndpoint
+
+    gate = {"window_events": 512, "min_events": 500, "min_auc": 0.0, "max_auc_drop": None,
+            "min_calibration": 0.01, "max_calibration": 100}
+    cfg = small_config(dir=str(tmp_path / "pub"), gate=gate)
+    endpoint = MetricsEndpoint(cfg, "worker", 0, 0)
+    model = model_of(cfg)
+    hook = PublishHook.from_config(cfg.publish, cfg.features, model, ps=None, endpoint=endpoint)
+    _run(hook, cfg, model, raw_batches(2))
+    hook.gate.cfg = hook.gate.cfg.model_copy(update={"min_auc": 0.99})
+    _run(hook, cfg, model, raw_batches(1))
+    hook.close()
+    value = endpoint.registry.get_sample_value
+    lb = {"job": cfg.job.name, "model": cfg.model.name, "subtask": "0"}
+    assert value("flinkdl_publish_published_total", lb) == 2 and value("flinkdl_publish_refused_total", lb) == 1
+    assert value("flinkdl_publish_version", lb) == 2 and value("flinkdl_publish_latency_seconds", lb) > 0
+    assert 0 < value("flinkdl_publish_refused_auc", lb) < 0.99
