@@ -29,6 +29,8 @@ MANIFEST = "manifest.json"
 ROLLED_BACK = "rolled_back"
 REFUSED = "refused.jsonl"
 HOLD = "HOLD"
+#: Name pattern of the file a publishing worker writes in its run directory when its publisher is done.
+FINAL_REPORT = "publish-final-{pid}.json"
 
 
 def versions(base: str | Path) -> list[int]:
@@ -123,3 +125,23 @@ def record_refusal(base: str | Path, doc: dict) -> None:
 def refusals(base: str | Path) -> list[dict]:
     path = Path(base) / REFUSED
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def write_final_report(path: str | Path, doc: dict) -> None:
+    """Write the publisher's final report (atomically: ``flinkdl run`` waits for it)."""
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(doc, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def wait_final_report(run_dir: str | Path, timeout_s: float = 120.0) -> dict | None:
+    """Wait until the publishing worker reported that its last version is written (Flink may report
+    a job finished, and ``flinkdl run`` exit, before its workers have); the report, or None."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        paths = sorted(Path(run_dir).glob(FINAL_REPORT.format(pid="*")))
+        if paths:
+            return json.loads(paths[-1].read_text())
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)

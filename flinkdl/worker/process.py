@@ -90,8 +90,12 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
         from flinkdl.worker.hooks.publish import PublishHook
 
         single = cfg.ps.single_writer if cfg.ps.single_writer is not None else cfg.job.parallelism == 1
-        hooks.append(PublishHook.from_config(cfg.publish, cfg.features, model, ps=cfg.ps if cfg.ps.enabled else None,
-                                             single_writer=single, endpoint=metrics.endpoint if metrics else None))
+        from flinkdl.publish.layout import FINAL_REPORT as PUBLISH_REPORT
+
+        hooks.append(PublishHook.from_config(
+            cfg.publish, cfg.features, model, ps=cfg.ps if cfg.ps.enabled else None, single_writer=single,
+            endpoint=metrics.endpoint if metrics else None,
+            report=os.path.join(cfg.job.run_dir, PUBLISH_REPORT.format(pid=os.getpid()))))
     if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go
         from flinkdl.ps.local import FINAL_REPORT
         from flinkdl.worker.hooks.ps import PsHook

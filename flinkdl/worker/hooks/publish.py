@@ -45,10 +45,12 @@ class PublishHook(StepHook):
     """Publishes gated versions of ``model`` into ``cfg.dir`` (see the module docstring)."""
 
     def __init__(self, cfg: PublishConfig, features: FeatureConfig, model_cfg: ModelConfig, model: ModelBase,
-                 *, with_ps: bool, from_ps: PsConfig | None = None, metrics: PublishMetrics | None = None) -> None:
+                 *, with_ps: bool, from_ps: PsConfig | None = None, metrics: PublishMetrics | None = None,
+                 report: str | None = None) -> None:
         """``from_ps``: export each version as committed on that server (read in the background thread),
-        for a worker that is not the only writer; else from a snapshot of ``model``."""
-        self.cfg, self.model, self.with_ps, self.metrics = cfg, model, with_ps, metrics
+        for a worker that is not the only writer; else from a snapshot of ``model``. ``report``: the
+        file :meth:`close` writes when the last version is on disk (``flinkdl run`` waits for it)."""
+        self.cfg, self.model, self.with_ps, self.metrics, self.report = cfg, model, with_ps, metrics, report
         self.from_ps = from_ps
         self.window = RecentWindow(cfg.gate.window_events)
         self.gate = QualityGate(cfg.gate)
@@ -69,13 +71,14 @@ class PublishHook(StepHook):
 
     @classmethod
     def from_config(cls, cfg: PublishConfig, features: FeatureConfig, model: ModelBase, *, ps: PsConfig | None,
-                    single_writer: bool = True, endpoint: MetricsEndpoint | None = None) -> PublishHook:
+                    single_writer: bool = True, endpoint: MetricsEndpoint | None = None,
+                    report: str | None = None) -> PublishHook:
         """The hook for ``model`` (its own config is ``model.cfg``); ``ps``: the enabled PS, if any
         (``single_writer``: this worker is its only writer, so its model is the committed version);
         metrics on ``endpoint`` if given."""
         return cls(cfg, features, model.cfg, model, with_ps=ps is not None,
                    from_ps=ps if ps is not None and not single_writer else None,
-                   metrics=PublishMetrics(endpoint) if endpoint is not None else None)
+                   metrics=PublishMetrics(endpoint) if endpoint is not None else None, report=report)
 
     def before_step(self, batch: Batch) -> None:
         pass
@@ -103,6 +106,7 @@ class PublishHook(StepHook):
             _log("refused", version=version, reasons=decision.reasons, metrics=doc["metrics"])
             return
         self.baseline_auc, self.last_version = decision.metrics.auc, version
+        _log("passed", version=version, auc=decision.metrics.auc, calibration=decision.metrics.calibration)
         snap = Snapshot(version, None, doc) if self.from_ps is not None else snapshot(self.model, version, doc)
         with self._cv:
             if self._pending is not None:
@@ -150,9 +154,13 @@ class PublishHook(StepHook):
             self._cv.wait_for(lambda: self._pending is None and not self._busy, timeout)
 
     def close(self) -> None:
-        """Write what is waiting, then stop the thread."""
+        """Write what is waiting (the stream's end waits for that export), stop the thread, report."""
         with self._cv:
             self._closing = True
             self._cv.notify_all()
         self._thread.join()
-        _log("closed", published=self.published, refused=self.refused, skipped=self.skipped)
+        counts = {"published": self.published, "refused": self.refused, "skipped": self.skipped,
+                  "last_version": layout.latest(self.cfg.dir)}
+        _log("closed", **counts)
+        if self.report:
+            layout.write_final_report(self.report, counts)
