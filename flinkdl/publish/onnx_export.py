@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import tensorflow as tf
-
 from flinkdl.publish.scorer import Scorer
 
 #: ONNX opset of the export (onnxruntime runs it).
@@ -44,7 +42,3 @@ def _rename(graph: object, names: dict[str, str]) -> None:
         node.input[:] = [names.get(x, x) for x in node.input]
         node.output[:] = [names.get(x, x) for x in node.output]
 
-
-def tf_quiet() -> None:
-    """Silence tf2onnx's per-op logging (it logs through TensorFlow's logger)."""
-    tf.get_logger().setLevel("ERROR")
