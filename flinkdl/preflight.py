@@ -164,16 +164,28 @@ def check_run(cfg: JobConfig) -> None:
         check_ps(cfg.ps)
 
 
-def check_serve(cfg: JobConfig) -> None:
-    """What ``flinkdl serve`` needs: a parameter server (never a local one started for it) that has a
-    committed version to serve, and the request topic's broker."""
-    check_ps(cfg.ps, may_start=False)
+def _ps_has_a_version(ps: PsConfig) -> None:
+    check_ps(ps, may_start=False)
     from flinkdl.ps.client import PsClient
 
-    with PsClient.from_config(cfg.ps, connect_timeout_s=0) as client:
+    with PsClient.from_config(ps, connect_timeout_s=0) as client:
         if not client.versions():
-            raise PreflightError("ps.address", cfg.ps.address, "the parameter server has no committed version "
+            raise PreflightError("ps.address", ps.address, "the parameter server has no committed version "
                                  "to serve (train with ps.enabled first, or give it its --checkpoint-dir)")
+
+
+def check_serve(cfg: JobConfig) -> None:
+    """What ``flinkdl serve`` needs: a parameter server (never a local one started for it) that has a
+    committed version to serve (with ``serving.source: published``: a published version instead), and the
+    request topic's broker."""
+    if cfg.serving.source == "published":
+        from flinkdl.publish.layout import latest
+
+        if latest(cfg.publish.dir) is None:
+            raise PreflightError("publish.dir", str(cfg.publish.dir), "no published version to serve (train with "
+                                 "publish.enabled first; docs/PUBLISH.md)")
+    else:
+        _ps_has_a_version(cfg.ps)
     if cfg.source.kafka is not None:
         _kafka_source(cfg.source.kafka)
     sink = cfg.sinks.kafka

@@ -15,7 +15,7 @@ stamp=.venv/.flinkdl-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing flinkdl and its pinned dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,dev]"
+  .venv/bin/python -m pip install -q -e ".[test,dev,publish]"
   touch "$stamp"
 fi
 if [ ! -f .venv/flink-jars/kafka-clients.jar ] || [ ! -f .venv/flink-jars/flink-connector-kafka.jar ]; then

@@ -1,7 +1,8 @@
 """``flinkdl`` command line: one module per command group, each with ``register(subparsers)``.
 
 ``flinkdl run|report`` (:mod:`.run`), ``cluster|submit|resume|jobs|stop`` (:mod:`.cluster`),
-``serve`` (:mod:`.serve`), ``ps serve|export`` (:mod:`.ps`), ``broker start|stop|status`` (:mod:`.broker`), ``produce``
+``serve`` (:mod:`.serve`), ``ps serve|export|import`` (:mod:`.ps`), ``publish list|rollback|resume``
+(:mod:`.publish`), ``broker start|stop|status`` (:mod:`.broker`), ``produce``
 (:mod:`.produce`).
 """
 
@@ -10,11 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flinkdl.cli import broker, cluster, produce, ps, run, serve
+from flinkdl.cli import broker, cluster, produce, ps, publish, run, serve
 from flinkdl.config.loader import ConfigError
 from flinkdl.preflight import PreflightError
 
-GROUPS = (run, serve, cluster, produce, broker, ps)
+GROUPS = (run, serve, cluster, produce, broker, ps, publish)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,5 +1,5 @@
-"""``flinkdl ps serve|start|export``: the long-lived parameter server (one process, or ``start``: a
-sharded one of several) and its SavedModel export."""
+"""``flinkdl ps serve|start|export|import``: the long-lived parameter server (one process, or
+``start``: a sharded one of several), its SavedModel export and warm start."""
 
 from __future__ import annotations
 
@@ -75,8 +75,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from flinkdl.config.loader import load_config
+    from flinkdl.ps.errors import PsError
+    from flinkdl.publish.warm_start import import_model
+
+    cfg = load_config(args.config, args.set)
+    try:
+        out = import_model(args.dir, cfg.features, cfg.model, cfg.ps, force=args.force)
+    except PsError as e:
+        print(f"flinkdl ps import: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, default=str))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``ps serve``, ``ps start`` and ``ps export``."""
+    """Add ``ps serve``, ``ps start``, ``ps export`` and ``ps import``."""
     ps = sub.add_parser("ps", help="the long-lived parameter server")
     psub = ps.add_subparsers(dest="ps_command", required=True)
     s = psub.add_parser("serve", help="run a parameter server (Arrow Flight) until stopped")
@@ -117,3 +132,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--checkpoint-dir", required=True, metavar="URI")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     e.set_defaults(func=_cmd_export)
+    i = psub.add_parser("import", help="warm start: load an exported model (a SavedModel of the job's model "
+                        "class) into the server at ps.address and commit it")
+    i.add_argument("dir", help="the SavedModel directory (a published version, or flinkdl ps export's output)")
+    i.add_argument("--config", required=True, help="the job config (model class, features, ps.address)")
+    i.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    i.add_argument("--force", action="store_true", help="import even if the server has committed versions")
+    i.set_defaults(func=_cmd_import)

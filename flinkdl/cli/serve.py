@@ -34,7 +34,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     k = cfg.source.kafka
     assert k is not None and cfg.sinks.kafka is not None  # serving_job checked both
     print(f"flinkdl serve: {k.topic!r} (group {k.group_id!r}, from {k.starting_offsets}) → "
-          f"{cfg.sinks.kafka.topic!r}, model {cfg.model.name} from {cfg.ps.address}, "
+          f"{cfg.sinks.kafka.topic!r}, model {cfg.model.name} from "
+          f"{cfg.publish.dir if cfg.serving.source == 'published' else cfg.ps.address}, "
           f"parallelism {cfg.job.parallelism}, refresh every {cfg.serving.refresh_s:g} s", flush=True)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:

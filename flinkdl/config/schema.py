@@ -26,9 +26,11 @@ from flinkdl.config.features import (
 from flinkdl.config.flink import FlinkOptions
 from flinkdl.config.job import EvaluationConfig, JobSection, MetricsConfig, WindowConfig
 from flinkdl.config.model import ModelConfig, OptimizerConfig, PsConfig, WorkerConfig
+from flinkdl.config.publish import GateConfig, PublishConfig
 from flinkdl.config.serving import ServingConfig
 from flinkdl.config.sinks import KafkaPredictionsSink, PredictionsSink, SinksConfig
 from flinkdl.config.sources import DirectoryConfig, GeneratorConfig, KafkaSourceConfig, SourceConfig
+from flinkdl.config.tensorboard import TensorBoardConfig
 
 # The public config module: every section is importable from here.
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "DirectoryConfig",
     "EvaluationConfig",
     "FeatureConfig",
+    "GateConfig",
     "GeneratorConfig",
     "JobConfig",
     "JobSection",
@@ -49,11 +52,13 @@ __all__ = [
     "OptimizerConfig",
     "PredictionsSink",
     "PsConfig",
+    "PublishConfig",
     "ServingConfig",
     "SideTable",
     "SinksConfig",
     "SourceConfig",
     "Strict",
+    "TensorBoardConfig",
     "WindowConfig",
     "WorkerConfig",
 ]
@@ -70,6 +75,8 @@ class JobConfig(Strict):
     serving: ServingConfig = ServingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     metrics: MetricsConfig = MetricsConfig()
+    publish: PublishConfig = PublishConfig()
+    tensorboard: TensorBoardConfig = TensorBoardConfig()
     flink: FlinkOptions = Field(default_factory=dict, description="Flink options, passed through (-D wins)")
     enrich: list[SideTable] = Field(default_factory=list, description="side tables joined to each event")
 

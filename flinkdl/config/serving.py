@@ -16,6 +16,9 @@ class ServingConfig(Strict):
     parallelism are the serving job's own, so training and serving scale apart.
     """
 
+    source: Literal["ps", "published"] = Field(
+        "ps", description="ps: the PS's latest committed version; published: the highest version in publish.dir "
+        "(only what passed the quality gate; docs/PUBLISH.md)")
     parallelism: int | None = Field(None, ge=1, le=256, description="null: job.parallelism")
     refresh_s: float = Field(1.0, gt=0, description="poll the PS for a newer committed version this often")
     group_id: str | None = Field(None, min_length=1, description="null: <source.kafka.group_id>-serving")

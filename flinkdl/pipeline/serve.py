@@ -1,4 +1,5 @@
-"""The serving job (``flinkdl serve``): score a request topic with the PS's latest committed model.
+"""The serving job (``flinkdl serve``): score a request topic with the PS's latest committed model (or, with
+``serving.source: published``, the highest published version: :mod:`flinkdl.publish.serving`).
 
 ::
 
@@ -34,7 +35,7 @@ from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
 
 if TYPE_CHECKING:
-    from flinkdl.ps.refresh import Loaded
+    from flinkdl.ps.refresh import Loaded, Refresher
     from flinkdl.telemetry.exporter import ServingMetrics
 
 
@@ -72,14 +73,18 @@ class ScoreRequests(FlatMapFunction):
         from flinkdl.pipeline.kafka_out import publisher
         from flinkdl.ps.client import PsClient
         from flinkdl.ps.refresh import ModelRefresher
+        from flinkdl.publish.serving import PublishedRefresher
 
         cfg = open_operator(self.cfg_json)
         self.subtask = subtask_index(ctx)
         self.layout = FeatureLayout.from_config(cfg.features)
         self.schema = self.layout.schema()
-        model = build_model(self.layout, cfg.model)
-        self.refresher = ModelRefresher(model, PsClient.from_config(cfg.ps), cfg.ps.table_prefix,
-                                        cfg.serving.refresh_s)
+        self.refresher: Refresher
+        if cfg.serving.source == "published":  # only versions that passed the gate (docs/PUBLISH.md)
+            self.refresher = PublishedRefresher(cfg.publish.dir, cfg.serving.refresh_s)
+        else:
+            self.refresher = ModelRefresher(build_model(self.layout, cfg.model), PsClient.from_config(cfg.ps),
+                                            cfg.ps.table_prefix, cfg.serving.refresh_s)
         self.publisher = publisher(cfg, self.subtask)
         self.metrics: ServingMetrics | None = None
         if cfg.metrics.enabled:
@@ -96,7 +101,7 @@ class ScoreRequests(FlatMapFunction):
     def _on_loaded(self, got: Loaded) -> None:
         if self.metrics is not None:
             self.metrics.loaded(got.version, got.lag_s)
-        self._lines.append(f"serving: subtask {self.subtask} loaded PS version {got.version} "
+        self._lines.append(f"serving: subtask {self.subtask} loaded model version {got.version} "
                            f"({got.lag_s:.2f} s after its commit)")
 
     def flat_map(self, value: Row) -> Iterator[str]:
@@ -112,7 +117,7 @@ class ScoreRequests(FlatMapFunction):
                 raise RuntimeError("no committed model version on the parameter server")
             if n:
                 ids, dense = features(batch, self.layout)
-                scores = self.refresher.model.predict(ids, dense).numpy()
+                scores = self.refresher.model.predict(ids, dense).numpy()  # type: ignore[union-attr]
             else:
                 scores = np.zeros(0, np.float32)
         stamps = Stamps(read_stamps(env.eval_columns).arrived_ms, int(time.time() * 1000), loaded.trained_event_ts)
@@ -131,8 +136,7 @@ class ScoreRequests(FlatMapFunction):
         if getattr(self, "publisher", None) is not None:
             self.publisher.close()
         if getattr(self, "refresher", None) is not None:
-            self.refresher.stop()
-            self.refresher.client.close()
+            self.refresher.close()
         metrics = getattr(self, "metrics", None)
         if metrics is not None:
             metrics.endpoint.stop()

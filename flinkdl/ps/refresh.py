@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -65,11 +67,20 @@ class Loaded:
         return self.loaded_at - self.committed_at
 
 
-class ModelRefresher:
-    """Keeps ``model`` at the server's latest committed version (read-only role is enough)."""
+class Predictor(Protocol):
+    """What a refresher keeps fresh: anything that scores featurized events, as :class:`ModelBase` does."""
 
-    def __init__(self, model: ModelBase, client: PsClient, prefix: str, refresh_s: float = 1.0) -> None:
-        self.model, self.client, self.prefix, self.refresh_s = model, client, prefix, refresh_s
+    def predict(self, ids: Any, dense: Any) -> tf.Tensor: ...
+
+
+class Refresher(ABC):
+    """Keeps :attr:`model` at the newest version of a source, polled between batches or in the
+    background; subclasses implement :meth:`refresh`. Readers of the model hold :attr:`lock`."""
+
+    model: Predictor | None
+
+    def __init__(self, refresh_s: float = 1.0) -> None:
+        self.refresh_s = refresh_s
         self.loaded: Loaded | None = None
         self.lock = threading.Lock()  #: held while a version is written into the model; hold it to read
         self._next_poll = 0.0
@@ -79,6 +90,55 @@ class ModelRefresher:
     @property
     def version(self) -> int | None:
         return self.loaded.version if self.loaded else None
+
+    @abstractmethod
+    def refresh(self) -> Loaded | None:
+        """Load the source's current version if it is not the loaded one; the new :class:`Loaded`,
+        or None when nothing changed."""
+
+    def maybe_refresh(self) -> Loaded | None:
+        """:meth:`refresh` if ``refresh_s`` has passed since the last poll (call it between batches)."""
+        return self.refresh() if time.monotonic() >= self._next_poll else None
+
+    def poll_in_background(self, on_loaded: Callable[[Loaded], None]) -> None:
+        """Poll every ``refresh_s`` in a daemon thread, calling ``on_loaded`` after each new version;
+        a failed poll is logged and retried at the next one. Only that thread polls then."""
+        def loop() -> None:
+            failing = False
+            while not self._stop.wait(self.refresh_s):
+                try:
+                    got = self.refresh()
+                    failing = False
+                except Exception as e:  # a source that is down must not stop serving the loaded model
+                    if not failing:
+                        log.warning("model poll failed (retrying every %.1f s): %s", self.refresh_s, e)
+                    failing = True
+                    continue
+                if got is not None:
+                    on_loaded(got)
+
+        self._thread = threading.Thread(target=loop, name="model-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background poller (if any) and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop polling and release the source."""
+        self.stop()
+
+
+class ModelRefresher(Refresher):
+    """Keeps ``model`` at the server's latest committed version (read-only role is enough)."""
+
+    def __init__(self, model: ModelBase, client: PsClient, prefix: str, refresh_s: float = 1.0) -> None:
+        super().__init__(refresh_s)
+        self.model: ModelBase = model
+        self.client, self.prefix = client, prefix
 
     def refresh(self) -> Loaded | None:
         """Load the latest committed version if it is newer than the loaded one; the new
@@ -104,33 +164,6 @@ class ModelRefresher:
                                  None if ts is None else int(ts))
         return self.loaded
 
-    def maybe_refresh(self) -> Loaded | None:
-        """:meth:`refresh` if ``refresh_s`` has passed since the last poll (call it between batches)."""
-        return self.refresh() if time.monotonic() >= self._next_poll else None
-
-    def poll_in_background(self, on_loaded: Callable[[Loaded], None]) -> None:
-        """Poll every ``refresh_s`` in a daemon thread, calling ``on_loaded`` after each new version;
-        a failed poll is logged and retried at the next one. Only that thread uses the client then."""
-        def loop() -> None:
-            failing = False
-            while not self._stop.wait(self.refresh_s):
-                try:
-                    got = self.refresh()
-                    failing = False
-                except Exception as e:  # a PS restart must not stop serving the loaded model
-                    if not failing:
-                        log.warning("PS poll failed (retrying every %.1f s): %s", self.refresh_s, e)
-                    failing = True
-                    continue
-                if got is not None:
-                    on_loaded(got)
-
-        self._thread = threading.Thread(target=loop, name="ps-refresh", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the background poller (if any) and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    def close(self) -> None:
+        super().close()
+        self.client.close()

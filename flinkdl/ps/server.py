@@ -133,8 +133,8 @@ class PsFlightServer(flight.FlightServerBase):
 
     def list_actions(self, context):
         return [(a, a) for a in ("health", "create_table", "describe", "list_tables", "dense_add",
-                                 "dense_get", "commit", "annotate", "versions", "rollback", "whoami", "fence", "fence_set",
-                                 "prepare", "confirm", "abort", "rollback_local")]
+                                 "dense_get", "commit", "annotate", "versions", "rollback", "whoami", "fence",
+                                 "fence_set", "prepare", "confirm", "abort", "rollback_local")]
 
     def do_action(self, context, action):
         role = authorize(context, action.type, self._on_refused)

@@ -49,6 +49,15 @@ SERVING_REFRESH_LAG_SECONDS = "flinkdl_serving_refresh_lag_seconds"  # histogram
 SERVING_EVENTS = "flinkdl_serving_events"            # counter (_total): requests scored
 SERVING_BATCH_SECONDS = "flinkdl_serving_batch_seconds"  # histogram: score + publish one batch
 
+# publishing (the publishing TF worker, subtask 0; flinkdl/publish, docs/PUBLISH.md)
+PUBLISH_PUBLISHED = "flinkdl_publish_published"      # counter (_total): versions published
+PUBLISH_REFUSED = "flinkdl_publish_refused"          # counter (_total): versions the quality gate refused
+PUBLISH_REFUSED_AUC = "flinkdl_publish_refused_auc"  # gauge: window AUC of the last refused version
+PUBLISH_GATE_AUC = "flinkdl_publish_gate_auc"        # gauge: window AUC at the last gate check
+PUBLISH_GATE_CALIBRATION = "flinkdl_publish_gate_calibration"  # gauge: mean score / rate at the last check
+PUBLISH_VERSION = "flinkdl_publish_version"          # gauge: last published version
+PUBLISH_LATENCY_SECONDS = "flinkdl_publish_latency_seconds"  # gauge: PS commit -> on disk, last version
+
 # parameter server (server side, flinkdl ps serve --metrics-port; flinkdl/ps/metrics.py)
 PS_SERVER_REQUEST_SECONDS = "flinkdl_ps_server_request_seconds"  # histogram, + label op
 PS_SERVER_ROWS = "flinkdl_ps_server_rows"            # counter (_total), + label op (push, pull)

@@ -71,7 +71,8 @@ def feature_dataset(tf: Any, layout: FeatureLayout, endpoint: str) -> Any:
 
 
 def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) -> list[StepHook]:
-    """The hooks the config asks for, outermost first: PS sync (``ps``), then Prometheus (``metrics``).
+    """The hooks the config asks for, outermost first: TensorBoard (``tensorboard``), publishing (``publish``,
+    subtask 0), PS sync (``ps``), then Prometheus (``metrics``).
 
     Loads the model from the parameter server (if enabled) and starts the ``/metrics`` endpoint.
     """
@@ -81,6 +82,20 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
         from flinkdl.telemetry.exporter import WorkerMetrics
 
         metrics = WorkerMetrics(cfg, subtask, with_ps=cfg.ps.enabled)
+    if cfg.tensorboard.enabled:
+        from flinkdl.worker.hooks.tensorboard import TensorBoardHook
+
+        hooks.append(TensorBoardHook.from_config(cfg.tensorboard, cfg.job.run_dir, model, subtask))
+    if cfg.publish.enabled and subtask == 0:  # listed before the PS hook: runs after its commit
+        from flinkdl.worker.hooks.publish import PublishHook
+
+        single = cfg.ps.single_writer if cfg.ps.single_writer is not None else cfg.job.parallelism == 1
+        from flinkdl.publish.layout import FINAL_REPORT as PUBLISH_REPORT
+
+        hooks.append(PublishHook.from_config(
+            cfg.publish, cfg.features, model, ps=cfg.ps if cfg.ps.enabled else None, single_writer=single,
+            endpoint=metrics.endpoint if metrics else None,
+            report=os.path.join(cfg.job.run_dir, PUBLISH_REPORT.format(pid=os.getpid()))))
     if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go
         from flinkdl.ps.local import FINAL_REPORT
         from flinkdl.worker.hooks.ps import PsHook

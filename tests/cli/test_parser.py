@@ -7,7 +7,8 @@ import pytest
 
 from flinkdl import cli
 
-COMMANDS = {"run", "report", "serve", "cluster", "submit", "resume", "jobs", "stop", "produce", "broker", "ps"}
+COMMANDS = {"run", "report", "serve", "cluster", "submit", "resume", "jobs", "stop", "produce", "broker", "ps",
+            "publish"}
 
 
 def test_every_group_registers_its_commands() -> None:
@@ -19,6 +20,8 @@ def test_every_group_registers_its_commands() -> None:
 @pytest.mark.parametrize("argv", [["submit", "jobs/click_stream.yaml", "-p", "2"],
                                   ["resume", "c.yaml", "--from", "/sp/1"],
                                   ["ps", "serve", "--port", "9"],
+                                  ["ps", "import", "d", "--config", "c.yaml"],
+                                  ["publish", "rollback", "3", "--dir", "d"],
                                   ["serve", "jobs/click_stream_kafka.yaml", "--set", "serving.parallelism=2"],
                                   ["broker", "status"],
                                   ["produce", "--bootstrap", "h:1", "--topic", "t", "--generator"]])

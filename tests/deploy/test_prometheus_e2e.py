@@ -161,7 +161,8 @@ def test_alert_rules_evaluate_on_live_data(prometheus) -> None:
         groups = json.load(r)["data"]["groups"]
     rules = {rule["name"]: rule for g in groups for rule in g["rules"]}
     assert set(rules) == {"FlinkdlAUCBelowThreshold", "FlinkdlAUCDropping", "FlinkdlTrainingStalled",
-                          "FlinkdlDeadLetterRate", "FlinkdlModelStale"}
+                          "FlinkdlDeadLetterRate", "FlinkdlModelStale",
+                          "FlinkdlPublishRefused"}
     wait_for("rule evaluation", lambda: all(r.get("health") == "ok" for r in rules.values()) or [
         rule for g in json.load(urllib.request.urlopen(f"{prometheus}/api/v1/rules", timeout=10))["data"]["groups"]
         for rule in g["rules"] if rule.get("health") != "ok"] == [])
