@@ -26,7 +26,7 @@ def promtool(*args: str, cwd: Path | None = None) -> str:
 @needs_promtool
 def test_prometheus_config_and_rules_check() -> None:
     out = promtool("check", "config", "prometheus.yml", cwd=DEPLOY / "prometheus")
-    assert "SUCCESS: 5 rules found" in out
+    assert "SUCCESS: 6 rules found" in out
 
 
 @needs_promtool
