@@ -1,20 +1,30 @@
-"""Progressive AUC / logloss of LR, FM, DeepFM vs Vowpal Wabbit and River, and recovery after the drift.
+"""Progressive AUC / logloss of LR, FM, DeepFM and the ensemble vs Vowpal Wabbit and River, per stream.
 
     python bench/quality.py                                   # drift stream (1M events) and MovieLens-100k
     python bench/quality.py --datasets drift --events 300000 --no-job
+    python bench/quality.py --datasets family-0 family-1 family-2 family-3 family-4 movielens-side \
+        --events 100000 --models lr fm deepfm ensemble ensemble-lfd --no-job
 
 Every model predicts each event before it learns from it, and every score goes through the same
-exact AUC code (``flinkdl.evaluation.metrics``). Streams (bench/streams.py): the built-in drift
-stream (``jobs/click_stream.yaml``'s generator; drift at ``drift_at``) and MovieLens-100k sorted by
-time (``jobs/movielens.yaml``: label rating >= 4, hashed user and item ids and their cross).
+exact AUC code (``flinkdl.evaluation.metrics``). Streams (bench/streams.py, bench/family.py): the
+built-in drift stream (``jobs/click_stream.yaml``'s generator; drift at ``drift_at``), the
+generator family's members ``family-N`` (drift point and width scaled to ``--events``),
+MovieLens-100k sorted by time (``jobs/movielens.yaml``: label rating >= 4, hashed user and item
+ids) and ``movielens-side`` (the same with the ``.user`` and ``.item`` fields joined on).
 
-- ours: LR, FM, DeepFM trained in this process on the job's featurized events, in order, in
-  batches of the job's batch size (``--ml-batch`` for MovieLens), plus DeepFM through the whole
-  Flink job (``--no-job`` skips it) with its prediction file read back;
+- ours: LR, FM, DeepFM, ``ensemble`` (the job's model at ×{1, ½, 2} its learning rates, or the
+  variants of ``--set model.ensemble.variants=[...]``) and ``ensemble-lfd`` (LR, FM, DeepFM), trained
+  in this process on the job's featurized events, in order, in batches of the job's batch size
+  (``--ml-batch`` for MovieLens); an ensemble's variants get rows of their own. Plus DeepFM through the
+  whole Flink job on ``drift``/``movielens`` (``--no-job`` skips it) with its prediction file read back;
 - Vowpal Wabbit ``-b 20 --loss_function logistic`` on the same events in its own text format
   (``-p`` gives its progressive predictions, ``--link logistic`` as probabilities);
 - River ``LogisticRegression`` (AdaGrad 0.1) on the same features (read from the VW file), one
-  event at a time, in its own interpreter (``--river-python``: River >= 0.22 needs numpy 2).
+  event at a time, in its own interpreter (``--river-python``: River >= 0.22 needs numpy 2; skipped
+  when that interpreter has no River).
+
+At the end, per stream: VW's AUC, the best of ours, and the gaps of the default config (the job's
+own model) and of the ensemble to that best; then the same as one JSON line.
 
 Drift recovery: the AUC of the ``--window`` events before the drift is the pre-drift level;
 recovery is the number of events after the drift at which the AUC of the last ``--window``
