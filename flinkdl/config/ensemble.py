@@ -12,7 +12,7 @@ from flinkdl.config.base import Strict
 class VariantConfig(Strict):
     """One variant: the ensemble's model section with ``model`` merged over it, learning rates × ``lr_scale``."""
 
-    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,40}$", description="its name in metrics and its "
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,40}$", description="its name in metrics and its "
                            "parameter-server table prefix (<id>.); default: <model name>_x<lr_scale>")
     lr_scale: float = Field(1.0, gt=0, description="multiplies optimizer and dense_optimizer learning rates")
     model: dict[str, Any] = Field(default_factory=dict, description="overrides of the model section "
