@@ -77,3 +77,12 @@ def test_vocabulary_scale_and_crosses():
     ids = small.batch(0, 20_000).column("C3").to_numpy()
     assert len(np.unique(ids)) <= 30_000 and len(small.crosses) == 7
     assert small.crosses[:3] == ClickStream(seed=2).crosses
+
+
+def test_a_member_can_be_produced_to_kafka_as_is():
+    from flinkdl.devtools.produce import generator_batches
+
+    (b,) = generator_batches(6, 6, preset="family-3")
+    raw = ClickStream.from_config(GeneratorConfig(preset="family-3")).batch(0, 6)
+    assert b.column("M2").equals(raw.column("M2")) and b.column("C1").equals(raw.column("C1"))
+    assert b.schema.field("I1").type == "int64"
