@@ -100,7 +100,7 @@ class VariantsHook(StepHook):
                         "window_auc": w_auc, "window_logloss": w_ll, "events": self.logloss[v].n_events})
         return out
 
-    def publish(self) -> list[dict[str, Any]]:
+    def publish(self, final: bool = False) -> list[dict[str, Any]]:
         rows = self.report()
         if self._gauges is not None:
             for r in rows:
@@ -109,19 +109,24 @@ class VariantsHook(StepHook):
                     self._gauges[f"{name}/{r['id']}"].set(np.nan if r[key] is None else r[key])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps({"serve": self.model.ens.serve, "variants": rows}))
+        tmp.write_text(json.dumps({"serve": self.model.ens.serve, "final": final, "variants": rows}))
         os.replace(tmp, self.path)
         self._last = time.monotonic()
         return rows
 
     def close(self) -> None:
-        self.publish()
+        self.publish(final=True)
 
 
-def read_reports(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The variants of every worker's last report in ``run_dir`` (each with its ``subtask``)."""
-    out: list[dict[str, Any]] = []
-    for p in sorted(Path(run_dir).glob(REPORT.format(subtask="*"))):
-        subtask = int(p.stem.rsplit("-", 1)[1])
-        out.extend({**row, "subtask": subtask} for row in json.loads(p.read_text())["variants"])
-    return out
+def read_reports(run_dir: str | os.PathLike, workers: int = 1, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """The variants of every worker's report in ``run_dir`` (each with its ``subtask``), waiting up to
+    ``timeout_s`` for ``workers`` final ones (a worker writes its last report after its stream ended,
+    which can be after the job's last progress line); after that, whatever is there."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        reports = {int(p.stem.rsplit("-", 1)[1]): json.loads(p.read_text())
+                   for p in sorted(Path(run_dir).glob(REPORT.format(subtask="*")))}
+        if sum(r.get("final", False) for r in reports.values()) >= workers or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    return [{**row, "subtask": k} for k, r in sorted(reports.items()) for row in r["variants"]]
