@@ -1,20 +1,30 @@
-"""Progressive AUC / logloss of LR, FM, DeepFM vs Vowpal Wabbit and River, and recovery after the drift.
+"""Progressive AUC / logloss of LR, FM, DeepFM and the ensemble vs Vowpal Wabbit and River, per stream.
 
     python bench/quality.py                                   # drift stream (1M events) and MovieLens-100k
     python bench/quality.py --datasets drift --events 300000 --no-job
+    python bench/quality.py --datasets family-0 family-1 family-2 family-3 family-4 movielens-side \
+        --events 100000 --models lr fm deepfm ensemble ensemble-lfd --no-job
 
 Every model predicts each event before it learns from it, and every score goes through the same
-exact AUC code (``flinkdl.evaluation.metrics``). Streams (bench/streams.py): the built-in drift
-stream (``jobs/click_stream.yaml``'s generator; drift at ``drift_at``) and MovieLens-100k sorted by
-time (``jobs/movielens.yaml``: label rating >= 4, hashed user and item ids and their cross).
+exact AUC code (``flinkdl.evaluation.metrics``). Streams (bench/streams.py, bench/family.py): the
+built-in drift stream (``jobs/click_stream.yaml``'s generator; drift at ``drift_at``), the
+generator family's members ``family-N`` (drift point and width scaled to ``--events``),
+MovieLens-100k sorted by time (``jobs/movielens.yaml``: label rating >= 4, hashed user and item
+ids) and ``movielens-side`` (the same with the ``.user`` and ``.item`` fields joined on).
 
-- ours: LR, FM, DeepFM trained in this process on the job's featurized events, in order, in
-  batches of the job's batch size (``--ml-batch`` for MovieLens), plus DeepFM through the whole
-  Flink job (``--no-job`` skips it) with its prediction file read back;
+- ours: LR, FM, DeepFM, ``ensemble`` (the job's model at ×{1, ½, 2} its learning rates, or the
+  variants of ``--set model.ensemble.variants=[...]``) and ``ensemble-lfd`` (LR, FM, DeepFM), trained
+  in this process on the job's featurized events, in order, in batches of the job's batch size
+  (``--ml-batch`` for MovieLens); an ensemble's variants get rows of their own. Plus DeepFM through the
+  whole Flink job on ``drift``/``movielens`` (``--no-job`` skips it) with its prediction file read back;
 - Vowpal Wabbit ``-b 20 --loss_function logistic`` on the same events in its own text format
   (``-p`` gives its progressive predictions, ``--link logistic`` as probabilities);
 - River ``LogisticRegression`` (AdaGrad 0.1) on the same features (read from the VW file), one
-  event at a time, in its own interpreter (``--river-python``: River >= 0.22 needs numpy 2).
+  event at a time, in its own interpreter (``--river-python``: River >= 0.22 needs numpy 2; skipped
+  when that interpreter has no River).
+
+At the end, per stream: VW's AUC, the best of ours, and the gaps of the default config (the job's
+own model) and of the ensemble to that best; then the same as one JSON line.
 
 Drift recovery: the AUC of the ``--window`` events before the drift is the pre-drift level;
 recovery is the number of events after the drift at which the AUC of the last ``--window``
@@ -38,8 +48,10 @@ import pyarrow.csv as pacsv
 sys.path.insert(0, str(Path(__file__).parent))
 
 from end_to_end import report
-from streams import MODEL_SETTINGS, featurize, movielens_raw, raw_batches, write_vw
+from streams import MODEL_SETTINGS, featurize, generator_raw, movielens_raw, raw_batches, write_vw
 
+from flinkdl.config.generator_family import PRESETS
+from flinkdl.config.schema import JobConfig
 from flinkdl.evaluation.metrics import LogLoss, auc_from_arrays
 
 CONFIGS = {"drift": "jobs/click_stream.yaml", "movielens": "jobs/movielens.yaml"}
@@ -155,40 +167,87 @@ def oracle_scores(cfg, events: int) -> np.ndarray:
                            for i in range(-(-events // size))])[:events]
 
 
-def evaluate_dataset(dataset: str, args: argparse.Namespace, tmp: Path) -> list[dict]:
-    """Every model and anchor on one stream; one row each."""
-    from raw_tf import raw_tf_ceiling
+def stream(dataset: str, args: argparse.Namespace) -> tuple[JobConfig, list, int | None]:
+    """(job config, raw batches, drift point or None) of ``dataset``."""
+    from family import family_config, movielens_side_config, movielens_side_raw
 
     from flinkdl.config.loader import load_config
-    from flinkdl.exchange.schema import FeatureLayout
 
-    base = load_config(CONFIGS[dataset], args.set)
-    raw = raw_batches(base, dataset, args.events if dataset == "drift" else None)
+    if dataset.startswith("family-"):
+        cfg = family_config(load_config(CONFIGS["drift"], args.set), dataset, args.events)
+        gen = cfg.source.generator
+        return cfg, list(generator_raw(cfg, args.events)), None if gen.family.drift == "none" else gen.drift_at
+    cfg = load_config(CONFIGS["movielens" if dataset.startswith("movielens") else dataset], args.set)
+    if dataset == "movielens-side":
+        return movielens_side_config(cfg), movielens_side_raw().slice(0, args.ml_events).to_batches(), None
+    drift = cfg.source.generator.drift_at if dataset == "drift" else None
+    return cfg, raw_batches(cfg, dataset, args.events if dataset == "drift" else args.ml_events), drift
+
+
+def model_sets(model: str, cfg: JobConfig) -> list[str]:
+    """Settings of a bench model name over the job's config (``ensemble``: the job's model at ×{1, ½, 2}
+    its learning rates; ``ensemble-lfd``: LR, FM and DeepFM with the job's settings)."""
+    if model == "ensemble":
+        return ["model.name=ensemble", f"model.ensemble.base={cfg.model.name}"]
+    if model == "ensemble-lfd":
+        return ["model.name=ensemble",
+                "model.ensemble.variants=[{model: {name: lr}}, {model: {name: fm}}, {model: {name: deepfm}}]"]
+    return [f"model.name={model}", *MODEL_SETTINGS.get(model, [])]
+
+
+def train(cfg: JobConfig, ids: np.ndarray, dense: np.ndarray, labels: np.ndarray,
+          batch: int) -> tuple[np.ndarray, float, dict[str, np.ndarray]]:
+    """A fresh ``cfg.model`` on the rows in order: prequential scores, seconds, an ensemble's per-variant scores."""
+    from flinkdl.exchange.schema import FeatureLayout
+    from flinkdl.models import build_model
+    from flinkdl.models.ensemble import Ensemble
+
+    model = build_model(FeatureLayout.from_config(cfg.features), cfg.model)
+    n, t = len(labels), time.perf_counter()
+    scores, per = np.empty(n, np.float32), {}
+    for a in range(0, n, batch):
+        sl = slice(a, a + batch)
+        scores[sl] = model.predict_then_train(ids[sl], dense[sl], labels[sl]).numpy()
+        if isinstance(model, Ensemble):
+            for k, v in model.last_scores.items():
+                per.setdefault(k, np.empty(n, np.float32))[sl] = v
+    return scores, time.perf_counter() - t, per
+
+
+def evaluate_dataset(dataset: str, args: argparse.Namespace, tmp: Path) -> list[dict]:
+    """Every model and anchor on one stream; one row each (an ensemble's variants too)."""
+    from family import with_sets
+
+    base, raw, drift = stream(dataset, args)
     ids, dense, labels = featurize(base, raw)
-    n, drift = len(labels), base.source.generator.drift_at if dataset == "drift" else None
+    n = len(labels)
+    batch = args.ml_batch if dataset.startswith("movielens") else base.source.generator.batch_size
     runs: dict[str, tuple[np.ndarray, np.ndarray, float | None]] = {}
     for model, sets in variants(dataset, args.models):
-        cfg = load_config(CONFIGS[dataset], [*args.set, f"model.name={model}", *sets])
-        batch = cfg.source.generator.batch_size if dataset == "drift" else args.ml_batch
-        r = raw_tf_ceiling(cfg.model, FeatureLayout.from_config(cfg.features), ids, dense, labels, batch)
-        name = label(model, cfg, batch)
-        runs[name] = (labels, r["scores"], r["seconds"])
-        print(dataset, name, r["auc"], flush=True)
-    if args.job:
+        cfg = with_sets(base, [*model_sets(model, base), *sets])
+        scores, secs, per = train(cfg, ids, dense, labels, batch)
+        ens = cfg.model.ensemble
+        name = (f"{model} ({ens.serve if ens else 'mixture'})" if model.startswith("ensemble")
+                else label(model, cfg, batch))
+        runs[name] = (labels, scores, secs)
+        runs.update({f"  {model} variant {k}": (labels, v, None) for k, v in per.items()})
+        print(dataset, name, auc_from_arrays(labels, scores), f"{secs:.1f}s", flush=True)
+    if args.job and dataset in ("drift", "movielens"):
         t = time.perf_counter()
         jl, js = run_job_scores(dataset, [*args.set, "model.name=deepfm"], tmp, n)
         runs["deepfm (Flink job, the config's settings)"] = (jl, js, time.perf_counter() - t)
     write_vw(base, raw, tmp / f"{dataset}.vw")
     vw, secs = run_vw(tmp / f"{dataset}.vw", tmp)
     runs["Vowpal Wabbit"] = (labels, vw, secs)
-    if args.river_python:
+    if args.river_python and _has_river(args.river_python):
         river, secs = run_river(args.river_python, tmp / f"{dataset}.vw", tmp)
         runs["River LR (AdaGrad 0.1)"] = (labels, river, secs)
     if drift is not None:
         runs["oracle (true p)"] = (labels, oracle_scores(base, n), None)
     rows = []
     for name, (y, s, secs) in runs.items():
-        row = {"dataset": dataset, "model": name, "events": len(y), "seconds": secs, **scored(y, s)}
+        row = {"dataset": dataset, "model": name, "events": len(y), "seconds": secs, **scored(y, s),
+               "default": name.startswith(f"{base.model.name} (")}
         if drift is not None and drift + args.window <= len(y):
             row.update(recovery(y, s, drift, args.window))
         rows.append(row)
@@ -199,11 +258,39 @@ def evaluate_dataset(dataset: str, args: argparse.Namespace, tmp: Path) -> list[
     return rows
 
 
+def gaps(rows: list[dict]) -> dict:
+    """Per stream: VW's AUC, each model's AUC − VW, and the default config's and the ensemble's gap to
+    the best of ours (every model and variant measured here)."""
+    out: dict[str, dict] = {}
+    for d in dict.fromkeys(r["dataset"] for r in rows):
+        mine = [r for r in rows if r["dataset"] == d]
+        ours = [r for r in mine if not r["model"].startswith(("Vowpal", "River", "oracle"))]
+        best = max(ours, key=lambda r: r["auc"])
+        default = next((r for r in mine if r["default"]), None)
+        ens = next((r for r in mine if r["model"].startswith("ensemble (")), None)
+        out[d] = {"vw_auc": next(r["auc"] for r in mine if r["model"] == "Vowpal Wabbit"),
+                  "minus_vw": {r["model"].strip(): round(r["auc_minus_vw"], 4) for r in mine},
+                  "best": best["model"].strip(), "best_auc": best["auc"],
+                  "default_minus_best": default and default["auc"] - best["auc"],
+                  "ensemble_minus_best": ens and ens["auc"] - best["auc"]}
+    return out
+
+
+def _has_river(python: str) -> bool:
+    ok = subprocess.run([python, "-c", "import river"], capture_output=True).returncode == 0
+    if not ok:
+        print(f"River is not installed for {python}: skipped (--river-python)", flush=True)
+    return ok
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=["drift", "movielens"], choices=list(CONFIGS))
-    p.add_argument("--models", nargs="+", default=["lr", "fm", "deepfm"])
-    p.add_argument("--events", type=int, default=1_000_000, help="events of the drift stream")
+    p.add_argument("--datasets", nargs="+", default=["drift", "movielens"],
+                   choices=[*CONFIGS, "movielens-side", *sorted(PRESETS)])
+    p.add_argument("--models", nargs="+", default=["lr", "fm", "deepfm"],
+                   help="lr fm deepfm ensemble ensemble-lfd")
+    p.add_argument("--events", type=int, default=1_000_000, help="events of the drift stream and family members")
+    p.add_argument("--ml-events", type=int, default=None, help="MovieLens: the first N events (default: all)")
     p.add_argument("--ml-batch", type=int, default=8, help="in-memory batch size on MovieLens")
     p.add_argument("--window", type=int, default=20_000, help="events per window for the drift recovery")
     p.add_argument("--no-job", dest="job", action="store_false", help="skip DeepFM through the Flink job")
@@ -223,10 +310,16 @@ def main() -> None:
                       *(_fmt(r.get(k)) for k in ("pre_drift_auc", "worst_window_auc")),
                       "-" if "recovery_events" not in r else
                       (f"{r['recovery_events']:,}" if r["recovery_events"] else "not recovered")], args.json)
+    summary = gaps(rows)
+    print("\n| stream | VW AUC | best of ours | best − VW | default − best | ensemble − best |\n" + "|---" * 6 + "|")
+    for d, g in summary.items():
+        print(f"| {d} | {g['vw_auc']:.4f} | {g['best']} | {g['best_auc'] - g['vw_auc']:+.4f} | "
+              f"{_fmt(g['default_minus_best'], '+.4f')} | {_fmt(g['ensemble_minus_best'], '+.4f')} |")
+    print(json.dumps({"bench": "quality", "streams": summary}))
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
+def _fmt(x: float | None, spec: str = ".4f") -> str:
+    return "-" if x is None else format(x, spec)
 
 
 if __name__ == "__main__":

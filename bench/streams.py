@@ -6,12 +6,14 @@ label rating >= 4 through the job config). Our models see them featurized by the
 ``Featurizer``; the anchors (Vowpal Wabbit, and River through the same file) see the same raw
 events as VW text, with field names so that they hash the features themselves:
 ``1 |c a10001234 b20000017 ... |n I1:0.6931 m3 ...`` (label -1/1; ID values prefixed with a
-letter per field so that fields do not collide; numerics as ``log1p``, as our featurizer does; a
+letter per field so that fields do not collide; a string value holding a bag, ``a|b`` or
+space-separated genres, gives one feature per element; numerics as ``log1p``, as our featurizer does; a
 missing numeric is an indicator feature ``m<j>``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +27,8 @@ from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.features.transform import Featurizer
 from flinkdl.sources.generator import ClickStream
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+#: ``../shared/data`` beside the repository, or ``$FLINKDL_DATA`` (a checkout elsewhere)
+DATA = Path(os.environ.get("FLINKDL_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
 MOVIELENS = DATA / "movielens-100k" / "ml-100k.inter"
 #: per-model settings over the job config (LR: its own tuned optimizer, one step a batch; docs/BENCHMARKS.md)
 MODEL_SETTINGS: dict[str, list[str]] = {
@@ -73,8 +76,13 @@ def _columns(cfg: JobConfig, b: pa.RecordBatch) -> tuple[np.ndarray, list[pa.Arr
     f = cfg.features
     y = pc.cast(b.column(f.label.column), pa.float64()).to_numpy(zero_copy_only=False)
     labels = (y >= f.label.threshold) if f.label.threshold is not None else y > 0.5
-    toks = [pc.binary_join_element_wise(chr(97 + k % 26) * (1 + k // 26), pc.cast(b.column(c.name), pa.string()), "")
-            for k, c in enumerate(f.categorical)]
+    toks = []
+    for k, c in enumerate(f.categorical):  # a bag ('a|b', or genres 'Action Comedy') is one feature per element
+        prefix = chr(97 + k % 26) * (1 + k // 26)
+        v = pc.cast(b.column(c.name), pa.string())
+        if c.type == "string":
+            v = pc.replace_substring_regex(pc.replace_substring(v, ":", "_"), r"[| ]+", " " + prefix)
+        toks.append(pc.binary_join_element_wise(prefix, v, ""))
     for j, n in enumerate(f.numeric, 1):
         x = pc.cast(b.column(n.name), pa.float64())
         v = pc.round(pc.multiply(pc.sign(x), pc.log1p(pc.abs(x))), 4)

@@ -264,6 +264,10 @@ def _follow(cfg: JobConfig, client, max_events: int | None, out: TextIO | None, 
         from flinkdl.publish.layout import wait_final_report
 
         summary["publish"] = wait_final_report(Path(cfg.job.run_dir))
+    if cfg.model.name == "ensemble":
+        from flinkdl.worker.hooks.variants import read_reports
+
+        summary["variants"] = read_reports(cfg.job.run_dir, cfg.job.parallelism)
     summary.update(elapsed_s=time.time() - t0, job_id=str(client.get_job_id()), run_dir=str(cfg.job.run_dir))
     gen = cfg.source.generator if cfg.source.kind == "generator" else None
     if oracle and gen is not None and gen.events:

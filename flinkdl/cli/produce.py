@@ -13,7 +13,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
     if args.generator:
         limit = args.limit or 1_000_000
-        batches, total = generator_batches(limit, args.batch_size, args.seed), limit
+        batches, total = generator_batches(limit, args.batch_size, args.seed, args.preset), limit
     else:
         path = Path(args.file)
         if not path.is_file():
@@ -40,5 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, metavar="N", help="events (generator default 1,000,000)")
     p.add_argument("--batch-size", type=int, default=4096, help="events per Arrow message (and per read)")
     p.add_argument("--seed", type=int, default=7, help="generator seed (jobs/click_stream*.yaml use 7)")
+    p.add_argument("--preset", default=None, metavar="family-N",
+                   help="a member of the generator family (its own seed; see source.generator.preset)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_produce)

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from flinkdl.config.base import Strict
+from flinkdl.config.dynamic import DynamicConfig
+from flinkdl.config.ensemble import EnsembleConfig
 
 
 class OptimizerConfig(Strict):
@@ -32,6 +34,10 @@ class ModelConfig(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
     seed: int = 0
+    ensemble: EnsembleConfig | None = Field(None, description="name 'ensemble': the variants and how one is "
+                                            "served (null: the defaults, learning rates x{1, 1/2, 2})")
+    dynamic: DynamicConfig | None = Field(None, description="name 'dynamic': collisionless ids in a bounded "
+                                          "table (prototype; null: the defaults)")
 
     @model_validator(mode="after")
     def _adam_is_dense_only(self) -> ModelConfig:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from flinkdl.config.base import Strict
+from flinkdl.config.generator_family import FamilyConfig, apply_preset
 
 
 class GeneratorConfig(Strict):
@@ -21,6 +22,14 @@ class GeneratorConfig(Strict):
     events_per_s: float = Field(1000.0, gt=0, description="event-time rate (timestamps), not a throttle")
     max_rate_per_s: float | None = Field(None, gt=0, description="throttle to this many events per second "
                                          "of wall time (demos, soak and fault tests); null = as fast as it goes")
+    preset: str | None = Field(None, description="a named member of the generator family (family-0..4, "
+                               "flinkdl/config/generator_family.py): sets seed, drift_at and family")
+    family: FamilyConfig = FamilyConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return apply_preset(data)
 
 
 class DirectoryConfig(Strict):

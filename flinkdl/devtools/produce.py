@@ -20,12 +20,14 @@ import pyarrow.csv as pcsv
 from flinkdl.config.schema import GeneratorConfig
 
 
-def generator_batches(limit: int, batch_size: int = 4096, seed: int = 7) -> Iterator[pa.RecordBatch]:
-    """The built-in stream's first ``limit`` events (``I*`` as integers, missing = null)."""
-    from flinkdl.sources.generator import SCHEMA, ClickStream
+def generator_batches(limit: int, batch_size: int = 4096, seed: int = 7,
+                      preset: str | None = None) -> Iterator[pa.RecordBatch]:
+    """The built-in stream's first ``limit`` events (``I*`` as integers, missing = null); ``preset``:
+    a member of the generator family instead (its own seed; multi-valued fields as strings)."""
+    from flinkdl.sources.generator import ClickStream
 
-    stream = ClickStream.from_config(GeneratorConfig(seed=seed, events=limit, batch_size=batch_size))
-    ints = pa.schema([pa.field(n, pa.int64()) for n in SCHEMA.names])
+    stream = ClickStream.from_config(GeneratorConfig(seed=seed, events=limit, batch_size=batch_size, preset=preset))
+    ints = pa.schema([pa.field(f.name, pa.string() if f.type == pa.string() else pa.int64()) for f in stream.schema])
     for i in range(-(-limit // batch_size)):
         yield stream.batch(i, batch_size).slice(0, min(batch_size, limit - i * batch_size)).cast(ints)
 

@@ -1,11 +1,11 @@
 """Model registry: ``cfg.name`` → :class:`ModelBase` subclass.
 
-A name is either registered with :func:`register` (built-ins: ``lr``, ``fm``, ``deepfm``) or
+A name is either registered with :func:`register` (built-ins: ``lr``, ``fm``, ``deepfm``, ``ensemble``) or
 an import path ``"package.module:Class"`` naming a :class:`ModelBase` subclass, so a custom
 model is one file.
 
 >>> sorted(known_models())
-['deepfm', 'fm', 'lr']
+['deepfm', 'dynamic', 'ensemble', 'fm', 'lr']
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from flinkdl.models.base import ModelBase
 M = TypeVar("M", bound=type[ModelBase])
 
 _REGISTRY: dict[str, type[ModelBase]] = {}
-_BUILTINS = ("flinkdl.models.lr", "flinkdl.models.fm", "flinkdl.models.deepfm")
+_BUILTINS = ("flinkdl.models.lr", "flinkdl.models.fm", "flinkdl.models.deepfm", "flinkdl.models.ensemble",
+             "flinkdl.models.dynamic")
 
 
 def register(name: str) -> Callable[[M], M]:

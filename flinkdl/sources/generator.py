@@ -17,7 +17,9 @@ closed-form inverse CDF (O(1) per draw; a CDF ``searchsorted`` was ~10x slower) 
 through a seeded permutation of ``[0, 2**20)`` (odd multiply, xor), so frequent IDs are
 scattered: field ``Ck`` holds IDs ``k * 10**7 + ((rank * mult) & (2**20 - 1)) ^ key``. The per-ID
 float32 weight and latent tables take ~6 MB per instance (``nbytes``); ``batch`` only reads them, so it is thread-safe.
-Bytes are identical across processes and runs with the same numpy build (float ``exp``/``log``
+The stream is the default member of a family (``family``, :mod:`flinkdl.sources.family`:
+vocabulary sizes, crosses, multi-valued fields ``M1..Mn`` after the ``I`` columns, drift kind
+and strength). Bytes are identical across processes and runs with the same numpy build (float ``exp``/``log``
 may differ in the last ulp across CPUs/builds, which flips a label or ID only vanishingly rarely).
 
 >>> s = ClickStream(seed=1)
@@ -38,8 +40,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from flinkdl.config.generator_family import FamilyConfig
 from flinkdl.config.schema import GeneratorConfig
 from flinkdl.evaluation.metrics import auc_from_arrays
+from flinkdl.sources.family import MultiValued, after_mask, extra_cross_pairs, extra_uniforms
 
 N_CAT, N_NUM = 26, 13
 K = 40  # uniforms per event: 26 categorical, 13 numeric (missingness folded in), 1 label
@@ -108,10 +112,17 @@ class ClickStream:
         drift_at: int = 500_000,
         start_ts_ms: int = 1_700_000_000_000,
         events_per_s: float = 1000.0,
+        family: FamilyConfig | None = None,
     ) -> None:
         if seed < 0 or drift_at < 0 or events_per_s <= 0:
             raise ValueError("need seed >= 0, drift_at >= 0, events_per_s > 0")
         self.seed, self.drift_at = seed, drift_at
+        self.family = fam = family or FamilyConfig()
+        fam_rng = np.random.default_rng(np.random.SeedSequence([seed, 0xFA1111]))  # the member's own draws
+        self._k2 = extra_uniforms(fam)
+        self._state2 = np.random.PCG64(np.random.SeedSequence([seed, 0xFA2222])).state
+        vocabs = [v if fam.vocab_scale == 1.0 else min(ID_MASK + 1, max(2, round(v * fam.vocab_scale)))
+                  for v, *_ in FIELDS]
         self.start_ts_ms, self.events_per_s = start_ts_ms, events_per_s
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7AB1E5]))
         self._state = np.random.PCG64(np.random.SeedSequence([seed, 0xE7E27])).state
@@ -119,7 +130,8 @@ class ClickStream:
         self._w: list[tuple[np.ndarray, np.ndarray] | None] = []  # (before, after) drift; None: no weight
         self._zipf: list[tuple[float, float, int]] = []  # (a, 1/(1-s), vocab) for the inverse CDF
         probs = []
-        for f, (vocab, s, std, frac) in enumerate(FIELDS):
+        for f, (_, s, std, frac) in enumerate(FIELDS):
+            vocab, frac = vocabs[f], min(1.0, frac * fam.drift_strength)
             mult, key = 2 * int(rng.integers(1 << 18, 1 << 19)) + 1, int(rng.integers(ID_MASK + 1))
             self._idmap.append(((f + 1) * 10_000_000, mult, key))
             self._zipf.append(((vocab + 1.0) ** (1.0 - s) - 1.0, 1.0 / (1.0 - s), vocab))
@@ -135,19 +147,25 @@ class ClickStream:
             else:
                 self._w.append((w0, w0))
 
-        def latent(g: int, rank: int, std: float) -> list[np.ndarray]:
+        def latent(g: int, rank: int, std: float, gen: np.random.Generator) -> list[np.ndarray]:
             """Centred latent vectors of field ``g``: one contiguous float32 row per component."""
-            z = _normalise(rng.standard_normal((FIELDS[g][0], rank)), probs[g], std)
+            z = _normalise(gen.standard_normal((vocabs[g], rank)), probs[g], std * fam.cross_strength)
             return list(np.ascontiguousarray(z.T))
 
+        extra = [(a, b, 2, 0.6) for a, b in extra_cross_pairs(max(0, fam.crosses - len(CROSSES)), vocabs, fam_rng)]
+        self.crosses = CROSSES[:fam.crosses] + extra
         self._cross: list[tuple[list[np.ndarray], ...]] = []  # (u, v) before and after the drift
-        for c, (a, b, rank, std) in enumerate(CROSSES):
-            u, v, u1, v1 = (latent(g, rank, std) for g in (a, b, a, b))
+        for c, (a, b, rank, std) in enumerate(self.crosses):
+            gen = rng if c < len(CROSSES) else fam_rng
+            u, v, u1, v1 = (latent(g, rank, std, gen) for g in (a, b, a, b))
             self._cross.append((u, v, u1, v1) if c == DRIFT_CROSS else (u, v, u, v))
+        self.multi = MultiValued(fam, fam_rng, N_CAT + 1)
+        self.schema = SCHEMA if not fam.multi_valued else pa.schema(
+            [*SCHEMA, *(pa.field(m, pa.string()) for m in self.multi.names)])
 
     @classmethod
     def from_config(cls, cfg: GeneratorConfig) -> ClickStream:
-        return cls(cfg.seed, cfg.drift_at, cfg.start_ts_ms, cfg.events_per_s)
+        return cls(cfg.seed, cfg.drift_at, cfg.start_ts_ms, cfg.events_per_s, cfg.family)
 
     @property
     def nbytes(self) -> int:
@@ -174,10 +192,19 @@ class ClickStream:
         bitgen.advance(start * K)
         u = np.ascontiguousarray(np.random.Generator(bitgen).random(size * K).reshape(size, K).T)
         k = min(max(self.drift_at - start, 0), size)  # rows [0, k) before the drift, [k, size) after
+        event_id = np.arange(start, start + size, dtype=np.int64)
+        fam, u2 = self.family, self._extra(start, size)
+        mask = None if fam.drift == "abrupt" else after_mask(fam, event_id, self.drift_at,
+                                                             None if u2 is None else u2[0])
         logit = np.full(size, INTERCEPT)
-        logit[k:] += DRIFT_SHIFT
+        if mask is None:
+            logit[k:] += DRIFT_SHIFT * fam.drift_strength
+        else:
+            logit[mask] += DRIFT_SHIFT * fam.drift_strength
 
         def gather(before: np.ndarray, after: np.ndarray, r: np.ndarray) -> np.ndarray:
+            if mask is not None and before is not after:
+                return np.where(mask, after[r], before[r])
             if before is after or k == size:
                 return before[r]
             if k == 0:
@@ -191,7 +218,7 @@ class ClickStream:
             cols.append(_arrow(ids))
             if (w := self._w[f]) is not None:
                 logit += gather(*w, r)
-        for (a, b, rank, _), (u0, v0, u1, v1) in zip(CROSSES, self._cross, strict=True):
+        for (a, b, rank, _), (u0, v0, u1, v1) in zip(self.crosses, self._cross, strict=True):
             for c in range(rank):
                 logit += gather(u0[c], u1[c], ranks[a]) * gather(v0[c], v1[c], ranks[b])
         for j, (alpha, scale, miss_rate, coef) in enumerate(NUMS):
@@ -207,14 +234,28 @@ class ClickStream:
             if j in MISSING_EFFECT:
                 logit += MISSING_EFFECT[j] * missing
             cols.append(_arrow(x, np.packbits(~missing, bitorder="little")))
+        if fam.multi_valued:
+            assert u2 is not None
+            multi, effect = self.multi.columns(u2)
+            logit += effect
         p = 1.0 / (1.0 + np.exp(-logit))
-        event_id = np.arange(start, start + size, dtype=np.int64)
         ts = self.start_ts_ms + np.floor(event_id * 1000.0 / self.events_per_s).astype(np.int64)
         label = (u[K - 1] < p).astype(np.int64)
         head = [_arrow(event_id), _arrow(ts), _arrow(label)]
+        if fam.multi_valued:
+            cols += multi
         if with_truth:
-            return pa.RecordBatch.from_arrays(head + cols + [_arrow(p)], schema=TRUTH_SCHEMA)
-        return pa.RecordBatch.from_arrays(head + cols, schema=SCHEMA)
+            return pa.RecordBatch.from_arrays(head + cols + [_arrow(p)], schema=self.schema.append(TRUTH_SCHEMA[-1]))
+        return pa.RecordBatch.from_arrays(head + cols, schema=self.schema)
+
+    def _extra(self, start: int, size: int) -> np.ndarray | None:
+        """The member's extra uniforms ``[K2, size]`` of events ``[start, start + size)`` (None: it has none)."""
+        if not self._k2:
+            return None
+        bitgen = np.random.PCG64()
+        bitgen.state = self._state2
+        bitgen.advance(start * self._k2)
+        return np.ascontiguousarray(np.random.Generator(bitgen).random(size * self._k2).reshape(size, self._k2).T)
 
     def _batches(self, events: int, batch_size: int, with_truth: bool = False) -> Iterator[pa.RecordBatch]:
         """The first ``events`` events as ``batch(i, batch_size)``, the last one cut short."""
@@ -234,10 +275,11 @@ class ClickStream:
         empty field) to ``path``, atomically: via a hidden ``.name.tmp`` file, then a rename."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
-        schema = pa.schema([pa.field(n, pa.int64()) for n in SCHEMA.names])
+        schema = pa.schema([pa.field(f.name, pa.string() if f.type == pa.string() else pa.int64())
+                            for f in self.schema])
         try:
             with open(tmp, "wb") as fh:
-                fh.write((",".join(SCHEMA.names) + "\n").encode())
+                fh.write((",".join(self.schema.names) + "\n").encode())
                 opts = pacsv.WriteOptions(include_header=False)
                 with pacsv.CSVWriter(fh, schema, write_options=opts) as w:
                     for b in self._batches(events, batch_size):

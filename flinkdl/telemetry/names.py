@@ -37,6 +37,12 @@ WORKER_BATCH_SECONDS = "flinkdl_worker_batch_seconds"  # histogram: one predict_
 WORKER_EVENTS = "flinkdl_worker_events"                # counter (_total): events trained on
 WORKER_MODEL_VERSION = "flinkdl_worker_model_version"  # gauge
 
+# ensemble variants (model.name: ensemble; flinkdl/worker/hooks/variants.py), + label variant
+VARIANT_AUC_WINDOW = "flinkdl_variant_auc_window"            # gauge: AUC of the last ensemble.window_events
+VARIANT_LOGLOSS_WINDOW = "flinkdl_variant_logloss_window"    # gauge: log loss of the same window
+VARIANT_AUC_CUMULATIVE = "flinkdl_variant_auc_cumulative"    # gauge: progressive AUC (bounded)
+VARIANT_WEIGHT = "flinkdl_variant_weight"                    # gauge: serving weight (1 = served alone)
+
 # parameter server (client side, in each TF worker; flinkdl/worker/ps_sync.py PsSync)
 PS_PULL_SECONDS = "flinkdl_ps_pull_seconds"          # histogram: before_step (pull of newly touched rows)
 PS_PUSH_SECONDS = "flinkdl_ps_push_seconds"          # histogram: a sync (push deltas + refresh)

@@ -72,7 +72,7 @@ def feature_dataset(tf: Any, layout: FeatureLayout, endpoint: str) -> Any:
 
 def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) -> list[StepHook]:
     """The hooks the config asks for, outermost first: TensorBoard (``tensorboard``), publishing (``publish``,
-    subtask 0), PS sync (``ps``), then Prometheus (``metrics``).
+    subtask 0), PS sync (``ps``), an ensemble's variant metrics, then Prometheus (``metrics``).
 
     Loads the model from the parameter server (if enabled) and starts the ``/metrics`` endpoint.
     """
@@ -106,6 +106,13 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
                                         parallelism=cfg.job.parallelism, report=report,
                                         metrics=metrics.ps if metrics is not None else None,
                                         writer=writer_name(cfg.ps, subtask)))
+    from flinkdl.models.ensemble import Ensemble
+
+    if isinstance(model, Ensemble):  # every variant's quality: Prometheus and the run's summary
+        from flinkdl.worker.hooks.variants import VariantsHook
+
+        hooks.append(VariantsHook(model, cfg.job.run_dir, subtask, metrics.endpoint if metrics else None,
+                                  cfg.job.report_every_s))
     if metrics is not None:
         from flinkdl.worker.hooks.prometheus import PrometheusHook
 
