@@ -15,6 +15,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from flinkdl.config.base import Strict
+from flinkdl.config.feedback import FeedbackConfig, check_feedback_job
 from flinkdl.config.features import (
     CRITEO_LIKE_FEATURES,
     CategoricalField,
@@ -36,6 +37,7 @@ __all__ = [
     "DirectoryConfig",
     "EvaluationConfig",
     "FeatureConfig",
+    "FeedbackConfig",
     "GeneratorConfig",
     "JobConfig",
     "JobSection",
@@ -66,6 +68,7 @@ class JobConfig(Strict):
     sinks: SinksConfig = SinksConfig()
     ps: PsConfig = PsConfig()
     serving: ServingConfig = ServingConfig()
+    feedback: FeedbackConfig | None = None
     evaluation: EvaluationConfig = EvaluationConfig()
     metrics: MetricsConfig = MetricsConfig()
     flink: FlinkOptions = Field(default_factory=dict, description="Flink options, passed through (-D wins)")
@@ -87,4 +90,12 @@ class JobConfig(Strict):
     def _time_windows_need_timestamp(self) -> JobConfig:
         if any(w.kind.endswith("time") for w in self.evaluation.windows) and not self.features.timestamp:
             raise ValueError("evaluation.windows: event-time windows need features.timestamp (a column in ms)")
+        return self
+
+    @model_validator(mode="after")
+    def _feedback_needs(self) -> JobConfig:
+        if self.feedback is not None:
+            k = self.source.kafka
+            check_feedback_job(self.feedback, self.source.kind, k.format if k else None, self.features.event_id,
+                               self.features.timestamp)
         return self
