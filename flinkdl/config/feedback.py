@@ -30,9 +30,9 @@ class DelayConfig(Strict):
     clicks within an hour and ~50 % within a day (Chapelle, KDD 2014).
     """
 
-    fast_share: float = Field(0.3, ge=0, le=1)
-    fast_mean_s: float = Field(900.0, gt=0, description="mean delay of the fast part (seconds, unscaled)")
-    slow_median_s: float = Field(86_400.0, gt=0, description="median delay of the slow part (unscaled)")
+    fast_share: float = Field(0.35, ge=0, le=1)
+    fast_mean_s: float = Field(600.0, gt=0, description="mean delay of the fast part (seconds, unscaled)")
+    slow_median_s: float = Field(262_000.0, gt=0, description="median delay of the slow part (unscaled)")
     slow_sigma: float = Field(1.5, gt=0, description="log-normal sigma of the slow part")
     scale: float = Field(1.0, gt=0, description="multiply every delay (1/60: hours become minutes)")
     seed: int = 11
@@ -56,6 +56,8 @@ class FeedbackConfig(Strict):
     grace_s: float = Field(0.0, ge=0, description="keep an impression this long after its window closed, so a "
                            "late positive (event time within the window) is still trained")
     batch_ms: int = Field(200, gt=0, description="joined examples are batched per processing-time window")
+    eval_window_s: float | None = Field(None, gt=0, description="settled-label metrics per tumbling window of "
+                                        "impression event time this long; null: window_s")
     delay: DelayConfig = DelayConfig()
 
     @model_validator(mode="after")
@@ -68,6 +70,10 @@ class FeedbackConfig(Strict):
     @property
     def window_ms(self) -> int:
         return int(self.window_s * 1000)
+
+    @property
+    def eval_window_ms(self) -> int:
+        return int((self.eval_window_s or self.window_s) * 1000)
 
     @property
     def grace_ms(self) -> int:

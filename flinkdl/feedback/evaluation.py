@@ -27,7 +27,7 @@ from flinkdl.evaluation.metrics import auc_from_arrays
 
 def quality(y: np.ndarray, p: np.ndarray, auc: float | None) -> dict[str, Any]:
     """The report of ``len(y)`` settled events: AUC, log loss, mean score, observed rate, calibration."""
-    n = int(len(y))
+    n = len(y)
     if not n:
         return {"events": 0, "auc": None, "logloss": None, "mean_score": None, "observed_rate": None,
                 "calibration": None}
