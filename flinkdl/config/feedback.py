@@ -51,8 +51,9 @@ class FeedbackConfig(Strict):
     window_s: float = Field(3600.0, gt=0, description="attribution window, event-time seconds after the impression")
     strategy: Strategy = "fake_negative"
     out_of_orderness_s: float = Field(5.0, ge=0, description="watermark bound on out-of-order events")
-    idle_timeout_s: float = Field(10.0, gt=0, description="a partition without events this long (processing "
-                                  "time) no longer holds the watermark back")
+    idle_timeout_s: float | None = Field(60.0, gt=0, description="a partition without events this long "
+                                         "(processing time) no longer holds the watermark back; null: never "
+                                         "(docs/FEEDBACK.md: when every input goes idle)")
     grace_s: float = Field(0.0, ge=0, description="keep an impression this long after its window closed, so a "
                            "late positive (event time within the window) is still trained")
     batch_ms: int = Field(200, gt=0, description="joined examples are batched per processing-time window")

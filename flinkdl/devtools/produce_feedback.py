@@ -3,9 +3,11 @@
 Impressions (the built-in stream without its label) go to one topic, click events
 (``{"event_id", "ts", "label": 1}``, ``ts`` = click time) to the other, interleaved by event time
 (:class:`~flinkdl.sources.delayed.DelayedStream`), as fast as the broker takes them (fast-forward)
-or at ``rate`` impressions per second. ``end_tick_s`` ends the feedback topic with one message of
-an id no impression has, that many event-time seconds after the last event: it moves the
-watermark on, so every attribution window of the stream closes.
+or at ``rate`` impressions per second. ``end_tick_s`` ends both topics with a *tick*, that many
+event-time seconds after the last event: on the feedback topic a message of an id no impression
+has (the join counts it ``orphan``), on the impressions topic a message with a time and no id
+(``bad_message``, never served). The ticks move the watermark on, so every attribution window
+of the stream closes (once every input is idle, Flink's watermark no longer advances).
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ from flinkdl.devtools.produce import encode
 TICK_ID = 1 << 62
 
 
+def end_ticks(ts: int, topic: str, feedback_topic: str) -> list[tuple[str, bytes]]:
+    """The two tick messages at event time ``ts``: ``[(topic, value), (feedback_topic, value)]``."""
+    return [(topic, json.dumps({"ts": ts}).encode()),
+            (feedback_topic, json.dumps({"event_id": TICK_ID, "ts": ts, "label": 0}).encode())]
+
+
 def produce_delayed(bootstrap: str, topic: str, feedback_topic: str, limit: int, batch_size: int = 1024,
                     seed: int = 7, delay: DelayConfig | None = None, rate: float | None = None,
-                    end_tick_s: float | None = None) -> tuple[int, int]:
+                    end_tick_s: float | None = None, events_per_s: float = 1000.0) -> tuple[int, int]:
     """Produce ``limit`` impressions and their delayed clicks; return ``(impressions, clicks)``."""
     from confluent_kafka import Producer
 
@@ -39,7 +47,8 @@ def produce_delayed(bootstrap: str, topic: str, feedback_topic: str, limit: int,
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all",
                   "queue.buffering.max.messages": 1_000_000, "on_delivery": on_delivery,
                   "delivery.report.only.error": True})
-    stream = DelayedStream(ClickStream.from_config(GeneratorConfig(seed=seed, events=limit)), delay or DelayConfig())
+    gen = GeneratorConfig(seed=seed, events=limit, events_per_s=events_per_s)
+    stream = DelayedStream(ClickStream.from_config(gen), delay or DelayConfig())
     counts = {"impressions": 0, "clicks": 0}
     t0, last_ts = time.time(), 0
     for kind, batch in stream.events(limit, batch_size):
@@ -58,8 +67,8 @@ def produce_delayed(bootstrap: str, topic: str, feedback_topic: str, limit: int,
         if rate and kind == "impressions" and (ahead := counts[kind] / rate - (time.time() - t0)) > 0:
             time.sleep(ahead)
     if end_tick_s is not None:
-        tick = {"event_id": TICK_ID, "ts": last_ts + int(end_tick_s * 1000), "label": 0}
-        p.produce(feedback_topic, json.dumps(tick).encode(), str(TICK_ID).encode())
+        for to, tick in end_ticks(last_ts + int(end_tick_s * 1000), topic, feedback_topic):
+            p.produce(to, tick)
     left = p.flush(60)
     if left or failed:
         raise RuntimeError(f"produce: {left} messages not delivered, {len(failed)} failed "

@@ -48,7 +48,7 @@ class FeedbackJoin(KeyedProcessFunction):
         cfg = open_operator(self.cfg_json)
         self.fb = section(cfg.feedback, "feedback")
         self.core = JoinCore(self.fb, cfg.features.label.column)
-        slack_s = self.fb.out_of_orderness_s + self.fb.idle_timeout_s
+        slack_s = self.fb.out_of_orderness_s + (self.fb.idle_timeout_s or 0.0)
         ttl_ms = self.fb.window_ms + self.fb.grace_ms + int(slack_s * 1000)
         desc = ValueStateDescriptor("pending", Types.PICKLED_BYTE_ARRAY())
         desc.enable_time_to_live(StateTtlConfig.new_builder(Time.milliseconds(max(ttl_ms, 1000))).build())

@@ -47,7 +47,8 @@ def feedback_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> tuple[
     fb, k = section(cfg.feedback, "feedback"), section(cfg.source.kafka, "source.kafka")
     cfg_json = cfg.model_dump_json()
     tenv = StreamTableEnvironment.create(flink)
-    tenv.get_config().set("table.exec.source.idle-timeout", f"{int(fb.idle_timeout_s * 1000)} ms")
+    if fb.idle_timeout_s is not None:
+        tenv.get_config().set("table.exec.source.idle-timeout", f"{int(fb.idle_timeout_s * 1000)} ms")
     feedback_topic = k.model_copy(update={"topic": fb.topic, "group_id": fb.group_id or f"{k.group_id}-feedback"})
     tenv.execute_sql(topic_ddl(k, "fb_impressions", fb))
     tenv.execute_sql(topic_ddl(feedback_topic, "fb_feedback", fb))

@@ -33,7 +33,7 @@ def test_bad_values_name_the_key(key, value):
 
 
 def test_the_three_fields_must_differ():
-    with pytest.raises(ValidationError, match="id_field .* must be three different"):
+    with pytest.raises(ValidationError, match=r"id_field .* must be three different"):
         FeedbackConfig(topic="fb", label_field="event_id")
 
 

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from confluent_kafka import Producer
 
 from flinkdl.config.feedback import DelayConfig
 from flinkdl.devtools.broker import create_topics
 from flinkdl.devtools.produce import produce
+from flinkdl.devtools.produce_feedback import end_ticks
 from flinkdl.sinks.predictions import read_predictions
 from flinkdl.sources.delayed import CLICK_SCHEMA, DelayedStream
 from flinkdl.sources.generator import ClickStream
@@ -34,6 +36,13 @@ START = 1_700_000_000_000  # the generator's first ts; one event per ms
 def _last(path: Path) -> dict | None:
     lines = path.read_text().splitlines() if path.exists() else []
     return json.loads(lines[-1]) if lines else None
+
+
+def _produce_raw(bootstrap: str, messages: list[tuple[str, bytes]]) -> None:
+    p = Producer({"bootstrap.servers": bootstrap})
+    for topic, value in messages:
+        p.produce(topic, value)
+    assert p.flush(30) == 0
 
 
 def _clicks(rows: list[tuple[int, int]]) -> pa.RecordBatch:
@@ -55,13 +64,13 @@ def feedback_run(kafka_broker, tmp_path_factory):
     outside = [(i, t) for i, t in clicks if W_S * 1000 < delay[i] <= 2 * W_S * 1000]
     late = sorted(set(range(N)) - set(delay))[:LATE]
     produce(b, "fb-imp", iter(imps), "json", progress=False)
-    tick = (1 << 62, START + N + 3 * W_S * 1000)  # no impression has it: moves the watermark past every window
-    produce(b, "fb-clicks", iter([_clicks([(i, t) for i, t in clicks if i in attributed] + outside + [tick])]),
-            "json", progress=False)
+    produce(b, "fb-clicks", iter([_clicks([(i, t) for i, t in clicks if i in attributed] + outside)]), "json",
+            progress=False)
+    _produce_raw(b, end_ticks(START + N + 3 * W_S * 1000, "fb-imp", "fb-clicks"))  # past every window
     preds_path = run_dir / "preds.jsonl"
     sets = {"source.kafka.bootstrap_servers": b, "source.kafka.topic": "fb-imp", "source.kafka.group_id": "g-fb",
             "source.kafka.starting_offsets": "earliest", "feedback.topic": "fb-clicks", "feedback.window_s": W_S,
-            "feedback.grace_s": 600, "feedback.out_of_orderness_s": 2, "feedback.idle_timeout_s": 1,
+            "feedback.grace_s": 600, "feedback.out_of_orderness_s": 2, "feedback.idle_timeout_s": "null",
             "feedback.eval_window_s": 1, "feedback.batch_ms": 100, "feedback.strategy": "fake_negative",
             "job.run_dir": run_dir, "model.name": "lr", "job.report_every_s": 0.5,
             "sinks.predictions": json.dumps({"path": str(preds_path), "format": "jsonl"})}
@@ -119,7 +128,8 @@ def test_late_and_out_of_window_feedback_is_counted(feedback_run):
     fb = feedback_run["feedback"]
     join = fb["join"]
     assert join["late_positive"] == LATE and join["late_events"] >= LATE
-    assert join.get("out_of_window", 0) == feedback_run["outside"] and join["orphan"] == 1  # the tick
+    assert join.get("out_of_window", 0) == feedback_run["outside"] and join["orphan"] == 1  # the ticks
+    assert join["bad_message"] == 1
     total = fb["total"]
     assert total["events"] == N and 0.5 < total["auc"] < 1 and total["calibration"] is not None
     assert total["observed_rate"] == pytest.approx(len(feedback_run["attributed"]) / N)
