@@ -69,7 +69,14 @@ class Step:
 
 
 def strip_label(message: bytes, label_column: str) -> str:
-    """The impression's JSON object without ``label_column`` and without its closing brace."""
+    """The impression's JSON object without ``label_column`` and without its closing brace.
+
+    An object that does not name the label is cut as text (not parsed: the featurizer parses it
+    later, and dead-letters it if it is not JSON after all).
+    """
+    text = message.decode("utf-8", errors="replace").strip()
+    if len(text) > 2 and text[0] == "{" and text[-1] == "}" and f'"{label_column}"' not in text:
+        return text[:-1]
     obj = json.loads(message)
     if not isinstance(obj, dict) or not obj:
         raise ValueError("an impression must be a non-empty JSON object")
