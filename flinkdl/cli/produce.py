@@ -63,6 +63,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--delay-scale", type=float, default=1 / 60, metavar="X",
                    help="multiply the click delays (default 1/60: hours of delay become minutes of event time)")
     p.add_argument("--end-tick-s", type=float, default=None, metavar="S",
-                   help="end the feedback topic with a tick S event-time seconds after the last event")
+                   help="end both topics with a tick S event-time seconds after the last event (closes every window)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_produce)

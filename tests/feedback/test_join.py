@@ -111,3 +111,12 @@ def test_an_explicit_negative_settles_at_once():
 def test_an_impression_that_is_not_a_json_object_raises():
     with pytest.raises(ValueError):
         core("wait_window").impression(Pending(), b"[1, 2]", 0, 0)
+
+
+def test_produce_feedback_needs_the_generator_and_json(capsys):
+    from flinkdl import cli
+
+    args = cli.parser().parse_args(["produce", "--bootstrap", "127.0.0.1:1", "--topic", "i", "--feedback-topic", "c",
+                                    "--generator", "--format", "csv", "--delay-scale", "0.5", "--end-tick-s", "60"])
+    assert (args.feedback_topic, args.delay_scale, args.end_tick_s) == ("c", 0.5, 60.0)
+    assert args.func(args) == 2 and "--format json" in capsys.readouterr().err
