@@ -15,7 +15,6 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from flinkdl.config.base import Strict
-from flinkdl.config.feedback import FeedbackConfig, check_feedback_job
 from flinkdl.config.features import (
     CRITEO_LIKE_FEATURES,
     CategoricalField,
@@ -23,6 +22,7 @@ from flinkdl.config.features import (
     LabelConfig,
     NumericField,
 )
+from flinkdl.config.feedback import FeedbackConfig, check_feedback_job
 from flinkdl.config.flink import FlinkOptions
 from flinkdl.config.job import EvaluationConfig, JobSection, MetricsConfig, WindowConfig
 from flinkdl.config.model import ModelConfig, OptimizerConfig, PsConfig, WorkerConfig
