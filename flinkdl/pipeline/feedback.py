@@ -10,7 +10,6 @@ joined examples to train) that the JVM batches for ``KafkaFeatures``; its side o
 from __future__ import annotations
 
 import json
-import pickle
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,7 +175,3 @@ class SettledEvaluation(KeyedCoProcessFunction):
         if getattr(self, "dirty", False):
             self._write()
 
-
-def pickled(state: object) -> bytes:
-    """What the join keeps per pending id (the state's size, measured by the benchmark)."""
-    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
