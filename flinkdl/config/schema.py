@@ -23,6 +23,7 @@ from flinkdl.config.features import (
     LabelConfig,
     NumericField,
 )
+from flinkdl.config.feedback import FeedbackConfig, check_feedback_job
 from flinkdl.config.flink import FlinkOptions
 from flinkdl.config.job import EvaluationConfig, JobSection, MetricsConfig, WindowConfig
 from flinkdl.config.model import ModelConfig, OptimizerConfig, PsConfig, WorkerConfig
@@ -39,6 +40,7 @@ __all__ = [
     "DirectoryConfig",
     "EvaluationConfig",
     "FeatureConfig",
+    "FeedbackConfig",
     "GateConfig",
     "GeneratorConfig",
     "JobConfig",
@@ -73,6 +75,7 @@ class JobConfig(Strict):
     sinks: SinksConfig = SinksConfig()
     ps: PsConfig = PsConfig()
     serving: ServingConfig = ServingConfig()
+    feedback: FeedbackConfig | None = None
     evaluation: EvaluationConfig = EvaluationConfig()
     metrics: MetricsConfig = MetricsConfig()
     publish: PublishConfig = PublishConfig()
@@ -107,4 +110,12 @@ class JobConfig(Strict):
     def _time_windows_need_timestamp(self) -> JobConfig:
         if any(w.kind.endswith("time") for w in self.evaluation.windows) and not self.features.timestamp:
             raise ValueError("evaluation.windows: event-time windows need features.timestamp (a column in ms)")
+        return self
+
+    @model_validator(mode="after")
+    def _feedback_needs(self) -> JobConfig:
+        if self.feedback is not None:
+            k = self.source.kafka
+            check_feedback_job(self.feedback, self.source.kind, k.format if k else None, self.features.event_id,
+                               self.features.timestamp)
         return self

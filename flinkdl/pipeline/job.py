@@ -109,8 +109,19 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
         preds = (indexes.key_by(by_index, key_type=Types.INT())
                  .process(GenerateAndTrain(cfg_json), output_type=ENVELOPE_TYPE).name("generate+featurize+train"))
     else:  # the trainer gets its own chain, so parsing the next batch overlaps training on this one
-        preds = (feature_stream(flink, cfg).key_by(by_seq, key_type=Types.INT())
+        events = None
+        if cfg.feedback is not None:  # two topics and the event-time label join (docs/FEEDBACK.md)
+            from flinkdl.pipeline.feedback_job import feedback_stream
+
+            features, events = feedback_stream(flink, cfg)
+        else:
+            features = feature_stream(flink, cfg)
+        preds = (features.key_by(by_seq, key_type=Types.INT())
                  .process(Train(cfg_json), output_type=ENVELOPE_TYPE).name("train"))
+        if events is not None:
+            from flinkdl.pipeline.feedback_job import feedback_tail
+
+            preds = feedback_tail(preds, events, cfg)
     if cfg.sinks.kafka is not None:  # acknowledged on the topic before it is evaluated
         from flinkdl.pipeline.kafka_out import PublishKafka
 
