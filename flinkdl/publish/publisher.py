@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from flinkdl.publish import layout
 from flinkdl.publish.scorer import Scorer
 
 ONNX_FILE = "model.onnx"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,7 +43,8 @@ class Publisher:
 
     def __init__(self, cfg: PublishConfig, features: FeatureConfig, model_cfg: ModelConfig,
                  ps: PsConfig | None = None) -> None:
-        """``ps``: the server a snapshot without values is read from."""
+        """``ps``: the job's server: a snapshot without values is read from it, and each manifest
+        gets the version's ``trained_event_ts`` from it."""
         self.cfg, self.ps = cfg, ps
         self.model = build_model(FeatureLayout.from_config(features), model_cfg)
         self.scorer = Scorer(features, self.model)
@@ -63,12 +66,13 @@ class Publisher:
 
                 export_onnx(self.scorer, tmp / ONNX_FILE)
 
-        doc = {**snap.manifest, "version": snap.version, "formats": list(self.cfg.formats),
+        # read after the export: the trainer annotates a version just after the step that committed it
+        times = trained_event_times(self.ps, snap.version) if self.ps is not None else {}
+        doc = {**snap.manifest, **times, "version": snap.version, "formats": list(self.cfg.formats),
                "published_at": time.time()}
         path = layout.write_version(self.cfg.dir, snap.version, write, doc)
         layout.prune(self.cfg.dir, self.cfg.keep)
         return path
-
 
     def fill_from_ps(self, version: int) -> None:
         """Load committed PS ``version`` into the model (whole tables over Flight, read role)."""
@@ -81,6 +85,21 @@ class Publisher:
         with PsClient.from_config(self.ps) as client:
             rows = {p + n: client.pull_all(p + n, version=version) for n in self.model.sparse_names()}
             fill_model(self.model, p, rows, client.dense_get(version=version), version)
+
+
+def trained_event_times(ps: PsConfig, version: int) -> dict[str, int]:
+    """``{"trained_event_ts": ms}``: the event time of the newest event trained into PS ``version``
+    (from the server's version list), or ``{}`` when the server has no such record or is unreachable."""
+    from flinkdl.ps.client import PsClient
+
+    try:
+        with PsClient.from_config(ps) as client:
+            got = client.versions()
+    except Exception as e:  # any failure to read it (server down, refused): the time is information only
+        log.warning("no trained event time for PS version %s: %s", version, e)
+        return {}
+    ts = next((v.get("trained_event_ts") for v in got if int(v["version"]) == version), None)
+    return {} if ts is None else {"trained_event_ts": int(ts)}
 
 
 def dir_bytes(path: Path) -> int:

@@ -5,7 +5,8 @@ After a step whose PS commit (without a PS: whose model version) is due (``publi
 version is counted, logged with its numbers and appended to ``refused.jsonl``; a passing one is
 snapshotted (a copy of the model's variables, on the step's path; with other writers on the PS
 the thread reads the committed version from the server instead) and handed to a background
-thread that writes the SavedModel / ONNX export and renames it into ``publish.dir/<version>/``.
+thread that writes the SavedModel / ONNX export and renames it into ``publish.dir/<version>/``
+(with a PS, its manifest gets the version's ``trained_event_ts`` from the server).
 
 Trade-off of the thread: the step waits only for the copy, not for the export (seconds), but the
 export competes for the worker's CPU while it runs; a snapshot that arrives while the thread is
@@ -45,16 +46,20 @@ class PublishHook(StepHook):
     """Publishes gated versions of ``model`` into ``cfg.dir`` (see the module docstring)."""
 
     def __init__(self, cfg: PublishConfig, features: FeatureConfig, model_cfg: ModelConfig, model: ModelBase,
-                 *, with_ps: bool, from_ps: PsConfig | None = None, metrics: PublishMetrics | None = None,
+                 *, ps: PsConfig | None = None, from_ps: bool = False, metrics: PublishMetrics | None = None,
                  report: str | None = None) -> None:
-        """``from_ps``: export each version as committed on that server (read in the background thread),
-        for a worker that is not the only writer; else from a snapshot of ``model``. ``report``: the
-        file :meth:`close` writes when the last version is on disk (``flinkdl run`` waits for it)."""
-        self.cfg, self.model, self.with_ps, self.metrics, self.report = cfg, model, with_ps, metrics, report
+        """``ps``: the job's enabled PS (versions are PS versions; each manifest gets the version's
+        trained event time from it). ``from_ps``: export each version as committed on that server
+        (read in the background thread), for a worker that is not the only writer; else from a
+        snapshot of ``model``. ``report``: the file :meth:`close` writes when the last version is on
+        disk (``flinkdl run`` waits for it)."""
+        if from_ps and ps is None:
+            raise ValueError("from_ps needs the PS config")
+        self.cfg, self.model, self.with_ps, self.metrics, self.report = cfg, model, ps is not None, metrics, report
         self.from_ps = from_ps
         self.window = RecentWindow(cfg.gate.window_events)
         self.gate = QualityGate(cfg.gate)
-        self.publisher = Publisher(cfg, features, model_cfg, from_ps)
+        self.publisher = Publisher(cfg, features, model_cfg, ps)
         last = layout.latest(cfg.dir)
         self.baseline_auc: float | None = layout.manifest(cfg.dir, last)["metrics"]["auc"] if last else None
         self.last_version = last or 0
@@ -76,8 +81,7 @@ class PublishHook(StepHook):
         """The hook for ``model`` (its own config is ``model.cfg``); ``ps``: the enabled PS, if any
         (``single_writer``: this worker is its only writer, so its model is the committed version);
         metrics on ``endpoint`` if given."""
-        return cls(cfg, features, model.cfg, model, with_ps=ps is not None,
-                   from_ps=ps if ps is not None and not single_writer else None,
+        return cls(cfg, features, model.cfg, model, ps=ps, from_ps=ps is not None and not single_writer,
                    metrics=PublishMetrics(endpoint) if endpoint is not None else None, report=report)
 
     def before_step(self, batch: Batch) -> None:
@@ -107,7 +111,7 @@ class PublishHook(StepHook):
             return
         self.baseline_auc, self.last_version = decision.metrics.auc, version
         _log("passed", version=version, auc=decision.metrics.auc, calibration=decision.metrics.calibration)
-        snap = Snapshot(version, None, doc) if self.from_ps is not None else snapshot(self.model, version, doc)
+        snap = Snapshot(version, None, doc) if self.from_ps else snapshot(self.model, version, doc)
         with self._cv:
             if self._pending is not None:
                 self.skipped += 1
