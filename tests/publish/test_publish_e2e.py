@@ -5,21 +5,28 @@ behind a gate whose ``min_auc`` the first versions (a fresh model, near chance) 
 Then: at least two versions in TF Serving's layout with both formats, the refused
 ones recorded with their numbers, and raw events scored by the export (TensorFlow on the raw
 columns, onnxruntime on the featurized ones) equal to the worker's own scores of those events.
+Then ``flinkdl serve`` with ``serving.source: published`` (the local broker, the mini-cluster)
+scores unlabelled requests with the highest published version, as its SavedModel scores the same
+rows, and with the model age from that version's manifest (the PS's trained event time).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import onnxruntime as ort
+import pyarrow as pa
 import pytest
 import tensorflow as tf
 
 from flinkdl.config.loader import load_config
+from flinkdl.devtools.broker import create_topics
 from flinkdl.devtools.net import free_port
+from flinkdl.devtools.produce import generator_batches, produce, read_topic
 from flinkdl.publish import layout
 from flinkdl.publish.publisher import ONNX_FILE
 from flinkdl.sinks.predictions import read_predictions
@@ -32,7 +39,7 @@ MIN_AUC = 0.57
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
-def test_publish_gate_and_scores(tmp_path):
+def test_publish_gate_and_scores(kafka_broker, tmp_path):
     run_dir, pub, ck = tmp_path / "run", tmp_path / "published", tmp_path / "ps"
     sets = [f"job.run_dir={run_dir}", f"sinks.predictions.path={run_dir}/predictions.csv",
             "features.hash_bits=16", f"source.generator.batch_size={BATCH}",
@@ -58,6 +65,7 @@ def test_publish_gate_and_scores(tmp_path):
         assert (d / "saved_model.pb").is_file() and (d / "variables").is_dir() and (d / ONNX_FILE).is_file()
         m = layout.manifest(pub, v)
         assert m["ps_version"] == v and m["metrics"]["auc"] >= MIN_AUC and m["formats"] == ["saved_model", "onnx"]
+        assert m["trained_event_ts"] > 0  # the train operator's annotation of that PS version
 
     # the gate refused the early versions, with their numbers, in the log and refused.jsonl
     refused = layout.refusals(pub)
@@ -95,3 +103,37 @@ def test_publish_gate_and_scores(tmp_path):
         assert np.abs(onnx - worker).max() <= 1e-5
         checked += 1
     assert checked >= 1
+
+    _serve_published(kafka_broker.bootstrap, pub, versions[-1], tmp_path)
+
+
+def _serve_published(bootstrap: str, pub, served: int, tmp_path) -> None:
+    """``flinkdl serve`` on ``pub`` (``serving.source: published``): requests scored by version ``served``."""
+    n = 300
+    create_topics(bootstrap, ["requests", "requests-dead", "scores"])
+    *_, raw = generator_batches(n, batch_size=n)
+    raw = raw.set_column(raw.schema.get_field_index("label"), "label", pa.nulls(n, raw.schema.field("label").type))
+    produce(bootstrap, "requests", iter([raw]), "csv", progress=False)
+    sets = ["features.hash_bits=16", "serving.source=published", f"publish.dir={pub}", "serving.refresh_s=0.5",
+            "serving.starting_offsets=earliest", f"source.kafka.bootstrap_servers={bootstrap}",
+            "source.kafka.topic=requests", "source.kafka.dead_letter_topic=requests-dead", "source.kafka.batch_ms=100",
+            "sinks.kafka.topic=scores", f"job.run_dir={tmp_path / 'serve'}"]
+    args = [sys.executable, "-m", "flinkdl.cli", "serve", "jobs/click_stream_kafka.yaml"]
+    for s in sets:
+        args += ["--set", s]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        values = [json.loads(m.value()) for m in read_topic(bootstrap, "scores", expect=n, idle_s=180, max_s=300)]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    assert sorted(v["event_id"] for v in values) == list(range(n)), out[-3000:]  # every request scored once
+    assert {v["model_version"] for v in values} == {served}
+    cfg = load_config(ROOT / "jobs/click_stream_kafka.yaml", sets)
+    b = featurized(cfg, raw)
+    saved = tf.saved_model.load(str(pub / str(served))).signatures["score_features"]
+    want = dict(zip(b.event_id.numpy().tolist(), saved(ids=b.ids, dense=b.dense)["score"].numpy().tolist(),
+                    strict=True))
+    assert max(abs(v["score"] - want[v["event_id"]]) for v in values) <= 1e-6
+    trained_ts = layout.manifest(pub, served)["trained_event_ts"]
+    assert all(0 <= (v["processing_ts"] - trained_ts) - v["model_age_ms"] < 5_000 for v in values)
