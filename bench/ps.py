@@ -30,7 +30,8 @@ from flinkdl.ps.service import ParameterService
 from tests.ps.conftest import PsProcess
 
 
-def _best(fn, repeat: int = 5) -> float:
+def best_time(fn, repeat: int = 5) -> float:
+    """The shortest of ``repeat`` timed calls of ``fn``, in seconds."""
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -52,8 +53,8 @@ def bench_transport(rows: int, dim: int, shards: int) -> dict:
         out: dict = {"rows": rows, "dim": dim, "shards": shards}
         # A worker's touched set is sorted (np.unique); random order costs the client an argsort.
         for order, x in (("sorted", np.sort(ids)), ("random", ids)):
-            push_s = _best(lambda x=x: c.push("bench", x, delta))
-            pull_s = _best(lambda x=x: c.pull("bench", x))
+            push_s = best_time(lambda x=x: c.push("bench", x, delta))
+            pull_s = best_time(lambda x=x: c.pull("bench", x))
             out[order] = {"push_rows_per_s": rows / push_s, "push_MB_per_s": payload / push_s / 1e6,
                           "pull_rows_per_s": rows / pull_s, "pull_MB_per_s": payload / pull_s / 1e6}
         c.close()

@@ -24,17 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.ps.conftest
 
+from bench.ps import best_time
 from flinkdl.ps.client import PsClient
 from tests.ps.conftest import PsProcess, ShardedPs
-
-
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def measure(address: str, rows: int, dim: int, changed: int, repeat: int) -> dict:
@@ -45,8 +37,8 @@ def measure(address: str, rows: int, dim: int, changed: int, repeat: int) -> dic
     delta = rng.standard_normal((rows, dim)).astype(np.float32)
     c.push("bench", ids, delta)
     c.commit()  # the first version: a snapshot of every row
-    push_s = _best(lambda: c.push("bench", ids, delta), repeat)
-    pull_s = _best(lambda: c.pull("bench", ids), repeat)
+    push_s = best_time(lambda: c.push("bench", ids, delta), repeat)
+    pull_s = best_time(lambda: c.pull("bench", ids), repeat)
     commits = []
     for k in range(repeat):
         part = ids[k * changed % rows:][:changed]

@@ -62,23 +62,51 @@ def encode(batch: pa.RecordBatch, fmt: str) -> list[bytes]:
     return [json.dumps(r, separators=(",", ":")).encode() for r in batch.to_pylist()]
 
 
+class AckedProducer:
+    """A Kafka producer that waits out a full local queue and, at :meth:`flush`, fails if any message
+    was not acknowledged (``acks=all``)."""
+
+    def __init__(self, bootstrap: str, properties: dict | None = None) -> None:
+        from confluent_kafka import Producer
+
+        self.failed: list[str] = []
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all",
+                                  "queue.buffering.max.messages": 1_000_000, "delivery.report.only.error": True,
+                                  "message.max.bytes": 64 << 20,
+                                  "on_delivery": self._on_delivery, **(properties or {})})
+
+    def _on_delivery(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self.failed.append(str(err))
+
+    def send(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        """Queue one message, serving delivery reports while the local queue is full."""
+        while True:
+            try:
+                self.producer.produce(topic, value, key)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def poll(self) -> None:
+        """Serve delivery reports without waiting (call once per batch)."""
+        self.producer.poll(0)
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        """Wait for every message's acknowledgement; raise if any is missing or failed."""
+        left = self.producer.flush(timeout_s)
+        if left or self.failed:
+            raise RuntimeError(f"produce: {left} messages not delivered, {len(self.failed)} failed "
+                               f"({self.failed[0] if self.failed else 'timeout'})")
+
+
 def produce(bootstrap: str, topic: str, batches: Iterator[pa.RecordBatch], fmt: str = "csv",
             rate: float | None = None, total: int | None = None, progress: bool = True,
             properties: dict | None = None) -> int:
     """Produce every event of ``batches``; return the number of events. Fails if any is not acked."""
-    from confluent_kafka import Producer
     from tqdm import tqdm
 
-    failed: list[str] = []
-
-    def on_delivery(err, _msg) -> None:
-        if err is not None:
-            failed.append(str(err))
-
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all",
-                  "queue.buffering.max.messages": 1_000_000, "delivery.report.only.error": True,
-                  "message.max.bytes": 64 << 20,
-                  "on_delivery": on_delivery, **(properties or {})})
+    p = AckedProducer(bootstrap, properties)
     bar = tqdm(total=total, unit="ev", unit_scale=True, disable=not progress, desc=f"produce → {topic}")
     t0, sent = time.time(), 0
     for batch in batches:
@@ -87,24 +115,18 @@ def produce(bootstrap: str, topic: str, batches: Iterator[pa.RecordBatch], fmt: 
         if fmt != "arrow" and "event_id" in batch.schema.names:
             keys = [str(x).encode() for x in batch.column("event_id").to_pylist()]
         for k, v in zip(keys, values, strict=True):
-            while True:
-                try:
-                    p.produce(topic, v, k)
-                    break
-                except BufferError:
-                    p.poll(0.05)
-        p.poll(0)
+            p.send(topic, v, k)
+        p.poll()
         sent += batch.num_rows
         bar.update(batch.num_rows)
         if rate:
             ahead = sent / rate - (time.time() - t0)
             if ahead > 0:
                 time.sleep(ahead)
-    left = p.flush(60)
-    bar.close()
-    if left or failed:
-        raise RuntimeError(f"produce: {left} messages not delivered, {len(failed)} failed "
-                           f"({failed[0] if failed else 'timeout'})")
+    try:
+        p.flush(60)
+    finally:
+        bar.close()
     return sent
 
 

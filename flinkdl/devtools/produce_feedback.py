@@ -17,7 +17,7 @@ import time
 
 from flinkdl.config.feedback import DelayConfig
 from flinkdl.config.schema import GeneratorConfig
-from flinkdl.devtools.produce import encode
+from flinkdl.devtools.produce import AckedProducer, encode
 
 #: The id of the end tick (no impression has it: the generator's ids count up from 0).
 TICK_ID = 1 << 62
@@ -33,20 +33,10 @@ def produce_delayed(bootstrap: str, topic: str, feedback_topic: str, limit: int,
                     seed: int = 7, delay: DelayConfig | None = None, rate: float | None = None,
                     end_tick_s: float | None = None, events_per_s: float = 1000.0) -> tuple[int, int]:
     """Produce ``limit`` impressions and their delayed clicks; return ``(impressions, clicks)``."""
-    from confluent_kafka import Producer
-
     from flinkdl.sources.delayed import DelayedStream
     from flinkdl.sources.generator import ClickStream
 
-    failed: list[str] = []
-
-    def on_delivery(err, _msg) -> None:
-        if err is not None:
-            failed.append(str(err))
-
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all",
-                  "queue.buffering.max.messages": 1_000_000, "on_delivery": on_delivery,
-                  "delivery.report.only.error": True})
+    p = AckedProducer(bootstrap)
     gen = GeneratorConfig(seed=seed, events=limit, events_per_s=events_per_s)
     stream = DelayedStream(ClickStream.from_config(gen), delay or DelayConfig())
     counts = {"impressions": 0, "clicks": 0}
@@ -55,22 +45,14 @@ def produce_delayed(bootstrap: str, topic: str, feedback_topic: str, limit: int,
         to = topic if kind == "impressions" else feedback_topic
         keys = [str(x).encode() for x in batch.column("event_id").to_pylist()]
         for k, v in zip(keys, encode(batch, "json"), strict=True):
-            while True:
-                try:
-                    p.produce(to, v, k)
-                    break
-                except BufferError:
-                    p.poll(0.05)
-        p.poll(0)
+            p.send(to, v, k)
+        p.poll()
         counts[kind] += batch.num_rows
         last_ts = max(last_ts, batch.column("ts")[-1].as_py())
         if rate and kind == "impressions" and (ahead := counts[kind] / rate - (time.time() - t0)) > 0:
             time.sleep(ahead)
     if end_tick_s is not None:
         for to, tick in end_ticks(last_ts + int(end_tick_s * 1000), topic, feedback_topic):
-            p.produce(to, tick)
-    left = p.flush(60)
-    if left or failed:
-        raise RuntimeError(f"produce: {left} messages not delivered, {len(failed)} failed "
-                           f"({failed[0] if failed else 'timeout'})")
+            p.send(to, tick)
+    p.flush(60)
     return counts["impressions"], counts["clicks"]
