@@ -17,11 +17,9 @@ versions and whatever their restores need.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import overload
 
@@ -29,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from flinkdl.ps.errors import PsError
+from flinkdl.ps.version_docs import VersionDocs
 from flinkdl.ps.wire import batch_rows, dense_items, dense_table, rows_batch
 
 TableSpec = dict  # {"dim": int, "slots": [str]}
@@ -65,7 +63,7 @@ class CheckpointStore:
         self.shards, self.retain, self.compact_after = shards, retain, compact_after
         self.lock = threading.RLock()
         self._compactor: threading.Thread | None = None
-        self.fs.create_dir(self._p("manifests"), recursive=True)
+        self.docs = VersionDocs(self.fs, self._p("manifests"))  # the manifests, one per version
         self.fs.create_dir(self._p("data"), recursive=True)
 
     def _p(self, *parts: str) -> str:
@@ -74,31 +72,16 @@ class CheckpointStore:
     # ------------------------------------------------------------------ manifests
 
     def versions(self) -> list[int]:
-        sel = pafs.FileSelector(self._p("manifests"), allow_not_found=True)
-        out = []
-        for info in self.fs.get_file_info(sel):
-            name = info.base_name
-            if name.startswith("v") and name.endswith(".json"):
-                out.append(int(name[1:-5]))
-        return sorted(out)
+        return self.docs.versions()
 
     def latest(self) -> int | None:
-        v = self.versions()
-        return v[-1] if v else None
+        return self.docs.latest()
 
     def manifest(self, version: int) -> dict:
-        try:
-            with self.fs.open_input_stream(self._p("manifests", f"v{version:08d}.json")) as f:
-                return json.loads(f.read())
-        except (FileNotFoundError, OSError) as e:
-            raise PsError(f"unknown version {version} (have {self.versions()})") from e
+        return self.docs.read(version)
 
     def _write_manifest(self, m: dict) -> None:
-        final = self._p("manifests", f"v{m['version']:08d}.json")
-        tmp = self._p("manifests", f".v{m['version']:08d}.{uuid.uuid4().hex}.tmp")
-        with self.fs.open_output_stream(tmp) as f:
-            f.write(json.dumps(m, indent=1).encode())
-        self.fs.move(tmp, final)
+        self.docs.write(m["version"], m)
 
     # ------------------------------------------------------------------ files
 
@@ -166,9 +149,7 @@ class CheckpointStore:
     def discard(self, version: int) -> None:
         """Remove ``version`` (a prepared version that was never committed): its manifest, then its files."""
         with self.lock:
-            path = self._p("manifests", f"v{version:08d}.json")
-            if self.fs.get_file_info(path).type == pafs.FileType.File:
-                self.fs.delete_file(path)
+            self.docs.delete(version)
             d = self._p("data", f"v{version:08d}")
             if self.fs.get_file_info(d).type == pafs.FileType.Directory:
                 self.fs.delete_dir(d)
@@ -249,7 +230,7 @@ class CheckpointStore:
                     v = m["parent"]
             for v in versions:
                 if v not in keep:
-                    self.fs.delete_file(self._p("manifests", f"v{v:08d}.json"))
+                    self.docs.delete(v)
             referenced = set()
             for m in manifests.values():
                 referenced.add(m["files"]["dense"])

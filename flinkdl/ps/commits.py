@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 import numpy as np
 import pyarrow.fs as pafs
 
 from flinkdl.ps.checkpoint import CheckpointStore, State, open_uri
-from flinkdl.ps.errors import PsError
+from flinkdl.ps.version_docs import VersionDocs, write_json
 
 
 def shard_dir(root: str, shard: int) -> str:
@@ -42,51 +41,33 @@ class CommitLog:
         else:
             self.fs, root = filesystem, uri
         self.root = root.rstrip("/")
-        self.fs.create_dir(self._p("commits"), recursive=True)
-
-    def _p(self, *parts: str) -> str:
-        return "/".join([self.root, *parts])
-
-    def _write(self, path: str, doc: dict) -> None:
-        """Write a hidden temporary file, then move it into place (atomic on a filesystem)."""
-        head, _, name = path.rpartition("/")
-        tmp = f"{head}/.{name}.{uuid.uuid4().hex}.tmp"
-        with self.fs.open_output_stream(tmp) as f:
-            f.write(json.dumps(doc, indent=1).encode())
-        self.fs.move(tmp, path)
+        self.docs = VersionDocs(self.fs, f"{self.root}/commits")
 
     # ------------------------------------------------------------------ commits
 
     def versions(self) -> list[int]:
-        sel = pafs.FileSelector(self._p("commits"), allow_not_found=True)
-        return sorted(int(i.base_name[1:-5]) for i in self.fs.get_file_info(sel)
-                      if i.base_name.startswith("v") and i.base_name.endswith(".json"))
+        return self.docs.versions()
 
     def latest(self) -> int | None:
-        v = self.versions()
-        return v[-1] if v else None
+        return self.docs.latest()
 
     def exists(self, version: int) -> bool:
-        return self.fs.get_file_info(self._p("commits", f"v{version:08d}.json")).type == pafs.FileType.File
+        return self.docs.exists(version)
 
     def get(self, version: int) -> dict:
-        try:
-            with self.fs.open_input_stream(self._p("commits", f"v{version:08d}.json")) as f:
-                return json.loads(f.read())
-        except (FileNotFoundError, OSError) as e:
-            raise PsError(f"unknown version {version} (committed: {self.versions()})") from e
+        return self.docs.read(version)
 
     def record(self, version: int, doc: dict) -> dict:
         """Mark ``version`` committed on every shard (the last write of a commit)."""
         doc = {**doc, "version": version, "created": time.time()}
-        self._write(self._p("commits", f"v{version:08d}.json"), doc)
+        self.docs.write(version, doc)
         return doc
 
     def forget(self, keep: set[int]) -> None:
         """Delete the records of versions not in ``keep`` (retention removed their files)."""
         for v in self.versions():
             if v not in keep:
-                self.fs.delete_file(self._p("commits", f"v{v:08d}.json"))
+                self.docs.delete(v)
 
 
 class EpochFile:
@@ -105,12 +86,8 @@ class EpochFile:
             return {}
 
     def save(self, epochs: dict[str, int]) -> None:
-        head, _, name = self.path.rpartition("/")
-        self.fs.create_dir(head, recursive=True)
-        tmp = f"{head}/.{name}.{uuid.uuid4().hex}.tmp"
-        with self.fs.open_output_stream(tmp) as f:
-            f.write(json.dumps(epochs).encode())
-        self.fs.move(tmp, self.path)
+        self.fs.create_dir(self.path.rpartition("/")[0], recursive=True)
+        write_json(self.fs, self.path, epochs, indent=None)
 
 
 def is_cluster(uri: str) -> bool:
