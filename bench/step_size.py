@@ -1,4 +1,4 @@
-"""Progressive AUC against the step size (rows per training step), per model, sparse step rule and stream.
+"""Progressive AUC against the step size (rows per training step), per model, stream and scoring rule.
 
     python bench/step_size.py                                        # MovieLens-100k, built-in stream, family-1
     python bench/step_size.py --datasets movielens --batches 4 64 512 4096 --models fm
@@ -7,9 +7,9 @@
 Offline (no Flink): each stream is featurized by the job's ``Featurizer`` and fed in order to a
 fresh model built from the job config (``flinkdl.models.build_model``), ``predict_then_train`` on
 consecutive batches of each size, one step per batch (``model.micro_batch_rows`` off). Every
-(model, batch) runs under both ``model.sparse_steps`` rules: ``per_batch`` (one Adagrad step on a
-table row's summed gradient: the old behaviour, the baseline) and ``per_event`` (the step sized
-by the row's occurrences in the batch). Streams: MovieLens-100k (``jobs/movielens.yaml``: user and
+(model, batch) runs with ``model.fresh_scores`` off (``per_batch``: every row scored by the model as
+it was before the step; the baseline) and on (``fresh``: each row scored as if the step's earlier
+rows had been learnt, flinkdl/models/in_batch.py). Streams: MovieLens-100k (``jobs/movielens.yaml``: user and
 item ids, label rating >= 4, sorted by time), the built-in drift stream (``jobs/click_stream.yaml``)
 and members of the generator family (``family-N``). Prints a table, each AUC's gap to the same
 rule's smallest batch, and a final JSON line.
@@ -33,9 +33,7 @@ from flinkdl.config.schema import JobConfig
 from flinkdl.evaluation.metrics import auc_from_arrays
 
 CONFIGS = {"drift": "jobs/click_stream.yaml", "movielens": "jobs/movielens.yaml"}
-RULES = {"per_batch": ["model.sparse_steps=per_batch", "model.fresh_scores=false"],
-         "per_event": ["model.sparse_steps=per_event"],
-         "fresh": ["model.fresh_scores=true"]}
+RULES = {"per_batch": ["model.fresh_scores=false"], "fresh": ["model.fresh_scores=true"]}
 
 
 def stream(dataset: str, events: int, sets: list[str]) -> tuple[JobConfig, list]:
@@ -83,20 +81,20 @@ def main() -> None:
                                        "model.micro_batch_rows=null", *RULES[rule]])
                 for batch in batches:
                     auc, secs = run(cfg, ids, dense, labels, batch)
-                    row = {"dataset": dataset, "model": model, "sparse_steps": rule, "batch": batch,
+                    row = {"dataset": dataset, "model": model, "scores": rule, "batch": batch,
                            "events": len(labels), "auc": round(auc, 4), "seconds": round(secs, 1)}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     ref = {}
     for r in rows:  # gap to the same rule's smallest batch on that stream
-        ref.setdefault((r["dataset"], r["model"], r["sparse_steps"]), r["auc"])
-        r["minus_smallest"] = round(r["auc"] - ref[(r["dataset"], r["model"], r["sparse_steps"])], 4)
-    print("\n| stream | model | batch | AUC per_batch | AUC per_event | per_event − per_batch |")
+        ref.setdefault((r["dataset"], r["model"], r["scores"]), r["auc"])
+        r["minus_smallest"] = round(r["auc"] - ref[(r["dataset"], r["model"], r["scores"])], 4)
+    print("\n| stream | model | batch | AUC per_batch | AUC fresh | fresh − per_batch |")
     print("|---|---|---|---|---|---|")
-    by = {(r["dataset"], r["model"], r["batch"], r["sparse_steps"]): r["auc"] for r in rows}
+    by = {(r["dataset"], r["model"], r["batch"], r["scores"]): r["auc"] for r in rows}
     for d, m, b, rule in by:
-        if rule == "per_batch" and (d, m, b, "per_event") in by:
-            old, new = by[(d, m, b, rule)], by[(d, m, b, "per_event")]
+        if rule == "per_batch" and (d, m, b, "fresh") in by:
+            old, new = by[(d, m, b, rule)], by[(d, m, b, "fresh")]
             print(f"| {d} | {m} | {b} | {old:.4f} | {new:.4f} | {new - old:+.4f} |")
     print(json.dumps({"bench": "step_size", "rows": rows}))
 

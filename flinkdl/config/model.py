@@ -31,9 +31,6 @@ class ModelConfig(Strict):
                                 "that interact and mute the rest")
     micro_batch_rows: int | None = Field(None, ge=1, description="learn each batch in steps of at most this "
                                          "many rows, each scored just before its step; null = one step a batch")
-    sparse_steps: Literal["per_event", "per_batch"] = Field(
-        "per_batch", description="adagrad tables: per_event sizes a row's step by its occurrences in the batch "
-        "(as if learnt one event at a time); per_batch: one plain Adagrad step on the batch's summed gradient")
     fresh_scores: bool = Field(False, description="score each row of a step as if the step's earlier rows had "
                                "been learnt (adagrad tables; two forward passes); flinkdl/models/in_batch.py")
     optimizer: OptimizerConfig = OptimizerConfig()

@@ -30,7 +30,7 @@ import tensorflow as tf
 from flinkdl.config.schema import ModelConfig, OptimizerConfig
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import in_batch
-from flinkdl.models.optim import create_slots, make_optimizer, per_event_adagrad, scale_gradient
+from flinkdl.models.optim import create_slots, make_optimizer, scale_gradient
 
 
 def lookup(table: tf.Variable, ids: tf.Tensor) -> tf.Tensor:
@@ -302,10 +302,6 @@ class ModelBase(abc.ABC):
                 for n, g, v in zip(names, grads, var_list, strict=True)
                 if g is not None and (sparse is None or (n in self._sparse) == sparse)
             ]
-            if self.cfg.sparse_steps == "per_event" and opt_cfg.name == "adagrad" and opt_cfg.l2 == 0:
-                rows = [(g, v) for g, v in pairs if isinstance(g, tf.IndexedSlices)]
-                pairs = [(g, v) for g, v in pairs if not isinstance(g, tf.IndexedSlices)]
-                updates += [per_event_adagrad(opt, v, g, ids, opt_cfg.learning_rate) for g, v in rows]
             if pairs:
                 updates.append(opt.apply_gradients(pairs))
         return scores, updates

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
-
 Record = tuple[tf.Variable, tf.Tensor, tf.Tensor]  # (table, flat ids, offset)
 
 

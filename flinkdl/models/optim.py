@@ -47,34 +47,3 @@ def scale_gradient(g: tf.Tensor | tf.IndexedSlices, s: tf.Tensor) -> tf.Tensor |
         return tf.IndexedSlices(g.values * s, g.indices, g.dense_shape)
     return g * s
 
-
-def occurrence_counts(indices: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
-    """How often each of ``indices`` occurs in ``ids`` (float32, same length; 1 for an index not in ``ids``)."""
-    flat = tf.reshape(ids, [-1])
-    distinct, _, counts = tf.unique_with_counts(tf.boolean_mask(flat, flat >= 0))  # bag padding: no occurrence
-    # distinct ids keep positions 0..n-1; an index not among them gets a position >= n (count 1)
-    both, at = tf.unique(tf.concat([distinct, tf.cast(indices, distinct.dtype)], axis=0))
-    per = tf.concat([tf.cast(counts, tf.float32), tf.ones([tf.size(both) - tf.size(distinct)])], axis=0)
-    return tf.gather(per, at[tf.size(distinct):])
-
-
-def per_event_adagrad(opt: tf.compat.v1.train.AdagradOptimizer, var: tf.Variable, grad: tf.IndexedSlices,
-                      ids: tf.Tensor, learning_rate: float) -> tf.Operation:
-    """Adagrad on a table's rows, each step sized as if the batch had been learnt one event at a time.
-
-    A row that occurs ``c`` times in the batch with summed gradient ``g`` adds ``g²/c`` to its
-    accumulator (the sum of ``c`` equal per-event squares) and moves ``lr·g/√acc``: about what
-    ``c`` per-event Adagrad steps move it, where plain Adagrad on the batch sum adds ``g²`` and so
-    shrinks the step of ids frequent in a batch as the batch grows. With ``c = 1`` it is plain Adagrad.
-    """
-    with tf.init_scope():
-        create_slots(opt, [var])
-    acc = opt.get_slot(var, "accumulator")
-    rows, pos = tf.unique(grad.indices)  # one entry per row (a table read twice gives two)
-    g = tf.math.unsorted_segment_sum(grad.values, pos, tf.size(rows))
-    c = occurrence_counts(rows, ids)
-    c = tf.reshape(c, tf.concat([tf.shape(c), tf.ones([tf.rank(g) - 1], tf.int32)], axis=0))
-    add = acc.scatter_add(tf.IndexedSlices(tf.square(g) / c, rows))
-    with tf.control_dependencies([add]):
-        step = learning_rate * g * tf.math.rsqrt(tf.gather(acc, rows))
-        return var.scatter_sub(tf.IndexedSlices(step, rows)).op
