@@ -31,6 +31,8 @@ class ModelConfig(Strict):
                                 "that interact and mute the rest")
     micro_batch_rows: int | None = Field(None, ge=1, description="learn each batch in steps of at most this "
                                          "many rows, each scored just before its step; null = one step a batch")
+    fresh_scores: bool = Field(False, description="score each row of a step as if the step's earlier rows had "
+                               "been learnt (adagrad tables; two forward passes); flinkdl/models/in_batch.py")
     optimizer: OptimizerConfig = OptimizerConfig()
     dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
     seed: int = 0

@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from flinkdl.config.schema import ModelConfig, OptimizerConfig
 from flinkdl.exchange.schema import FeatureLayout
+from flinkdl.models import in_batch
 from flinkdl.models.optim import create_slots, make_optimizer, scale_gradient
 
 
@@ -38,8 +39,9 @@ def lookup(table: tf.Variable, ids: tf.Tensor) -> tf.Tensor:
     The gradient is then ``IndexedSlices`` over the distinct ids, which the sparse optimizer no
     longer has to deduplicate: less CPU per step, same scores to the bit (docs/BENCHMARKS.md).
     """
-    distinct, where = tf.unique(tf.reshape(ids, [-1]))
-    rows = tf.gather(tf.gather(table, distinct), where)
+    flat = tf.reshape(ids, [-1])
+    distinct, where = tf.unique(flat)
+    rows = in_batch.adjust(table, flat, tf.gather(tf.gather(table, distinct), where))  # no-op unless fresh_scores
     return tf.reshape(rows, tf.concat([tf.shape(ids), table.shape[1:].as_list()], axis=0))  # no table read
 
 
@@ -264,15 +266,34 @@ class ModelBase(abc.ABC):
             self._version.assign_add(1)
             return tf.identity(scores)
 
+    def _earlier_steps(self, records: list, grads: list) -> list[tf.Tensor | None]:
+        """Per recorded lookup, the shift of its rows by the batch's earlier rows (None: not an adagrad table)."""
+        out: list[tf.Tensor | None] = []
+        for (table, ids, _), g in zip(records, grads, strict=True):
+            group = next((c, o) for c, o, sp in self._groups if sp is None or sp)  # tables: first group
+            if g is None or group[0].name != "adagrad":
+                out.append(None)
+                continue
+            with tf.init_scope():
+                create_slots(group[1], [table])
+            acc = tf.gather(group[1].get_slot(table, "accumulator"), ids)
+            out.append(in_batch.earlier_steps(g, ids, acc, group[0].learning_rate))
+        return out
+
     def _update(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, list]:
         """Pre-update scores and the ops that apply the logloss gradients."""
         names = list(self._vars)
         var_list = [self._vars[n] for n in names]
-        with tf.GradientTape() as tape:
+        records: list = []
+        with tf.GradientTape() as tape, in_batch.probe(tape, records, self.cfg.fresh_scores):
             logits = self.logits(ids, dense)
             loss = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        grads = tape.gradient(loss, var_list + [off for _, _, off in records])
+        grads, occurrence_grads = grads[:len(var_list)], grads[len(var_list):]
+        if records:
+            with in_batch.shifted(self._earlier_steps(records, occurrence_grads)):
+                logits = self.logits(ids, dense)
         scores = tf.sigmoid(logits)  # reads happen before the updates below (auto control deps)
-        grads = tape.gradient(loss, var_list)
         inv_batch = 1.0 / tf.cast(tf.maximum(tf.shape(labels)[0], 1), tf.float32)
         updates = []
         for opt_cfg, opt, sparse in self._groups:

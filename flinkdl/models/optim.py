@@ -46,3 +46,4 @@ def scale_gradient(g: tf.Tensor | tf.IndexedSlices, s: tf.Tensor) -> tf.Tensor |
     if isinstance(g, tf.IndexedSlices):
         return tf.IndexedSlices(g.values * s, g.indices, g.dense_shape)
     return g * s
+
