@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 import tensorflow as tf
 
@@ -45,22 +46,23 @@ class _Apply:
         return rows if shift is None else rows + shift
 
 
-_active: _Probe | _Apply | None = None
+#: The pass in progress in this thread/context (None: lookups are left alone).
+_active: ContextVar[_Probe | _Apply | None] = ContextVar("fresh_scores_pass", default=None)
 
 
 def adjust(table: tf.Variable, ids: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
     """``rows`` (``[N, dim]``, one per id of the flat ``ids``) as the active pass wants them."""
-    return rows if _active is None else _active.adjust(table, ids, rows)
+    p = _active.get()
+    return rows if p is None else p.adjust(table, ids, rows)
 
 
 @contextlib.contextmanager
 def _pass(p: _Probe | _Apply) -> Iterator[_Probe | _Apply]:
-    global _active
-    outer, _active = _active, p
+    token = _active.set(p)
     try:
         yield p
     finally:
-        _active = outer
+        _active.reset(token)
 
 
 def probe(tape: tf.GradientTape, records: list[Record], on: bool = True) -> contextlib.AbstractContextManager:
