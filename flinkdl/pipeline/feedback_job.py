@@ -21,7 +21,7 @@ from flinkdl.config.feedback import FeedbackConfig
 from flinkdl.config.schema import JobConfig, KafkaSourceConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE
 from flinkdl.pipeline.feedback import CalibrateScores, SettledEvaluation
-from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, join_query, views
+from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, interval_sql, join_query, views
 from flinkdl.pipeline.operator import section
 
 
@@ -34,7 +34,7 @@ def topic_ddl(k: KafkaSourceConfig, table: str, fb: FeedbackConfig) -> str:
 
     columns = (f"msg BYTES, eid AS {field(fb.id_field)}, ts_ms AS {field(fb.ts_field)}, "
                f"ets AS TO_TIMESTAMP_LTZ(COALESCE({field(fb.ts_field)}, 0), 3), "
-               f"WATERMARK FOR ets AS ets - INTERVAL '{fb.out_of_orderness_s:.3f}' SECOND")
+               f"WATERMARK FOR ets AS ets - {interval_sql(int(fb.out_of_orderness_s * 1000))}")
     ddl = table_ddl(k, table)
     head = f"CREATE TEMPORARY TABLE {table} (msg BYTES, pt AS PROCTIME())"
     assert ddl.startswith(head), ddl  # the shared DDL's column list, replaced by ours

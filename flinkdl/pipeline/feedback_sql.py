@@ -26,8 +26,18 @@ def _str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _interval(ms: int) -> str:
-    return f"INTERVAL '{ms / 1000:.3f}' SECOND"
+def interval_sql(ms: int) -> str:
+    """An SQL interval literal of ``ms`` (Flink takes at most 2 digits of leading precision: < 100 days).
+
+    >>> interval_sql(620_500)
+    "INTERVAL '0 00:10:20.500' DAY TO SECOND(3)"
+    """
+    days, rest = divmod(int(ms), 86_400_000)
+    if days > 99:
+        raise ValueError(f"an interval of {ms} ms is over 99 days, more than Flink SQL takes")
+    h, rest = divmod(rest, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    return f"INTERVAL '{days} {h:02d}:{m:02d}:{rest // 1000:02d}.{rest % 1000:03d}' DAY TO SECOND(3)"
 
 
 def strip_label_sql(text: str, label: str) -> str:
@@ -67,12 +77,12 @@ def views(fb: FeedbackConfig, label: str, impressions: str, feedback: str) -> li
         f"{positive_sql(value, fb)} AS positive, CURRENT_WATERMARK(ets) AS wm FROM {feedback}",
         "CREATE TEMPORARY VIEW fb_pos AS SELECT eid, ts_ms, ets, wm FROM fb_fb_all WHERE ok AND positive",
         f"CREATE TEMPORARY VIEW fb_train AS SELECT i.eid, i.ts_ms, i.body, f.ts_ms AS click_ts, "
-        f"f.wm >= i.ets + {_interval(w)} AS late FROM fb_imp i LEFT JOIN fb_pos f ON i.eid = f.eid "
-        f"AND f.ets BETWEEN i.ets AND i.ets + {_interval(keep)} AND f.ts_ms <= i.ts_ms + {w}",
+        f"f.wm >= i.ets + {interval_sql(w)} AS late FROM fb_imp i LEFT JOIN fb_pos f ON i.eid = f.eid "
+        f"AND f.ets BETWEEN i.ets AND i.ets + {interval_sql(keep)} AND f.ts_ms <= i.ts_ms + {w}",
         "CREATE TEMPORARY VIEW fb_settle AS SELECT i.eid, i.ts_ms, f.eid IS NOT NULL AS positive "
-        f"FROM fb_imp i LEFT JOIN fb_pos f ON i.eid = f.eid AND f.ets BETWEEN i.ets AND i.ets + {_interval(w)}",
+        f"FROM fb_imp i LEFT JOIN fb_pos f ON i.eid = f.eid AND f.ets BETWEEN i.ets AND i.ets + {interval_sql(w)}",
         "CREATE TEMPORARY VIEW fb_clicks AS SELECT f.eid, f.ts_ms, i.ts_ms AS imp_ts FROM fb_pos f "
-        f"LEFT JOIN fb_imp i ON f.eid = i.eid AND i.ets BETWEEN f.ets - {_interval(keep)} AND f.ets",
+        f"LEFT JOIN fb_imp i ON f.eid = i.eid AND i.ets BETWEEN f.ets - {interval_sql(keep)} AND f.ets",
     ]
 
 
