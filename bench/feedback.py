@@ -13,10 +13,13 @@ in event-time order, end ticks). Then three runs of ``jobs/click_feedback.yaml``
   window), no feedback section: every label arrives with its impression, and the prequential score
   (made before the model trained on the event) is the serving score.
 
-Throughput: the join's rows/s alone (:class:`~flinkdl.feedback.join.JoinCore`, no Flink), each run's
-impressions per second of wall time (first to last settled), and the oracle's trained events/s (the
-trainer's throughput on the same path without the join). Also the bytes of one pending impression's
-state. The last line is JSON.
+Throughput: the join alone (the job's SQL over both topics read to their end into a blackhole
+sink, no Python; against a scan of the same topics without the joins), each run's impressions per
+second of wall time (first to last settled), and the oracle's trained events/s (the trainer's
+throughput on the same path without the join); ``join_vs_trainer`` = join alone (impressions over
+the wall time the joins add to the scan, so job start and Kafka reads are not counted) / trainer,
+``job_vs_trainer`` = the whole fake_negative job / trainer. Also an estimate of the bytes of one
+pending impression's state. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -45,32 +47,52 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
-def join_core_rows_per_s(n: int = 20_000) -> tuple[float, int]:
-    """Impressions + clicks + window timers through :class:`JoinCore` alone; bytes of one pending state."""
-    from flinkdl.config.feedback import DelayConfig, FeedbackConfig
+def sql_join_only(bootstrap: str, imps: int, clicks: int, args: argparse.Namespace, join: bool) -> dict:
+    """The feedback job's SQL (:mod:`flinkdl.pipeline.feedback_sql`) over both topics, read to their
+    end, into a blackhole sink: no Python. ``join=False`` scans the same views without the joins
+    (the baseline: job start, Kafka reads, JSON extraction). Wall time from submit to finish."""
+    from flinkdl.config.loader import load_config
+    from flinkdl.pipeline.feedback_job import topic_ddl
+    from flinkdl.pipeline.feedback_sql import join_query, views
+    from flinkdl.pipeline.job import make_env
+
+    group = f"bench-sql-{int(join)}"
+    cfg = load_config(ROOT / "jobs/click_feedback.yaml", [
+        f"source.kafka.bootstrap_servers={bootstrap}", "source.kafka.topic=imp", f"source.kafka.group_id={group}",
+        "source.kafka.starting_offsets=earliest", "feedback.topic=clk", f"feedback.window_s={args.window_s}",
+        f"feedback.grace_s={args.window_s}", "feedback.out_of_orderness_s=2", "feedback.idle_timeout_s=null"])
+    from pyflink.table import StreamTableEnvironment
+
+    tenv = StreamTableEnvironment.create(make_env(cfg))
+    fb, k = cfg.feedback, cfg.source.kafka
+    assert fb is not None and k is not None
+    bounded = ",\n  'scan.bounded.mode' = 'latest-offset')"  # read to the end: the watermark then ends every window
+    tenv.execute_sql(topic_ddl(k, "fb_impressions", fb)[:-1] + bounded)
+    tenv.execute_sql(topic_ddl(k.model_copy(update={"topic": "clk", "group_id": f"{group}-fb"}), "fb_feedback",
+                               fb)[:-1] + bounded)
+    for statement in views(fb, "label", "fb_impressions", "fb_feedback"):
+        tenv.execute_sql(statement)
+    tenv.execute_sql("CREATE TEMPORARY TABLE sink (chan INT, payload STRING) WITH ('connector' = 'blackhole')")
+    query = join_query(fb, "label") if join else (
+        "SELECT 0 AS chan, body AS payload FROM fb_imp UNION ALL "
+        "SELECT 1 AS chan, CAST(wm AS STRING) AS payload FROM fb_pos")
+    t0 = time.perf_counter()
+    tenv.execute_sql(f"INSERT INTO sink {query}").wait()
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "impressions_per_s": imps / wall, "input_rows_per_s": (imps + clicks) / wall}
+
+
+def state_bytes(n: int = 2000) -> int:
+    """Bytes of one pending impression's join state: its JSON body (without label) as the train
+    join keeps it, plus id and two times in each of the three joins (an estimate of Flink's RowData)."""
+    from flinkdl.config.feedback import DelayConfig
     from flinkdl.devtools.produce import encode
-    from flinkdl.feedback.join import JoinCore
     from flinkdl.sources.delayed import DelayedStream
     from flinkdl.sources.generator import ClickStream
 
-    imp, clicks = DelayedStream(ClickStream(), DelayConfig()).batch(0, n)
+    imp, _ = DelayedStream(ClickStream(), DelayConfig()).batch(0, n)
     msgs = encode(imp, "json")
-    core = JoinCore(FeedbackConfig(topic="f", window_s=60), "label")
-    clicked = set(clicks.column("event_id").to_pylist())
-    t0 = time.perf_counter()
-    rows = 0
-    size = 0
-    for i, m in enumerate(msgs):
-        step = core.impression(None, m, i, 0)
-        rows += 1
-        st = step.state
-        if i == 0:
-            size = len(pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL))
-        if i in clicked:
-            st = core.feedback(st, True, i + 5, 0).state
-            rows += 1
-        core.timer(st, i + 60_000)
-    return rows / (time.perf_counter() - t0), size
+    return int(sum(len(m) for m in msgs) / len(msgs)) + 3 * 3 * 8
 
 
 def run(name: str, bootstrap: str, topic: str, tmp: Path, args: argparse.Namespace, expect_trained: int,
@@ -140,8 +162,8 @@ def main() -> None:
     from flinkdl.sources.delayed import DelayedStream
     from flinkdl.sources.generator import ClickStream
 
-    core_rps, state_bytes = join_core_rows_per_s()
-    print(f"join core alone: {core_rps:,.0f} rows/s; one pending impression: {state_bytes} bytes pickled")
+    pending_bytes = state_bytes()
+    print(f"one pending impression: ~{pending_bytes} bytes of join state")
     delay = DelayConfig(scale=args.delay_scale)
     stream = ClickStream(events_per_s=args.events_per_s)
     window_ms = int(args.window_s * 1000)
@@ -168,6 +190,10 @@ def main() -> None:
 
         produce(b.bootstrap, "oracle", labelled(), "json", progress=False)
         print(f"produced {imps:,} impressions, {clicks:,} clicks ({len(attributed):,} within the window)")
+        # the first SQL job warms the JVM (JIT) up: a scan first, the baseline is the scan after the join
+        sql = {name: sql_join_only(b.bootstrap, imps, clicks, args, join) for name, join in
+               (("warm-up", False), ("join", True), ("scan", False))}
+        print("SQL alone (blackhole sink):", json.dumps(sql))
         common = {"topic": "clk", "window_s": args.window_s, "grace_s": args.window_s, "out_of_orderness_s": 2,
                   "idle_timeout_s": "null", "eval_window_s": args.window_s * 10}
         results = {}
@@ -180,20 +206,28 @@ def main() -> None:
         print("oracle", json.dumps(results["oracle"]))
     wait, fn, oracle = results["wait_window"], results["fake_negative"], results["oracle"]
 
+    trainer = oracle.get("trainer_events_per_s")
+    extra_s = sql["join"]["wall_s"] - sql["scan"]["wall_s"]  # what the joins add to reading the topics
+    join_rate = args.events / extra_s if extra_s > 0 else None
+    print(f"join alone: {join_rate or float('nan'):,.0f} impressions/s (over the scan); trainer: "
+          f"{trainer or float('nan'):,.0f} events/s")
+
     def diff(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else a - b
 
     final = {
         "bench": "feedback", "events": args.events, "model": args.model, "window_s": args.window_s,
         "attributed_rate": len(attributed) / args.events, "load_avg_1m": os.getloadavg()[0],
-        "join_core_rows_per_s": core_rps, "state_bytes_per_pending": state_bytes,
+        "state_bytes_per_pending": pending_bytes, "sql_scan": sql["scan"], "sql_join": sql["join"],
         "fake_negative": fn, "wait_window": wait, "oracle": oracle,
         "fn_logloss_minus_wait": diff(fn["logloss"], wait["logloss"]),
         "fn_calibration_error": None if fn["calibration"] is None else fn["calibration"] - 1.0,
         "auc_gap_to_oracle": {"fake_negative": diff(oracle["auc"], fn["auc"]),
                               "wait_window": diff(oracle["auc"], wait["auc"])},
-        "join_vs_trainer": None if not (fn.get("impressions_per_s") and oracle.get("trainer_events_per_s"))
-        else fn["impressions_per_s"] / oracle["trainer_events_per_s"],
+        "join_impressions_per_s": join_rate,
+        "join_vs_trainer": None if not (join_rate and trainer) else join_rate / trainer,
+        "join_with_startup_vs_trainer": None if not trainer else sql["join"]["impressions_per_s"] / trainer,
+        "job_vs_trainer": None if not (fn.get("impressions_per_s") and trainer) else fn["impressions_per_s"] / trainer,
     }
     print(json.dumps(final))
 

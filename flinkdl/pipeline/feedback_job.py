@@ -1,13 +1,15 @@
-"""The feedback job's front: two topics → event-time label join → feature envelopes (docs/FEEDBACK.md).
+"""The feedback job's front: two topics → event-time label join in Flink SQL → feature envelopes (docs/FEEDBACK.md).
 
 ::
 
     impressions topic ┐ (SQL: id, event time, WATERMARK bounded out-of-orderness, idle timeout)
-    feedback topic ───┴ UNION ALL ─keyBy id─► FeedbackJoin ─► messages ─ARRAY_AGG window─► KafkaFeatures ─► (Train)
-                                                  └─ side output: settled labels, counters ─► SettledEvaluation
+    feedback topic ───┴ interval joins (:mod:`~flinkdl.pipeline.feedback_sql`) ─► chan 0: messages ─┐
+                                                                               chan 1: events ───┤
+          ARRAY_AGG per feedback.batch_ms (JVM) ◄──────────────────────────────────────────────┘
+          ├─ messages ─► KafkaFeatures ─► (Train: scores the unlabelled rows, trains the labelled)
+          └─ events (settled labels, counters) ─► SettledEvaluation
 
-The id and event time are read from the JSON messages in the JVM (``JSON_VALUE``), so the
-watermark is Flink's own, per Kafka partition, with ``table.exec.source.idle-timeout``.
+The join's state is Flink SQL's (in the JVM, checkpointed); Python sees only batches.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from flinkdl.config.feedback import FeedbackConfig
 from flinkdl.config.schema import JobConfig, KafkaSourceConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE
-from flinkdl.pipeline.feedback import EVENTS, MESSAGE_TYPE, CalibrateScores, FeedbackJoin, SettledEvaluation
+from flinkdl.pipeline.feedback import CalibrateScores, SettledEvaluation
+from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, interval_sql, join_query, views
 from flinkdl.pipeline.operator import section
 
 
@@ -31,7 +34,7 @@ def topic_ddl(k: KafkaSourceConfig, table: str, fb: FeedbackConfig) -> str:
 
     columns = (f"msg BYTES, eid AS {field(fb.id_field)}, ts_ms AS {field(fb.ts_field)}, "
                f"ets AS TO_TIMESTAMP_LTZ(COALESCE({field(fb.ts_field)}, 0), 3), "
-               f"WATERMARK FOR ets AS ets - INTERVAL '{fb.out_of_orderness_s:.3f}' SECOND")
+               f"WATERMARK FOR ets AS ets - {interval_sql(int(fb.out_of_orderness_s * 1000))}")
     ddl = table_ddl(k, table)
     head = f"CREATE TEMPORARY TABLE {table} (msg BYTES, pt AS PROCTIME())"
     assert ddl.startswith(head), ddl  # the shared DDL's column list, replaced by ours
@@ -39,12 +42,13 @@ def topic_ddl(k: KafkaSourceConfig, table: str, fb: FeedbackConfig) -> str:
 
 
 def feedback_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> tuple[DataStream, DataStream]:
-    """``(feature envelopes for Train, the join's side output of events)``."""
+    """``(feature envelopes for Train, chunks of the join's events)``: ``Row(msgs, n)`` each."""
     from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
     from flinkdl.pipeline.kafka_in import KafkaFeatures
 
     fb, k = section(cfg.feedback, "feedback"), section(cfg.source.kafka, "source.kafka")
+    label = cfg.features.label.column
     cfg_json = cfg.model_dump_json()
     tenv = StreamTableEnvironment.create(flink)
     if fb.idle_timeout_s is not None:
@@ -52,20 +56,20 @@ def feedback_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> tuple[
     feedback_topic = k.model_copy(update={"topic": fb.topic, "group_id": fb.group_id or f"{k.group_id}-feedback"})
     tenv.execute_sql(topic_ddl(k, "fb_impressions", fb))
     tenv.execute_sql(topic_ddl(feedback_topic, "fb_feedback", fb))
-    both = tenv.sql_query("SELECT 0 AS src, eid, ts_ms, msg FROM fb_impressions "
-                          "UNION ALL SELECT 1 AS src, eid, ts_ms, msg FROM fb_feedback")
-    joined = (tenv.to_data_stream(both).key_by(lambda r: r[1] if r[1] is not None else -1, key_type=Types.LONG())
-              .process(FeedbackJoin(cfg_json), output_type=MESSAGE_TYPE).name("feedback-join"))
-    events = joined.get_side_output(EVENTS)
-    table = tenv.from_data_stream(joined, Schema.new_builder().column("msg", DataTypes.BYTES())
-                                  .column_by_expression("pt", "PROCTIME()").build())
-    tenv.create_temporary_view("fb_joined", table)
-    chunks = tenv.sql_query(f"""
-        SELECT ARRAY_AGG(msg) AS msgs, COUNT(*) AS n FROM fb_joined
-        GROUP BY TUMBLE(pt, INTERVAL '{fb.batch_ms / 1000:.3f}' SECOND)""")
-    features = tenv.to_data_stream(chunks).flat_map(KafkaFeatures(cfg_json), output_type=ENVELOPE_TYPE).name(
-        "joined+featurize")
-    return features, events
+    for statement in views(fb, label, "fb_impressions", "fb_feedback"):
+        tenv.execute_sql(statement)
+    joined = tenv.to_data_stream(tenv.sql_query(join_query(fb, label)))  # stays in the JVM
+    tenv.create_temporary_view("fb_out", tenv.from_data_stream(joined, Schema.new_builder().column(
+        "chan", DataTypes.INT()).column("payload", DataTypes.STRING()).column_by_expression(
+        "pt", "PROCTIME()").build()))
+
+    def chunks(chan: int) -> DataStream:  # batched per processing-time window, in the JVM
+        return tenv.to_data_stream(tenv.sql_query(f"""
+            SELECT ARRAY_AGG(CAST(payload AS BYTES)) AS msgs, COUNT(*) AS n FROM fb_out WHERE chan = {chan}
+            GROUP BY TUMBLE(pt, INTERVAL '{fb.batch_ms / 1000:.3f}' SECOND)"""))
+
+    features = chunks(MESSAGES).flat_map(KafkaFeatures(cfg_json), output_type=ENVELOPE_TYPE).name("joined+featurize")
+    return features, chunks(EVENTS)
 
 
 def feedback_tail(preds: DataStream, events: DataStream, cfg: JobConfig) -> DataStream:

@@ -1,7 +1,7 @@
 """End-to-end: impressions + delayed clicks on a real local broker → the feedback job (fake_negative).
 
-One PyFlink job: every impression is scored once, trained as a negative at once and again as a
-positive when its click arrives within the window; clicks outside the window are counted, and
+One PyFlink job (the join in Flink SQL): every impression is scored once, trained as a negative at
+once and again as a positive when its click arrives within the window; clicks outside the window are counted, and
 positives that arrive after the watermark closed their window (within the grace) are trained
 all the same and counted late.
 """
@@ -118,7 +118,9 @@ def test_joined_examples_are_trained_with_the_right_labels(feedback_run):
             labels[i].append(y)
     positives = feedback_run["attributed"] | feedback_run["late"]
     assert set(labels) == set(range(N))
-    assert {i for i, ys in labels.items() if ys == [0.0, 1.0]} == positives
+    # the fake negative and the positive leave the SQL join by different branches: when the click is
+    # read before its impression (both topics are read at once here) the two may come in either order
+    assert {i for i, ys in labels.items() if sorted(ys) == [0.0, 1.0]} == positives
     assert {i for i, ys in labels.items() if ys == [0.0]} == set(range(N)) - positives
     assert feedback_run["metrics"]["events_trained"] == N + len(positives)
 
