@@ -85,10 +85,13 @@ def test_serve_submits_the_serving_job_to_the_cluster(cluster, kafka_broker, tmp
     from tests.pipeline.test_serve_e2e import SETS, _requests, _train_and_commit
 
     b, n = kafka_broker.bootstrap, 200
-    create_topics(b, ["requests", "requests-dead", "scores"])
+    # topics of its own: the session's broker is shared with the other Kafka tests
+    requests, dead, scores = "cluster-requests", "cluster-requests-dead", "cluster-scores"
+    create_topics(b, [requests, dead, scores])
     server = PsProcess(tmp_path / "ck")
     sets = [*SETS, f"source.kafka.bootstrap_servers={b}", f"ps.address={server.address}",
-            f"job.run_dir={tmp_path / 'run'}", "metrics.enabled=false"]
+            f"job.run_dir={tmp_path / 'run'}", "metrics.enabled=false", f"source.kafka.topic={requests}",
+            f"source.kafka.dead_letter_topic={dead}", f"sinks.kafka.topic={scores}"]
     config = faults.ROOT / "jobs" / "click_stream_kafka.yaml"
     cfg = load_config(config, sets)
     model = build_model(FeatureLayout.from_config(cfg.features), cfg.model)
@@ -97,7 +100,7 @@ def test_serve_submits_the_serving_job_to_the_cluster(cluster, kafka_broker, tmp
     try:
         assert _train_and_commit(sync, model, cfg, 0) == 1
         sync.client.annotate(1, int(time.time() * 1000))
-        produce(b, "requests", iter([_requests(0, n)]), "csv", progress=False)
+        produce(b, requests, iter([_requests(0, n)]), "csv", progress=False)
         args = [sys.executable, "-m", "flinkdl.cli", "serve", str(config), "--rest", cluster.rest.url,
                 "--cluster-dir", str(cluster.root)]
         for kv in sets:
@@ -107,7 +110,7 @@ def test_serve_submits_the_serving_job_to_the_cluster(cluster, kafka_broker, tmp
         job = out.stdout.strip().splitlines()[-1]
         assert cluster.rest.wait_for_state(job, {"RUNNING"}) == "RUNNING"
         assert {j.id: j.name for j in cluster.rest.jobs()}[job].endswith("-serving")
-        values = [json.loads(m.value()) for m in read_topic(b, "scores", expect=n, idle_s=120, max_s=240)]
+        values = [json.loads(m.value()) for m in read_topic(b, scores, expect=n, idle_s=120, max_s=240)]
         assert sorted(v["event_id"] for v in values) == list(range(n))
         assert {v["model_version"] for v in values} == {1} and all(v["model_age_ms"] >= 0 for v in values)
     finally:

@@ -110,20 +110,22 @@ def test_publish_gate_and_scores(kafka_broker, tmp_path):
 def _serve_published(bootstrap: str, pub, served: int, tmp_path) -> None:
     """``flinkdl serve`` on ``pub`` (``serving.source: published``): requests scored by version ``served``."""
     n = 300
-    create_topics(bootstrap, ["requests", "requests-dead", "scores"])
+    # topics of its own: the session's broker is shared with the other Kafka tests
+    requests, dead, scores = "published-requests", "published-requests-dead", "published-scores"
+    create_topics(bootstrap, [requests, dead, scores])
     *_, raw = generator_batches(n, batch_size=n)
     raw = raw.set_column(raw.schema.get_field_index("label"), "label", pa.nulls(n, raw.schema.field("label").type))
-    produce(bootstrap, "requests", iter([raw]), "csv", progress=False)
+    produce(bootstrap, requests, iter([raw]), "csv", progress=False)
     sets = ["features.hash_bits=16", "serving.source=published", f"publish.dir={pub}", "serving.refresh_s=0.5",
             "serving.starting_offsets=earliest", f"source.kafka.bootstrap_servers={bootstrap}",
-            "source.kafka.topic=requests", "source.kafka.dead_letter_topic=requests-dead", "source.kafka.batch_ms=100",
-            "sinks.kafka.topic=scores", f"job.run_dir={tmp_path / 'serve'}"]
+            f"source.kafka.topic={requests}", f"source.kafka.dead_letter_topic={dead}", "source.kafka.batch_ms=100",
+            f"sinks.kafka.topic={scores}", f"job.run_dir={tmp_path / 'serve'}"]
     args = [sys.executable, "-m", "flinkdl.cli", "serve", "jobs/click_stream_kafka.yaml"]
     for s in sets:
         args += ["--set", s]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        values = [json.loads(m.value()) for m in read_topic(bootstrap, "scores", expect=n, idle_s=180, max_s=300)]
+        values = [json.loads(m.value()) for m in read_topic(bootstrap, scores, expect=n, idle_s=180, max_s=300)]
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
