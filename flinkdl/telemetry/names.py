@@ -64,6 +64,17 @@ PUBLISH_GATE_CALIBRATION = "flinkdl_publish_gate_calibration"  # gauge: mean sco
 PUBLISH_VERSION = "flinkdl_publish_version"          # gauge: last published version
 PUBLISH_LATENCY_SECONDS = "flinkdl_publish_latency_seconds"  # gauge: PS commit -> on disk, last version
 
+# feedback job: serving scores vs settled labels (flinkdl/pipeline/feedback.py SettledEvaluation, docs/FEEDBACK.md)
+SETTLED_AUC = "flinkdl_settled_auc"                  # gauge: cumulative AUC of serving scores (binned)
+SETTLED_LOGLOSS = "flinkdl_settled_logloss"          # gauge: cumulative log loss of serving scores
+SETTLED_CALIBRATION = "flinkdl_settled_calibration"  # gauge: mean serving score / settled positive rate
+SETTLED_MEAN_SCORE = "flinkdl_settled_mean_score"    # gauge: mean serving score of settled impressions
+SETTLED_OBSERVED_RATE = "flinkdl_settled_observed_rate"  # gauge: settled positive rate
+SETTLED_EVENTS = "flinkdl_settled_events"            # counter (_total): impressions settled and paired
+SETTLED_PENDING = "flinkdl_settled_pending"          # gauge: served scores waiting for their label
+FEEDBACK_LATE = "flinkdl_feedback_late"              # counter (_total): late feedback, + label kind
+FEEDBACK_JOIN_EVENTS = "flinkdl_feedback_join_events"  # counter (_total): the join's other counters, + label kind
+
 # parameter server (server side, flinkdl ps serve --metrics-port; flinkdl/ps/metrics.py)
 PS_SERVER_REQUEST_SECONDS = "flinkdl_ps_server_request_seconds"  # histogram, + label op
 PS_SERVER_ROWS = "flinkdl_ps_server_rows"            # counter (_total), + label op (push, pull)

@@ -57,6 +57,9 @@ def test_dashboard_matches_grafana_schema() -> None:
     queries = " ".join(expr for _, expr in panel_queries())
     for metric in (names.SCORING_LATENCY_SECONDS, names.MODEL_AGE_SECONDS, names.SERVING_REFRESH_LAG_SECONDS):
         assert f"{metric}_bucket" in queries  # the histograms flinkdl exports, by their names
+    for metric in (names.SETTLED_AUC, names.SETTLED_LOGLOSS, names.SETTLED_CALIBRATION, names.SETTLED_PENDING):
+        assert metric + "{" in queries  # the feedback job's settled-label gauges
+    assert f"{names.FEEDBACK_LATE}_total" in queries and f"{names.SETTLED_EVENTS}_total" in queries
 
 
 def test_schema_rejects_a_broken_dashboard() -> None:
