@@ -16,6 +16,7 @@ pairs them by id. Windows are tumbling windows of the *impression's* event time.
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,10 @@ def quality(y: np.ndarray, p: np.ndarray, auc: float | None) -> dict[str, Any]:
     mean, rate = float(p.mean()), float(y.mean())
     return {"events": n, "auc": auc, "logloss": float(log_losses(y.astype(bool), p).mean()), "mean_score": mean,
             "observed_rate": rate, "calibration": mean / rate if rate else None}
+
+
+#: An input step of :meth:`SettledEvaluator.apply` (what the operator keeps in its checkpointed tail).
+Step = tuple[Any, ...]
 
 
 class SettledEvaluator:
@@ -70,6 +75,27 @@ class SettledEvaluator:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
+
+    def apply(self, step: Step) -> None:
+        """One input step: ``("served", ids, scores)`` or ``("events", [(kind, id, ts, label), ...])``."""
+        if step[0] == "served":
+            self.served(np.asarray(step[1]), np.asarray(step[2]))
+            return
+        for kind, eid, ts, label in step[1]:
+            if kind == "settle":
+                self.settle(eid, ts, label)
+            else:
+                self.count(kind)
+
+    def to_bytes(self) -> bytes:
+        """The whole state (pending pairs, windows, sums, counters), for a checkpointed snapshot."""
+        return pickle.dumps(self.__dict__, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SettledEvaluator:
+        e = cls.__new__(cls)
+        e.__dict__.update(pickle.loads(data))
+        return e
 
     def _add(self, ts: int, y: int, s: float) -> None:
         start = ts - ts % self.window_ms

@@ -10,17 +10,23 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pyflink.common import Row
+from pyflink.common import Row, Types
 from pyflink.datastream import MapFunction, RuntimeContext
 from pyflink.datastream.functions import KeyedCoProcessFunction
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from flinkdl.exchange.channel import pack, unpack
 from flinkdl.exchange.envelope import Envelope
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
+from flinkdl.feedback.evaluation import SettledEvaluator, Step
 from flinkdl.pipeline.feedback_sql import parse_event
 from flinkdl.pipeline.operator import open_operator, section
+
+if TYPE_CHECKING:
+    from flinkdl.telemetry.feedback import FeedbackMetrics
 
 #: Where :class:`SettledEvaluation` writes its reports (a JSON line each; the last is the newest).
 FEEDBACK_LOG = "feedback.jsonl"
@@ -47,23 +53,37 @@ class SettledEvaluation(KeyedCoProcessFunction):
     """Parallelism 1: serving scores (input 1, the unlabelled rows of prediction envelopes) and the
     join's events (input 2: ``Row(msgs, n)``, :func:`~flinkdl.pipeline.feedback_sql.parse_event` payloads)
     into a :class:`~flinkdl.feedback.evaluation.SettledEvaluator`, reported
-    to ``RUN_DIR/feedback.jsonl`` at most every ``job.report_every_s`` (and once after a pause)."""
+    to ``RUN_DIR/feedback.jsonl`` at most every ``job.report_every_s`` (and once after a pause), and with
+    ``metrics.enabled`` to Prometheus (:class:`~flinkdl.telemetry.feedback.FeedbackMetrics`).
+
+    Its state is in Flink's checkpoints (the anchor + tail protocol of :mod:`flinkdl.pipeline.recovery`,
+    with the anchor in keyed state itself): a pickled snapshot of the evaluator every
+    ``job.snapshot_every_s`` and the input steps since it. After a restore the first element
+    rebuilds the evaluator from them, so no pair is lost or counted twice.
+    """
 
     def __init__(self, cfg_json: str) -> None:
         self.cfg_json = cfg_json
 
     def open(self, ctx: RuntimeContext) -> None:
-        from flinkdl.feedback.evaluation import SettledEvaluator
-
         cfg = open_operator(self.cfg_json)
         fb = section(cfg.feedback, "feedback")
-        self.evaluator = SettledEvaluator(window_ms=fb.eval_window_ms)
-        self.every_s = cfg.job.report_every_s
+        self.window_ms = fb.eval_window_ms
+        self.evaluator: SettledEvaluator | None = None
+        self.every_s, self.snapshot_every_s = cfg.job.report_every_s, cfg.job.snapshot_every_s
         self.path = Path(cfg.job.run_dir) / FEEDBACK_LOG
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.last = 0.0
+        self.last = self.snapshot_t = 0.0
         self.dirty = False
         self.flush_at: int | None = None
+        self.snapshot = ctx.get_state(ValueStateDescriptor("evaluator", Types.PICKLED_BYTE_ARRAY()))
+        self.tail = ctx.get_list_state(ListStateDescriptor("steps", Types.PICKLED_BYTE_ARRAY()))
+        self.metrics: FeedbackMetrics | None = None
+        if cfg.metrics.enabled:
+            from flinkdl.telemetry.feedback import FeedbackMetrics
+
+            self.metrics = FeedbackMetrics(cfg)
+            self.metrics.start()
 
     def process_element1(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator:
         preds = unpack(Envelope.of(value).payload, PREDICTION_SCHEMA)
@@ -71,17 +91,29 @@ class SettledEvaluation(KeyedCoProcessFunction):
             unlabelled = preds.column("label").is_null().to_numpy(zero_copy_only=False)
             if unlabelled.any():
                 ids = preds.column("event_id").to_numpy()[unlabelled]
-                self.evaluator.served(ids, preds.column("score").to_numpy()[unlabelled].astype(np.float64))
+                scores = preds.column("score").to_numpy()[unlabelled].astype(np.float64)
+                self._step(("served", ids, scores))
         yield from self._touched(ctx)
 
     def process_element2(self, value: Row, ctx: KeyedCoProcessFunction.Context) -> Iterator:
-        for payload in value[0]:
-            kind, eid, ts, label = parse_event(bytes(payload).decode())
-            if kind == "settle":
-                self.evaluator.settle(eid, ts, label)
-            else:
-                self.evaluator.count(kind)
+        self._step(("events", [parse_event(bytes(payload).decode()) for payload in value[0]]))
         yield from self._touched(ctx)
+
+    def _step(self, step: Step) -> None:
+        """Apply ``step`` and record it: in the tail, or in a new snapshot that includes it."""
+        if self.evaluator is None:  # the first element (after a restore: the checkpoint's state)
+            raw = self.snapshot.value()
+            self.evaluator = SettledEvaluator.from_bytes(raw) if raw else SettledEvaluator(self.window_ms)
+            for old in self.tail.get() or ():
+                self.evaluator.apply(old)
+            self.snapshot_t = time.monotonic()
+        self.evaluator.apply(step)
+        if time.monotonic() - self.snapshot_t >= self.snapshot_every_s:
+            self.snapshot.update(self.evaluator.to_bytes())
+            self.tail.clear()
+            self.snapshot_t = time.monotonic()
+        else:
+            self.tail.add(step)
 
     def _touched(self, ctx: KeyedCoProcessFunction.Context) -> Iterator:
         self.dirty = True
@@ -101,10 +133,17 @@ class SettledEvaluation(KeyedCoProcessFunction):
 
     def _write(self) -> None:
         self.last, self.dirty = time.time(), False
+        if self.evaluator is None:
+            return
+        summary = self.evaluator.summary()
         with open(self.path, "a") as f:
-            f.write(json.dumps({"t": self.last, **self.evaluator.summary()}) + "\n")
+            f.write(json.dumps({"t": self.last, **summary}) + "\n")
+        if self.metrics is not None:
+            self.metrics.publish(summary)
 
     def close(self) -> None:
         if getattr(self, "dirty", False):
             self._write()
-
+        metrics = getattr(self, "metrics", None)
+        if metrics is not None:
+            metrics.stop()

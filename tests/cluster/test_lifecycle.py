@@ -16,24 +16,13 @@ import pytest
 import yaml
 
 from flinkdl.cluster.rest import FlinkRestError
-from flinkdl.cluster.standalone import LocalCluster
-from flinkdl.devtools.net import free_port, listening
+from flinkdl.devtools.net import free_port
 from flinkdl.sinks.predictions import read_predictions
 from tests import faults
 from tests.deploy.promql import PROMETHEUS, panel_queries
 from tests.ps.conftest import PsProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    if listening(8081):
-        pytest.skip("port 8081 is taken: another Flink cluster is running")
-    c = LocalCluster(tmp_path_factory.mktemp("cluster"))
-    c.start()
-    yield c
-    c.stop()
 
 
 def _last_metrics(run_dir) -> dict:

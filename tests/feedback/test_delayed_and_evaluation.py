@@ -51,3 +51,24 @@ def test_fn_calibration_inverts_the_fake_negative_bias():
     p = np.array([0.01, 0.1, 0.3, 0.45])
     b = p / (1 + p)  # what a model trained on fake negatives learns
     assert fn_calibrate(b) == pytest.approx(p)
+
+
+def test_a_snapshot_and_the_steps_after_it_rebuild_the_evaluator_exactly():
+    rng = np.random.default_rng(1)
+    steps = []
+    for k in range(6):
+        ids = np.arange(k * 50, (k + 1) * 50)
+        steps.append(("served", ids, rng.random(50)))
+        steps.append(("events", [("settle", int(i), int(i) * 10, int(i % 3 == 0)) for i in ids[::2] - 20
+                                 if i >= 0] + [("late_events", -1, 0, 0)]))
+    whole = SettledEvaluator(window_ms=200)
+    for s in steps:
+        whole.apply(s)
+    first = SettledEvaluator(window_ms=200)
+    for s in steps[:5]:
+        first.apply(s)
+    restored = SettledEvaluator.from_bytes(first.to_bytes())
+    for s in steps[5:]:
+        restored.apply(s)
+    assert restored.summary() == whole.summary()
+    assert whole.summary()["join"] == {"late_events": 6} and whole.summary()["settled"] > 0
