@@ -7,8 +7,9 @@ Three event-time interval joins, all state in the JVM (Flink keyed state, checkp
   watermark passes ``ts + W + G`` (``wait_window`` trains it as a negative then).
 - ``settle``: impression ids LEFT JOIN positives within ``W``: the settled label (1 at the match,
   0 when the watermark closes the window), for the evaluation of the serving scores.
-- ``clicks``: positives LEFT JOIN impression ids within ``W + G`` before the click: a click after
-  its impression's window is ``out_of_window``, one without an impression ``orphan``.
+- ``clicks`` (with ``feedback.count_clicks``): positives LEFT JOIN impression ids within ``W + G``
+  before the click: a click after its impression's window is ``out_of_window``, one without an
+  impression ``orphan``.
 
 :func:`join_query` is one query (one scan of each topic) of ``Row(chan, payload)``: chan 0 = a JSON
 message for the featurizer (an impression to serve without label, or an example with its label),
@@ -41,11 +42,13 @@ def interval_sql(ms: int) -> str:
 
 
 def strip_label_sql(text: str, label: str) -> str:
-    """SQL: the JSON object ``text`` without the member ``label`` (a scalar value)."""
+    """SQL: the JSON object ``text`` without the member ``label`` (a scalar value); the two regular
+    expressions run only on a text that contains the quoted name (impressions seldom carry a label)."""
     member = '"' + label + r'"\s*:\s*("[^"]*"|[-+.\w]+)\s*'
     first, last = _str(member + ","), _str(r",\s*" + member + "}")
     inner = f"REGEXP_REPLACE({text}, {first}, '')"  # the member and the comma after it
-    return f"REGEXP_REPLACE({inner}, {last}, '}}')"  # the last member
+    stripped = f"REGEXP_REPLACE({inner}, {last}, '}}')"  # the last member
+    return f"CASE WHEN POSITION({_str(chr(34) + label + chr(34))} IN {text}) > 0 THEN {stripped} ELSE {text} END"
 
 
 def with_label_sql(body: str, label: str, value: int) -> str:
@@ -102,14 +105,15 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
         f"SELECT {message(with_label_sql('body', label, 1))} FROM fb_train WHERE click_ts IS NOT NULL",
         f"SELECT {event('late_positive', 'eid', 'ts_ms')} FROM fb_train WHERE click_ts IS NOT NULL AND late",
         f"SELECT {event('settle', 'eid', 'ts_ms', 'CASE WHEN positive THEN 1 ELSE 0 END')} FROM fb_settle",
-        f"SELECT {event('orphan', 'eid', 'ts_ms')} FROM fb_clicks WHERE imp_ts IS NULL",
-        f"SELECT {event('out_of_window', 'eid', 'ts_ms')} FROM fb_clicks WHERE ts_ms > imp_ts + {w}",
         f"SELECT {event('bad_message')} FROM fb_imp_all WHERE NOT ok",
         f"SELECT {event('bad_message')} FROM fb_fb_all WHERE NOT ok",
         f"SELECT {event('no_label', 'eid', 'ts_ms')} FROM fb_fb_all WHERE ok AND positive IS NULL",
         f"SELECT {event('late_events', 'eid', 'ts_ms')} FROM fb_imp_all WHERE ok AND late",
         f"SELECT {event('late_events', 'eid', 'ts_ms')} FROM fb_fb_all WHERE ok AND late",
     ]
+    if fb.count_clicks:  # the third join: only for these two counters
+        parts += [f"SELECT {event('orphan', 'eid', 'ts_ms')} FROM fb_clicks WHERE imp_ts IS NULL",
+                  f"SELECT {event('out_of_window', 'eid', 'ts_ms')} FROM fb_clicks WHERE ts_ms > imp_ts + {w}"]
     if fb.strategy == "fake_negative":  # trained as a negative at once
         parts.append(f"SELECT {message(with_label_sql('body', label, 0))} FROM fb_imp")
     else:  # trained as a negative when its window (and grace) closed without a positive

@@ -41,14 +41,14 @@ def _table(path: Path, name: str, rows: list[dict]) -> str:
             f"WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'raw')")
 
 
-def _run(tmp_path: Path, strategy: str) -> tuple[list[dict], Counter, dict[int, int]]:
+def _run(tmp_path: Path, strategy: str, count_clicks: bool = True) -> tuple[list[dict], Counter, dict[int, int]]:
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     tenv = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     tenv.get_config().set("parallelism.default", "1")
-    fb = FeedbackConfig(topic="f", window_s=W / 1000, grace_s=G / 1000, strategy=strategy)
-    tenv.execute_sql(_table(tmp_path / f"imp-{strategy}.json", "imp", IMPRESSIONS))
-    tenv.execute_sql(_table(tmp_path / f"fb-{strategy}.json", "fbk", FEEDBACK))
+    fb = FeedbackConfig(topic="f", window_s=W / 1000, grace_s=G / 1000, strategy=strategy, count_clicks=count_clicks)
+    tenv.execute_sql(_table(tmp_path / f"imp-{strategy}-{count_clicks}.json", "imp", IMPRESSIONS))
+    tenv.execute_sql(_table(tmp_path / f"fb-{strategy}-{count_clicks}.json", "fbk", FEEDBACK))
     for statement in views(fb, "label", "imp", "fbk"):
         tenv.execute_sql(statement)
     with tenv.execute_sql(join_query(fb, "label")).collect() as rows:
@@ -65,8 +65,8 @@ def _trained(messages: list[dict]) -> list[tuple[int, int]]:
 
 @pytest.mark.e2e
 def test_the_join_rules_in_flink_sql(tmp_path):
-    for strategy in ("wait_window", "fake_negative"):
-        messages, counts, settled = _run(tmp_path, strategy)
+    for strategy, count_clicks in (("wait_window", True), ("fake_negative", True), ("fake_negative", False)):
+        messages, counts, settled = _run(tmp_path, strategy, count_clicks)
         served = [m for m in messages if "label" not in m]
         assert sorted(m["event_id"] for m in served) == [1, 2, 3, 4]  # each served once, without a label
         assert next(m for m in served if m["event_id"] == 1) == {"event_id": 1, "ts": T, "C1": 3}
@@ -76,4 +76,10 @@ def test_the_join_rules_in_flink_sql(tmp_path):
         else:  # a negative at once for each, the positive again on the click
             assert _trained(messages) == [(1, 0), (1, 1), (2, 0), (3, 0), (4, 0)]
         assert settled == {1: 1, 2: 0, 3: 0, 4: 0}
-        assert counts == {"bad_message": 1, "out_of_window": 1, "orphan": 2, "no_label": 1}, strategy
+        clicks = {"out_of_window": 1, "orphan": 2} if count_clicks else {}  # the third join's counters only
+        assert counts == {"bad_message": 1, "no_label": 1, **clicks}, strategy
+
+
+def test_without_count_clicks_the_query_has_no_clicks_join():
+    fb = FeedbackConfig(topic="f", window_s=60, count_clicks=False)
+    assert "fb_clicks" not in join_query(fb, "label") and "fb_clicks" in join_query(FeedbackConfig(topic="f"), "label")
