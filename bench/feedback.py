@@ -2,6 +2,7 @@
 
     python bench/feedback.py                          # 20,000 impressions, 50 per event-time second
     python bench/feedback.py --events 100000 --model deepfm
+    python bench/feedback.py --events 30000 --throughput-only   # the join's cost vs the trainer's
 
 Starts a local broker (tansu) and produces the delayed stream once (``produce_delayed``: impressions
 without label, clicks delayed by the Chapelle-shaped mixture scaled by ``--delay-scale``, both topics
@@ -18,8 +19,13 @@ sink, no Python; against a scan of the same topics without the joins), each run'
 second of wall time (first to last settled), and the oracle's trained events/s (the trainer's
 throughput on the same path without the join); ``join_vs_trainer`` = join alone (impressions over
 the wall time the joins add to the scan, so job start and Kafka reads are not counted) / trainer,
-``job_vs_trainer`` = the whole fake_negative job / trainer. Also an estimate of the bytes of one
-pending impression's state. The last line is JSON.
+``job_vs_trainer`` = the whole fake_negative job / trainer. The SQL runs also measure the join
+as it was before (``join_before``: the label strip's regular expressions on every message), as it
+is, without the ``clicks`` join (``feedback.count_clicks: false``) and that at SQL parallelism 2; each
+gives CPU µs per impression over the scan (this process and its JVM), against the trainer's CPU µs
+per trained event (the oracle job's process tree once training had started): ``cpu_vs_trainer``
+> 1 means the join costs less CPU per event than the trainer. ``--throughput-only`` skips the two
+strategy runs. Also an estimate of the bytes of one pending impression's state. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -47,39 +53,75 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
-def sql_join_only(bootstrap: str, imps: int, clicks: int, args: argparse.Namespace, join: bool) -> dict:
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its descendants so far."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+    except psutil.NoSuchProcess:
+        pass
+    return total
+
+
+def _strip_always(strip_label_sql, text: str, label: str) -> str:
+    """The label strip as it was before the POSITION test: both regular expressions on every message."""
+    sql = strip_label_sql(text, label)
+    return sql[sql.index(" THEN ") + 6: sql.rindex(" ELSE ")]
+
+
+def sql_join_only(bootstrap: str, imps: int, clicks: int, args: argparse.Namespace, join: bool,
+                  name: str, extra: tuple[str, ...] = (), sql_parallelism: int = 1, old_strip: bool = False) -> dict:
     """The feedback job's SQL (:mod:`flinkdl.pipeline.feedback_sql`) over both topics, read to their
     end, into a blackhole sink: no Python. ``join=False`` scans the same views without the joins
-    (the baseline: job start, Kafka reads, JSON extraction). Wall time from submit to finish."""
+    (the baseline: job start, Kafka reads, JSON extraction). Wall time from submit to finish, and
+    the CPU time of this process and its JVM over the same span."""
     from flinkdl.config.loader import load_config
     from flinkdl.pipeline.feedback_job import topic_ddl
     from flinkdl.pipeline.feedback_sql import join_query, views
     from flinkdl.pipeline.job import make_env
 
-    group = f"bench-sql-{int(join)}"
+    group = f"bench-sql-{name}"
     cfg = load_config(ROOT / "jobs/click_feedback.yaml", [
         f"source.kafka.bootstrap_servers={bootstrap}", "source.kafka.topic=imp", f"source.kafka.group_id={group}",
         "source.kafka.starting_offsets=earliest", "feedback.topic=clk", f"feedback.window_s={args.window_s}",
-        f"feedback.grace_s={args.window_s}", "feedback.out_of_orderness_s=2", "feedback.idle_timeout_s=null"])
+        f"feedback.grace_s={args.window_s}", "feedback.out_of_orderness_s=2", "feedback.idle_timeout_s=null",
+        *extra])
     from pyflink.table import StreamTableEnvironment
 
     tenv = StreamTableEnvironment.create(make_env(cfg))
+    tenv.get_config().set("table.exec.resource.default-parallelism", str(sql_parallelism))
     fb, k = cfg.feedback, cfg.source.kafka
     assert fb is not None and k is not None
     bounded = ",\n  'scan.bounded.mode' = 'latest-offset')"  # read to the end: the watermark then ends every window
     tenv.execute_sql(topic_ddl(k, "fb_impressions", fb)[:-1] + bounded)
     tenv.execute_sql(topic_ddl(k.model_copy(update={"topic": "clk", "group_id": f"{group}-fb"}), "fb_feedback",
                                fb)[:-1] + bounded)
-    for statement in views(fb, "label", "fb_impressions", "fb_feedback"):
-        tenv.execute_sql(statement)
+    import contextlib
+    import functools
+    from unittest import mock
+
+    from flinkdl.pipeline import feedback_sql
+
+    old = functools.partial(_strip_always, feedback_sql.strip_label_sql)
+    with mock.patch.object(feedback_sql, "strip_label_sql", old) if old_strip else contextlib.nullcontext():
+        for statement in views(fb, "label", "fb_impressions", "fb_feedback"):
+            tenv.execute_sql(statement)
     tenv.execute_sql("CREATE TEMPORARY TABLE sink (chan INT, payload STRING) WITH ('connector' = 'blackhole')")
     query = join_query(fb, "label") if join else (
         "SELECT 0 AS chan, body AS payload FROM fb_imp UNION ALL "
         "SELECT 1 AS chan, CAST(wm AS STRING) AS payload FROM fb_pos")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), tree_cpu_s(os.getpid())
     tenv.execute_sql(f"INSERT INTO sink {query}").wait()
-    wall = time.perf_counter() - t0
-    return {"wall_s": wall, "impressions_per_s": imps / wall, "input_rows_per_s": (imps + clicks) / wall}
+    wall, cpu = time.perf_counter() - t0, tree_cpu_s(os.getpid()) - cpu0
+    return {"wall_s": wall, "cpu_s": cpu, "impressions_per_s": imps / wall, "input_rows_per_s": (imps + clicks) / wall}
 
 
 def state_bytes(n: int = 2000) -> int:
@@ -100,7 +142,7 @@ def run(name: str, bootstrap: str, topic: str, tmp: Path, args: argparse.Namespa
     run_dir = tmp / name
     sets = {"source.kafka.bootstrap_servers": bootstrap, "source.kafka.topic": topic,
             "source.kafka.group_id": f"bench-{name}", "source.kafka.starting_offsets": "earliest",
-            "job.run_dir": run_dir, "model.name": args.model, "job.report_every_s": 1}
+            "job.run_dir": run_dir, "model.name": args.model, "job.report_every_s": 0.2}
     if feedback is None:
         sets["feedback"] = "null"
     else:
@@ -108,13 +150,15 @@ def run(name: str, bootstrap: str, topic: str, tmp: Path, args: argparse.Namespa
     cmd = [sys.executable, "-m", "flinkdl.cli", "run", "jobs/click_feedback.yaml",
            *(x for k, v in sets.items() for x in ("--set", f"{k}={v}"))]
     fb_log, metrics = run_dir / "feedback.jsonl", run_dir / "metrics.jsonl"
-    t0 = time.time()
+    t0, first = time.time(), None  # first: (cpu_s, events_trained) once training has started
     with open(tmp / f"{name}.log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
         try:
             while True:
                 m, f = _last(metrics) or {}, _last(fb_log) or {}
+                if first is None and m.get("events_trained", 0) > 0:
+                    first = (tree_cpu_s(proc.pid), m["events_trained"])
                 done = m.get("events_trained", 0) >= expect_trained
                 if feedback is not None:
                     done = done and f.get("settled", 0) >= args.events
@@ -122,14 +166,17 @@ def run(name: str, bootstrap: str, topic: str, tmp: Path, args: argparse.Namespa
                     break
                 if proc.poll() is not None or time.time() - t0 > args.timeout_s:
                     raise RuntimeError(f"{name}: no end (rc {proc.poll()}); see {tmp / f'{name}.log'}")
-                time.sleep(0.5)
+                time.sleep(0.1)
             time.sleep(1.5)  # the settled evaluation's last report
+            m = _last(metrics) or {}
+            steady = None if first is None else (tree_cpu_s(proc.pid) - first[0], m["events_trained"] - first[1])
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     m = _last(metrics) or {}
     out = {"events_trained": m.get("events_trained"), "sink_rows_per_s": m.get("rows_per_s"),
-           "stream_s": m.get("stream_s")}
+           "stream_s": m.get("stream_s"),  # CPU µs per event trained once training had started (whole job)
+           "cpu_us_per_trained": steady[0] / steady[1] * 1e6 if steady and steady[1] > 0 else None}
     if feedback is None:
         out.update(auc=m.get("auc"), logloss=m.get("logloss"), calibration=m.get("calibration"),
                    trainer_events_per_s=(m["events_trained"] / m["stream_s"]) if m.get("stream_s") else None)
@@ -153,6 +200,8 @@ def main() -> None:
     p.add_argument("--window-s", type=float, default=60.0, help="attribution window (event time)")
     p.add_argument("--model", default="lr")
     p.add_argument("--timeout-s", type=float, default=900.0)
+    p.add_argument("--throughput-only", action="store_true",
+                   help="the SQL runs and the oracle (the trainer) only, not the two strategies")
     args = p.parse_args()
 
     from flinkdl.config.feedback import DelayConfig
@@ -190,27 +239,46 @@ def main() -> None:
 
         produce(b.bootstrap, "oracle", labelled(), "json", progress=False)
         print(f"produced {imps:,} impressions, {clicks:,} clicks ({len(attributed):,} within the window)")
-        # the first SQL job warms the JVM (JIT) up: a scan first, the baseline is the scan after the join
-        sql = {name: sql_join_only(b.bootstrap, imps, clicks, args, join) for name, join in
-               (("warm-up", False), ("join", True), ("scan", False))}
+        # the first SQL job warms the JVM (JIT) up: a join first, the baseline is the scan after the joins
+        no_clicks = ("feedback.count_clicks=false",)
+        # the warm-up is a join: after a warm-up scan the first join cost ~40 % more CPU than the next (the JIT)
+        variants = (("warm-up", True, (), 1, False), ("join_before", True, (), 1, True), ("join", True, (), 1, False),
+                    ("join_no_clicks", True, no_clicks, 1, False), ("join_no_clicks_p2", True, no_clicks, 2, False),
+                    ("scan", False, (), 1, False))
+        sql = {name: sql_join_only(b.bootstrap, imps, clicks, args, join, name, extra, par, old)
+               for name, join, extra, par, old in variants}
         print("SQL alone (blackhole sink):", json.dumps(sql))
         common = {"topic": "clk", "window_s": args.window_s, "grace_s": args.window_s, "out_of_orderness_s": 2,
                   "idle_timeout_s": "null", "eval_window_s": args.window_s * 10}
         results = {}
-        for strategy in ("wait_window", "fake_negative"):
+        for strategy in () if args.throughput_only else ("wait_window", "fake_negative"):
             expect = args.events + (len(attributed) if strategy == "fake_negative" else 0)
             results[strategy] = run(strategy, b.bootstrap, "imp", tmp, args, expect,
                                     {**common, "strategy": strategy, "group_id": f"bench-{strategy}-fb"})
             print(strategy, json.dumps(results[strategy]))
         results["oracle"] = run("oracle", b.bootstrap, "oracle", tmp, args, args.events, None)
         print("oracle", json.dumps(results["oracle"]))
-    wait, fn, oracle = results["wait_window"], results["fake_negative"], results["oracle"]
+    empty: dict = {"logloss": None, "calibration": None, "auc": None}
+    wait, fn, oracle = results.get("wait_window", empty), results.get("fake_negative", empty), results["oracle"]
 
     trainer = oracle.get("trainer_events_per_s")
-    extra_s = sql["join"]["wall_s"] - sql["scan"]["wall_s"]  # what the joins add to reading the topics
-    join_rate = args.events / extra_s if extra_s > 0 else None
-    print(f"join alone: {join_rate or float('nan'):,.0f} impressions/s (over the scan); trainer: "
-          f"{trainer or float('nan'):,.0f} events/s")
+    trainer_cpu_us = oracle.get("cpu_us_per_trained")
+
+    def over_scan(name: str) -> dict:
+        """What the joins add to reading the topics: impressions/s of wall time, CPU µs per impression."""
+        extra_s, extra_cpu = sql[name]["wall_s"] - sql["scan"]["wall_s"], sql[name]["cpu_s"] - sql["scan"]["cpu_s"]
+        rate = args.events / extra_s if extra_s > 0 else None
+        cpu_us = extra_cpu / args.events * 1e6
+        return {"impressions_per_s": rate, "vs_trainer": rate / trainer if rate and trainer else None,
+                "cpu_us_per_impression": cpu_us,
+                "cpu_vs_trainer": trainer_cpu_us / cpu_us if trainer_cpu_us and cpu_us > 0 else None}
+
+    joins = {name: over_scan(name) for name in ("join_before", "join", "join_no_clicks", "join_no_clicks_p2")}
+    join_rate = joins["join"]["impressions_per_s"]
+    for name, j in joins.items():
+        print(f"{name}: {j['impressions_per_s'] or float('nan'):,.0f} impressions/s over the scan, "
+              f"{j['cpu_us_per_impression']:,.1f} CPU µs per impression")
+    print(f"trainer: {trainer or float('nan'):,.0f} events/s, {trainer_cpu_us or float('nan'):,.1f} CPU µs per event")
 
     def diff(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else a - b
@@ -224,7 +292,7 @@ def main() -> None:
         "fn_calibration_error": None if fn["calibration"] is None else fn["calibration"] - 1.0,
         "auc_gap_to_oracle": {"fake_negative": diff(oracle["auc"], fn["auc"]),
                               "wait_window": diff(oracle["auc"], wait["auc"])},
-        "join_impressions_per_s": join_rate,
+        "join_impressions_per_s": join_rate, "joins_over_scan": joins, "trainer_cpu_us_per_event": trainer_cpu_us,
         "join_vs_trainer": None if not (join_rate and trainer) else join_rate / trainer,
         "join_with_startup_vs_trainer": None if not trainer else sql["join"]["impressions_per_s"] / trainer,
         "job_vs_trainer": None if not (fn.get("impressions_per_s") and trainer) else fn["impressions_per_s"] / trainer,
