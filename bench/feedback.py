@@ -20,8 +20,7 @@ second of wall time (first to last settled), and the oracle's trained events/s (
 throughput on the same path without the join); ``join_vs_trainer`` = join alone (impressions over
 the wall time the joins add to the scan, so job start and Kafka reads are not counted) / trainer,
 ``job_vs_trainer`` = the whole fake_negative job / trainer. The SQL runs also measure the join
-as it was before (``join_before``: the label strip's regular expressions on every message), as it
-is, without the ``clicks`` join (``feedback.count_clicks: false``) and that at SQL parallelism 2; each
+without the ``clicks`` join (``feedback.count_clicks: false``) and that at SQL parallelism 2; each
 gives CPU µs per impression over the scan (this process and its JVM), against the trainer's CPU µs
 per trained event (the oracle job's process tree once training had started): ``cpu_vs_trainer``
 > 1 means the join costs less CPU per event than the trainer. ``--throughput-only`` skips the two
@@ -71,14 +70,8 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-def _strip_always(strip_label_sql, text: str, label: str) -> str:
-    """The label strip as it was before the POSITION test: both regular expressions on every message."""
-    sql = strip_label_sql(text, label)
-    return sql[sql.index(" THEN ") + 6: sql.rindex(" ELSE ")]
-
-
 def sql_join_only(bootstrap: str, imps: int, clicks: int, args: argparse.Namespace, join: bool,
-                  name: str, extra: tuple[str, ...] = (), sql_parallelism: int = 1, old_strip: bool = False) -> dict:
+                  name: str, extra: tuple[str, ...] = (), sql_parallelism: int = 1) -> dict:
     """The feedback job's SQL (:mod:`flinkdl.pipeline.feedback_sql`) over both topics, read to their
     end, into a blackhole sink: no Python. ``join=False`` scans the same views without the joins
     (the baseline: job start, Kafka reads, JSON extraction). Wall time from submit to finish, and
@@ -104,16 +97,8 @@ def sql_join_only(bootstrap: str, imps: int, clicks: int, args: argparse.Namespa
     tenv.execute_sql(topic_ddl(k, "fb_impressions", fb)[:-1] + bounded)
     tenv.execute_sql(topic_ddl(k.model_copy(update={"topic": "clk", "group_id": f"{group}-fb"}), "fb_feedback",
                                fb)[:-1] + bounded)
-    import contextlib
-    import functools
-    from unittest import mock
-
-    from flinkdl.pipeline import feedback_sql
-
-    old = functools.partial(_strip_always, feedback_sql.strip_label_sql)
-    with mock.patch.object(feedback_sql, "strip_label_sql", old) if old_strip else contextlib.nullcontext():
-        for statement in views(fb, "label", "fb_impressions", "fb_feedback"):
-            tenv.execute_sql(statement)
+    for statement in views(fb, "label", "fb_impressions", "fb_feedback"):
+        tenv.execute_sql(statement)
     tenv.execute_sql("CREATE TEMPORARY TABLE sink (chan INT, payload STRING) WITH ('connector' = 'blackhole')")
     query = join_query(fb, "label") if join else (
         "SELECT 0 AS chan, body AS payload FROM fb_imp UNION ALL "
@@ -242,11 +227,10 @@ def main() -> None:
         # the first SQL job warms the JVM (JIT) up: a join first, the baseline is the scan after the joins
         no_clicks = ("feedback.count_clicks=false",)
         # the warm-up is a join: after a warm-up scan the first join cost ~40 % more CPU than the next (the JIT)
-        variants = (("warm-up", True, (), 1, False), ("join_before", True, (), 1, True), ("join", True, (), 1, False),
-                    ("join_no_clicks", True, no_clicks, 1, False), ("join_no_clicks_p2", True, no_clicks, 2, False),
-                    ("scan", False, (), 1, False))
-        sql = {name: sql_join_only(b.bootstrap, imps, clicks, args, join, name, extra, par, old)
-               for name, join, extra, par, old in variants}
+        variants = (("warm-up", True, (), 1), ("join", True, (), 1), ("join_no_clicks", True, no_clicks, 1),
+                    ("join_no_clicks_p2", True, no_clicks, 2), ("scan", False, (), 1))
+        sql = {name: sql_join_only(b.bootstrap, imps, clicks, args, join, name, extra, par)
+               for name, join, extra, par in variants}
         print("SQL alone (blackhole sink):", json.dumps(sql))
         common = {"topic": "clk", "window_s": args.window_s, "grace_s": args.window_s, "out_of_orderness_s": 2,
                   "idle_timeout_s": "null", "eval_window_s": args.window_s * 10}
@@ -273,7 +257,7 @@ def main() -> None:
                 "cpu_us_per_impression": cpu_us,
                 "cpu_vs_trainer": trainer_cpu_us / cpu_us if trainer_cpu_us and cpu_us > 0 else None}
 
-    joins = {name: over_scan(name) for name in ("join_before", "join", "join_no_clicks", "join_no_clicks_p2")}
+    joins = {name: over_scan(name) for name in ("join", "join_no_clicks", "join_no_clicks_p2")}
     join_rate = joins["join"]["impressions_per_s"]
     for name, j in joins.items():
         print(f"{name}: {j['impressions_per_s'] or float('nan'):,.0f} impressions/s over the scan, "

@@ -42,13 +42,11 @@ def interval_sql(ms: int) -> str:
 
 
 def strip_label_sql(text: str, label: str) -> str:
-    """SQL: the JSON object ``text`` without the member ``label`` (a scalar value); the two regular
-    expressions run only on a text that contains the quoted name (impressions seldom carry a label)."""
+    """SQL: the JSON object ``text`` without the member ``label`` (a scalar value)."""
     member = '"' + label + r'"\s*:\s*("[^"]*"|[-+.\w]+)\s*'
     first, last = _str(member + ","), _str(r",\s*" + member + "}")
     inner = f"REGEXP_REPLACE({text}, {first}, '')"  # the member and the comma after it
-    stripped = f"REGEXP_REPLACE({inner}, {last}, '}}')"  # the last member
-    return f"CASE WHEN POSITION({_str(chr(34) + label + chr(34))} IN {text}) > 0 THEN {stripped} ELSE {text} END"
+    return f"REGEXP_REPLACE({inner}, {last}, '}}')"  # the last member
 
 
 def with_label_sql(body: str, label: str, value: int) -> str:
