@@ -51,8 +51,6 @@ def feedback_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> tuple[
     label = cfg.features.label.column
     cfg_json = cfg.model_dump_json()
     tenv = StreamTableEnvironment.create(flink)
-    if fb.sql_parallelism is not None:
-        tenv.get_config().set("table.exec.resource.default-parallelism", str(fb.sql_parallelism))
     if fb.idle_timeout_s is not None:
         tenv.get_config().set("table.exec.source.idle-timeout", f"{int(fb.idle_timeout_s * 1000)} ms")
     feedback_topic = k.model_copy(update={"topic": fb.topic, "group_id": fb.group_id or f"{k.group_id}-feedback"})
