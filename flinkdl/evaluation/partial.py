@@ -21,7 +21,6 @@ error bound) and the windows merged from buckets (:mod:`flinkdl.evaluation.merge
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 
@@ -36,6 +35,8 @@ from flinkdl.evaluation.summary import Evaluation, QualityStats
 
 #: A bucket's cells: (flat cell index, negatives, positives, lowest score, highest score).
 Cells = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: Their types on the wire (a partial's counts fit in int32: it holds less than 2**31 events).
+_WIRE = (np.int32, np.int32, np.int32, np.float32, np.float32)
 
 
 def cells_of(bins: BinnedCounts) -> Cells:
@@ -47,12 +48,13 @@ def cells_of(bins: BinnedCounts) -> Cells:
 
 def add_cells(bins: BinnedCounts, cells: Cells) -> None:
     """Add sparse ``cells`` (of a one-row table of the same bins) into ``bins``."""
-    at, neg, pos, lo, hi = cells
+    at, neg, pos, lo, hi = cells  # (``at`` holds each cell once: plain fancy indexing adds right)
     counts = bins.counts.reshape(-1, 2)
     counts[at, 0] += neg
     counts[at, 1] += pos
-    np.minimum.at(bins.lo.reshape(-1), at, lo)
-    np.maximum.at(bins.hi.reshape(-1), at, hi)
+    low, high = bins.lo.reshape(-1), bins.hi.reshape(-1)
+    low[at] = np.minimum(low[at], lo)
+    high[at] = np.maximum(high[at], hi)
 
 
 @dataclass
@@ -67,30 +69,32 @@ class Partial:
     counters: dict[str, object] = field(default_factory=dict)  # run counters (events_in, dead letters, ...)
 
     def encode(self) -> bytes:
-        """Bytes for the wire and the exactly-once tail (``numpy.savez``: no pickle)."""
-        arrays: dict[str, np.ndarray] = {}
-        if self.auc is not None:
-            arrays.update({f"auc{i}": a for i, a in enumerate(self.auc)})
+        """Bytes for the wire and the exactly-once tail: a JSON header, then the raw arrays (no pickle)."""
+        arrays: list[np.ndarray] = list(self.auc) if self.auc is not None else []
         index: dict[str, list[list[float]]] = {}
         for name, buckets in self.windows.items():
             index[name] = [[b, n, t] for b, n, t, _ in buckets]
-            for j, (_, _, _, cells) in enumerate(buckets):
-                arrays.update({f"w{len(index) - 1}_{j}_{i}": a for i, a in enumerate(cells)})
+            for *_, cells in buckets:
+                arrays.extend(cells)
+        arrays = [np.ascontiguousarray(a, _WIRE[k % 5]) for k, a in enumerate(arrays)]
         meta = {"subtask": self.subtask, "events": self.events, "sums": self.sums, "auc": self.auc is not None,
-                "windows": index, "counters": self.counters}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        return buf.getvalue()
+                "windows": index, "counters": self.counters, "sizes": [a.size for a in arrays]}
+        head = json.dumps(meta).encode()
+        return b"".join([len(head).to_bytes(4, "little"), head, *(a.tobytes() for a in arrays)])
 
     @classmethod
     def decode(cls, data: bytes) -> Partial:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes())
-            auc = tuple(z[f"auc{i}"] for i in range(5)) if meta["auc"] else None
-            windows = {name: [(int(b), int(n), float(t), tuple(z[f"w{k}_{j}_{i}"] for i in range(5)))
-                              for j, (b, n, t) in enumerate(buckets)]
-                       for k, (name, buckets) in enumerate(meta["windows"].items())}
+        n = int.from_bytes(data[:4], "little")
+        meta = json.loads(data[4:4 + n])
+        arrays, at = [], 4 + n
+        for k, size in enumerate(meta["sizes"]):
+            dtype = np.dtype(_WIRE[k % 5])
+            arrays.append(np.frombuffer(data, dtype, size, at))
+            at += size * dtype.itemsize
+        cells = [tuple(arrays[i:i + 5]) for i in range(0, len(arrays), 5)]
+        auc = cells.pop(0) if meta["auc"] else None
+        windows = {name: [(int(b), int(n), float(t), cells.pop(0)) for b, n, t in buckets]
+                   for name, buckets in meta["windows"].items()}
         return cls(meta["subtask"], meta["events"], tuple(meta["sums"]), auc, windows, meta["counters"])
 
 

@@ -72,5 +72,5 @@ def test_a_partial_is_counts_its_size_does_not_grow_with_events():
     small.update(y[:100_000], s[:100_000])
     big.update(y, s)
     a, b = len(small.take(0).encode()), len(big.take(0).encode())
-    bound = 4096 + (1024 + WINDOW_BINS) * 32  # per cell: index, two counts, two scores
+    bound = 4096 + (1024 + WINDOW_BINS) * 20  # per cell: index, two counts, two scores (4 bytes each)
     assert a <= b <= bound, (a, b, bound)
