@@ -86,12 +86,14 @@ class Partial:
     def decode(cls, data: bytes) -> Partial:
         n = int.from_bytes(data[:4], "little")
         meta = json.loads(data[4:4 + n])
-        arrays, at = [], 4 + n
+        arrays: list[np.ndarray] = []
+        at = 4 + n
         for k, size in enumerate(meta["sizes"]):
             dtype = np.dtype(_WIRE[k % 5])
             arrays.append(np.frombuffer(data, dtype, size, at))
             at += size * dtype.itemsize
-        cells = [tuple(arrays[i:i + 5]) for i in range(0, len(arrays), 5)]
+        cells: list[Cells] = [(arrays[i], arrays[i + 1], arrays[i + 2], arrays[i + 3], arrays[i + 4])
+                              for i in range(0, len(arrays), 5)]
         auc = cells.pop(0) if meta["auc"] else None
         windows = {name: [(int(b), int(n), float(t), cells.pop(0)) for b, n, t in buckets]
                    for name, buckets in meta["windows"].items()}
