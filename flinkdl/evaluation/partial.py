@@ -25,10 +25,12 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from flinkdl.config.schema import EvaluationConfig
 from flinkdl.evaluation.base import as_batch
 from flinkdl.evaluation.binned import BinnedCounts
+from flinkdl.evaluation.evaluator import OTHER_SLICE
 from flinkdl.evaluation.maths import log_losses
 from flinkdl.evaluation.merged_windows import WINDOW_BINS, MergedWindow, bucket_of
 from flinkdl.evaluation.summary import Evaluation, QualityStats
@@ -57,6 +59,25 @@ def add_cells(bins: BinnedCounts, cells: Cells) -> None:
     high[at] = np.maximum(high[at], hi)
 
 
+class SliceCounts:
+    """One slice's binned AUC counts and log-loss / score / positive sums."""
+
+    def __init__(self, bins: int) -> None:
+        self.bins = BinnedCounts(1, bins)
+        self.sums = np.zeros(3)
+        self.events = 0
+
+    def add(self, pos: np.ndarray, s: np.ndarray) -> None:
+        self.bins.add(0, pos, s)
+        self.sums += (log_losses(pos, s).sum(), np.clip(s, 0, 1).sum(dtype=np.float64), np.count_nonzero(pos))
+        self.events += s.size
+
+    def get(self) -> QualityStats:
+        auc, bound = self.bins.auc()
+        return QualityStats.from_sums(auc, bound, logloss_sum=float(self.sums[0]), score_sum=float(self.sums[1]),
+                                      positives=float(self.sums[2]), events=self.events)
+
+
 @dataclass
 class Partial:
     """What one subtask saw since its last partial: counts and sums only (and its run counters)."""
@@ -66,6 +87,7 @@ class Partial:
     sums: tuple[float, float, float] = (0.0, 0.0, 0.0)  # log losses, scores, positives
     auc: Cells | None = None  # cumulative binned AUC cells
     windows: dict[str, list[tuple[int, int, float, Cells]]] = field(default_factory=dict)  # (bucket, n, max ts, cells)
+    slices: dict[str, tuple[int, tuple[float, float, float], Cells]] = field(default_factory=dict)  # (n, sums, cells)
     counters: dict[str, object] = field(default_factory=dict)  # run counters (events_in, dead letters, ...)
 
     def encode(self) -> bytes:
@@ -76,9 +98,12 @@ class Partial:
             index[name] = [[b, n, t] for b, n, t, _ in buckets]
             for *_, cells in buckets:
                 arrays.extend(cells)
+        for _, _, cells in self.slices.values():
+            arrays.extend(cells)
         arrays = [np.ascontiguousarray(a, _WIRE[k % 5]) for k, a in enumerate(arrays)]
         meta = {"subtask": self.subtask, "events": self.events, "sums": self.sums, "auc": self.auc is not None,
-                "windows": index, "counters": self.counters, "sizes": [a.size for a in arrays]}
+                "windows": index, "slices": {v: [n, *sums] for v, (n, sums, _) in self.slices.items()},
+                "counters": self.counters, "sizes": [a.size for a in arrays]}
         head = json.dumps(meta).encode()
         return b"".join([len(head).to_bytes(4, "little"), head, *(a.tobytes() for a in arrays)])
 
@@ -97,7 +122,9 @@ class Partial:
         auc = cells.pop(0) if meta["auc"] else None
         windows = {name: [(int(b), int(n), float(t), cells.pop(0)) for b, n, t in buckets]
                    for name, buckets in meta["windows"].items()}
-        return cls(meta["subtask"], meta["events"], tuple(meta["sums"]), auc, windows, meta["counters"])
+        slices = {v: (int(n), (float(a), float(b), float(c)), cells.pop(0))
+                  for v, (n, a, b, c) in meta["slices"].items()}
+        return cls(meta["subtask"], meta["events"], tuple(meta["sums"]), auc, windows, slices, meta["counters"])
 
 
 class PartialEvaluator:
@@ -114,9 +141,12 @@ class PartialEvaluator:
         self.sums = np.zeros(3)
         self.events = 0
         self.buckets: dict[str, dict[int, tuple[int, float, BinnedCounts]]] = {name: {} for name, _, _ in self.windows}
+        self.slices: dict[str, SliceCounts] = {}
 
-    def update(self, y_true: np.ndarray, y_score: np.ndarray, ts_ms: np.ndarray | None = None) -> None:
-        """One batch of labelled predictions (``ts_ms``: event times, needed by time windows)."""
+    def update(self, y_true: np.ndarray, y_score: np.ndarray, ts_ms: np.ndarray | None = None,
+               slices: pa.Array | np.ndarray | None = None) -> None:
+        """One batch of labelled predictions (``ts_ms``: event times, needed by time windows;
+        ``slices``: each event's value of ``slice_field``)."""
         pos, s = as_batch(y_true, y_score)
         if not s.size:
             return
@@ -134,6 +164,18 @@ class PartialEvaluator:
                     self._bucket(name, int(k), pos[sel], s[sel], float(ts[sel].max()))
             else:
                 self._bucket(name, 0, pos, s, float(ts.max()) if ts is not None else 0.0)
+        if slices is not None and self.cfg.slice_field:
+            arr = slices if isinstance(slices, pa.Array) else pa.array(np.asarray(slices).astype(str))
+            enc = arr.dictionary_encode()
+            codes = enc.indices.to_numpy(zero_copy_only=False)
+            for j, value in enumerate(enc.dictionary.cast(pa.string()).to_pylist()):
+                sel = codes == j
+                slot = self.slices.get(value)
+                if slot is None:  # past max_slices values in one partial: the rest are pooled
+                    full = len(self.slices) - (OTHER_SLICE in self.slices) >= self.cfg.max_slices
+                    value = OTHER_SLICE if full else value
+                    slot = self.slices.setdefault(value, SliceCounts(self.cfg.slice_bins))
+                slot.add(pos[sel], s[sel])
 
     def _bucket(self, name: str, key: int, pos: np.ndarray, s: np.ndarray, max_ts: float) -> None:
         n, t, bins = self.buckets[name].get(key) or (0, -np.inf, BinnedCounts(1, WINDOW_BINS))
@@ -146,6 +188,8 @@ class PartialEvaluator:
                        cells_of(self.auc) if self.events else None,
                        {name: [(k, n, t, cells_of(b)) for k, (n, t, b) in sorted(buckets.items())]
                         for name, buckets in self.buckets.items() if buckets},
+                       {v: (c.events, (float(c.sums[0]), float(c.sums[1]), float(c.sums[2])), cells_of(c.bins))
+                        for v, c in self.slices.items()},
                        dict(counters or {}))
         self._reset()
         return part
@@ -160,6 +204,7 @@ class MergedEvaluator:
         self.sums = np.zeros(3)
         self.events = 0
         self.windows = {str(w.name): MergedWindow(w.kind, w.size, w.size_s, parallelism) for w in cfg.windows}
+        self.slices: dict[str, SliceCounts] = {}
 
     def merge(self, part: Partial) -> None:
         """Add one subtask's partial."""
@@ -170,9 +215,18 @@ class MergedEvaluator:
         for name, buckets in part.windows.items():
             if name in self.windows:
                 self.windows[name].merge(part.subtask, buckets)
+        for value, (n, sums, cells) in part.slices.items():
+            slot = self.slices.get(value)
+            if slot is None:  # the first max_slices values get their own, the rest share __other__
+                full = len(self.slices) - (OTHER_SLICE in self.slices) >= self.cfg.max_slices
+                slot = self.slices.setdefault(OTHER_SLICE if full else value, SliceCounts(self.cfg.slice_bins))
+            add_cells(slot.bins, cells)
+            slot.sums += sums
+            slot.events += n
 
     def get(self) -> Evaluation:
         auc, bound = self.auc.auc()
         total = QualityStats.from_sums(auc, bound, logloss_sum=float(self.sums[0]), score_sum=float(self.sums[1]),
                                        positives=float(self.sums[2]), events=self.events)
-        return Evaluation(total=total, windows={name: w.get() for name, w in self.windows.items()})
+        return Evaluation(total=total, windows={name: w.get() for name, w in self.windows.items()},
+                          slices={v: c.get() for v, c in self.slices.items()})

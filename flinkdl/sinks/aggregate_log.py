@@ -104,7 +104,7 @@ class AggregateLog:
             model_version=self.model_version, stream_s=stream_s,
             rows_per_s=self.events_in / stream_s if stream_s > 0 else None,
             auc_cumulative=total.auc, auc_error_bound=total.auc_error_bound, mean_score=total.mean_score,
-            ctr=total.ctr, calibration=total.calibration, windows=ev.windows, slices={},
+            ctr=total.ctr, calibration=total.calibration, windows=ev.windows, slices=ev.slices,
             evaluation_s=self.evaluation_s + self.merge_s)
 
     def _report(self, final: bool) -> None:

@@ -65,11 +65,12 @@ class PartialLog:
         if preds.num_rows:
             labels = preds.column("label").to_numpy(zero_copy_only=False)
             scores = preds.column("score").to_numpy()
-            ts, _ = read_eval_columns(meta, preds.num_rows)
+            ts, slices = read_eval_columns(meta, preds.num_rows)
             mask = labelled(labels)
             t_eval = time.perf_counter()
             if mask.any():
-                self.evaluator.update(labels[mask], scores[mask], ts[mask] if ts is not None else None)
+                self.evaluator.update(labels[mask], scores[mask], ts[mask] if ts is not None else None,
+                                      slices.filter(pa.array(mask)) if slices is not None else None)
             self.evaluation_s += time.perf_counter() - t_eval
             self.events_scored += preds.num_rows
             self.events_trained += int(np.count_nonzero(mask))

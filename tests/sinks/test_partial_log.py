@@ -22,23 +22,34 @@ def _preds(start, n, rng):
                            schema=PREDICTION_SCHEMA)
 
 
-def _cfg(path, p):
+def _cfg(path, p, *more):
     return load_config(None, [f"job.run_dir={path}", f"sinks.predictions.path={path}/p.csv",
                               f"job.parallelism={p}", "evaluation.exact_progressive_auc=false",
-                              "evaluation.windows=[]"])
+                              "evaluation.windows=[]", *more])
+
+
+def _slices(i, n=500):
+    """Evaluation columns of batch ``i``: a slice value per event (three values)."""
+    values = pa.array([f"v{(i + k) % 3}" for k in range(n)], pa.string())
+    ts = pa.array(np.arange(i * n, (i + 1) * n, dtype=np.int64))
+    batch = pa.record_batch([ts, values], names=["ts", "slice"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as w:
+        w.write_batch(batch)
+    return sink.getvalue().to_pybytes()
 
 
 def test_two_subtasks_merged_equal_one_log(tmp_path):
     rng = np.random.default_rng(3)
     batches = [_preds(i * 500, 500, rng) for i in range(8)]
-    one = RunLog(_cfg(tmp_path / "one", 1))
+    one = RunLog(_cfg(tmp_path / "one", 1, "evaluation.slice_field=s"))
     for i, b in enumerate(batches):
-        one.update(501 if i == 3 else 500, b, DEAD if i == 3 else b"")
+        one.update(501 if i == 3 else 500, b, DEAD if i == 3 else b"", _slices(i))
     one.finish()
-    cfg = _cfg(tmp_path / "two", 2)
+    cfg = _cfg(tmp_path / "two", 2, "evaluation.slice_field=s")
     subs, agg = [PartialLog(cfg, 0), PartialLog(cfg, 1)], AggregateLog(cfg, max_events=4001)
     for i, b in enumerate(batches):
-        subs[i % 2].update(501 if i == 3 else 500, b, DEAD if i == 3 else b"")
+        subs[i % 2].update(501 if i == 3 else 500, b, DEAD if i == 3 else b"", _slices(i))
         if i % 4 >= 2:
             agg.add(subs[i % 2].take())
     for s in subs:
@@ -51,6 +62,10 @@ def test_two_subtasks_merged_equal_one_log(tmp_path):
         assert got[k] == want[k], k
     for k in ("logloss", "mean_score", "ctr", "calibration"):
         assert abs(got[k] - want[k]) < 1e-12, k
+    assert sorted(got["slices"]) == sorted(want["slices"]) == ["v0", "v1", "v2"]
+    for v, m in want["slices"].items():
+        assert got["slices"][v]["auc"] == m["auc"] and got["slices"][v]["events"] == m["events"], v
+        assert abs(got["slices"][v]["logloss"] - m["logloss"]) < 1e-12
     parts = [tmp_path / "two" / f"p-{i}.csv" for i in (0, 1)]
     ids = np.sort(read_predictions(parts).column("event_id").to_numpy())
     assert np.array_equal(ids, np.arange(4000))
