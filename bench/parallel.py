@@ -14,7 +14,9 @@ uses to close the gap of data-parallel online learning):
 - ``push1_batch1024``: both;
 - ``dense_avg``: ``push1`` with the dense optimizer's learning rate / p: the p workers' dense
   deltas add up on the server, so this steps as their average would (model averaging of the MLP);
-- ``avg``: ``dense_avg`` and the tables' learning rate / p too.
+- ``avg``: ``dense_avg`` and the tables' learning rate / p too;
+- ``avg_batch``: ``avg`` with batches of 4096 / p rows, so that the p workers' concurrent steps
+  together cover the 4096 rows of one step at p=1.
 
 Printed: per run the combined AUC (binned cumulative, the same estimator at every parallelism),
 its gap to p=1 ``base``, events/s over the job's run time (start-up included: run enough events
@@ -45,6 +47,9 @@ VARIANTS: dict[str, Callable[[int], list[str]]] = {
     "dense_avg": lambda p: ["ps.push_every_batches=1", f"model.dense_optimizer.learning_rate={0.003 / p}"],
     "avg": lambda p: ["ps.push_every_batches=1", f"model.dense_optimizer.learning_rate={0.003 / p}",
                       f"model.optimizer.learning_rate={0.05 / p}"],
+    "avg_batch": lambda p: [f"source.generator.batch_size={4096 // p}", "ps.push_every_batches=1",
+                            f"model.dense_optimizer.learning_rate={0.003 / p}",
+                            f"model.optimizer.learning_rate={0.05 / p}"],
 }
 
 
