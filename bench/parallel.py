@@ -15,6 +15,7 @@ uses to close the gap of data-parallel online learning):
 - ``dense_avg``: ``push1`` with the dense optimizer's learning rate / p: the p workers' dense
   deltas add up on the server, so this steps as their average would (model averaging of the MLP);
 - ``avg``: ``dense_avg`` and the tables' learning rate / p too;
+- ``avg_sqrt``: ``avg`` with the learning rates / sqrt(p);
 - ``avg_batch``: ``avg`` with batches of 4096 / p rows, so that the p workers' concurrent steps
   together cover the 4096 rows of one step at p=1.
 
@@ -47,6 +48,8 @@ VARIANTS: dict[str, Callable[[int], list[str]]] = {
     "dense_avg": lambda p: ["ps.push_every_batches=1", f"model.dense_optimizer.learning_rate={0.003 / p}"],
     "avg": lambda p: ["ps.push_every_batches=1", f"model.dense_optimizer.learning_rate={0.003 / p}",
                       f"model.optimizer.learning_rate={0.05 / p}"],
+    "avg_sqrt": lambda p: ["ps.push_every_batches=1", f"model.dense_optimizer.learning_rate={0.003 / p ** 0.5}",
+                           f"model.optimizer.learning_rate={0.05 / p ** 0.5}"],
     "avg_batch": lambda p: [f"source.generator.batch_size={4096 // p}", "ps.push_every_batches=1",
                             f"model.dense_optimizer.learning_rate={0.003 / p}",
                             f"model.optimizer.learning_rate={0.05 / p}"],
