@@ -51,7 +51,8 @@ def _bins(parts: list[Cells]) -> BinnedCounts:
 class MergedWindow:
     """One configured window over the partials of ``parallelism`` subtasks."""
 
-    def __init__(self, kind: str, size: int | None, size_s: float | None, parallelism: int) -> None:
+    def __init__(self, kind: str, size: int | None, parallelism: int) -> None:
+        """``size``: events of a count window (a time window's buckets are cut by the subtasks)."""
         self.kind, self.size, self.parallelism = kind, size or 0, parallelism
         self._parts: deque[tuple[int, int, Cells]] = deque()  # (bucket, events, cells)
         self._front: dict[int, int] = {}  # tumbling_time: the latest window each subtask has reached
@@ -59,7 +60,6 @@ class MergedWindow:
         self._stats = WindowStats(None, 0)  # the last closed window (tumbling kinds)
         self._fill = 0  # tumbling_count: events in the open block
         self.late = 0
-        del size_s  # the buckets are cut by the subtasks
 
     def merge(self, subtask: int, buckets: list[tuple[int, int, float, Cells]]) -> None:
         """Add one subtask's buckets: ``(bucket, events, latest event time, cells)``."""

@@ -203,7 +203,7 @@ class MergedEvaluator:
         self.auc = BinnedCounts(1, cfg.cumulative_bins)
         self.sums = np.zeros(3)
         self.events = 0
-        self.windows = {str(w.name): MergedWindow(w.kind, w.size, w.size_s, parallelism) for w in cfg.windows}
+        self.windows = {str(w.name): MergedWindow(w.kind, w.size, parallelism) for w in cfg.windows}
         self.slices: dict[str, SliceCounts] = {}
 
     def merge(self, part: Partial) -> None:

@@ -17,6 +17,7 @@ keeps the partials after its last snapshot (``RUN_DIR/state/aggregate-*.pkl``) a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from pyflink.common import Row, Types
@@ -64,8 +65,6 @@ class EvaluatePartial(_Flushing):
     tail_type = ENVELOPE_TYPE
 
     def start(self, ctx: RuntimeContext) -> None:
-        import time
-
         from flinkdl.sinks.partial_log import PartialLog
 
         super().start(ctx)
@@ -122,8 +121,6 @@ class Aggregate(_Flushing):
         self.max_events = max_events
 
     def start(self, ctx: RuntimeContext) -> None:
-        import time
-
         from flinkdl.sinks.aggregate_log import AggregateLog
 
         super().start(ctx)
