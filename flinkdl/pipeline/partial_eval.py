@@ -11,8 +11,10 @@ with the parallelism (``bench/aggregator.py``).
 
 Exactly-once (:mod:`flinkdl.pipeline.recovery`): a subtask sends a partial only together with a
 new anchor (its output file sizes, its partial counts then empty), so its tail never spans a sent
-partial and a replay re-counts exactly the batches the aggregator has not got. The aggregator
-keeps the partials after its last snapshot (``RUN_DIR/state/aggregate-*.pkl``) as its tail.
+partial and a replay re-counts exactly the batches the aggregator has not got; with
+``job.exactly_once`` it sends one with every batch, so its tail is empty (a partial then holds at
+most one batch's cells). The aggregator keeps the partials after its last snapshot
+(``RUN_DIR/state/aggregate-*.pkl``) as its tail.
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ from flinkdl.pipeline.routing import subtask_index, subtask_keys
 PARTIAL_TYPE = Types.ROW_NAMED(["subtask", "data"], [Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 
 
-def bounded_share(events: int, batch_size: int, parallelism: int, subtask: int) -> int:
-    """Events of a bounded generator stream that reach ``subtask`` (batch ``i`` goes to ``i % p``).
+def last_for_subtask(index: int, events: int | None, batch_size: int, parallelism: int) -> bool:
+    """Whether generator batch ``index`` is the last of a bounded stream that its subtask gets
+    (batch ``i`` goes to subtask ``i % p``; a pure function, so a replay or a rescaled job agrees).
 
-    >>> [bounded_share(10, 3, 2, s) for s in (0, 1)]  # batches of 3, 3, 3, 1
-    [6, 4]
+    >>> [last_for_subtask(i, 10, 3, 2) for i in range(4)]  # batches of 3, 3, 3, 1
+    [False, False, True, True]
     """
-    return sum(min(batch_size, events - i * batch_size)
-               for i in range(subtask, -(-events // batch_size), parallelism))
+    return events is not None and (index + parallelism) * batch_size >= events
 
 
 class _Flushing(ExactlyOnceFunction):
@@ -72,24 +74,26 @@ class EvaluatePartial(_Flushing):
         self.log = PartialLog(self.cfg, self.subtask)
         self.clock = time.monotonic
         self._sent_t = self.clock()
-        gen, p = self.cfg.source.generator, self.cfg.job.parallelism
-        bounded = gen.events if self.cfg.source.kind == "generator" else None
-        self.share = bounded_share(bounded, gen.batch_size, p, self.subtask) if bounded else None
+        self.generator = self.cfg.source.generator if self.cfg.source.kind == "generator" else None
 
     def reset(self, anchor: dict | None) -> dict:
         if anchor is not None:
-            self.log.cut(anchor["files"], anchor["seen"])
+            self.log.cut(anchor["files"])
             return anchor
         return self._anchor()
 
     def _anchor(self) -> dict:
-        return {"files": self.log.files(), "seen": self.log.seen}
+        return {"files": self.log.files()}
 
     def apply(self, value: Row, replay: bool = False) -> tuple[list, dict | None]:
         env = Envelope.of(value)
         self.log.update(env.rows_in, unpack(env.payload, PREDICTION_SCHEMA), env.dead_letters, env.eval_columns)
-        last = self.share is not None and self.log.seen >= self.share
-        if replay or not (last or self.clock() - self._sent_t >= self.cfg.job.report_every_s):
+        gen = self.generator
+        last = gen is not None and last_for_subtask(env.seq, gen.events, gen.batch_size, self.cfg.job.parallelism)
+        # Exactly-once sends with every batch: the tail then stays empty, so a job rescaled from a
+        # savepoint (whose keys and subtasks differ) has no counts left in a tail nobody replays.
+        due = self.exactly_once or self.clock() - self._sent_t >= self.cfg.job.report_every_s
+        if replay or not (last or due):
             return [], None  # (a replay never sends: what it counts goes with the next partial)
         return self._send()
 

@@ -35,7 +35,6 @@ class PartialLog:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.dead_path = part_path(Path(cfg.sinks.dead_letter or run_dir / "dead_letter.jsonl"), subtask)
         self.evaluator = PartialEvaluator(cfg.evaluation)
-        self.seen = 0  # raw events of this subtask since the run began (kept across takes)
         self._preds: PredictionWriter | None = None
         self._dead: DeadLetterLog
         self._open()
@@ -61,7 +60,6 @@ class PartialLog:
         self.first_t = now if self.first_t is None else self.first_t
         self.last_t = now
         self.events_in += rows_in
-        self.seen += rows_in
         if preds.num_rows:
             labels = preds.column("label").to_numpy(zero_copy_only=False)
             scores = preds.column("score").to_numpy()
@@ -103,7 +101,7 @@ class PartialLog:
         paths = [w.path for w in (self._preds, self._dead.writer) if w is not None]
         return {str(p): p.stat().st_size if p.exists() else 0 for p in paths}
 
-    def cut(self, files: dict[str, int], seen: int) -> None:
+    def cut(self, files: dict[str, int]) -> None:
         """Return to an anchor: files cut back to ``files``, nothing counted since the last take."""
         self.close()
         for name, size in files.items():
@@ -112,7 +110,6 @@ class PartialLog:
         self._open()
         self.evaluator.take(self.subtask)
         self._clear()
-        self.seen = seen
 
     def _open(self) -> None:
         sink = self.cfg.sinks.predictions

@@ -79,9 +79,9 @@ def test_a_subtask_cut_back_to_its_anchor_counts_each_batch_once(tmp_path):
     sub, agg = PartialLog(cfg, 0), AggregateLog(cfg)
     sub.update(100, batches[0], b"")
     agg.add(sub.take())
-    anchor = (sub.files(), sub.seen)
+    anchor = sub.files()
     sub.update(100, batches[1], DEAD)  # counted and written, then the subtask fails before sending
-    sub.cut(*anchor)
+    sub.cut(anchor)
     for b in batches[1:]:  # replay of the tail, then on
         sub.update(100, b, b"")
     agg.add(sub.take())
