@@ -11,6 +11,8 @@ from flinkdl.config.base import Strict
 
 
 class PredictionsSink(Strict):
+    """The predictions file; at ``job.parallelism > 1`` one part per subtask, ``<stem>-<i><suffix>``."""
+
     path: Path
     format: Literal["csv", "jsonl"] = "csv"
 

@@ -6,6 +6,9 @@
     KafkaSource ─► KafkaFeatures ──────────────────────────┴─keyBy─► Train (TF worker) ┐
     NumberSequenceSource ─keyBy─► GenerateAndTrain (generate + featurize + TF worker) ─┴─keyBy─► EvaluateAndSink (p=1)
 
+At ``job.parallelism > 1`` the end is :mod:`flinkdl.pipeline.partial_eval` instead: an evaluator
+per subtask and one aggregator of their counts.
+
 The sources are in :mod:`flinkdl.pipeline.streams`; every arrow after them carries
 :class:`~flinkdl.exchange.envelope.Envelope` rows, except the generator's batch indexes
 (:data:`~flinkdl.pipeline.flow.INDEX_TYPE`): its batches are made inside the trainer's operator.
@@ -128,6 +131,11 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
         if cfg.sinks.kafka.bootstrap_servers is None and cfg.source.kafka is None:
             raise ValueError("sinks.kafka.bootstrap_servers is needed when the source is not Kafka")
         preds = preds.map(PublishKafka(cfg_json), output_type=ENVELOPE_TYPE).name("publish-kafka").start_new_chain()
+    if cfg.job.parallelism > 1:  # each subtask evaluates its own share; one aggregator merges counts
+        from flinkdl.pipeline.partial_eval import evaluate_in_parallel
+
+        evaluate_in_parallel(preds, cfg_json, cfg.job.parallelism, max_events)
+        return
     (preds.key_by(lambda row: 0, key_type=Types.INT())
      .process(EvaluateAndSink(cfg_json, max_events), output_type=Types.STRING())
      .name("evaluate+sink").set_parallelism(1)

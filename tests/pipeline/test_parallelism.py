@@ -51,8 +51,12 @@ def run_p2(base):
 def test_two_workers_each_train_their_partition_once(run_p2):
     run_dir, s, _ = run_p2
     assert s["events_in"] == s["events_trained"] == EVENTS
-    ids = np.sort(read_predictions(run_dir / "predictions.csv").column("event_id").to_numpy())
+    # each subtask writes its own part of the predictions (the aggregator gets counts only)
+    parts = sorted(run_dir.glob("predictions-*.csv"))
+    assert [p.name for p in parts] == ["predictions-0.csv", "predictions-1.csv"]
+    ids = np.sort(read_predictions(parts).column("event_id").to_numpy())
     assert np.array_equal(ids, np.arange(EVENTS)), "every event predicted exactly once"
+    assert not s["auc_exact"] and s["auc_error_bound"] < 1e-4, "the merged binned AUC"
     logs = sorted(p.name for p in run_dir.glob("worker-*.log"))
     assert logs == ["worker-0.log", "worker-1.log"], "one co-located TF worker per Train subtask"
 
