@@ -1,7 +1,9 @@
 """The Kafka paths of bench/anchors.py: the generator path's events, read back from a local broker.
 
 ``--paths kafka-csv`` (one csv message per event, Flink's Kafka source, the rows batched in the JVM
-before Python) and ``kafka-arrow`` (one Arrow IPC message per ``batch_size`` events) run the same
+before Python) and ``kafka-arrow`` (one Arrow IPC message per ``batch_size`` events), and the same
+two read by one Python consumer (``kafka-csv-python``, ``kafka-arrow-python``: ``source.kafka.reader:
+python``, flinkdl/pipeline/kafka_pull.py) run the same
 job config as the generator path, with only the source switched: every event of the stream is
 produced into a fresh topic of a local tansu broker before the job starts (the job reads a
 backlog, so its rate is the job's, not the producer's), as bench/kafka.py does.
@@ -17,7 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 
 #: --paths: the job's source, and the Kafka message format (None: the built-in generator)
-PATHS = {"generator": None, "kafka-csv": "csv", "kafka-arrow": "arrow"}
+PATHS = {"generator": None, "kafka-csv": "csv", "kafka-arrow": "arrow", "kafka-csv-python": "csv",
+         "kafka-arrow-python": "arrow"}
 
 
 def broker_for(paths: list[str], log: Path) -> AbstractContextManager:
@@ -55,5 +58,6 @@ def kafka_source(base, bootstrap: str, path: str, name: str, events: int) -> tup
     columns = [f.name for f in ClickStream.from_config(base.source.generator).schema]
     sets = ["source.kind=kafka", f"source.kafka.bootstrap_servers={bootstrap}", f"source.kafka.topic={topic}",
             f"source.kafka.format={fmt}", f"source.kafka.group_id=anchors-{name}",
-            "source.kafka.starting_offsets=earliest", f"source.kafka.columns=[{','.join(columns)}]"]
+            "source.kafka.starting_offsets=earliest", f"source.kafka.columns=[{','.join(columns)}]",
+            f"source.kafka.reader={'python' if path.endswith('-python') else 'flink'}"]
     return sets, time.time() - t0

@@ -78,14 +78,29 @@ def run_vw(data: Path, events: int, extra: str = "", repeats: int = 3) -> dict:
     return {**runs[len(runs) // 2], "rows_per_s_runs": [round(r["rows_per_s"]) for r in runs]}
 
 
-def run_job(cfg, events: int) -> dict:
-    """The job under a process sampler; its summary plus per-process CPU µs/event and RSS, and the
-    seconds from ``run()`` to the first batch at the sink (``first_prediction_s``)."""
-    from flinkdl.runner import run
+_JOB_CHILD = """
+import json, sys
+from flinkdl.config.schema import JobConfig
+from flinkdl.runner import run
+cfg = JobConfig.model_validate_json(open(sys.argv[1]).read())
+json.dump(run(cfg, int(sys.argv[2]), oracle=False), open(sys.argv[3], "w"))
+"""
 
+
+def run_job(cfg, events: int) -> dict:
+    """The job in a child process (as `flinkdl run`: its RSS is the client's alone, not this benchmark's
+    data and raw-TF model) under a process sampler; its summary plus per-process CPU µs/event and RSS,
+    and the seconds from the start of the child to the first batch at the sink (``first_prediction_s``)."""
+    run_dir = Path(cfg.job.run_dir)
+    spec, out = run_dir.with_suffix(".json"), run_dir.with_suffix(".summary.json")
+    spec.write_text(cfg.model_dump_json())
     with ProcessSampler() as sampler:
         started = time.time()
-        job = run(cfg, events, oracle=False)
+        child = subprocess.Popen([sys.executable, "-c", _JOB_CHILD, str(spec), str(events), str(out)])
+        sampler.driver_pid = child.pid
+        if child.wait():
+            raise RuntimeError(f"the job failed (exit {child.returncode}): see its output above")
+    job = json.loads(out.read_text())
     last = json.loads((Path(cfg.job.run_dir) / "metrics.jsonl").read_text().splitlines()[-1])
     t0 = last["t"] - last["stream_s"]  # the sink's first batch: stages before it may have run ahead
     job["first_prediction_s"] = t0 - started
@@ -134,7 +149,7 @@ def main() -> None:
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
                    help="where the Python operators run: " + "; ".join(f"{k}: {v[2]}" for k, v in MODES.items()))
     p.add_argument("--paths", nargs="+", default=["generator"], choices=list(PATHS),
-                   help="the job's source: the built-in generator; Kafka csv (a message per event); Kafka Arrow")
+                   help="the job's source (bench/anchor_kafka.py): the generator; Kafka csv, Arrow; read by Python")
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--json", help="also write the rows as JSON here")
     args = p.parse_args()
