@@ -33,9 +33,9 @@ from flinkdl.pipeline.operator import section
 
 #: most messages one tick takes (bounds a chunk's memory: a few tens of MB of csv)
 MAX_MESSAGES = 100_000
-#: librdkafka's prefetch: enough for a tick at the highest rates, bounded in bytes
+#: librdkafka's prefetch: enough for a tick at the highest rates, at most 64 MiB per partition
 _CONSUMER = {"enable.auto.commit": False, "enable.auto.offset.store": False, "queued.min.messages": 200_000,
-             "queued.max.messages.kbytes": 262_144, "fetch.max.bytes": 52_428_800}
+             "queued.max.messages.kbytes": 65_536, "fetch.max.bytes": 52_428_800}
 
 
 def consumer_config(k: KafkaSourceConfig) -> dict[str, Any]:
