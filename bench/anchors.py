@@ -182,7 +182,7 @@ def main() -> None:
             sets = [*args.set, f"model.name={model}", *MODEL_SETTINGS.get(model, []), "sinks.predictions=null",
                     f"job.python_execution_mode={exec_mode}"]
             if ps == "on":
-                sets += ["ps.enabled=true", f"ps.checkpoint_dir={tmp}/{name}-ps"]
+                sets.append("ps.enabled=true")
             cfg = load_config(args.config, sets)
             size = cfg.source.generator.batch_size
             if cfg.worker.intra_op_threads:
@@ -193,7 +193,8 @@ def main() -> None:
             for path in args.paths:
                 run_sets = [*sets, f"job.run_dir={tmp}/{name}-{path}"]
                 if ps == "on":  # a fresh server per run
-                    run_sets.append(f"ps.address=grpc://127.0.0.1:{free_port()}")
+                    run_sets += [f"ps.address=grpc://127.0.0.1:{free_port()}",
+                                 f"ps.checkpoint_dir={tmp}/{name}-{path}-ps"]
                 produce_s = 0.0
                 if PATHS[path]:  # the model's steps as the generator path's: a backlog's chunk cut to `size` rows
                     kafka_sets, produce_s = kafka_source(base, brk.bootstrap, path, f"{name}-{path}", args.events)
