@@ -4,7 +4,7 @@ Flink's Kafka source hands Python one row per message, so row messages must be b
 first (:func:`flinkdl.sources.kafka.kafka_stream`: a per-row window aggregate). Here a rate-limited
 JVM source of ticks (``datagen``, one tick per ``batch_ms``) drives one Python operator that owns a
 librdkafka consumer (``confluent-kafka``): on each tick it takes every message fetched since the last
-one (at most :data:`MAX_MESSAGES`) and featurizes them as :class:`~flinkdl.pipeline.kafka_in.KafkaFeatures`
+one (a bounded number) and featurizes them as :class:`~flinkdl.pipeline.kafka_in.KafkaFeatures`
 does a chunk, so no event crosses the JVM on its own.
 
 Exactly-once: the next offset of every partition is keyed state of this operator, updated with the
@@ -31,8 +31,11 @@ from flinkdl.exchange.envelope import ENVELOPE_TYPE
 from flinkdl.pipeline.kafka_in import KafkaFeatures
 from flinkdl.pipeline.operator import section
 
-#: most messages one tick takes (bounds a chunk's memory: a few tens of MB of csv)
+#: most row messages one tick takes (bounds a chunk's memory: a few tens of MB of csv), rounded down to
+#: whole ``source.max_batch_rows`` steps, so a backlog is learnt in full steps
 MAX_MESSAGES = 100_000
+#: most Arrow messages one tick takes (each is a batch of many events)
+ARROW_MESSAGES = 32
 #: librdkafka's prefetch: enough for a tick at the highest rates, at most 64 MiB per partition
 _CONSUMER = {"enable.auto.commit": False, "enable.auto.offset.store": False, "queued.min.messages": 200_000,
              "queued.max.messages.kbytes": 65_536, "fetch.max.bytes": 52_428_800}
@@ -58,7 +61,8 @@ def start_offsets(k: KafkaSourceConfig, consumer: Any, partitions: list[int], st
 
 
 class KafkaPull(KeyedProcessFunction):
-    """A tick → every message the consumer has fetched (up to :data:`MAX_MESSAGES`) → envelopes."""
+    """A tick → every message the consumer has fetched (up to :data:`MAX_MESSAGES`, :data:`ARROW_MESSAGES`)
+    → envelopes."""
 
     def __init__(self, cfg_json: str) -> None:
         self.cfg_json = cfg_json
@@ -90,7 +94,8 @@ class KafkaPull(KeyedProcessFunction):
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
         if self.consumer is None:
             self._connect()
-        msgs = self.consumer.consume(MAX_MESSAGES, 0)
+        step = self.features.max_rows
+        msgs = self.consumer.consume(ARROW_MESSAGES if self.features.arrow else step * max(1, MAX_MESSAGES // step), 0)
         if not msgs:
             return
         good, nxt = [], {}

@@ -112,9 +112,18 @@ def test_a_tick_featurizes_what_was_fetched_and_keeps_the_next_offsets(tmp_path,
 def test_arrow_messages_cross_one_by_one_and_a_chunk_is_bounded(tmp_path, monkeypatch) -> None:
     batches = [encode(b, "arrow")[0] for b in generator_batches(8, 4)]
     consumer = _Consumer([_Msg(0, i, b) for i, b in enumerate(batches)])
-    monkeypatch.setattr(kafka_pull, "MAX_MESSAGES", 1)
+    monkeypatch.setattr(kafka_pull, "ARROW_MESSAGES", 1)
     op = _op(tmp_path, _State(), consumer, monkeypatch, "source.kafka.format=arrow")
     first = [Envelope.of(r) for r in op.process_element(0, None)]
     second = [Envelope.of(r) for r in op.process_element(0, None)]
     assert [e.rows_in for e in first] == [4] and [e.rows_in for e in second] == [4]
     assert consumer.assigned == [(0, 40), (1, OFFSET_BEGINNING)] and consumer.commits[-1] == [(0, 2)]
+
+
+def test_a_backlog_is_taken_in_whole_steps(tmp_path, monkeypatch) -> None:
+    msgs = encode(next(generator_batches(10, 10)), "csv")
+    consumer = _Consumer([_Msg(0, i, m) for i, m in enumerate(msgs)])
+    monkeypatch.setattr(kafka_pull, "MAX_MESSAGES", 7)
+    op = _op(tmp_path, _State(), consumer, monkeypatch, "source.max_batch_rows=3")
+    sizes = [[Envelope.of(r).rows_in for r in op.process_element(0, None)] for _ in range(4)]
+    assert sizes == [[3, 3], [3, 1], [], []]  # 7 rounded down to two steps of 3; then what is left
