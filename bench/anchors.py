@@ -11,7 +11,8 @@ raw-TF ceiling (bench/raw_tf.py: the same model and batch size on the same event
 beforehand, in this process); (3) the job (`flinkdl.runner.run`: generator → parse + hash → Arrow
 IPC → TF worker → evaluation + sink, and with ``--ps on`` the sync with a local parameter server
 on a free port): its stream throughput (first to last batch at the sink) and, sampled from
-outside (bench/procs.py), the CPU µs per event and RSS of every process, and its time to first
+outside (bench/procs.py), the CPU µs per event (over the events between the sink's first and last
+progress lines) and RSS of every process, and its time to first
 prediction (``run()`` called → first batch at the sink: Flink and TF worker start-up included).
 ``--paths`` adds the same job reading the same events from Kafka (bench/anchor_kafka.py: csv
 messages, one per event, or Arrow messages) with only the source switched, each also as a ratio
@@ -101,10 +102,17 @@ def run_job(cfg, events: int) -> dict:
         if child.wait():
             raise RuntimeError(f"the job failed (exit {child.returncode}): see its output above")
     job = json.loads(out.read_text())
-    last = json.loads((Path(cfg.job.run_dir) / "metrics.jsonl").read_text().splitlines()[-1])
-    t0 = last["t"] - last["stream_s"]  # the sink's first batch: stages before it may have run ahead
+    lines = [json.loads(x) for x in (Path(cfg.job.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    last = lines[-1]
+    t0 = last["t"] - last["stream_s"]  # the sink's first batch
     job["first_prediction_s"] = t0 - started
-    job["cpu_us"] = sampler.per_event(t0, last["t"], last["events_in"])
+    # CPU over the events between two progress lines: the stages before the sink run ahead of its
+    # first batch (by a bundle or more), so "first batch → end" would charge their early work to no event
+    first = next((m for m in lines if m["events_in"] and not m["final"]), None)
+    if first is not None and first["events_in"] < last["events_in"]:
+        job["cpu_us"] = sampler.per_event(first["t"], last["t"], last["events_in"] - first["events_in"])
+    else:
+        job["cpu_us"] = sampler.per_event(t0, last["t"], last["events_in"])
     job["rss"] = sampler.rss(t0 + last["stream_s"] / 2, last["t"])
     return job
 
@@ -179,8 +187,8 @@ def main() -> None:
             if worker_mode:
                 os.environ[WORKER_MODE_ENV] = worker_mode
             name = f"{model}-{mode}-ps-{ps}"
-            sets = [*args.set, f"model.name={model}", *MODEL_SETTINGS.get(model, []), "sinks.predictions=null",
-                    f"job.python_execution_mode={exec_mode}"]
+            sets = [f"model.name={model}", *MODEL_SETTINGS.get(model, []), "sinks.predictions=null",
+                    f"job.python_execution_mode={exec_mode}", "job.report_every_s=1", *args.set]
             if ps == "on":
                 sets.append("ps.enabled=true")
             cfg = load_config(args.config, sets)
