@@ -17,7 +17,8 @@ prediction (``run()`` called → first batch at the sink: Flink and TF worker st
 ``--paths`` adds the same job reading the same events from Kafka (bench/anchor_kafka.py: csv
 messages, one per event, or Arrow messages) with only the source switched, each also as a ratio
 to the generator path of the same run. Prints Markdown tables: rates and ratios, CPU µs/event per
-process, RSS per process; the Python stages' cost; and a final JSON line with every row.
+process, RSS per process; the Python stages' cost; issue 19's goals that the rows answer
+(bench/anchor_goals.py); and a final JSON line with every row and goal.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from anchor_goals import goals, print_goals
 from anchor_kafka import PATHS, broker_for, kafka_source
 from end_to_end import report
 from procs import ROLES, ProcessSampler
@@ -224,7 +226,9 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
     _tables(rows, args.json)
     print("\nPython stages, CPU µs/event in one process:", json.dumps({k: round(v, 3) for k, v in stages.items()}))
-    print(json.dumps({"anchors": rows, "python_stages_cpu_us": stages}))
+    checked = goals(rows)
+    print_goals(checked)
+    print(json.dumps({"anchors": rows, "goals": checked, "python_stages_cpu_us": stages}))
 
 
 def _tables(rows: list[dict], json_path: str | None) -> None:
