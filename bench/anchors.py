@@ -2,6 +2,7 @@
 
     python bench/anchors.py                                   # lr, fm, deepfm; 1M events; every mode; PS on, off
     python bench/anchors.py --models lr --modes loopback --ps off
+    python bench/anchors.py --models lr deepfm --modes loopback --ps off on --paths generator kafka-csv kafka-arrow
 
 Per row (model x where the Python operators run x PS sync on/off), back to back under the same
 load: (1) Vowpal Wabbit (``-b 20 --loss_function logistic``, its own parser, in a child process)
@@ -10,8 +11,14 @@ raw-TF ceiling (bench/raw_tf.py: the same model and batch size on the same event
 beforehand, in this process); (3) the job (`flinkdl.runner.run`: generator → parse + hash → Arrow
 IPC → TF worker → evaluation + sink, and with ``--ps on`` the sync with a local parameter server
 on a free port): its stream throughput (first to last batch at the sink) and, sampled from
-outside (bench/procs.py), the CPU µs per event and RSS of every process. Prints Markdown tables:
-rates and ratios, CPU µs/event per process, RSS per process; and the Python stages' cost.
+outside (bench/procs.py), the CPU µs per event (over the events between the sink's first and last
+progress lines) and RSS of every process, and its time to first
+prediction (``run()`` called → first batch at the sink: Flink and TF worker start-up included).
+``--paths`` adds the same job reading the same events from Kafka (bench/anchor_kafka.py: csv
+messages, one per event, or Arrow messages) with only the source switched, each also as a ratio
+to the generator path of the same run. Prints Markdown tables: rates and ratios, CPU µs/event per
+process, RSS per process; the Python stages' cost; issue 19's goals that the rows answer
+(bench/anchor_goals.py); and a final JSON line with every row and goal.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from anchor_goals import goals, print_goals
+from anchor_kafka import PATHS, broker_for, kafka_source
 from end_to_end import report
 from procs import ROLES, ProcessSampler
 from streams import MODEL_SETTINGS, featurize, raw_batches, write_vw
@@ -72,15 +81,40 @@ def run_vw(data: Path, events: int, extra: str = "", repeats: int = 3) -> dict:
     return {**runs[len(runs) // 2], "rows_per_s_runs": [round(r["rows_per_s"]) for r in runs]}
 
 
-def run_job(cfg, events: int) -> dict:
-    """The job under a process sampler; its summary plus per-process CPU µs/event and RSS."""
-    from flinkdl.runner import run
+_JOB_CHILD = """
+import json, sys
+from flinkdl.config.schema import JobConfig
+from flinkdl.runner import run
+cfg = JobConfig.model_validate_json(open(sys.argv[1]).read())
+json.dump(run(cfg, int(sys.argv[2]), oracle=False), open(sys.argv[3], "w"))
+"""
 
+
+def run_job(cfg, events: int) -> dict:
+    """The job in a child process (as `flinkdl run`: its RSS is the client's alone, not this benchmark's
+    data and raw-TF model) under a process sampler; its summary plus per-process CPU µs/event and RSS,
+    and the seconds from the start of the child to the first batch at the sink (``first_prediction_s``)."""
+    run_dir = Path(cfg.job.run_dir)
+    spec, out = run_dir.with_suffix(".json"), run_dir.with_suffix(".summary.json")
+    spec.write_text(cfg.model_dump_json())
     with ProcessSampler() as sampler:
-        job = run(cfg, events, oracle=False)
-    last = json.loads((Path(cfg.job.run_dir) / "metrics.jsonl").read_text().splitlines()[-1])
-    t0 = last["t"] - last["stream_s"]  # the sink's first batch: stages before it may have run ahead
-    job["cpu_us"] = sampler.per_event(t0, last["t"], last["events_in"])
+        started = time.time()
+        child = subprocess.Popen([sys.executable, "-c", _JOB_CHILD, str(spec), str(events), str(out)])
+        sampler.driver_pid = child.pid
+        if child.wait():
+            raise RuntimeError(f"the job failed (exit {child.returncode}): see its output above")
+    job = json.loads(out.read_text())
+    lines = [json.loads(x) for x in (Path(cfg.job.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    last = lines[-1]
+    t0 = last["t"] - last["stream_s"]  # the sink's first batch
+    job["first_prediction_s"] = t0 - started
+    # CPU over the events between two progress lines: the stages before the sink run ahead of its
+    # first batch (by a bundle or more), so "first batch → end" would charge their early work to no event
+    first = next((m for m in lines if m["events_in"] and not m["final"]), None)
+    if first is not None and first["events_in"] < last["events_in"]:
+        job["cpu_us"] = sampler.per_event(first["t"], last["t"], last["events_in"] - first["events_in"])
+    else:
+        job["cpu_us"] = sampler.per_event(t0, last["t"], last["events_in"])
     job["rss"] = sampler.rss(t0 + last["stream_s"] / 2, last["t"])
     return job
 
@@ -124,6 +158,8 @@ def main() -> None:
     p.add_argument("--ps", nargs="+", default=["on", "off"], choices=["on", "off"])
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES),
                    help="where the Python operators run: " + "; ".join(f"{k}: {v[2]}" for k, v in MODES.items()))
+    p.add_argument("--paths", nargs="+", default=["generator"], choices=list(PATHS),
+                   help="the job's source (bench/anchor_kafka.py): the generator; Kafka csv, Arrow; read by Python")
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--json", help="also write the rows as JSON here")
     args = p.parse_args()
@@ -138,7 +174,7 @@ def main() -> None:
     from flinkdl.exchange.schema import FeatureLayout
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, broker_for(args.paths, Path(tmp) / "tansu.log") as brk:
         base = load_config(args.config, [*args.set, f"job.run_dir={tmp}/components"])
         raw = raw_batches(base, "drift", args.events)
         vw_file = Path(tmp) / "stream.vw"
@@ -152,43 +188,71 @@ def main() -> None:
             os.environ.pop(WORKER_MODE_ENV, None)
             if worker_mode:
                 os.environ[WORKER_MODE_ENV] = worker_mode
-            sets = [*args.set, f"model.name={model}", *MODEL_SETTINGS.get(model, []), "sinks.predictions=null",
-                    f"job.run_dir={tmp}/{model}-{mode}-ps-{ps}", f"job.python_execution_mode={exec_mode}"]
+            name = f"{model}-{mode}-ps-{ps}"
+            sets = [f"model.name={model}", *MODEL_SETTINGS.get(model, []), "sinks.predictions=null",
+                    f"job.python_execution_mode={exec_mode}", "job.report_every_s=1", *args.set]
             if ps == "on":
-                sets += ["ps.enabled=true", f"ps.address=grpc://127.0.0.1:{free_port()}",
-                         f"ps.checkpoint_dir={tmp}/{model}-{mode}-ps"]
+                sets.append("ps.enabled=true")
             cfg = load_config(args.config, sets)
+            size = cfg.source.generator.batch_size
             if cfg.worker.intra_op_threads:
                 tf.config.threading.set_intra_op_parallelism_threads(cfg.worker.intra_op_threads)
             vw = run_vw(vw_file, args.events)  # the baselines right before the job: same load
-            ceiling = raw_tf_ceiling(cfg.model, FeatureLayout.from_config(cfg.features), ids, dense, labels,
-                                     cfg.source.generator.batch_size)
-            job = run_job(cfg, args.events)
-            rows.append({"model": model, "mode": mode, "ps": ps, "events": args.events,
-                         "job_rows_per_s": job["rows_per_s"], "ceiling_rows_per_s": ceiling["rows_per_s"],
-                         "ceiling_cpu_us": 1e6 * ceiling["cpu_seconds"]
-                         / (len(labels) - cfg.source.generator.batch_size),
-                         "vw_rows_per_s": vw["rows_per_s"], "vw_rows_per_s_runs": vw["rows_per_s_runs"],
-                         "vw_cpu_us": vw["cpu_us_per_event"], "vw_rss": vw["rss"],
-                         "job_vs_ceiling": job["rows_per_s"] / ceiling["rows_per_s"],
-                         "job_vs_vw": job["rows_per_s"] / vw["rows_per_s"], "job_auc": job["auc"],
-                         "ceiling_auc": ceiling["auc"], "cpu_us": job["cpu_us"], "rss": job["rss"],
-                         "load": os.getloadavg()[0]})
-            print(json.dumps(rows[-1]), flush=True)
-    report(rows, ["model", "Python operators", "PS sync", "events", "job ev/s", "raw-TF ceiling ev/s", "VW ev/s",
-                  "job / ceiling", "job / VW", "job AUC", "ceiling AUC", "load avg"],
-           lambda r: [r["model"], r["mode"], r["ps"], f"{r['events']:,}", f"{r['job_rows_per_s']:,.0f}",
-                      f"{r['ceiling_rows_per_s']:,.0f}", f"{r['vw_rows_per_s']:,.0f}", f"{r['job_vs_ceiling']:.2f}",
-                      f"{r['job_vs_vw']:.2f}", f"{r['job_auc']:.4f}", f"{r['ceiling_auc']:.4f}", f"{r['load']:.1f}"],
-           args.json)
-    roles = [r for r in ROLES if any(r in row["cpu_us"] for row in rows)]
-    report(rows, ["model", "Python operators", "PS sync", *roles, "job total", "ceiling (1 process)", "VW (1 process)"],
-           lambda r: [r["model"], r["mode"], r["ps"], *(f"{r['cpu_us'].get(k, 0):.2f}" for k in roles),
-                      f"{r['cpu_us']['total']:.2f}", f"{r['ceiling_cpu_us']:.2f}", f"{r['vw_cpu_us']:.2f}"], None)
-    report(rows, ["model", "Python operators", "PS sync", *(f"{k} MiB mid / end" for k in roles), "VW peak MiB"],
-           lambda r: [r["model"], r["mode"], r["ps"], *(_mib(r["rss"].get(k, (0, 0))) for k in roles),
-                      f"{r['vw_rss'] / 2**20:.0f}"], None)
+            ceiling = raw_tf_ceiling(cfg.model, FeatureLayout.from_config(cfg.features), ids, dense, labels, size)
+            generator_rate = None
+            for path in args.paths:
+                run_sets = [*sets, f"job.run_dir={tmp}/{name}-{path}"]
+                if ps == "on":  # a fresh server per run
+                    run_sets += [f"ps.address=grpc://127.0.0.1:{free_port()}",
+                                 f"ps.checkpoint_dir={tmp}/{name}-{path}-ps"]
+                produce_s = 0.0
+                if PATHS[path]:  # the model's steps as the generator path's: a backlog's chunk cut to `size` rows
+                    kafka_sets, produce_s = kafka_source(base, brk.bootstrap, path, f"{name}-{path}", args.events)
+                    run_sets += [*kafka_sets, f"source.max_batch_rows={size}"]
+                job = run_job(load_config(args.config, run_sets), args.events)
+                if path == "generator":
+                    generator_rate = job["rows_per_s"]
+                rows.append({"model": model, "mode": mode, "ps": ps, "path": path, "events": args.events,
+                             "job_rows_per_s": job["rows_per_s"], "ceiling_rows_per_s": ceiling["rows_per_s"],
+                             "ceiling_cpu_us": 1e6 * ceiling["cpu_seconds"] / (len(labels) - size),
+                             "vw_rows_per_s": vw["rows_per_s"], "vw_rows_per_s_runs": vw["rows_per_s_runs"],
+                             "vw_cpu_us": vw["cpu_us_per_event"], "vw_rss": vw["rss"],
+                             "job_vs_ceiling": job["rows_per_s"] / ceiling["rows_per_s"],
+                             "job_vs_vw": job["rows_per_s"] / vw["rows_per_s"],
+                             "job_vs_generator": job["rows_per_s"] / generator_rate if generator_rate else None,
+                             "first_prediction_s": job["first_prediction_s"], "produce_s": produce_s,
+                             "job_auc": job["auc"], "ceiling_auc": ceiling["auc"], "cpu_us": job["cpu_us"],
+                             "rss": job["rss"], "load": os.getloadavg()[0]})
+                print(json.dumps(rows[-1]), flush=True)
+    _tables(rows, args.json)
     print("\nPython stages, CPU µs/event in one process:", json.dumps({k: round(v, 3) for k, v in stages.items()}))
+    checked = goals(rows)
+    print_goals(checked)
+    print(json.dumps({"anchors": rows, "goals": checked, "python_stages_cpu_us": stages}))
+
+
+def _tables(rows: list[dict], json_path: str | None) -> None:
+    """Rates and every ratio; CPU µs/event per process; RSS per process."""
+    def key(r: dict) -> list[str]:
+        return [r["model"], r["mode"], r["ps"], r["path"]]
+
+    def ratio(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    head = ["model", "Python operators", "PS sync", "source"]
+    report(rows, [*head, "events", "job ev/s", "raw-TF ceiling ev/s", "VW ev/s", "job / ceiling", "job / VW",
+                  "job / generator path", "first prediction s", "job AUC", "ceiling AUC", "load avg"],
+           lambda r: [*key(r), f"{r['events']:,}", f"{r['job_rows_per_s']:,.0f}",
+                      f"{r['ceiling_rows_per_s']:,.0f}", f"{r['vw_rows_per_s']:,.0f}", ratio(r["job_vs_ceiling"]),
+                      ratio(r["job_vs_vw"]), ratio(r["job_vs_generator"]), f"{r['first_prediction_s']:.1f}",
+                      f"{r['job_auc']:.4f}", f"{r['ceiling_auc']:.4f}", f"{r['load']:.1f}"],
+           json_path)
+    roles = [r for r in ROLES if any(r in row["cpu_us"] for row in rows)]
+    report(rows, [*head, *roles, "job total", "ceiling (1 process)", "VW (1 process)"],
+           lambda r: [*key(r), *(f"{r['cpu_us'].get(k, 0):.2f}" for k in roles),
+                      f"{r['cpu_us']['total']:.2f}", f"{r['ceiling_cpu_us']:.2f}", f"{r['vw_cpu_us']:.2f}"], None)
+    report(rows, [*head, *(f"{k} MiB mid / end" for k in roles), "VW peak MiB"],
+           lambda r: [*key(r), *(_mib(r["rss"].get(k, (0, 0))) for k in roles), f"{r['vw_rss'] / 2**20:.0f}"], None)
 
 
 def _mib(pair: tuple[int, int]) -> str:

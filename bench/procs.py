@@ -24,9 +24,9 @@ import psutil
 ROLES = ("jvm", "python-harness", "tf-worker", "ps-server", "driver", "other")
 
 
-def _role(p: psutil.Process, me: int) -> str:
+def _role(p: psutil.Process, driver: int) -> str:
     cmd = " ".join(_cmd(p))
-    if p.pid == me:  # the runner; on a mini-cluster also PyFlink's loopback Python operators
+    if p.pid == driver:  # the runner; on a mini-cluster also PyFlink's loopback Python operators
         return "driver"
     if os.path.basename(_cmd(p)[0] if _cmd(p) else "") == "java":
         return "jvm"
@@ -44,6 +44,8 @@ class ProcessSampler:
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
+        #: the process running the job (``flinkdl.runner.run``), if not this one: this one is then not counted
+        self.driver_pid: int | None = None
         self.samples: list[tuple[float, dict[int, tuple[str, float, int]]]] = []
         self._stop = threading.Event()
         self._roles: dict[int, str] = {}
@@ -61,9 +63,10 @@ class ProcessSampler:
         me = psutil.Process()
         while not self._stop.is_set():
             snap: dict[int, tuple[str, float, int]] = {}
-            for p in [me, *me.children(recursive=True)]:
+            driver = self.driver_pid
+            for p in [*([] if driver else [me]), *me.children(recursive=True)]:
                 try:
-                    role = self._roles.get(p.pid) or _role(p, me.pid)
+                    role = self._roles.get(p.pid) or _role(p, driver or me.pid)
                     if role not in ("other", "jvm"):  # a fresh fork shows its parent's command line
                         self._roles[p.pid] = role
                     t, rss = p.cpu_times(), p.memory_info().rss

@@ -68,6 +68,10 @@ class KafkaSourceConfig(Strict):
     starting_offsets: Literal["committed", "earliest", "latest"] = Field(
         "committed", description="without a checkpoint: committed = the group offsets, else earliest")
     batch_ms: int = Field(200, gt=0, description="csv/json messages are grouped per processing-time window")
+    reader: Literal["flink", "python"] = Field("flink", description=(
+        "flink: Flink's Kafka source (row messages batched in the JVM per batch_ms window); python: one Python "
+        "consumer (confluent-kafka) takes what was fetched every batch_ms, offsets in Flink's keyed state "
+        "(flinkdl/pipeline/kafka_pull.py)"))
     dead_letter_topic: str | None = Field(None, description="bad messages also go here (reason in a header)")
     properties: dict[str, str] = Field(default_factory=dict, description="extra Kafka client properties")
 

@@ -35,6 +35,10 @@ def feature_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> DataStr
         k = section(cfg.source.kafka, "source.kafka")
         if cfg.job.max_latency_ms is not None:  # the JVM window is the first timer on the path
             k = k.model_copy(update={"batch_ms": budget(cfg.job.max_latency_ms).window_ms})
+        if k.reader == "python":
+            from flinkdl.pipeline.kafka_pull import pull_stream
+
+            return pull_stream(flink, cfg, k)
         return kafka_stream(flink, k).flat_map(
             KafkaFeatures(cfg_json), output_type=ENVELOPE_TYPE).name("kafka+featurize")
     return _directory_chunks(flink, cfg).flat_map(ParseFeatures(cfg_json), output_type=ENVELOPE_TYPE).name(

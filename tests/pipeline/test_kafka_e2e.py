@@ -1,7 +1,8 @@
 """End-to-end over Kafka: a real local broker (tansu) → the Flink job → predictions topic.
 
-Three PyFlink jobs in all (each costs ~15 s to start): one CSV run with bad and unlabelled
-messages, and an Arrow run that is killed after a checkpoint and restarted from it.
+Five PyFlink jobs in all (each costs ~15 s to start): one CSV run with bad and unlabelled
+messages, and per reader (Flink's Kafka source; ``source.kafka.reader: python``) an Arrow run that
+is killed after a checkpoint and restarted from it.
 """
 
 import json
@@ -168,19 +169,20 @@ def _checkpoints(root: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name.split("-")[1]))
 
 
-@pytest.fixture(scope="module")
-def restart_run(kafka_broker, tmp_path_factory):
+@pytest.fixture(scope="module", params=["flink", "python"])
+def restart_run(request, kafka_broker, tmp_path_factory):
     """Arrow messages: first half + a corrupt message → run 1, killed after a checkpoint taken
     once it had seen them; second half → run 2 restored from that checkpoint."""
-    b, work = kafka_broker.bootstrap, tmp_path_factory.mktemp("kafka-restart")
-    create_topics(b, ["clicks-arrow", "preds-arrow", "dead-arrow"])
+    reader = request.param
+    b, work, name = kafka_broker.bootstrap, tmp_path_factory.mktemp("kafka-restart"), f"arrow-{reader}"
+    create_topics(b, [f"clicks-{name}", f"preds-{name}", f"dead-{name}"])
     batches = _halves(1000)
-    produce(b, "clicks-arrow", iter(batches[: len(batches) // 2]), "arrow", progress=False)
-    _produce_raw(b, "clicks-arrow", [b"ARROW1 but not really"])
-    common = [*_args(b, "arrow", work / "run1", "arrow"), "--set", "job.checkpoint_interval_s=1",
-              "--set", f"job.checkpoint_dir={work / 'chk'}"]
+    produce(b, f"clicks-{name}", iter(batches[: len(batches) // 2]), "arrow", progress=False)
+    _produce_raw(b, f"clicks-{name}", [b"ARROW1 but not really"])
+    common = [*_args(b, name, work / "run1", "arrow"), "--set", "job.checkpoint_interval_s=1",
+              "--set", f"job.checkpoint_dir={work / 'chk'}", "--set", f"source.kafka.reader={reader}"]
     run1 = _start(common)
-    seen = _Keys(b, "preds-arrow")
+    seen = _Keys(b, f"preds-{name}")
     try:
         _wait(lambda: seen.count() >= N // 2, run1, "first half on the predictions topic")
         t_half = time.time()
@@ -189,17 +191,18 @@ def restart_run(kafka_broker, tmp_path_factory):
     finally:
         _kill(run1)
     checkpoint = _checkpoints(work / "chk")[-1]
-    produce(b, "clicks-arrow", iter(batches[len(batches) // 2:]), "arrow", progress=False)
+    produce(b, f"clicks-{name}", iter(batches[len(batches) // 2:]), "arrow", progress=False)
     # A fresh group reading from the earliest offset: only the checkpoint's offsets avoid a replay.
-    args2 = [*_args(b, "arrow", work / "run2", "arrow"), "--set", f"job.restore_from={checkpoint}",
-             "--set", "source.kafka.group_id=g-arrow-fresh", "--set", "source.kafka.starting_offsets=earliest"]
+    args2 = [*_args(b, name, work / "run2", "arrow"), "--set", f"job.restore_from={checkpoint}",
+             "--set", f"source.kafka.group_id=g-{name}-fresh", "--set", "source.kafka.starting_offsets=earliest",
+             "--set", f"source.kafka.reader={reader}"]
     run2 = _start(args2)
     try:
         _wait(lambda: seen.count() >= N, run2, "every event on the predictions topic")
     finally:
         _kill(run2)
         seen.c.close()
-    return seen.keys, read_topic(b, "dead-arrow", expect=1), checkpoint
+    return seen.keys, read_topic(b, f"dead-{name}", expect=1), checkpoint
 
 
 def test_restart_from_checkpoint_misses_no_event(restart_run):

@@ -1,0 +1,141 @@
+"""Kafka in, read by Python (``source.kafka.reader: python``): ticks → a consumer's fetched messages → envelopes.
+
+Flink's Kafka source hands Python one row per message, so row messages must be batched in the JVM
+first (:func:`flinkdl.sources.kafka.kafka_stream`: a per-row window aggregate). Here a rate-limited
+JVM source of ticks (``datagen``, one tick per ``batch_ms``) drives one Python operator that owns a
+librdkafka consumer (``confluent-kafka``): on each tick it takes every message fetched since the last
+one (a bounded number) and featurizes them as :class:`~flinkdl.pipeline.kafka_in.KafkaFeatures`
+does a chunk, so no event crosses the JVM on its own.
+
+Exactly-once: the next offset of every partition is keyed state of this operator, updated with the
+envelopes the same tick emits (in process mode the bundle is flushed before the checkpoint barrier,
+so state and output agree at every checkpoint); a restore seeks to the checkpointed offsets. Without
+a checkpoint the reader starts from ``starting_offsets`` (``committed``: the group's offsets, else
+earliest). The offsets of what was emitted are also committed to the group (asynchronously, after
+each tick), for lag monitoring and a later start without a checkpoint. One reader (parallelism 1)
+reads every partition of the topic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from pyflink.common import Row, Types
+from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
+from pyflink.datastream.state import ValueStateDescriptor
+
+from flinkdl.config.schema import JobConfig, KafkaSourceConfig
+from flinkdl.exchange.envelope import ENVELOPE_TYPE
+from flinkdl.pipeline.kafka_in import KafkaFeatures
+from flinkdl.pipeline.operator import section
+
+#: most row messages one tick takes (bounds a chunk's memory: a few tens of MB of csv), rounded down to
+#: whole ``source.max_batch_rows`` steps, so a backlog is learnt in full steps
+MAX_MESSAGES = 100_000
+#: most Arrow messages one tick takes (each is a batch of many events)
+ARROW_MESSAGES = 32
+#: librdkafka's prefetch: enough for a tick at the highest rates, at most 64 MiB per partition
+_CONSUMER = {"enable.auto.commit": False, "enable.auto.offset.store": False, "queued.min.messages": 200_000,
+             "queued.max.messages.kbytes": 65_536, "fetch.max.bytes": 52_428_800}
+
+
+def consumer_config(k: KafkaSourceConfig) -> dict[str, Any]:
+    """librdkafka settings of the reader: bootstrap, group, the prefetch, then ``source.kafka.properties``."""
+    return {"bootstrap.servers": k.bootstrap_servers, "group.id": k.group_id, **_CONSUMER, **k.properties}
+
+
+def start_offsets(k: KafkaSourceConfig, consumer: Any, partitions: list[int], stored: dict[int, int]) -> list:
+    """``TopicPartition``s to assign: the checkpointed offsets, else per ``starting_offsets``."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
+    fresh = [TopicPartition(k.topic, p) for p in partitions if p not in stored]
+    start = {p: OFFSET_END if k.starting_offsets == "latest" else OFFSET_BEGINNING for p in partitions}
+    if fresh and k.starting_offsets == "committed":
+        for tp in consumer.committed(fresh, timeout=30):
+            if tp.offset >= 0:
+                start[tp.partition] = tp.offset
+    start.update(stored)
+    return [TopicPartition(k.topic, p, start[p]) for p in partitions]
+
+
+class KafkaPull(KeyedProcessFunction):
+    """A tick → every message the consumer has fetched (up to :data:`MAX_MESSAGES`, :data:`ARROW_MESSAGES`)
+    → envelopes."""
+
+    def __init__(self, cfg_json: str) -> None:
+        self.cfg_json = cfg_json
+        self.features = KafkaFeatures(cfg_json)
+
+    def open(self, ctx: RuntimeContext) -> None:
+        self.features.open(ctx)
+        cfg = JobConfig.model_validate_json(self.cfg_json)
+        self.k = section(cfg.source.kafka, "source.kafka")
+        self.offsets = ctx.get_state(ValueStateDescriptor("kafka_offsets", Types.STRING()))
+        self.consumer: Any = None
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()
+            self.consumer = None
+
+    def _connect(self) -> None:
+        from confluent_kafka import Consumer
+
+        c = Consumer(consumer_config(self.k))
+        meta = c.list_topics(self.k.topic, timeout=30).topics[self.k.topic]
+        if meta.error is not None:
+            raise RuntimeError(f"source.kafka.topic {self.k.topic!r}: {meta.error}")
+        stored = {int(p): o for p, o in json.loads(self.offsets.value() or "{}").items()}
+        c.assign(start_offsets(self.k, c, sorted(meta.partitions), stored))
+        self.consumer = c
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
+        if self.consumer is None:
+            self._connect()
+        step = self.features.max_rows
+        msgs = self.consumer.consume(ARROW_MESSAGES if self.features.arrow else step * max(1, MAX_MESSAGES // step), 0)
+        if not msgs:
+            return
+        good, nxt = [], {}
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise RuntimeError(f"Kafka reader: {err}")
+                continue  # a transient error (librdkafka retries)
+            good.append(m.value() or b"")  # a tombstone is an empty message: an `empty` dead letter
+            nxt[m.partition()] = m.offset() + 1
+        stored = json.loads(self.offsets.value() or "{}")
+        stored.update({str(p): o for p, o in nxt.items()})
+        self.offsets.update(json.dumps(stored))
+        if self.features.arrow:
+            for data in good:
+                yield from self.features.flat_map(Row(data))
+        elif good:
+            yield from self.features.flat_map(Row(good, len(good)))
+        self._commit(stored)
+
+    def _commit(self, stored: dict[str, int]) -> None:
+        from confluent_kafka import TopicPartition
+
+        tps = [TopicPartition(self.k.topic, int(p), o) for p, o in stored.items()]
+        self.consumer.commit(offsets=tps, asynchronous=True)
+
+
+def pull_stream(flink: StreamExecutionEnvironment, cfg: JobConfig, k: KafkaSourceConfig) -> DataStream:
+    """Feature envelopes of the topic, read by :class:`KafkaPull` (parallelism 1) on ticks every ``k.batch_ms``."""
+    from pyflink.table import StreamTableEnvironment
+
+    tenv = StreamTableEnvironment.create(flink)
+    tenv.execute_sql(f"""
+        CREATE TEMPORARY TABLE kafka_ticks (n BIGINT) WITH (
+          'connector' = 'datagen', 'rows-per-second' = '{max(1, round(1000 / k.batch_ms))}',
+          'fields.n.kind' = 'random', 'fields.n.min' = '0', 'fields.n.max' = '9')""")
+    cfg_json = cfg.model_copy(update={"source": cfg.source.model_copy(
+        update={"kafka": k})}).model_dump_json()
+    ticks = tenv.to_data_stream(tenv.sql_query("SELECT n FROM kafka_ticks"))
+    return (ticks.key_by(lambda _: 0, key_type=Types.INT())
+            .process(KafkaPull(cfg_json), output_type=ENVELOPE_TYPE).name("kafka-read+featurize")
+            .set_parallelism(1))
