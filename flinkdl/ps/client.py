@@ -61,6 +61,7 @@ class PsClient:
         self._auth = [(b"authorization", f"Bearer {token}".encode())] if token else []
         self.writer: str | None = None
         self.epoch: int | None = None
+        self._lane: int | None = None  # the fenced writer's last committed lane segment, once known
         self.incarnations: list[str | None] = [None] * len(self._clients)
         self._set_options()
         deadline = time.monotonic() + connect_timeout_s
@@ -98,7 +99,7 @@ class PsClient:
         """Take a new epoch for ``writer`` (e.g. one name per Flink subtask): from now on the server
         refuses writes of this name's earlier clients; this client's writes carry the epoch."""
         epoch = int(self._json("fence", {"writer": writer})["epoch"])
-        self.writer, self.epoch = writer, epoch
+        self.writer, self.epoch, self._lane = writer, epoch, None
         self._set_options()
         return epoch
 
@@ -174,11 +175,51 @@ class PsClient:
     def rollback(self, version: int) -> dict:
         return self._json("rollback", {"version": version})
 
+    # ------------------------------------------------------------------ writer lanes (flinkdl.ps.lanes)
+
+    def _lane_writer(self) -> str:
+        if self.writer is None:
+            raise PsError("writer lanes need a fenced writer: call fence(writer) first")
+        return self.writer
+
+    def lane_seq(self) -> int:
+        """The fenced writer's last committed lane segment (the highest of any shard; 0: none)."""
+        w = self._lane_writer()
+        return max(int(self._json("lane_info", {"writer": w}, k)["seq"] or 0) for k in range(len(self._clients)))
+
+    def lane_commit(self) -> int:
+        """Seal the fenced writer's pushes since its last segment as the next segment, on every shard
+        (each shard its part); returns its number. A writer's anchor names a segment only once every
+        shard has it, and a rollback to that anchor drops any later one: no two-phase commit needed."""
+        w = self._lane_writer()
+        if self._lane is None:
+            self._lane = self.lane_seq()
+        seq = self._lane + 1
+        for k in range(len(self._clients)):
+            self._json("lane_commit", {"writer": w, "seq": seq}, k)
+        self._lane = seq
+        return seq
+
+    def lane_rollback(self, seq: int) -> dict:
+        """Take the fenced writer's deltas after its segment ``seq`` back out, on every shard."""
+        w = self._lane_writer()
+        out = [self._json("lane_rollback", {"writer": w, "seq": int(seq)}, k) for k in range(len(self._clients))]
+        self._lane = int(seq)
+        return out[0]
+
+    def record_cut(self, cut_id: int, cut: dict[str, int]) -> dict:
+        """Record ``{writer: seq}`` as the model of cut ``cut_id`` (on shard 0)."""
+        return self._json("record_cut", {"id": int(cut_id), "cut": cut})
+
+    def cuts(self) -> list[dict]:
+        """Recorded cuts, oldest first: ``{"id", "cut": {writer: seq}}``."""
+        return self._json("cuts")
+
     def dense_add(self, delta: dict[str, np.ndarray], init: dict[str, np.ndarray] | None = None) -> None:
         """Add dense deltas; a variable created by this call starts at ``init[name]`` (else zeros)."""
         self._action("dense_add", ipc_bytes(dense_table(delta, init)))
 
-    def dense_get(self, version: int | str | None = None) -> dict[str, np.ndarray]:
+    def dense_get(self, version: int | str | dict | None = None) -> dict[str, np.ndarray]:
         body = self._action("dense_get", {"version": version})
         return dense_items(ipc_table(body))
 
@@ -239,7 +280,7 @@ class PsClient:
         except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
             raise PsError(_message(e)) from None
 
-    def _pin(self, version: int | str | None) -> int | str | None:
+    def _pin(self, version: int | str | dict | None) -> int | str | dict | None:
         """``"latest"`` as one number on a sharded PS, so every shard answers the same version even
         if a commit lands between their answers."""
         if version != "latest" or len(self._clients) == 1:
@@ -249,8 +290,10 @@ class PsClient:
             raise PsError("no committed version yet")
         return max(int(v["version"]) for v in committed)
 
-    def pull(self, table: str, ids: np.ndarray, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(rows [n, width], exists [n])`` of live rows, or of a committed ``version`` (``"latest"``)."""
+    def pull(self, table: str, ids: np.ndarray,
+             version: int | str | dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows [n, width], exists [n])`` of live rows, or of a committed ``version`` (``"latest"``,
+        or ``{"cut": {writer: seq}}``: the lanes' base plus those segments)."""
         ids = np.ascontiguousarray(ids, np.int64)
         width = self._width(table)
         version = self._pin(version)
@@ -269,13 +312,13 @@ class PsClient:
         self._map(one, parts)
         return rows, exists
 
-    def pull_all(self, table: str, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def pull_all(self, table: str, version: int | str | dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every ``(ids, rows)`` of the table (live or a committed version)."""
         version = self._pin(version)
         got = self._map(lambda s: self._get(table, s, None, version)[:2], [(s,) for s in range(self.shards)])
         return np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got])
 
-    def _stream(self, table: str, shard: int, ids: np.ndarray | None, version: int | str | None):
+    def _stream(self, table: str, shard: int, ids: np.ndarray | None, version: int | str | dict | None):
         """Yield ``(offset, rows, exists)`` per answered batch (no concatenation)."""
         head = {"table": table, "shard": shard, "version": version, "all": ids is None}
         ticket = json.dumps(head).encode() + b"\n" + (b"" if ids is None else ids.tobytes())
@@ -291,7 +334,7 @@ class PsClient:
             raise PsError(_message(e)) from None
 
     def _get(self, table: str, shard: int, ids: np.ndarray | None,
-             version: int | str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             version: int | str | dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every answered ``(ids, rows, exists)`` of one ticket, concatenated."""
         head = {"table": table, "shard": shard, "version": version, "all": ids is None}
         ticket = json.dumps(head).encode() + b"\n" + (b"" if ids is None else ids.tobytes())
