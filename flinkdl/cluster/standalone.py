@@ -85,6 +85,9 @@ class LocalCluster:
         raise FlinkRestError(f"cluster did not come up within {timeout:.0f}s; logs in {self.log_dir}")
 
     def stop(self) -> None:
+        # every TaskManager in the pid file (stop-cluster.sh stops one per line of conf/workers)
+        subprocess.run([str(FLINK_HOME / "bin" / "taskmanager.sh"), "stop-all"], env=self.env, check=False,
+                       capture_output=True, text=True)
         subprocess.run([str(FLINK_HOME / "bin" / "stop-cluster.sh")], env=self.env, check=False,
                        capture_output=True, text=True)
 

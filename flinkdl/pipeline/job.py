@@ -106,8 +106,9 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
 
     if cfg.source.kind == "generator":  # batch i goes to subtask i % p (GenerateAndTrain relies on it)
         indexes = batch_indexes(flink, cfg).map(with_ballast, output_type=INDEX_TYPE).name("ballast")
-        preds = (indexes.key_by(by_index, key_type=Types.INT())
-                 .process(GenerateAndTrain(cfg_json), output_type=ENVELOPE_TYPE).name("generate+featurize+train"))
+        preds = trained = (indexes.key_by(by_index, key_type=Types.INT())
+                           .process(GenerateAndTrain(cfg_json), output_type=ENVELOPE_TYPE)
+                           .name("generate+featurize+train"))
     else:  # the trainer gets its own chain, so parsing the next batch overlaps training on this one
         events = None
         if cfg.feedback is not None:  # two topics and the event-time label join (docs/FEEDBACK.md)
@@ -116,12 +117,16 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
             features, events = feedback_stream(flink, cfg)
         else:
             features = feature_stream(flink, cfg)
-        preds = (features.key_by(by_seq, key_type=Types.INT())
-                 .process(Train(cfg_json), output_type=ENVELOPE_TYPE).name("train"))
+        preds = trained = (features.key_by(by_seq, key_type=Types.INT())
+                           .process(Train(cfg_json), output_type=ENVELOPE_TYPE).name("train"))
         if events is not None:
             from flinkdl.pipeline.feedback_job import feedback_tail
 
             preds = feedback_tail(preds, events, cfg)
+    if cfg.job.exactly_once and cfg.job.parallelism > 1:  # the PS model of each checkpoint (a lane cut)
+        from flinkdl.pipeline.ps_cut import add_ps_cut
+
+        add_ps_cut(trained, cfg_json)
     if cfg.sinks.kafka is not None:  # acknowledged on the topic before it is evaluated
         from flinkdl.pipeline.kafka_out import PublishKafka
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
@@ -41,6 +41,9 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
     #: Flink type of the input elements kept in the tail (a class attribute: instances are pickled,
     #: and a TypeInformation holds JVM objects).
     tail_type: ClassVar[object]
+    #: Side output the anchor goes to (as JSON) each time it moves, when ``emit_anchors`` is set.
+    anchor_tag: ClassVar[Any] = None
+    emit_anchors = False
 
     def __init__(self, cfg_json: str) -> None:
         self.cfg_json = cfg_json
@@ -82,6 +85,8 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
         out, anchor = self.apply(value)
         self._record(value, anchor)
         yield from out
+        if anchor is not None and self.emit_anchors:
+            yield self.anchor_tag, json.dumps(anchor)
 
     def recover(self) -> None:
         """Reset to the anchor in state and re-apply the tail (also called after a worker death)."""

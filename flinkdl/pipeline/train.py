@@ -17,6 +17,7 @@ from flinkdl.exchange.schema import EMPTY_PREDICTIONS, FeatureLayout
 from flinkdl.pipeline.featurize import FeatureMaker
 from flinkdl.pipeline.flow import INDEX_TYPE, index_of, throttle
 from flinkdl.pipeline.generate import BatchGenerator
+from flinkdl.pipeline.ps_cut import ANCHORS
 from flinkdl.pipeline.recovery import ExactlyOnceFunction
 from flinkdl.pipeline.routing import subtask_index
 
@@ -32,6 +33,7 @@ class Train(ExactlyOnceFunction):
     """
 
     tail_type = ENVELOPE_TYPE
+    anchor_tag = ANCHORS
 
     def start(self, ctx: RuntimeContext) -> None:
         from flinkdl.pipeline.freshness import TrainedWatermark
@@ -42,6 +44,7 @@ class Train(ExactlyOnceFunction):
         self.throttle = throttle(self.cfg.worker.max_rows_per_s)
         self.worker = WorkerSupervisor(self.cfg, subtask_index(ctx))
         self.lanes = self.exactly_once and self.cfg.job.parallelism > 1  # anchors are writer-lane segments
+        self.emit_anchors = self.lanes  # to PsCut (flinkdl/pipeline/ps_cut.py)
         if not self.exactly_once:  # else reset() starts it, from the right PS version
             self.worker.start()
 

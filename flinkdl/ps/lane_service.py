@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, cast
 
+import pyarrow.fs as pafs
+
+from flinkdl.ps.checkpoint import State
 from flinkdl.ps.errors import PsError
 from flinkdl.ps.lanes import LaneBook, apply
 
@@ -41,8 +44,6 @@ class LaneCalls:
         svc.lanes.restore_on_start()
 
     def _clear(self) -> None:
-        from flinkdl.ps.checkpoint import State
-
         svc = cast("ParameterService", self)
         svc._load(State(0, {}, {}, {}))
         svc.base_version = None
@@ -99,3 +100,38 @@ class LaneCalls:
             svc._cut_cache = cached = (key, view)
         return cached[1]
 
+
+
+def newest_cut_state(uri: str) -> State | None:
+    """The model of the newest recorded cut under checkpoint ``uri`` (one server's directory, or a
+    sharded PS's root: every shard's part merged), read from the files; None when no cut was recorded.
+    ``State.version`` is the cut's id."""
+    from flinkdl.ps.checkpoint import CheckpointStore, open_uri
+    from flinkdl.ps.commits import is_cluster, shard_dir
+    from flinkdl.ps.service import ParameterService
+
+    fs, root = open_uri(uri)
+    cuts = LaneBook(fs, root if not is_cluster(uri) else shard_dir(root, 0)).list_cuts()
+    if not cuts:
+        return None
+    newest = cuts[-1]
+    dirs = [uri] if not is_cluster(uri) else \
+        [shard_dir(uri, k) for k in range(len(fs.get_file_info(pafs.FileSelector(root)))) if
+         fs.get_file_info(shard_dir(root, k)).type == pafs.FileType.Directory]
+    out = State(int(newest["id"]), {}, {}, {})
+    for k, d in enumerate(dirs):
+        store = CheckpointStore(d)
+        book = LaneBook(store.fs, store.root)
+        base = book.base() if book.active() else None
+        shards = store.manifest(base)["shards"] if base is not None else len(dirs)
+        view = ParameterService(shards, shard_ids=None if len(dirs) == 1 else [k])
+        if base is not None:
+            view._load(store.restore(base))
+        for seg in book.segments(newest["cut"]):
+            apply(view, seg, 1)
+        for s, tables in zip(view.shard_ids, view.tables, strict=True):
+            for name, t in tables.items():
+                out.tables[name] = {"dim": t.dim, "slots": list(t.slots)}
+                out.rows[(s, name)] = t.all_rows()
+        out.dense.update(view.dense.get())
+    return out

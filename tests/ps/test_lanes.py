@@ -9,6 +9,7 @@ import pytest
 
 from flinkdl.ps.client import PsClient
 from flinkdl.ps.errors import PsError
+from flinkdl.ps.lane_service import newest_cut_state
 
 from .conftest import PsProcess, ShardedPs
 
@@ -27,7 +28,7 @@ def _writer(address: str, name: str) -> PsClient:
     return c
 
 
-def _scenario(address: str, restart) -> None:
+def _scenario(address: str, restart, ckpt: str) -> None:
     """Two writers; w0 rolls back past its last segment; the PS restarts; a cut is read back."""
     w0, w1 = _writer(address, "worker-0"), _writer(address, "worker-1")
     init = np.full((len(IDS), W), 0.5, np.float32)
@@ -53,6 +54,11 @@ def _scenario(address: str, restart) -> None:
     assert w1.cuts()[-1] == {"id": 7, "cut": {"worker-0": 2, "worker-1": 1}}
     at_cut, _ = w1.pull("emb", IDS, version={"cut": {"worker-0": 2, "worker-1": 1}})
     assert np.abs(at_cut - (init + a)).max() < 1e-5
+    state = newest_cut_state(ckpt)  # what export reads: the files, no server
+    assert state is not None and state.version == 7 and np.allclose(state.dense["w"], 1.0)
+    parts = [v for k, v in state.rows.items() if k[1] == "emb"]
+    ids, rows = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    assert np.array_equal(np.sort(ids), IDS) and np.abs(rows[np.argsort(ids)] - (init + a)).max() < 1e-5
     w0.close()
     w1.close()
 
@@ -85,7 +91,7 @@ def test_lanes_on_one_server(tmp_path):
             ps.kill9()
             ps.start()
 
-        _scenario(ps.address, restart)
+        _scenario(ps.address, restart, str(tmp_path / "ck"))
     finally:
         ps.stop()
 
@@ -99,7 +105,7 @@ def test_lanes_on_a_sharded_ps(tmp_path):
             for s in ps.shards:
                 s.start()
 
-        _scenario(ps.address, restart)
+        _scenario(ps.address, restart, str(tmp_path / "ck"))
     finally:
         ps.stop()
 
