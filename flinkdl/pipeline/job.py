@@ -72,6 +72,9 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
         conf.set_string("execution.checkpointing.dir", (Path(cfg.job.run_dir) / "checkpoints").resolve().as_uri())
     if cfg.job.restore_from is not None:
         conf.set_string("execution.savepoint.path", Path(cfg.job.restore_from).resolve().as_uri())
+    if cfg.job.exactly_once and cfg.job.parallelism > 1:  # else a barrier waits behind every batch the
+        # sources made while the workers started (all-to-all channels buffer more of them than at p=1)
+        conf.set_string("execution.checkpointing.unaligned.enabled", "true")
     if cfg.job.checkpoint_interval_s:  # without a checkpoint a restart would replay from the start
         conf.set_string("restart-strategy.type", "fixed-delay")
         conf.set_string("restart-strategy.fixed-delay.attempts", str(cfg.job.restart_attempts))

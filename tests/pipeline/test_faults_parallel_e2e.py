@@ -1,9 +1,11 @@
 """Exactly-once at parallelism 2 on a standalone cluster of two TaskManager processes (one slot each,
 so each runs one trainer subtask): kill -9 of one TaskManager mid-stream, a new one joins, Flink
 restores the last checkpoint, each trainer rolls back its own writer lane (flinkdl/ps/lanes.py) and
-replays its tail. The run ends as an uncrashed p=2 run does: every event answered and trained once,
-AUC within ``AUC_TOL``, PS rows within ``P2_ROW_TOL`` (docs/EXACTLY_ONCE.md: two p=2 runs are not
-bit-equal, each worker pulls the rows the other pushed whenever they land)."""
+replays its tail. The run ends as an uncrashed p=2 run does: every event answered once and trained
+once, the same PS rows exist, AUC within ``P2_AUC_TOL``. Two uncrashed p=2 runs are not equal (each
+worker pulls the rows the other pushed whenever they land): their progressive AUC varied by 0.011
+over three runs and their rows by as much as the rows themselves (docs/EXACTLY_ONCE.md), so row
+values are printed, not compared."""
 
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from tests.ps.conftest import PsProcess
 
 pytestmark = pytest.mark.e2e
 
-#: PS rows: largest absolute difference between the crashed and the clean p=2 run.
-P2_ROW_TOL = 0.05
+#: AUC: the spread of uncrashed p=2 runs of this stream (0.5776, 0.5793, 0.5890), not 0.002.
+P2_AUC_TOL = 0.015
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +44,7 @@ def _run(cluster: LocalCluster, base, name: str, kill: bool) -> dict:
         killed = None
         if kill:
             faults.wait_predictions(run_dir)
+            assert cluster.rest.last_checkpoint(job) is not None, "no completed checkpoint to restore"
             faults.assert_mid_stream(run_dir)
             killed = cluster.taskmanager_pids()[0]
             os.kill(killed, signal.SIGKILL)
@@ -59,10 +62,11 @@ def test_taskmanager_killed_at_parallelism_2_recovers_exactly_once(cluster, tmp_
     run = _run(cluster, tmp_path, "tm-killed", kill=True)
     s, c = run["summary"], clean["summary"]
     ids, counts = np.unique(run["ids"], return_counts=True)
+    for name, (ids_run, _) in run["tables"].items():  # every row a batch touched exists, none more
+        assert np.array_equal(np.sort(ids_run), np.sort(clean["tables"][name][0])), name
     row_gap = faults._row_gap(run, clean)
     print(f"\np=2 TaskManager kill: auc {s['auc']:.6f} (clean {c['auc']:.6f}) row gap {row_gap:.3g} "
           f"restarts {run['restarts']}")
     assert s["events_in"] == s["events_trained"] == c["events_trained"] == faults.EVENTS
     assert np.array_equal(ids, np.arange(faults.EVENTS)) and (counts == 1).all(), "every event answered once"
-    assert abs(s["auc"] - c["auc"]) < faults.AUC_TOL
-    assert row_gap <= P2_ROW_TOL
+    assert abs(s["auc"] - c["auc"]) < P2_AUC_TOL
