@@ -6,6 +6,9 @@
     KafkaSource ─► KafkaFeatures ──────────────────────────┴─keyBy─► Train (TF worker) ┐
     NumberSequenceSource ─keyBy─► GenerateAndTrain (generate + featurize + TF worker) ─┴─keyBy─► EvaluateAndSink (p=1)
 
+With ``job.exactly_once`` at parallelism > 1 the trainers' anchors (a side output) also go ─keyBy─►
+PsCut (p=1, :mod:`flinkdl.pipeline.ps_cut`), which records each cut of writer lanes on the PS.
+
 The sources are in :mod:`flinkdl.pipeline.streams`; every arrow after them carries
 :class:`~flinkdl.exchange.envelope.Envelope` rows, except the generator's batch indexes
 (:data:`~flinkdl.pipeline.flow.INDEX_TYPE`): its batches are made inside the trainer's operator.
