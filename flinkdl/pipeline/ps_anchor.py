@@ -28,6 +28,7 @@ def reset_to_version(ps_cfg: PsConfig, anchor: dict | None, start_worker: Callab
             ps.rollback(anchor["ps_version"])
         else:  # before the worker starts: its fence makes this client's writes stale
             anchor = {"ps_version": int(ps.commit()["version"])}
+            ps.end_lanes()  # a single writer's anchors are versions: writer lanes (parallelism > 1) end here
         start_worker()
         return anchor
 

@@ -88,11 +88,19 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
         if anchor is not None and self.emit_anchors:
             yield self.anchor_tag, json.dumps(anchor)
 
+    def stale(self, anchor: Anchor) -> bool:
+        """Whether ``anchor`` belongs to a job of another shape (rescaled from a savepoint): then the
+        external state is kept as it is and the tail is not re-applied (it is in that state)."""
+        return False
+
     def recover(self) -> None:
         """Reset to the anchor in state and re-apply the tail (also called after a worker death)."""
         raw = self._anchor.value()
+        anchor = json.loads(raw) if raw else None
         tail = list(self._tail.get() or ())
-        self._record(None, self.reset(json.loads(raw) if raw else None))
+        if anchor is not None and self.stale(anchor):
+            anchor, tail = None, []
+        self._record(None, self.reset(anchor))
         for value in tail:
             self._record(value, self.apply(value, replay=True)[1])
 

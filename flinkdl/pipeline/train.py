@@ -53,8 +53,14 @@ class Train(ExactlyOnceFunction):
         from flinkdl.worker.ps_sync import writer_name
 
         self.worker.kill()
-        return reset_to_version(self.cfg.ps, anchor, self.worker.start, writer_name(self.cfg.ps, self.worker.subtask),
-                                lanes=self.lanes)
+        out = reset_to_version(self.cfg.ps, anchor, self.worker.start, writer_name(self.cfg.ps, self.worker.subtask),
+                               lanes=self.lanes)
+        return {**out, "parallelism": self.cfg.job.parallelism} if self.lanes else out
+
+    def stale(self, anchor: dict) -> bool:
+        """An anchor of another parallelism (a job resumed rescaled from a savepoint): the trainers of
+        that job pushed and committed their tails when they closed, so the PS already holds them."""
+        return int(anchor.get("parallelism", 1)) != self.cfg.job.parallelism
 
     def apply(self, value: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
         return self.train(Envelope.of(value), replay)
@@ -75,7 +81,8 @@ class Train(ExactlyOnceFunction):
         if self.lanes:
             from flinkdl.worker.ps_sync import writer_name
 
-            return [out.row()], {"writer": writer_name(self.cfg.ps, self.worker.subtask), "seq": version}
+            return [out.row()], {"writer": writer_name(self.cfg.ps, self.worker.subtask), "seq": version,
+                                 "parallelism": self.cfg.job.parallelism}
         return [out.row()], {"ps_version": version}
 
     def close(self) -> None:

@@ -207,6 +207,11 @@ class PsClient:
         self._lane = int(seq)
         return out[0]
 
+    def end_lanes(self) -> None:
+        """Forget every writer lane on every shard (the live state stays; see :mod:`flinkdl.ps.lanes`)."""
+        for k in range(len(self._clients)):
+            self._json("end_lanes", {}, k)
+
     def record_cut(self, cut_id: int, cut: dict[str, int]) -> dict:
         """Record ``{writer: seq}`` as the model of cut ``cut_id`` (on shard 0)."""
         return self._json("record_cut", {"id": int(cut_id), "cut": cut})

@@ -31,7 +31,7 @@ from flinkdl.ps.errors import PsError
 WRITER_HEADER = "x-flinkdl-writer"  # "NAME:EPOCH"
 INCARNATION_HEADER = "x-flinkdl-incarnation"
 #: Calls that change state: fenced and checked against the incarnation.
-WRITES = frozenset({"push", "dense_add", "commit", "rollback", "lane_commit", "lane_rollback"})
+WRITES = frozenset({"push", "dense_add", "commit", "rollback", "lane_commit", "lane_rollback", "end_lanes"})
 
 
 class Fences:

@@ -71,6 +71,14 @@ class LaneCalls:
                 svc._cut.release_write()
         return {"writer": writer, "seq": int(seq), "segments": len(segments) - 1}
 
+    def end_lanes(self) -> dict:
+        """Forget every lane (the live state stays): the job goes on with global versions only."""
+        svc = cast("ParameterService", self)
+        with svc._commit_lock:
+            if svc.lanes is not None:
+                svc.lanes.clear()
+        return {}
+
     def lane_info(self, writer: str) -> dict:
         return self._book().info(writer)
 

@@ -8,9 +8,9 @@ Protocol (see ``docs/PS.md``):
   bytes = every row): a stream of ``(id, row, exists)`` batches.
 - ``DoAction``: ``health``, ``create_table``, ``describe``, ``list_tables``, ``dense_add`` (body: Arrow
   IPC ``(name, shape, value, init)``), ``dense_get`` (→ IPC), ``commit``, ``annotate``, ``versions``, ``rollback``,
-  ``fence``, the writer lanes' ``lane_commit``, ``lane_rollback``, ``lane_info``, ``record_cut``, ``cuts``
-  (:mod:`flinkdl.ps.lanes`); between the shards of a sharded PS (:mod:`flinkdl.ps.member`) ``prepare``, ``confirm``,
-  ``abort``, ``rollback_local``, ``fence_set``; bodies and results are JSON unless noted.
+  ``fence``, the writer lanes' ``lane_commit``, ``lane_rollback``, ``lane_info``, ``record_cut``, ``cuts``,
+  ``end_lanes`` (:mod:`flinkdl.ps.lanes`); between the shards of a sharded PS (:mod:`flinkdl.ps.member`)
+  ``prepare``, ``confirm``, ``abort``, ``rollback_local``, ``fence_set``; bodies and results are JSON unless noted.
 
 Writes are fenced (:mod:`flinkdl.ps.fencing`): a call whose writer header carries an old epoch, or
 whose incarnation header names an earlier start of this server, is refused.
@@ -138,7 +138,7 @@ class PsFlightServer(flight.FlightServerBase):
         return [(a, a) for a in ("health", "create_table", "describe", "list_tables", "dense_add",
                                  "dense_get", "commit", "annotate", "versions", "rollback", "whoami", "fence",
                                  "fence_set", "prepare", "confirm", "abort", "rollback_local", "lane_commit",
-                                 "lane_rollback", "lane_info", "record_cut", "cuts")]
+                                 "lane_rollback", "lane_info", "record_cut", "cuts", "end_lanes")]
 
     def do_action(self, context, action):
         role = authorize(context, action.type, self._on_refused)
@@ -193,6 +193,8 @@ class PsFlightServer(flight.FlightServerBase):
                 out = svc.lane_commit(str(args["writer"]), args.get("seq"))
             elif kind == "lane_rollback":
                 out = svc.lane_rollback(str(args["writer"]), int(args["seq"]))
+            elif kind == "end_lanes":
+                out = svc.end_lanes()
             elif kind == "lane_info":
                 out = svc.lane_info(str(args["writer"]))
             elif kind == "record_cut":

@@ -123,6 +123,15 @@ def test_a_global_rollback_ends_the_lanes(tmp_path):
         assert c.lane_seq() == 0
         rows, _ = c.pull("emb", IDS)
         assert np.abs(rows - _delta(1)).max() == 0
+        c.lane_commit()
+        c.push("emb", IDS, _delta(2))
+        c.end_lanes()  # the live rows stay; a restart restores the latest version, not lanes
+        assert c.lane_seq() == 0 and np.abs(c.pull("emb", IDS)[0] - _delta(1) - _delta(2)).max() < 1e-5
+        c.commit()
         c.close()
+        ps.kill9()
+        ps.start()
+        with PsClient(ps.address) as c:
+            assert np.abs(c.pull("emb", IDS)[0] - _delta(1) - _delta(2)).max() < 1e-5
     finally:
         ps.stop()
