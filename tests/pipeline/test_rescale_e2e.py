@@ -27,10 +27,12 @@ def test_stop_at_2_resume_at_4_then_at_1(tmp_path):
     ps = PsProcess(tmp_path / "ps")
     run_dir = tmp_path / "run"
     config = faults.ROOT / "jobs" / "click_stream.yaml"
-    base = faults.overrides(run_dir, ps.address)
+    # half the fault tests' pace (the source's, so every parallelism takes as long): a stop lands mid-stream
+    base = [*faults.overrides(run_dir, ps.address), f"source.generator.max_rate_per_s={faults.RATE // 2}",
+            f"worker.max_rows_per_s={faults.RATE // 2}"]
     try:
         savepoint = None
-        for p, until in ((2, faults.EVENTS // 4), (4, faults.EVENTS // 2)):
+        for p, until in ((2, faults.EVENTS // 8), (4, faults.EVENTS // 3)):
             job = cluster.submit(config, [*base, f"job.parallelism={p}"], savepoint=savepoint)
             faults.wait_predictions(run_dir, rows=until, timeout=300)
             faults.assert_mid_stream(run_dir)
