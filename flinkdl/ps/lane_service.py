@@ -123,9 +123,9 @@ def newest_cut_state(uri: str) -> State | None:
     if not cuts:
         return None
     newest = cuts[-1]
-    dirs = [uri] if not is_cluster(uri) else \
-        [shard_dir(uri, k) for k in range(len(fs.get_file_info(pafs.FileSelector(root)))) if
-         fs.get_file_info(shard_dir(root, k)).type == pafs.FileType.Directory]
+    shards = sum(1 for i in fs.get_file_info(pafs.FileSelector(root))
+                 if i.type == pafs.FileType.Directory and i.base_name.startswith("shard-"))
+    dirs = [shard_dir(uri, k) for k in range(shards)] if is_cluster(uri) else [uri]
     out = State(int(newest["id"]), {}, {}, {})
     for k, d in enumerate(dirs):
         store = CheckpointStore(d)
