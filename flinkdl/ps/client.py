@@ -17,6 +17,7 @@ from pyarrow import flight
 from flinkdl.config.schema import PsConfig
 from flinkdl.ps.errors import PsError
 from flinkdl.ps.fencing import headers
+from flinkdl.ps.lane_client import LaneCalls
 from flinkdl.ps.store import is_sorted
 from flinkdl.ps.wire import batch_rows, dense_items, dense_table, ipc_bytes, ipc_table, rows_batch, shard_of
 
@@ -47,7 +48,7 @@ def addresses_of(address: str | Sequence[str]) -> list[str]:
     return [a if "://" in a else f"grpc://{a}" for a in out]
 
 
-class PsClient:
+class PsClient(LaneCalls):
     """Connections to a parameter server: one process (its ``shards`` read on connect), or a sharded PS
     of several processes, one shard each, given in shard order (shard 0 first: it coordinates
     commits, rollbacks and fencing, and holds the dense variables)."""
@@ -174,51 +175,6 @@ class PsClient:
 
     def rollback(self, version: int) -> dict:
         return self._json("rollback", {"version": version})
-
-    # ------------------------------------------------------------------ writer lanes (flinkdl.ps.lanes)
-
-    def _lane_writer(self) -> str:
-        if self.writer is None:
-            raise PsError("writer lanes need a fenced writer: call fence(writer) first")
-        return self.writer
-
-    def lane_seq(self) -> int:
-        """The fenced writer's last committed lane segment (the highest of any shard; 0: none)."""
-        w = self._lane_writer()
-        return max(int(self._json("lane_info", {"writer": w}, k)["seq"] or 0) for k in range(len(self._clients)))
-
-    def lane_commit(self) -> int:
-        """Seal the fenced writer's pushes since its last segment as the next segment, on every shard
-        (each shard its part); returns its number. A writer's anchor names a segment only once every
-        shard has it, and a rollback to that anchor drops any later one: no two-phase commit needed."""
-        w = self._lane_writer()
-        if self._lane is None:
-            self._lane = self.lane_seq()
-        seq = self._lane + 1
-        for k in range(len(self._clients)):
-            self._json("lane_commit", {"writer": w, "seq": seq}, k)
-        self._lane = seq
-        return seq
-
-    def lane_rollback(self, seq: int) -> dict:
-        """Take the fenced writer's deltas after its segment ``seq`` back out, on every shard."""
-        w = self._lane_writer()
-        out = [self._json("lane_rollback", {"writer": w, "seq": int(seq)}, k) for k in range(len(self._clients))]
-        self._lane = int(seq)
-        return out[0]
-
-    def end_lanes(self) -> None:
-        """Forget every writer lane on every shard (the live state stays; see :mod:`flinkdl.ps.lanes`)."""
-        for k in range(len(self._clients)):
-            self._json("end_lanes", {}, k)
-
-    def record_cut(self, cut_id: int, cut: dict[str, int]) -> dict:
-        """Record ``{writer: seq}`` as the model of cut ``cut_id`` (on shard 0)."""
-        return self._json("record_cut", {"id": int(cut_id), "cut": cut})
-
-    def cuts(self) -> list[dict]:
-        """Recorded cuts, oldest first: ``{"id", "cut": {writer: seq}}``."""
-        return self._json("cuts")
 
     def dense_add(self, delta: dict[str, np.ndarray], init: dict[str, np.ndarray] | None = None) -> None:
         """Add dense deltas; a variable created by this call starts at ``init[name]`` (else zeros)."""
