@@ -111,7 +111,10 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
         return keys[Envelope.of(row).seq % len(keys)]
 
     if cfg.source.kind == "generator":  # batch i goes to subtask i % p (GenerateAndTrain relies on it)
-        indexes = batch_indexes(flink, cfg).map(with_ballast, output_type=INDEX_TYPE).name("ballast")
+        # at the source's parallelism (1), so the two chain: bare indexes never wait in a network buffer
+        # (thousands fit one; a barrier, a savepoint's too, would queue behind them all)
+        indexes = (batch_indexes(flink, cfg).map(with_ballast, output_type=INDEX_TYPE).name("ballast")
+                   .set_parallelism(1))
         preds = trained = (indexes.key_by(by_index, key_type=Types.INT())
                            .process(GenerateAndTrain(cfg_json), output_type=ENVELOPE_TYPE)
                            .name("generate+featurize+train"))
