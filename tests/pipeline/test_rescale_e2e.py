@@ -23,7 +23,6 @@ pytestmark = pytest.mark.e2e
 
 def test_stop_at_2_resume_at_4_then_at_1(tmp_path):
     cluster = LocalCluster(tmp_path / "cluster", f"http://127.0.0.1:{free_port()}", slots=2, rpc_port=free_port())
-    cluster.start(taskmanagers=2)
     ps = PsProcess(tmp_path / "ps")
     run_dir = tmp_path / "run"
     config = faults.ROOT / "jobs" / "click_stream.yaml"
@@ -33,6 +32,7 @@ def test_stop_at_2_resume_at_4_then_at_1(tmp_path):
     base = [*faults.overrides(run_dir, ps.address), "source.generator.max_rate_per_s=512",
             "worker.max_rows_per_s=null"]
     try:
+        cluster.start(taskmanagers=2)
         savepoint = None
         for p, until in ((2, faults.EVENTS // 4), (4, faults.EVENTS // 2)):
             job = cluster.submit(config, [*base, f"job.parallelism={p}"], savepoint=savepoint)
