@@ -30,9 +30,11 @@ P2_AUC_TOL = 0.015
 def cluster(tmp_path_factory):
     c = LocalCluster(tmp_path_factory.mktemp("cluster"), f"http://127.0.0.1:{free_port()}", slots=1,
                      rpc_port=free_port())
-    c.start(taskmanagers=2)
-    yield c
-    c.stop()
+    try:
+        c.start(taskmanagers=2)
+        yield c
+    finally:
+        c.stop()
 
 
 def _run(cluster: LocalCluster, base, name: str, kill: bool) -> dict:
