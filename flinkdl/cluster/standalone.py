@@ -108,17 +108,19 @@ class LocalCluster:
         return self.rest.overview() if self.rest.reachable() else None
 
     def submit(self, config: str | Path, overrides: Sequence[str] = (), savepoint: str | None = None,
-               parallelism: int | None = None, flink: Sequence[str] = (), serve: bool = False) -> str:
+               parallelism: int | None = None, flink: Sequence[str] = (), serve: bool = False,
+               allow_non_restored: bool = False) -> str:
         """``flink run -d [-D k=v] -pym flinkdl.pipeline --config CONFIG [-D k=v]``; returns the job id.
 
         ``flink`` (``key=value`` items) goes to the client's configuration and to the job's (over
-        the config's ``flink:`` section). Relative paths in ``config`` and ``overrides`` are relative
+        the config's ``flink:`` section); ``allow_non_restored``: skip savepoint state of operators the
+        job no longer has. Relative paths in ``config`` and ``overrides`` are relative
         to the current directory. ``serve``: the serving job (``flinkdl serve``) instead of training."""
         cmd = [str(FLINK_HOME / "bin" / "flink"), "run", "-d", "-m", self.rest.url.split("//")[-1]]
         for item in flink:
             cmd.append(f"-D{item}")
         if savepoint:
-            cmd += ["-s", savepoint]
+            cmd += ["-s", savepoint, *(["--allowNonRestoredState"] if allow_non_restored else [])]
         if parallelism:
             cmd += ["-p", str(parallelism)]
         cmd += ["-pyexec", sys.executable, "-pyclientexec", sys.executable, "-pym", JOB_MODULE,

@@ -44,8 +44,7 @@ def test_stop_at_2_resume_at_4_then_at_1(tmp_path):
             done = (run_dir / "predictions.csv").read_bytes().count(b"\n") - 1
             print(f"\np={p} stopped after {done} predictions")
         # PsCut (only at parallelism > 1) has state in the savepoint that the p=1 job has no operator for
-        job = cluster.submit(config, [*base, "job.parallelism=1"], savepoint=savepoint,
-                             flink=["execution.savepoint.ignore-unclaimed-state=true"])
+        job = cluster.submit(config, [*base, "job.parallelism=1"], savepoint=savepoint, allow_non_restored=True)
         assert cluster.rest.wait_for_state(job, {"FINISHED", "FAILED", "CANCELED"}, timeout=400) == "FINISHED"
         summary = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
         ids = read_predictions(run_dir / "predictions.csv").column("event_id").to_numpy()
