@@ -22,8 +22,9 @@ from tests.ps.conftest import PsProcess
 
 pytestmark = pytest.mark.e2e
 
-#: AUC: above the run-to-run spread of uncrashed p=2 runs of this stream (measured: docs/EXACTLY_ONCE.md).
-P2_AUC_TOL = 0.015
+#: AUC: above the run-to-run spread of p=2 runs of this stream (measured: docs/EXACTLY_ONCE.md); a
+#: replay that trains events twice moves it far more.
+P2_AUC_TOL = 0.025
 
 
 @pytest.fixture(scope="module")
