@@ -91,9 +91,9 @@ class JobConfig(Strict):
             raise ValueError("job.exactly_once: true needs ps.enabled: true (the model state lives on the PS)")
         if self.job.checkpoint_interval_s is None:
             raise ValueError("job.exactly_once: true needs job.checkpoint_interval_s (got null)")
-        if self.job.parallelism != 1:
-            raise ValueError(f"job.exactly_once: true needs job.parallelism: 1 (got {self.job.parallelism}); "
-                             "see docs/EXACTLY_ONCE.md for parallel workers")
+        if self.job.parallelism > 1 and self.ps.single_writer:  # writer lanes journal deltas
+            raise ValueError("job.exactly_once at job.parallelism > 1 needs ps.single_writer: false or null "
+                             "(see docs/EXACTLY_ONCE.md)")
         return self
 
     @model_validator(mode="after")

@@ -8,6 +8,8 @@
 
 At ``job.parallelism > 1`` the end is :mod:`flinkdl.pipeline.partial_eval` instead: an evaluator
 per subtask and one aggregator of their counts.
+With ``job.exactly_once`` at parallelism > 1 the trainers' anchors (a side output) also go ─keyBy─►
+PsCut (p=1, :mod:`flinkdl.pipeline.ps_cut`), which records each cut of writer lanes on the PS.
 
 The sources are in :mod:`flinkdl.pipeline.streams`; every arrow after them carries
 :class:`~flinkdl.exchange.envelope.Envelope` rows, except the generator's batch indexes
@@ -75,6 +77,9 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
         conf.set_string("execution.checkpointing.dir", (Path(cfg.job.run_dir) / "checkpoints").resolve().as_uri())
     if cfg.job.restore_from is not None:
         conf.set_string("execution.savepoint.path", Path(cfg.job.restore_from).resolve().as_uri())
+    if cfg.job.exactly_once and cfg.job.parallelism > 1:  # else a barrier waits behind every batch the
+        # sources made while the workers started (all-to-all channels buffer more of them than at p=1)
+        conf.set_string("execution.checkpointing.unaligned.enabled", "true")
     if cfg.job.checkpoint_interval_s:  # without a checkpoint a restart would replay from the start
         conf.set_string("restart-strategy.type", "fixed-delay")
         conf.set_string("restart-strategy.fixed-delay.attempts", str(cfg.job.restart_attempts))
@@ -108,9 +113,13 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
         return keys[Envelope.of(row).seq % len(keys)]
 
     if cfg.source.kind == "generator":  # batch i goes to subtask i % p (GenerateAndTrain relies on it)
-        indexes = batch_indexes(flink, cfg).map(with_ballast, output_type=INDEX_TYPE).name("ballast")
-        preds = (indexes.key_by(by_index, key_type=Types.INT())
-                 .process(GenerateAndTrain(cfg_json), output_type=ENVELOPE_TYPE).name("generate+featurize+train"))
+        # at the source's parallelism (1), so the two chain: bare indexes never wait in a network buffer
+        # (thousands fit one; a barrier, a savepoint's too, would queue behind them all)
+        indexes = (batch_indexes(flink, cfg).map(with_ballast, output_type=INDEX_TYPE).name("ballast")
+                   .set_parallelism(1))
+        preds = trained = (indexes.key_by(by_index, key_type=Types.INT())
+                           .process(GenerateAndTrain(cfg_json), output_type=ENVELOPE_TYPE)
+                           .name("generate+featurize+train"))
     else:  # the trainer gets its own chain, so parsing the next batch overlaps training on this one
         events = None
         if cfg.feedback is not None:  # two topics and the event-time label join (docs/FEEDBACK.md)
@@ -119,12 +128,16 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
             features, events = feedback_stream(flink, cfg)
         else:
             features = feature_stream(flink, cfg)
-        preds = (features.key_by(by_seq, key_type=Types.INT())
-                 .process(Train(cfg_json), output_type=ENVELOPE_TYPE).name("train"))
+        preds = trained = (features.key_by(by_seq, key_type=Types.INT())
+                           .process(Train(cfg_json), output_type=ENVELOPE_TYPE).name("train"))
         if events is not None:
             from flinkdl.pipeline.feedback_job import feedback_tail
 
             preds = feedback_tail(preds, events, cfg)
+    if cfg.job.exactly_once and cfg.job.parallelism > 1:  # the PS model of each checkpoint (a lane cut)
+        from flinkdl.pipeline.ps_cut import add_ps_cut
+
+        add_ps_cut(trained, cfg_json)
     if cfg.sinks.kafka is not None:  # acknowledged on the topic before it is evaluated
         from flinkdl.pipeline.kafka_out import PublishKafka
 

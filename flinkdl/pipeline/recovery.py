@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
@@ -41,6 +41,9 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
     #: Flink type of the input elements kept in the tail (a class attribute: instances are pickled,
     #: and a TypeInformation holds JVM objects).
     tail_type: ClassVar[object]
+    #: Side output the anchor goes to (as JSON) each time it moves, when ``emit_anchors`` is set.
+    anchor_tag: ClassVar[Any] = None
+    emit_anchors = False
 
     def __init__(self, cfg_json: str) -> None:
         self.cfg_json = cfg_json
@@ -82,12 +85,22 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
         out, anchor = self.apply(value)
         self._record(value, anchor)
         yield from out
+        if anchor is not None and self.emit_anchors:
+            yield self.anchor_tag, json.dumps(anchor)
+
+    def stale(self, anchor: Anchor) -> bool:
+        """Whether ``anchor`` belongs to a job of another shape (rescaled from a savepoint): then the
+        external state is kept as it is and the tail is not re-applied (it is in that state)."""
+        return False
 
     def recover(self) -> None:
         """Reset to the anchor in state and re-apply the tail (also called after a worker death)."""
         raw = self._anchor.value()
+        anchor = json.loads(raw) if raw else None
         tail = list(self._tail.get() or ())
-        self._record(None, self.reset(json.loads(raw) if raw else None))
+        if anchor is not None and self.stale(anchor):
+            anchor, tail = None, []
+        self._record(None, self.reset(anchor))
         for value in tail:
             self._record(value, self.apply(value, replay=True)[1])
 

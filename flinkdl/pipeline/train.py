@@ -17,6 +17,7 @@ from flinkdl.exchange.schema import EMPTY_PREDICTIONS, FeatureLayout
 from flinkdl.pipeline.featurize import FeatureMaker
 from flinkdl.pipeline.flow import INDEX_TYPE, index_of, throttle
 from flinkdl.pipeline.generate import BatchGenerator
+from flinkdl.pipeline.ps_cut import ANCHORS
 from flinkdl.pipeline.recovery import ExactlyOnceFunction
 from flinkdl.pipeline.routing import subtask_index
 
@@ -25,12 +26,14 @@ class Train(ExactlyOnceFunction):
     """Feeds each feature batch to this subtask's TF worker and emits its predictions.
 
     Exactly-once (see :mod:`flinkdl.pipeline.recovery`): the anchor is the PS version the worker
-    last committed, which includes every batch before the tail; ``reset`` rolls the PS back to it
-    and starts a worker, which loads it. A worker that dies mid-stream is recovered the same way
+    last committed (at parallelism > 1: the segment of its writer lane), which includes every batch
+    before the tail; ``reset`` rolls the PS (that lane) back to it and starts a worker, which loads it.
+    A worker that dies mid-stream is recovered the same way
     in place, without failing the Flink task.
     """
 
     tail_type = ENVELOPE_TYPE
+    anchor_tag = ANCHORS
 
     def start(self, ctx: RuntimeContext) -> None:
         from flinkdl.pipeline.freshness import TrainedWatermark
@@ -40,6 +43,8 @@ class Train(ExactlyOnceFunction):
         self.schema = FeatureLayout.from_config(self.cfg.features).schema()
         self.throttle = throttle(self.cfg.worker.max_rows_per_s)
         self.worker = WorkerSupervisor(self.cfg, subtask_index(ctx))
+        self.lanes = self.exactly_once and self.cfg.job.parallelism > 1  # anchors are writer-lane segments
+        self.emit_anchors = self.lanes  # to PsCut (flinkdl/pipeline/ps_cut.py)
         if not self.exactly_once:  # else reset() starts it, from the right PS version
             self.worker.start()
 
@@ -48,7 +53,14 @@ class Train(ExactlyOnceFunction):
         from flinkdl.worker.ps_sync import writer_name
 
         self.worker.kill()
-        return reset_to_version(self.cfg.ps, anchor, self.worker.start, writer_name(self.cfg.ps, self.worker.subtask))
+        out = reset_to_version(self.cfg.ps, anchor, self.worker.start, writer_name(self.cfg.ps, self.worker.subtask),
+                               lanes=self.lanes)
+        return {**out, "parallelism": self.cfg.job.parallelism} if self.lanes else out
+
+    def stale(self, anchor: dict) -> bool:
+        """An anchor of another parallelism (a job resumed rescaled from a savepoint): the trainers of
+        that job pushed and committed their tails when they closed, so the PS already holds them."""
+        return int(anchor.get("parallelism", 1)) != self.cfg.job.parallelism
 
     def apply(self, value: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
         return self.train(Envelope.of(value), replay)
@@ -63,8 +75,15 @@ class Train(ExactlyOnceFunction):
             self.throttle.wait(rows)
         preds, version = self.worker.process(env.payload, rows, self.recover if self.exactly_once else None,
                                              meanwhile)
-        out = self.watermark.stamp(env.with_payload(pack(preds)), preds, version)
-        return [out.row()], None if version is None else {"ps_version": version}
+        out = self.watermark.stamp(env.with_payload(pack(preds)), preds, None if self.lanes else version)
+        if version is None:
+            return [out.row()], None
+        if self.lanes:
+            from flinkdl.worker.ps_sync import writer_name
+
+            return [out.row()], {"writer": writer_name(self.cfg.ps, self.worker.subtask), "seq": version,
+                                 "parallelism": self.cfg.job.parallelism}
+        return [out.row()], {"ps_version": version}
 
     def close(self) -> None:
         if getattr(self, "worker", None) is not None:

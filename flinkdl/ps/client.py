@@ -17,6 +17,7 @@ from pyarrow import flight
 from flinkdl.config.schema import PsConfig
 from flinkdl.ps.errors import PsError
 from flinkdl.ps.fencing import headers
+from flinkdl.ps.lane_client import LaneCalls
 from flinkdl.ps.store import is_sorted
 from flinkdl.ps.wire import batch_rows, dense_items, dense_table, ipc_bytes, ipc_table, rows_batch, shard_of
 
@@ -47,7 +48,7 @@ def addresses_of(address: str | Sequence[str]) -> list[str]:
     return [a if "://" in a else f"grpc://{a}" for a in out]
 
 
-class PsClient:
+class PsClient(LaneCalls):
     """Connections to a parameter server: one process (its ``shards`` read on connect), or a sharded PS
     of several processes, one shard each, given in shard order (shard 0 first: it coordinates
     commits, rollbacks and fencing, and holds the dense variables)."""
@@ -61,6 +62,7 @@ class PsClient:
         self._auth = [(b"authorization", f"Bearer {token}".encode())] if token else []
         self.writer: str | None = None
         self.epoch: int | None = None
+        self._lane: int | None = None  # the fenced writer's last committed lane segment, once known
         self.incarnations: list[str | None] = [None] * len(self._clients)
         self._set_options()
         deadline = time.monotonic() + connect_timeout_s
@@ -98,7 +100,7 @@ class PsClient:
         """Take a new epoch for ``writer`` (e.g. one name per Flink subtask): from now on the server
         refuses writes of this name's earlier clients; this client's writes carry the epoch."""
         epoch = int(self._json("fence", {"writer": writer})["epoch"])
-        self.writer, self.epoch = writer, epoch
+        self.writer, self.epoch, self._lane = writer, epoch, None
         self._set_options()
         return epoch
 
@@ -178,7 +180,7 @@ class PsClient:
         """Add dense deltas; a variable created by this call starts at ``init[name]`` (else zeros)."""
         self._action("dense_add", ipc_bytes(dense_table(delta, init)))
 
-    def dense_get(self, version: int | str | None = None) -> dict[str, np.ndarray]:
+    def dense_get(self, version: int | str | dict | None = None) -> dict[str, np.ndarray]:
         body = self._action("dense_get", {"version": version})
         return dense_items(ipc_table(body))
 
@@ -239,7 +241,7 @@ class PsClient:
         except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
             raise PsError(_message(e)) from None
 
-    def _pin(self, version: int | str | None) -> int | str | None:
+    def _pin(self, version: int | str | dict | None) -> int | str | dict | None:
         """``"latest"`` as one number on a sharded PS, so every shard answers the same version even
         if a commit lands between their answers."""
         if version != "latest" or len(self._clients) == 1:
@@ -249,8 +251,10 @@ class PsClient:
             raise PsError("no committed version yet")
         return max(int(v["version"]) for v in committed)
 
-    def pull(self, table: str, ids: np.ndarray, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(rows [n, width], exists [n])`` of live rows, or of a committed ``version`` (``"latest"``)."""
+    def pull(self, table: str, ids: np.ndarray,
+             version: int | str | dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows [n, width], exists [n])`` of live rows, or of a committed ``version`` (``"latest"``,
+        or ``{"cut": {writer: seq}}``: the lanes' base plus those segments)."""
         ids = np.ascontiguousarray(ids, np.int64)
         width = self._width(table)
         version = self._pin(version)
@@ -269,13 +273,13 @@ class PsClient:
         self._map(one, parts)
         return rows, exists
 
-    def pull_all(self, table: str, version: int | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def pull_all(self, table: str, version: int | str | dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every ``(ids, rows)`` of the table (live or a committed version)."""
         version = self._pin(version)
         got = self._map(lambda s: self._get(table, s, None, version)[:2], [(s,) for s in range(self.shards)])
         return np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got])
 
-    def _stream(self, table: str, shard: int, ids: np.ndarray | None, version: int | str | None):
+    def _stream(self, table: str, shard: int, ids: np.ndarray | None, version: int | str | dict | None):
         """Yield ``(offset, rows, exists)`` per answered batch (no concatenation)."""
         head = {"table": table, "shard": shard, "version": version, "all": ids is None}
         ticket = json.dumps(head).encode() + b"\n" + (b"" if ids is None else ids.tobytes())
@@ -291,7 +295,7 @@ class PsClient:
             raise PsError(_message(e)) from None
 
     def _get(self, table: str, shard: int, ids: np.ndarray | None,
-             version: int | str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             version: int | str | dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every answered ``(ids, rows, exists)`` of one ticket, concatenated."""
         head = {"table": table, "shard": shard, "version": version, "all": ids is None}
         ticket = json.dumps(head).encode() + b"\n" + (b"" if ids is None else ids.tobytes())

@@ -29,10 +29,15 @@ tf_murmur3_int64 = murmur3_int64
 
 
 def load_version(cfg: JobConfig, checkpoint_uri: str, version: int | None) -> tuple[ModelBase, int]:
-    """The job's model with committed ``version`` (default latest) loaded into its variables."""
+    """The job's model with committed ``version`` (default: the newest recorded cut of writer lanes,
+    else the latest version) loaded into its variables."""
+    from flinkdl.ps.lane_service import newest_cut_state
+
+    state = newest_cut_state(checkpoint_uri) if version is None else None  # exactly-once at parallelism > 1
     # a sharded PS (several processes) keeps one directory per shard and a commit log
-    state = restore_cluster(checkpoint_uri, version) if is_cluster(checkpoint_uri) else \
-        CheckpointStore(checkpoint_uri).restore(version)
+    if state is None:
+        state = restore_cluster(checkpoint_uri, version) if is_cluster(checkpoint_uri) else \
+            CheckpointStore(checkpoint_uri).restore(version)
     if state is None:
         raise PsError(f"no committed version in {checkpoint_uri}")
     model = build_model(FeatureLayout.from_config(cfg.features), cfg.model)

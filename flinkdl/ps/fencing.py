@@ -3,7 +3,8 @@
 A writer names itself (e.g. ``worker-3``, one name per Flink subtask) and asks the server for an
 **epoch** (the ``fence`` action): the server hands out one more than it ever handed that name
 before, persists it, and from then on refuses any write (push, dense delta, commit, rollback)
-that carries the name with a lower epoch. The client sends both on every call as gRPC headers.
+that carries the name with a lower epoch (and the lane calls of :mod:`flinkdl.ps.lanes`).
+The client sends both on every call as gRPC headers.
 A write with no writer header is not fenced (tools, tests, older clients).
 
 Every server also has an **incarnation** (new at each start): a client that connected to one
@@ -30,7 +31,7 @@ from flinkdl.ps.errors import PsError
 WRITER_HEADER = "x-flinkdl-writer"  # "NAME:EPOCH"
 INCARNATION_HEADER = "x-flinkdl-incarnation"
 #: Calls that change state: fenced and checked against the incarnation.
-WRITES = frozenset({"push", "dense_add", "commit", "rollback"})
+WRITES = frozenset({"push", "dense_add", "commit", "rollback", "lane_commit", "lane_rollback", "end_lanes"})
 
 
 class Fences:

@@ -139,7 +139,9 @@ class ShardMember(ParameterService):
             self._settle(remark=False)
         return super().rollback(version)
 
-    def _committed(self, version: int | str) -> ParameterService:
+    def _committed(self, version: int | str | dict) -> ParameterService:
+        if isinstance(version, dict):
+            return super()._committed(version)
         v = self.log.latest() if version == "latest" else int(version)
         if v is None:
             raise PsError("no committed version yet")

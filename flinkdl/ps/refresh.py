@@ -139,11 +139,15 @@ class ModelRefresher(Refresher):
         super().__init__(refresh_s)
         self.model: ModelBase = model
         self.client, self.prefix = client, prefix
+        self._cut: dict | None = None  # the recorded cut loaded, if any
 
     def refresh(self) -> Loaded | None:
         """Load the latest committed version if it is newer than the loaded one; the new
         :class:`Loaded`, or None when nothing changed."""
         self._next_poll = time.monotonic() + self.refresh_s
+        cuts = self.client.cuts()
+        if cuts:  # exactly-once at parallelism > 1: the newest recorded cut of writer lanes
+            return self._load_cut(cuts[-1])
         versions = self.client.versions()
         newest = max(versions, key=lambda v: v["version"]) if versions else None
         loaded = self.loaded
@@ -162,6 +166,20 @@ class ModelRefresher(Refresher):
             fill_model(self.model, self.prefix, rows, dense, v)
             self.loaded = Loaded(v, float(newest.get("created") or time.time()), time.time(),
                                  None if ts is None else int(ts))
+        return self.loaded
+
+    def _load_cut(self, cut: dict) -> Loaded | None:
+        """Load recorded ``cut`` (``{"id", "cut": {writer: seq}}``) unless it is the loaded one."""
+        if self.loaded is not None and self._cut == cut:
+            return None
+        version = {"cut": cut["cut"]}
+        rows = {self.prefix + n: self.client.pull_all(self.prefix + n, version=version)
+                for n in self.model.sparse_names()}
+        dense = self.client.dense_get(version=version)
+        with self.lock:
+            fill_model(self.model, self.prefix, rows, dense, int(cut["id"]))
+            self.loaded = Loaded(int(cut["id"]), time.time(), time.time(), None)
+            self._cut = cut
         return self.loaded
 
     def close(self) -> None:

@@ -8,8 +8,9 @@ Protocol (see ``docs/PS.md``):
   bytes = every row): a stream of ``(id, row, exists)`` batches.
 - ``DoAction``: ``health``, ``create_table``, ``describe``, ``list_tables``, ``dense_add`` (body: Arrow
   IPC ``(name, shape, value, init)``), ``dense_get`` (→ IPC), ``commit``, ``annotate``, ``versions``, ``rollback``,
-  ``fence``; between the shards of a sharded PS (:mod:`flinkdl.ps.member`) ``prepare``, ``confirm``,
-  ``abort``, ``rollback_local``, ``fence_set``; bodies and results are JSON unless noted.
+  ``fence``, the writer lanes' ``lane_commit``, ``lane_rollback``, ``lane_info``, ``record_cut``, ``cuts``,
+  ``end_lanes`` (:mod:`flinkdl.ps.lanes`); between the shards of a sharded PS (:mod:`flinkdl.ps.member`)
+  ``prepare``, ``confirm``, ``abort``, ``rollback_local``, ``fence_set``; bodies and results are JSON unless noted.
 
 Writes are fenced (:mod:`flinkdl.ps.fencing`): a call whose writer header carries an old epoch, or
 whose incarnation header names an earlier start of this server, is refused.
@@ -79,7 +80,8 @@ class PsFlightServer(flight.FlightServerBase):
         """Refuse a write of a stale writer (older epoch) or of one that saw an earlier start of this server."""
         writer, incarnation = call_meta(context)
         try:
-            if incarnation is not None and op != "rollback" and incarnation != self.service.incarnation:
+            if incarnation is not None and op not in ("rollback", "lane_rollback") \
+                    and incarnation != self.service.incarnation:
                 raise PsError("this parameter server restarted since the writer connected: the pushes it made "
                               "since the last committed version are gone; nothing applied (reconnect, roll back)")
             if writer is not None:
@@ -99,7 +101,8 @@ class PsFlightServer(flight.FlightServerBase):
                     raise PsError(f"unknown DoPut op {cmd.get('op')!r} (known: push)")
                 chunks = [chunk.data for chunk in reader]
                 parts = [batch_rows(c) for c in chunks]  # each batch: zero-copy numpy views
-                self.service.push_many(cmd["table"], int(cmd.get("shard", 0)), parts, assign=bool(cmd.get("assign")))
+                self.service.push_many(cmd["table"], int(cmd.get("shard", 0)), parts, assign=bool(cmd.get("assign")),
+                                       writer=_writer_name(context))
                 m["rows"] = sum(c.num_rows for c in chunks)
             except (PsError, ValueError, KeyError, pa.ArrowInvalid) as e:
                 raise _refuse(e) from e
@@ -134,7 +137,8 @@ class PsFlightServer(flight.FlightServerBase):
     def list_actions(self, context):
         return [(a, a) for a in ("health", "create_table", "describe", "list_tables", "dense_add",
                                  "dense_get", "commit", "annotate", "versions", "rollback", "whoami", "fence",
-                                 "fence_set", "prepare", "confirm", "abort", "rollback_local")]
+                                 "fence_set", "prepare", "confirm", "abort", "rollback_local", "lane_commit",
+                                 "lane_rollback", "lane_info", "record_cut", "cuts", "end_lanes")]
 
     def do_action(self, context, action):
         role = authorize(context, action.type, self._on_refused)
@@ -143,7 +147,7 @@ class PsFlightServer(flight.FlightServerBase):
         if action.type in WRITES:
             self._check_write(context, action.type)
         with self._timed(action.type):
-            out = self._action(action)
+            out = self._action(action, _writer_name(context))
         if action.type in ("commit", "rollback") and self.metrics is not None:
             self.metrics.version.set(json.loads(out[0]).get("version", 0) or 0)
         return out
@@ -151,14 +155,14 @@ class PsFlightServer(flight.FlightServerBase):
     def _timed(self, op: str):
         return self.metrics.timed(op) if self.metrics is not None else contextlib.nullcontext({"rows": 0})
 
-    def _action(self, action):
+    def _action(self, action, writer: str | None = None):
         kind, body = action.type, action.body.to_pybytes() if action.body else b""
         svc = self.service
         try:
             if kind == "dense_add":
                 table = ipc_table(body)
                 init = dense_items(table, "init") if "init" in table.column_names else None
-                svc.dense_add(dense_items(table), init)
+                svc.dense_add(dense_items(table), init, writer)
                 return [b"{}"]
             args = json.loads(body) if body else {}
             if kind == "dense_get":
@@ -185,6 +189,18 @@ class PsFlightServer(flight.FlightServerBase):
             elif kind == "fence_set":
                 svc.fences.raise_to(str(args["writer"]), int(args["epoch"]))
                 out = {}
+            elif kind == "lane_commit":
+                out = svc.lane_commit(str(args["writer"]), args.get("seq"))
+            elif kind == "lane_rollback":
+                out = svc.lane_rollback(str(args["writer"]), int(args["seq"]))
+            elif kind == "end_lanes":
+                out = svc.end_lanes()
+            elif kind == "lane_info":
+                out = svc.lane_info(str(args["writer"]))
+            elif kind == "record_cut":
+                out = svc.record_cut(int(args["id"]), dict(args["cut"]))
+            elif kind == "cuts":
+                out = svc.cuts()
             elif kind in ("prepare", "confirm", "abort", "rollback_local"):
                 out = self._member_action(kind, args)
             else:
@@ -213,6 +229,12 @@ class PsFlightServer(flight.FlightServerBase):
         if kind == "abort":
             return svc.abort(int(args["version"]))
         return svc.rollback_local(int(args["version"]))
+
+
+def _writer_name(context) -> str | None:
+    """The writer name of a fenced call (its pushes go to that writer's lane), else None."""
+    writer, _ = call_meta(context)
+    return parse_writer(writer)[0] if writer is not None else None
 
 
 def _chain(first, rest):

@@ -18,6 +18,7 @@ import numpy as np
 from flinkdl.ps.checkpoint import CheckpointStore, ShardRows, State
 from flinkdl.ps.errors import PsError
 from flinkdl.ps.fencing import Fences
+from flinkdl.ps.lane_service import LaneCalls
 from flinkdl.ps.store import DenseStore, Table
 from flinkdl.ps.wire import shard_of
 
@@ -53,8 +54,8 @@ class RWLock:
             self._cond.notify_all()
 
 
-class ParameterService:
-    """Tables × shards, dense variables, versions."""
+class ParameterService(LaneCalls):
+    """Tables × shards, dense variables, versions; per-writer lanes (:mod:`flinkdl.ps.lanes`)."""
 
     def __init__(self, shards: int = 1, checkpoint: CheckpointStore | None = None,
                  shard_ids: Sequence[int] | None = None) -> None:
@@ -75,12 +76,15 @@ class ParameterService:
         self._commit_lock = threading.Lock()
         self._meta_lock = threading.Lock()
         self._committed_cache: tuple[int, ParameterService] | None = None
+        self.lanes = None
+        self._cut_cache = None
         if checkpoint is not None:
             if checkpoint.shards != shards:
                 raise PsError(f"checkpoint was written with {checkpoint.shards} shards, server has {shards}")
             state = self._restore_on_start(checkpoint)
             if state is not None:
                 self._load(state)
+            self._restore_lanes(checkpoint)
 
     def _restore_on_start(self, checkpoint: CheckpointStore) -> State | None:
         """The state to start from: the latest version (files of half-written ones removed first)."""
@@ -133,10 +137,11 @@ class ParameterService:
         delta = delta if delta.ndim == 2 else delta.reshape(len(ids), -1)
         return self.push_many(name, shard, [(ids, delta, init)])
 
-    def push_many(self, name: str, shard: int,
-                  parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], assign: bool = False) -> int:
+    def push_many(self, name: str, shard: int, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+                  assign: bool = False, writer: str | None = None) -> int:
         """Several ``(ids, delta, init)`` parts of one request: all checked first, then applied.
-        ``assign``: the rows are set to ``delta`` (see :meth:`Table.push`)."""
+        ``assign``: the rows are set to ``delta`` (see :meth:`Table.push`); ``writer``: journal the
+        deltas in that writer's lane, if it has one open."""
         t = self.table(name, shard)
         for ids, delta, init in parts:
             t.check(ids, delta)
@@ -149,12 +154,16 @@ class ParameterService:
             with t.lock:  # one request is applied atomically with respect to other pushes and commits
                 for ids, delta, init in parts:
                     t.push(ids, delta, init, checked=True, assign=assign)
+                if self.lanes is not None and writer in self.lanes.open:
+                    if assign:
+                        raise PsError(f"writer {writer!r} has a lane: its pushes must be deltas, not assigned values")
+                    self.lanes.record_rows(writer, shard, name, parts)
         finally:
             self._cut.release_read()
         return sum(len(p[0]) for p in parts)
 
     def pull(self, name: str, shard: int, ids: np.ndarray | None,
-             version: int | str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             version: int | str | dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ids, rows, exists)``: live rows, or those of a committed ``version`` (``"latest"``).
 
         ``ids=None`` means every row of the shard.
@@ -167,7 +176,9 @@ class ParameterService:
         rows, exists = t.pull(ids)
         return ids, rows, exists
 
-    def _committed(self, version: int | str) -> ParameterService:
+    def _committed(self, version: int | str | dict) -> ParameterService:
+        if isinstance(version, dict):  # {"cut": {writer: seq}}: the lanes' base plus those segments
+            return self._at_cut(version["cut"])
         if self.ckpt is None:
             raise PsError("this server has no --checkpoint-dir: no committed versions")
         v = self.ckpt.latest() if version == "latest" else int(version)
@@ -183,14 +194,17 @@ class ParameterService:
 
     # ------------------------------------------------------------------ dense
 
-    def dense_add(self, delta: dict[str, np.ndarray], init: dict[str, np.ndarray] | None = None) -> None:
+    def dense_add(self, delta: dict[str, np.ndarray], init: dict[str, np.ndarray] | None = None,
+                  writer: str | None = None) -> None:
         self._cut.acquire_read()
         try:
             self.dense.add(delta, init)
+            if self.lanes is not None:
+                self.lanes.record_dense(writer, delta, init)
         finally:
             self._cut.release_read()
 
-    def dense_get(self, version: int | str | None = None) -> dict[str, np.ndarray]:
+    def dense_get(self, version: int | str | dict | None = None) -> dict[str, np.ndarray]:
         return (self if version is None else self._committed(version)).dense.get()
 
     # ------------------------------------------------------------------ versions
@@ -254,6 +268,8 @@ class ParameterService:
             self._cut.acquire_write()
             try:
                 self._load(state)
+                if self.lanes is not None:  # the whole state was replaced: no lane adds to it any more
+                    self.lanes.clear()
             finally:
                 self._cut.release_write()
         return {"version": state.version, "tables": self.list_tables()}

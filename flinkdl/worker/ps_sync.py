@@ -14,6 +14,10 @@ rows' values, which the server assigns (half the bytes of delta + base). Dense v
 go as deltas, and the worker takes the server's float32 ``base + delta`` without asking for it.
 Worker and server stay equal bit for bit, which exactly-once recovery relies on: a restored
 worker continues from the server exactly where the lost one was.
+
+With ``lanes`` (exactly-once at parallelism > 1) a commit is a *writer commit*: the deltas this
+worker pushed since its last one become the next segment of its lane on the PS
+(:mod:`flinkdl.ps.lanes`), and ``committed`` is that segment's number.
 """
 
 from __future__ import annotations
@@ -60,13 +64,17 @@ class PsSync:
     """Keeps a model in step with a parameter server (see the module docstring)."""
 
     def __init__(self, model: ModelBase, cfg: PsConfig, buckets: int, commit_every_push: bool = False,
-                 single_writer: bool = False, writer: str | None = None) -> None:
+                 single_writer: bool = False, writer: str | None = None, lanes: bool = False) -> None:
         """``commit_every_push``: commit a version at every push (exactly-once mode: the Flink
         operator's state then only has to hold the batches since the last push).
         ``single_writer``: no other worker writes these tables (see the module docstring).
-        ``writer``: take a fencing epoch under this name (:func:`writer_name`) before any write."""
+        ``writer``: take a fencing epoch under this name (:func:`writer_name`) before any write.
+        ``lanes``: commit this writer's lane instead of a version (needs ``writer``, not ``single_writer``)."""
+        if lanes and (writer is None or single_writer):
+            raise PsError("writer lanes need a writer name and delta pushes (not ps.single_writer)")
         self.cfg = cfg
         self.single_writer = single_writer
+        self.lanes = lanes
         self.commit_every = 1 if commit_every_push else cfg.commit_every_pushes
         self.committed: int | None = None  # last version this worker committed
         self.client = PsClient.from_config(cfg)
@@ -169,7 +177,11 @@ class PsSync:
         self._last = time.monotonic()
         self.pushes += 1
         if self.can_commit and self.pushes % self.commit_every == 0:
-            self.committed = int(self.client.commit()["version"])
+            self.committed = self._commit()
+
+    def _commit(self) -> int:
+        """A writer commit of this worker's lane, or a version; returns its number."""
+        return self.client.lane_commit() if self.lanes else int(self.client.commit()["version"])
 
     def close(self, commit: bool = True, report: str | None = None) -> dict | None:
         """Final push (and commit); returns the committed version's summary, also written to ``report``.
@@ -177,8 +189,10 @@ class PsSync:
         The report file tells ``flinkdl run`` that this worker's last deltas are on the server.
         """
         self.sync()
+        if commit and self.can_commit and self.lanes:
+            self.committed = self.client.lane_commit()
         out = self.client.commit() if commit and self.can_commit else None
-        if out is not None:
+        if out is not None and not self.lanes:
             self.committed = int(out["version"])
         self.client.close()
         if report:

@@ -29,9 +29,11 @@ class PsHook(StepHook):
                     writer: str | None = None) -> PsHook:
         """Load ``model`` from the server. Exactly-once commits at every push; a job at parallelism 1
         is a single writer unless ``ps.single_writer`` says otherwise. ``writer``: the name this
-        worker fences its writes with (earlier workers of that name are refused from then on)."""
+        worker fences its writes with (earlier workers of that name are refused from then on).
+        Exactly-once at parallelism > 1 commits the writer's lane (:mod:`flinkdl.ps.lanes`)."""
         single = cfg.single_writer if cfg.single_writer is not None else parallelism == 1
-        sync = PsSync(model, cfg, buckets, commit_every_push=exactly_once, single_writer=single, writer=writer)
+        sync = PsSync(model, cfg, buckets, commit_every_push=exactly_once, single_writer=single, writer=writer,
+                      lanes=exactly_once and parallelism > 1)
         return cls(sync, report, metrics)
 
     def before_step(self, batch: Batch) -> None:
