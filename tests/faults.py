@@ -100,21 +100,32 @@ def worker_pid(run_dir: Path, timeout: float = 300.0, not_pid: int | None = None
     raise TimeoutError(f"no worker process for {run_dir}\n{job.logs() if job else ''}")
 
 
+def prediction_files(run_dir: Path) -> list[Path]:
+    """The run's prediction files: ``predictions.csv`` (parallelism 1) and the parts of each
+    subtask at parallelism > 1 (``predictions-<subtask>.csv``), those that exist."""
+    return [p for p in [run_dir / "predictions.csv", *sorted(run_dir.glob("predictions-*.csv"))] if p.exists()]
+
+
+def predicted_rows(run_dir: Path) -> int:
+    """Prediction rows written so far over every file (each starts with a header line)."""
+    return sum(max(0, p.read_bytes().count(b"\n") - 1) for p in prediction_files(run_dir))
+
+
 def wait_predictions(run_dir: Path, rows: int = EVENTS // 3, timeout: float = 180.0, job: Job | None = None) -> None:
-    path, deadline = run_dir / "predictions.csv", time.monotonic() + timeout
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if job:
             job.check()
-        if path.exists() and path.read_bytes().count(b"\n") > rows:
+        if predicted_rows(run_dir) > rows:
             return
         time.sleep(0.1)
-    raise TimeoutError(f"{path} never reached {rows} rows\n{job.logs() if job else ''}")
+    raise TimeoutError(f"{run_dir}: predictions never reached {rows} rows\n{job.logs() if job else ''}")
 
 
 def assert_mid_stream(run_dir: Path) -> int:
     """Call right before a fault: the job has not answered every event yet (else the fault
     would test nothing). Returns the predictions written so far."""
-    rows = max(0, (run_dir / "predictions.csv").read_bytes().count(b"\n") - 1)
+    rows = predicted_rows(run_dir)
     assert rows < EVENTS, f"the stream was over ({rows} predictions) before the fault"
     return rows
 
@@ -124,7 +135,7 @@ def outcome(run_dir: Path, ps_address: str, summary: dict) -> dict:
     with PsClient(ps_address) as c:
         tables = {t: c.pull_all(t) for t in c.list_tables()}
         dense = c.dense_get()
-    ids = read_predictions(run_dir / "predictions.csv").column("event_id").to_numpy()
+    ids = read_predictions(prediction_files(run_dir)).column("event_id").to_numpy()
     return {"summary": summary, "ids": ids, "tables": tables, "dense": dense}
 
 

@@ -83,7 +83,13 @@ class EvaluatePartial(_Flushing):
         return self._anchor()
 
     def _anchor(self) -> dict:
-        return {"files": self.log.files()}
+        return {"files": self.log.files(), "subtask": self.subtask, "parallelism": self.cfg.job.parallelism}
+
+    def stale(self, anchor: dict) -> bool:
+        """An anchor of another subtask or parallelism (a job rescaled from a savepoint, whose keys
+        land on other subtasks): its files belong to a subtask that may be writing them again, so
+        they are left as they are (its tail is empty: exactly-once sends a partial with every batch)."""
+        return anchor.get("subtask") != self.subtask or anchor.get("parallelism") != self.cfg.job.parallelism
 
     def apply(self, value: Row, replay: bool = False) -> tuple[list, dict | None]:
         env = Envelope.of(value)
