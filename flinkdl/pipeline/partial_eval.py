@@ -28,8 +28,8 @@ from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext
 from flinkdl.exchange.channel import unpack
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
-from flinkdl.pipeline.recovery import ExactlyOnceFunction
 from flinkdl.pipeline.routing import subtask_index, subtask_keys
+from flinkdl.pipeline.sink import Reporting
 
 #: A partial on the wire: the sending subtask and :meth:`Partial.encode` bytes.
 PARTIAL_TYPE = Types.ROW_NAMED(["subtask", "data"], [Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
@@ -45,23 +45,7 @@ def last_for_subtask(index: int, events: int | None, batch_size: int, parallelis
     return events is not None and (index + parallelism) * batch_size >= events
 
 
-class _Flushing(ExactlyOnceFunction):
-    """A processing-time timer ``job.report_every_s`` after an element: :meth:`on_quiet` runs then."""
-
-    def start(self, ctx: RuntimeContext) -> None:
-        self._report_ms = int(self.cfg.job.report_every_s * 1000)
-        self._flush_at: int | None = None
-
-    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
-        yield from super().process_element(value, ctx)
-        timers = ctx.timer_service()
-        now = timers.current_processing_time()
-        if self._flush_at is None or self._flush_at < now:
-            self._flush_at = now + self._report_ms
-            timers.register_processing_time_timer(self._flush_at)
-
-
-class EvaluatePartial(_Flushing):
+class EvaluatePartial(Reporting):
     """Parallelism p: this subtask's prediction and dead-letter files, and its partial evaluation."""
 
     tail_type = ENVELOPE_TYPE
@@ -121,7 +105,7 @@ class EvaluatePartial(_Flushing):
             self.log.close()
 
 
-class Aggregate(_Flushing):
+class Aggregate(Reporting):
     """Parallelism 1: merges the partials into the run's summary (``RUN_DIR/metrics.jsonl``)."""
 
     tail_type = PARTIAL_TYPE

@@ -14,7 +14,24 @@ from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.pipeline.recovery import ExactlyOnceFunction
 
 
-class EvaluateAndSink(ExactlyOnceFunction):
+class Reporting(ExactlyOnceFunction):
+    """A processing-time timer ``job.report_every_s`` after an element that has none pending:
+    the subclass's ``on_timer`` reports then (so a stream that pauses is reported up to its end)."""
+
+    def start(self, ctx: RuntimeContext) -> None:
+        self._report_ms = int(self.cfg.job.report_every_s * 1000)
+        self._flush_at: int | None = None
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
+        yield from super().process_element(value, ctx)
+        timers = ctx.timer_service()
+        now = timers.current_processing_time()
+        if self._flush_at is None or self._flush_at < now:
+            self._flush_at = now + self._report_ms
+            timers.register_processing_time_timer(self._flush_at)
+
+
+class EvaluateAndSink(Reporting):
     """Parallelism 1: progressive metrics over all subtasks, prediction + dead-letter files,
     and the run's metrics log (``RUN_DIR/metrics.jsonl``, last line = final summary).
 
@@ -35,6 +52,7 @@ class EvaluateAndSink(ExactlyOnceFunction):
     def start(self, ctx: RuntimeContext) -> None:
         from flinkdl.sinks.run_log import RunLog
 
+        super().start(ctx)
         # A bounded stream ends with its last event: the final line must not wait for close(),
         # which PyFlink does not call on a standalone cluster (docs/STACK_NOTES.md).
         src = self.cfg.source
@@ -42,16 +60,6 @@ class EvaluateAndSink(ExactlyOnceFunction):
         self.snapshot_every_s = self.cfg.job.snapshot_every_s
         self.progress = RunLog(self.cfg, self.max_events or bounded)
         self._snapshot_t = time.monotonic()
-        self._report_ms = int(self.cfg.job.report_every_s * 1000)
-        self._flush_at: int | None = None
-
-    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
-        yield from super().process_element(value, ctx)
-        timers = ctx.timer_service()
-        now = timers.current_processing_time()
-        if self._flush_at is None or self._flush_at < now:
-            self._flush_at = now + self._report_ms
-            timers.register_processing_time_timer(self._flush_at)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator:
         self.progress.flush()

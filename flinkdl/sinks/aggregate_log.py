@@ -9,11 +9,7 @@ binned cumulative AUC (``auc_exact`` false, within ``auc_error_bound``). Plain P
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
-import pickle
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +19,7 @@ from flinkdl.config.schema import JobConfig
 from flinkdl.evaluation.partial import MergedEvaluator, Partial
 from flinkdl.evaluation.summary import RunSummary
 from flinkdl.sinks.run_log import METRICS_LOG
+from flinkdl.sinks.snapshots import read_snapshot, write_snapshot
 
 if TYPE_CHECKING:
     from flinkdl.telemetry.exporter import SinkMetrics
@@ -117,23 +114,11 @@ class AggregateLog:
     def save_state(self, keep: int = 20) -> Path:
         """Write the merged counts to a new file in ``RUN_DIR/state`` (the aggregator's exactly-once
         anchor; its name carries the content's digest); keeps the newest ``keep``."""
-        data = pickle.dumps({k: getattr(self, k) for k in _STATE}, protocol=pickle.HIGHEST_PROTOCOL)
-        folder = self.run_dir / "state"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"aggregate-{time.time_ns()}-{hashlib.sha256(data).hexdigest()}.pkl"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        for old in sorted(folder.glob("aggregate-*.pkl"))[:-keep]:
-            old.unlink()
-        return path
+        return write_snapshot(self.run_dir / "state", "aggregate", {k: getattr(self, k) for k in _STATE}, keep)
 
     def load_state(self, path: str | Path) -> None:
         """Return to a :meth:`save_state` file (refused if it no longer matches its digest)."""
-        data = Path(path).read_bytes()
-        if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), Path(path).stem.rsplit("-", 1)[-1]):
-            raise ValueError(f"aggregate snapshot {path} does not match the digest in its name; refusing it")
-        for k, v in pickle.loads(data).items():  # verified against the digest Flink's checkpoint holds
+        for k, v in read_snapshot(path, "aggregate").items():
             setattr(self, k, v)
 
     def finish(self) -> None:

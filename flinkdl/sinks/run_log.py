@@ -9,11 +9,7 @@ the run summary. With ``metrics.enabled`` each summary is also published to Prom
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
-import pickle
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +23,7 @@ from flinkdl.evaluation.summary import Evaluation, RunSummary
 from flinkdl.exchange.eval_columns import read_eval_columns
 from flinkdl.exchange.freshness import read_stamps
 from flinkdl.exchange.schema import labelled
+from flinkdl.sinks.snapshots import read_snapshot, write_snapshot
 
 if TYPE_CHECKING:
     from flinkdl.sinks.deadletter import DeadLetterLog
@@ -157,31 +154,11 @@ class RunLog:
         state = {k: getattr(self, k) for k in _STATE}
         state["dead"] = (self._dead.by_reason, self._dead.drift, self._dead.writer.count)
         state["files"] = {str(p): p.stat().st_size if p.exists() else 0 for p in self._outputs()}
-        folder = self.run_dir / "state"
-        folder.mkdir(exist_ok=True)
-        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        # The name carries the content's digest, and the name is what Flink's checkpoint keeps: a file
-        # changed after it was written is refused before it is unpickled (see load_state).
-        path = folder / f"sink-{time.time_ns()}-{hashlib.sha256(data).hexdigest()}.pkl"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        for old in sorted(folder.glob("sink-*.pkl"))[:-keep]:
-            old.unlink()
-        return path
+        return write_snapshot(self.run_dir / "state", "sink", state, keep)
 
     def load_state(self, path: str | Path) -> None:
         """Return to a :meth:`save_state` file: counters and metrics, output files cut back to it."""
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"sink snapshot {path} is gone: the checkpoint being restored is older "
-                                    f"than the snapshots kept in {self.run_dir / 'state'}") from None
-        digest = Path(path).stem.rsplit("-", 1)[-1]
-        if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest):
-            raise ValueError(f"sink snapshot {path} does not match the digest in its name: it was changed after "
-                             "it was written; refusing to load it")
-        state = pickle.loads(data)  # verified above against the digest that Flink's checkpoint holds
+        state = read_snapshot(path, "sink")
         self._close_outputs()
         for name, size in state.pop("files").items():
             with open(name, "a+b") as f:
