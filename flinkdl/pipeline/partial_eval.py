@@ -64,9 +64,10 @@ class EvaluatePartial(Reporting):
         if anchor is not None:
             self.log.cut(anchor["files"])
             return anchor
-        return self._anchor()
+        return self._position()
 
-    def _anchor(self) -> dict:
+    def _position(self) -> dict:
+        """This subtask's anchor: how far its output files go, and which subtask of which parallelism wrote them."""
         return {"files": self.log.files(), "subtask": self.subtask, "parallelism": self.cfg.job.parallelism}
 
     def stale(self, anchor: dict) -> bool:
@@ -90,7 +91,7 @@ class EvaluatePartial(Reporting):
     def _send(self) -> tuple[list, dict]:
         self._sent_t = self.clock()
         row = Row(self.subtask, self.log.take().encode())
-        return [row], self._anchor()
+        return [row], self._position()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator:
         if not self.log.pending:

@@ -70,7 +70,7 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
         self.cfg = open_operator(self.cfg_json)
         self.exactly_once = self.cfg.job.exactly_once
         if self.exactly_once:
-            self._anchor = ctx.get_state(ValueStateDescriptor("anchor", Types.STRING()))
+            self._anchor_state = ctx.get_state(ValueStateDescriptor("anchor", Types.STRING()))
             self._tail = ctx.get_list_state(ListStateDescriptor("tail", self.tail_type))
         self._recovered = False
         self.start(ctx)
@@ -95,7 +95,7 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
 
     def recover(self) -> None:
         """Reset to the anchor in state and re-apply the tail (also called after a worker death)."""
-        raw = self._anchor.value()
+        raw = self._anchor_state.value()
         anchor = json.loads(raw) if raw else None
         tail = list(self._tail.get() or ())
         if anchor is not None and self.stale(anchor):
@@ -106,7 +106,7 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
 
     def _record(self, value: Row | None, anchor: Anchor | None) -> None:
         if anchor is not None:
-            self._anchor.update(json.dumps(anchor))
+            self._anchor_state.update(json.dumps(anchor))
             self._tail.clear()
         elif value is not None:
             self._tail.add(value)

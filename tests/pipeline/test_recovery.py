@@ -39,7 +39,7 @@ class _Fn(ExactlyOnceFunction):
 
     def __init__(self, anchor: dict | None, tail: list, parallelism: int) -> None:
         super().__init__("{}")
-        self._anchor = _Value(None if anchor is None else json.dumps(anchor))
+        self._anchor_state = _Value(None if anchor is None else json.dumps(anchor))
         self._tail = _List(tail)
         self.parallelism, self.resets, self.applied = parallelism, [], []
 
@@ -69,4 +69,4 @@ def test_an_anchor_of_another_parallelism_is_dropped_with_its_tail() -> None:
     fn = _Fn({"seq": 3, "parallelism": 2}, ["b4", "b5"], parallelism=4)
     fn.recover()
     assert fn.resets == [None] and fn.applied == [] and fn._tail.items == []
-    assert json.loads(fn._anchor.value()) == {"seq": 0, "parallelism": 4}
+    assert json.loads(fn._anchor_state.value()) == {"seq": 0, "parallelism": 4}
