@@ -29,7 +29,7 @@ from flinkdl.exchange.channel import unpack
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.pipeline.routing import subtask_index, subtask_keys
-from flinkdl.pipeline.sink import Reporting
+from flinkdl.pipeline.sink import Reporting, run_length
 
 #: A partial on the wire: the sending subtask and :meth:`Partial.encode` bytes.
 PARTIAL_TYPE = Types.ROW_NAMED(["subtask", "data"], [Types.INT(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
@@ -119,9 +119,7 @@ class Aggregate(Reporting):
         from flinkdl.sinks.aggregate_log import AggregateLog
 
         super().start(ctx)
-        src = self.cfg.source
-        bounded = src.generator.events if src.kind == "generator" else None
-        self.log = AggregateLog(self.cfg, self.max_events or bounded)
+        self.log = AggregateLog(self.cfg, run_length(self.cfg, self.max_events))
         self.clock = time.monotonic
         self._snapshot_t = self.clock()
 

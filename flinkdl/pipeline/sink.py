@@ -8,10 +8,19 @@ from collections.abc import Iterator
 from pyflink.common import Row
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 
+from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import unpack
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.pipeline.recovery import ExactlyOnceFunction
+
+
+def run_length(cfg: JobConfig, max_events: int | None) -> int | None:
+    """Events of a bounded run (``--max-events``, else a generator's ``events``); None for an endless
+    stream. A bounded stream ends with its last event: the final line must not wait for close(),
+    which PyFlink does not call on a standalone cluster (docs/STACK_NOTES.md)."""
+    src = cfg.source
+    return max_events or (src.generator.events if src.kind == "generator" else None)
 
 
 class Reporting(ExactlyOnceFunction):
@@ -53,12 +62,8 @@ class EvaluateAndSink(Reporting):
         from flinkdl.sinks.run_log import RunLog
 
         super().start(ctx)
-        # A bounded stream ends with its last event: the final line must not wait for close(),
-        # which PyFlink does not call on a standalone cluster (docs/STACK_NOTES.md).
-        src = self.cfg.source
-        bounded = src.generator.events if src.kind == "generator" else None
         self.snapshot_every_s = self.cfg.job.snapshot_every_s
-        self.progress = RunLog(self.cfg, self.max_events or bounded)
+        self.progress = RunLog(self.cfg, run_length(self.cfg, self.max_events))
         self._snapshot_t = time.monotonic()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator:
