@@ -3,12 +3,15 @@
 ``model.name: dynamic`` wraps ``model.dynamic.base``: the featurizer's ids (use a wide
 ``features.hash_bits``, e.g. 31, so that distinct values practically never share an id) are mapped
 to rows of a table of ``capacity`` rows by a TF hash table (``DenseHashTable``: id → row). An id
-gets its own row once it was seen ``admit_after`` times (counted in a second hash table, cleared
-every ``count_window_steps`` steps so that counting stays bounded); until then it reads a shared
-per-field fallback row. When the table is full, the least recently used rows are evicted (and rows
+gets its own row once it was seen ``admit_after`` times (counted in a second hash table, replaced
+by an empty one every ``count_window_steps`` steps so that counting stays bounded); until then it
+reads a shared per-field fallback row. When the table is full, the least recently used rows are evicted (and rows
 unused for ``ttl_steps`` steps are freed), and their embedding and optimizer-slot values return to
 their initial ones. Memory is ``capacity`` rows whatever the number of distinct ids, as with
-hashing into ``capacity`` buckets, but frequent ids never collide.
+hashing into ``capacity`` buckets, but frequent ids never collide. The id → row table has twice
+``capacity`` buckets and is rebuilt from the live ids after ``capacity / 2`` evictions: a
+``DenseHashTable`` never shrinks and keeps erased keys' buckets as deleted (with no empty bucket
+left, looking up an absent id fails).
 
 Limits of this prototype: the id → row map is worker state, not stored on the parameter server
 (``ps.enabled`` would store rows by position); one worker (parallelism 1).
@@ -31,20 +34,22 @@ class IdRows:
 
     def __init__(self, cfg: DynamicConfig, n_fields: int) -> None:
         self.cfg, self.capacity, self.n_fields = cfg, cfg.capacity, n_fields
-        table = tf.lookup.experimental.DenseHashTable
-        self.rows = table(tf.int64, tf.int64, default_value=-1, empty_key=-1, deleted_key=-2)
-        self.counts = table(tf.int64, tf.int64, default_value=0, empty_key=-1, deleted_key=-2)
+        # rows: twice ``capacity`` buckets, so that it never grows and keeps empty buckets between rebuilds
+        self._buckets = 1 << max(4, (2 * cfg.capacity - 1).bit_length())
+        self.rows = _table(-1, self._buckets)
+        self.counts = _table(0)
         self.owner = np.full(cfg.capacity, -1, np.int64)  # the id each row holds (-1: free)
         self.last = np.full(cfg.capacity, -1, np.int64)  # step each row was last read
         self.step = 0
-        self.admitted = self.evicted = 0
+        self.admitted = self.evicted = self.rebuilds = 0
+        self._erased = 0  # ids erased from ``rows`` since it was last built: its deleted buckets
 
     def map(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``[B, F]`` for ids ``[B, F]`` (fallback ``capacity + f`` for a field-``f`` id not
         admitted), and the rows freed for new ids in this call (to reset)."""
         self.step += 1
         if self.cfg.count_window_steps and self.step % self.cfg.count_window_steps == 0:
-            self.counts.erase(self.counts.export()[0])
+            self.counts = _table(0)  # a new table: erasing would leave its buckets (it never shrinks)
         uniq, inv = np.unique(ids.ravel(), return_inverse=True)
         row = self.rows.lookup(tf.constant(uniq)).numpy()
         self.last[row[row >= 0]] = self.step
@@ -52,9 +57,7 @@ class IdRows:
         if self.cfg.admit_after > 1 and len(new):
             c = self.counts.lookup(tf.constant(new)).numpy() + 1
             self.counts.insert(tf.constant(new), tf.constant(c))
-            new = new[c >= self.cfg.admit_after]
-            if len(new):
-                self.counts.erase(tf.constant(new))
+            new = new[c >= self.cfg.admit_after]  # their counts stay until the window's end (no deleted buckets)
         freed = self._make_room(len(new))
         if len(new):
             free = np.flatnonzero(self.owner < 0)[:len(new)]
@@ -84,7 +87,36 @@ class IdRows:
             self.rows.erase(tf.constant(self.owner[victims]))
             self.owner[victims] = -1
             self.evicted += len(victims)
+            self._erased += len(victims)
+            if 2 * self._erased >= self.capacity:
+                self._rebuild()
         return victims
+
+    def _rebuild(self) -> None:
+        """Build ``rows`` afresh from the live ids: a DenseHashTable keeps erased keys' buckets as
+        deleted, and with no empty bucket left its lookup of an absent id fails."""
+        live = np.flatnonzero(self.owner >= 0).astype(np.int64)
+        self.rows = _table(-1, self._buckets)
+        if len(live):
+            self.rows.insert(tf.constant(self.owner[live]), tf.constant(live))
+        self._erased = 0
+        self.rebuilds += 1
+
+    def stats(self) -> dict[str, int]:
+        """Ids held, buckets and deleted buckets of both tables (exports them: for benches and tests)."""
+        out = {"admitted": self.admitted, "evicted": self.evicted, "rebuilds": self.rebuilds,
+               "rows_used": int((self.owner >= 0).sum()), "capacity": self.capacity}
+        for name, table in (("rows", self.rows), ("counts", self.counts)):
+            keys = table.export()[0].numpy()
+            out |= {f"{name}_ids": int(table.size()), f"{name}_buckets": len(keys),
+                    f"{name}_deleted": int((keys == -2).sum())}
+        return out
+
+
+def _table(default: int, buckets: int = 1 << 17) -> tf.lookup.experimental.DenseHashTable:
+    """An int64 → int64 hash table (ids -1 and -2 are its empty and deleted markers)."""
+    return tf.lookup.experimental.DenseHashTable(tf.int64, tf.int64, default_value=default, empty_key=-1,
+                                                 deleted_key=-2, initial_num_buckets=buckets)
 
 
 @register("dynamic")

@@ -69,3 +69,25 @@ def test_admission_keeps_frequent_ids_in_a_bounded_table_that_churn_would_flush(
     rows = churned._rows(np.array([[7 << 45, 9 << 45]], np.int64))
     assert np.all(emb.numpy()[rows[0]] == churned._initial["emb"])
     assert np.all(slot.numpy()[rows[0]] == churned._initial["emb/accumulator"])
+
+
+def test_the_tables_stay_bounded_over_many_distinct_ids():
+    """200k one-off ids through a 100-row table: ids held, buckets and deleted buckets stay bounded,
+    counts are cleared each window, and absent ids still look up (no table without empty buckets)."""
+    cfg = DynamicConfig(capacity=100, admit_after=2, count_window_steps=50)
+    rows = IdRows(cfg, n_fields=2)
+    rng = np.random.default_rng(0)
+    prev = np.zeros((0, 2), np.int64)
+    for step in range(1, 1001):
+        batch = np.arange(step * 200, step * 200 + 200, dtype=np.int64).reshape(100, 2) << 20
+        r, _ = rows.map(np.concatenate([batch, prev]))  # prev: 10 ids at their second occurrence, admitted
+        prev = batch[:5]
+        assert r.max() < 100 + 2
+        if step % 100 == 0:
+            s = rows.stats()
+            assert s["rows_ids"] == s["rows_used"] <= 100 and s["rows_buckets"] == 256
+            assert s["rows_deleted"] < 256 - 100  # empty buckets left: lookups of absent ids end
+            assert s["counts_ids"] <= 50 * 200 and s["counts_buckets"] <= 1 << 17
+    # 999 steps × 10 ids at their second occurrence, less those whose first fell just before a clearing
+    assert rows.admitted == 9990 - 20 * 10 and rows.evicted == rows.admitted - 100 and rows.rebuilds > 100
+    assert rows.map(rng.integers(1 << 40, 1 << 41, (5, 2)))[0].tolist() == [[100, 101]] * 5
