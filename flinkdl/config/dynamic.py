@@ -15,4 +15,6 @@ class DynamicConfig(Strict):
     admit_after: int = Field(1, ge=1, description="an id gets its own row at its k-th occurrence")
     count_window_steps: int = Field(1000, ge=0, description="occurrence counts are cleared every this many "
                                     "steps (bounded counting); 0 = never")
+    count_max_ids: int | None = Field(None, ge=1, description="counts are also cleared when they hold this "
+                                      "many ids (bounded memory whatever the batch size); null: 4 × capacity")
     ttl_steps: int | None = Field(None, ge=1, description="free a row unused for this many steps; null: only LRU")

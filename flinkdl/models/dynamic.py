@@ -4,11 +4,12 @@
 ``features.hash_bits``, e.g. 31, so that distinct values practically never share an id) are mapped
 to rows of a table of ``capacity`` rows by a TF hash table (``DenseHashTable``: id → row). An id
 gets its own row once it was seen ``admit_after`` times (counted in a second hash table, replaced
-by an empty one every ``count_window_steps`` steps so that counting stays bounded); until then it
-reads a shared per-field fallback row. When the table is full, the least recently used rows are evicted (and rows
-unused for ``ttl_steps`` steps are freed), and their embedding and optimizer-slot values return to
-their initial ones. Memory is ``capacity`` rows whatever the number of distinct ids, as with
-hashing into ``capacity`` buckets, but frequent ids never collide. The id → row table has twice
+by an empty one every ``count_window_steps`` steps or once it holds ``count_max_ids`` ids, so that
+counting stays bounded); until then it reads a shared per-field fallback row. When the table is
+full, the least recently used rows are evicted (and rows unused for ``ttl_steps`` steps are
+freed), and their embedding and optimizer-slot values return to their initial ones. Memory is
+``capacity`` rows whatever the number of distinct ids, as with hashing into ``capacity`` buckets,
+but frequent ids never collide. The id → row table has twice
 ``capacity`` buckets and is rebuilt from the live ids after ``capacity / 2`` evictions: a
 ``DenseHashTable`` never shrinks and keeps erased keys' buckets as deleted (with no empty bucket
 left, looking up an absent id fails).
@@ -48,7 +49,8 @@ class IdRows:
         """Rows ``[B, F]`` for ids ``[B, F]`` (fallback ``capacity + f`` for a field-``f`` id not
         admitted), and the rows freed for new ids in this call (to reset)."""
         self.step += 1
-        if self.cfg.count_window_steps and self.step % self.cfg.count_window_steps == 0:
+        window = self.cfg.count_window_steps and self.step % self.cfg.count_window_steps == 0
+        if window or int(self.counts.size()) >= (self.cfg.count_max_ids or 4 * self.capacity):
             self.counts = _table(0)  # a new table: erasing would leave its buckets (it never shrinks)
         uniq, inv = np.unique(ids.ravel(), return_inverse=True)
         row = self.rows.lookup(tf.constant(uniq)).numpy()

@@ -74,7 +74,7 @@ def test_admission_keeps_frequent_ids_in_a_bounded_table_that_churn_would_flush(
 def test_the_tables_stay_bounded_over_many_distinct_ids():
     """200k one-off ids through a 100-row table: ids held, buckets and deleted buckets stay bounded,
     counts are cleared each window, and absent ids still look up (no table without empty buckets)."""
-    cfg = DynamicConfig(capacity=100, admit_after=2, count_window_steps=50)
+    cfg = DynamicConfig(capacity=100, admit_after=2, count_window_steps=50, count_max_ids=50 * 200)
     rows = IdRows(cfg, n_fields=2)
     rng = np.random.default_rng(0)
     prev = np.zeros((0, 2), np.int64)
@@ -91,3 +91,7 @@ def test_the_tables_stay_bounded_over_many_distinct_ids():
     # 999 steps × 10 ids at their second occurrence, less those whose first fell just before a clearing
     assert rows.admitted == 9990 - 20 * 10 and rows.evicted == rows.admitted - 100 and rows.rebuilds > 100
     assert rows.map(rng.integers(1 << 40, 1 << 41, (5, 2)))[0].tolist() == [[100, 101]] * 5
+    few = IdRows(DynamicConfig(capacity=100, admit_after=2, count_window_steps=0, count_max_ids=300), n_fields=2)
+    for step in range(1, 20):
+        few.map(np.arange(step * 200, step * 200 + 200, dtype=np.int64).reshape(100, 2))
+        assert few.stats()["counts_ids"] <= 300 + 200  # cleared once it held 300 ids
