@@ -29,6 +29,9 @@ from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models.base import ModelBase
 from flinkdl.models.registry import build_model, register
 
+#: the sparse variable (and parameter-server table) holding each row's id
+OWNER = "id_owner"
+
 
 class IdRows:
     """id → row of a ``capacity``-row table, with admission by count and LRU / TTL eviction."""
@@ -43,12 +46,14 @@ class IdRows:
         self.last = np.full(cfg.capacity, -1, np.int64)  # step each row was last read
         self.step = 0
         self.admitted = self.evicted = self.rebuilds = 0
+        self.changed = np.zeros(0, np.int64)  # rows whose id changed in the last call (freed or given)
         self._erased = 0  # ids erased from ``rows`` since it was last built: its deleted buckets
 
     def map(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``[B, F]`` for ids ``[B, F]`` (fallback ``capacity + f`` for a field-``f`` id not
         admitted), and the rows freed for new ids in this call (to reset)."""
         self.step += 1
+        self.changed = np.zeros(0, np.int64)
         window = self.cfg.count_window_steps and self.step % self.cfg.count_window_steps == 0
         if window or int(self.counts.size()) >= (self.cfg.count_max_ids or 4 * self.capacity):
             self.counts = _table(0)  # a new table: erasing would leave its buckets (it never shrinks)
@@ -68,6 +73,7 @@ class IdRows:
             self.owner[free[:len(new)]] = new
             self.last[free[:len(new)]] = self.step
             self.admitted += len(new)
+            self.changed = np.union1d(self.changed, free[:len(new)])
             row = self.rows.lookup(tf.constant(uniq)).numpy()
         out = row[inv].reshape(ids.shape)
         fallback = self.capacity + np.arange(ids.shape[1])[None, :]
@@ -89,10 +95,17 @@ class IdRows:
             self.rows.erase(tf.constant(self.owner[victims]))
             self.owner[victims] = -1
             self.evicted += len(victims)
+            self.changed = np.union1d(self.changed, victims)
             self._erased += len(victims)
             if 2 * self._erased >= self.capacity:
                 self._rebuild()
         return victims
+
+    def restore(self, owner: np.ndarray) -> None:
+        """Take ``owner`` (the id of each row, -1: free) as the map, e.g. from the parameter server."""
+        self.owner = np.array(owner, np.int64)
+        self.last = np.where(self.owner >= 0, self.step, -1)
+        self._rebuild()
 
     def _rebuild(self) -> None:
         """Build ``rows`` afresh from the live ids: a DenseHashTable keeps erased keys' buckets as
@@ -115,6 +128,20 @@ class IdRows:
         return out
 
 
+def encode_ids(ids: np.ndarray) -> np.ndarray:
+    """Ids ``[n]`` (>= 0, or -1) as float32 ``[n, 4]``: 16 bits each, low first (-1: all -1)."""
+    ids = np.asarray(ids, np.int64)
+    parts = (ids[:, None] >> np.arange(0, 64, 16, dtype=np.int64)[None, :]) & 0xFFFF
+    return np.where(ids[:, None] < 0, -1, parts).astype(np.float32)
+
+
+def decode_ids(code: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`encode_ids`."""
+    parts = code.astype(np.int64)
+    ids = (parts << np.arange(0, 64, 16, dtype=np.int64)[None, :]).sum(axis=1)
+    return np.where(parts[:, 0] < 0, -1, ids)
+
+
 def _table(default: int, buckets: int = 1 << 17) -> tf.lookup.experimental.DenseHashTable:
     """An int64 → int64 hash table (ids -1 and -2 are its empty and deleted markers)."""
     return tf.lookup.experimental.DenseHashTable(tf.int64, tf.int64, default_value=default, empty_key=-1,
@@ -132,6 +159,10 @@ class DynamicIdModel(ModelBase):
                                      buckets=self.dyn.capacity + layout.n_ids)
         self.inner = build_model(inner_layout, cfg.model_copy(update={"name": self.dyn.base, "dynamic": None}))
         self.ids = IdRows(self.dyn, layout.n_ids)
+        self.rows_total = self.dyn.capacity + layout.n_ids  # own rows, then one fallback row per field
+        # the id of each row as 4 × 16 bits (exact in float32; -1: free): a sparse table the PS keeps
+        self.id_owner = tf.Variable(tf.fill([self.rows_total, 4], -1.0), trainable=False, name=OWNER)
+        self.touched = np.zeros(0, np.int64)  # rows the last step read or gave to another id
         self.inner.create_optimizer_state()
         self._initial = {n: v[0].numpy().copy() for n, v in self._sparse_state().items()}
 
@@ -147,7 +178,16 @@ class DynamicIdModel(ModelBase):
             for name, var in self._sparse_state().items():
                 init = np.broadcast_to(self._initial[name], (len(freed), *var.shape[1:]))
                 var.scatter_update(tf.IndexedSlices(tf.constant(init, var.dtype), idx))
+        changed = self.ids.changed
+        if len(changed):
+            code = encode_ids(self.ids.owner[changed])
+            self.id_owner.scatter_update(tf.IndexedSlices(tf.constant(code), tf.constant(changed)))
+        self.touched = np.union1d(np.unique(rows), changed)
         return rows
+
+    def restore_ids(self) -> None:
+        """Rebuild the id → row map from :attr:`id_owner` (after a parameter server loaded it)."""
+        self.ids.restore(decode_ids(self.id_owner.numpy()[:self.dyn.capacity]))
 
     def logits(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError("dynamic: ids are mapped outside the graph; use predict / predict_then_train")
@@ -165,10 +205,10 @@ class DynamicIdModel(ModelBase):
         return out
 
     def variables(self) -> dict[str, tf.Variable]:
-        return self.inner.variables()
+        return {**self.inner.variables(), OWNER: self.id_owner}
 
     def sparse_names(self) -> frozenset[str]:
-        return self.inner.sparse_names()
+        return self.inner.sparse_names() | {OWNER}
 
     def slot_variables(self) -> dict[str, tf.Variable]:
         return self.inner.slot_variables()

@@ -101,11 +101,14 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
         from flinkdl.worker.hooks.ps import PsHook
         from flinkdl.worker.ps_sync import writer_name
 
+        hook: type[PsHook] = PsHook
+        if cfg.model.name == "dynamic":  # rows by position plus each row's id
+            from flinkdl.worker.hooks.ps_dynamic import DynamicPsHook as hook
         report = os.path.join(cfg.job.run_dir, FINAL_REPORT.format(pid=os.getpid()))
-        hooks.append(PsHook.from_config(cfg.ps, model, buckets, exactly_once=cfg.job.exactly_once,
-                                        parallelism=cfg.job.parallelism, report=report,
-                                        metrics=metrics.ps if metrics is not None else None,
-                                        writer=writer_name(cfg.ps, subtask)))
+        hooks.append(hook.from_config(cfg.ps, model, buckets, exactly_once=cfg.job.exactly_once,
+                                      parallelism=cfg.job.parallelism, report=report,
+                                      metrics=metrics.ps if metrics is not None else None,
+                                      writer=writer_name(cfg.ps, subtask)))
     from flinkdl.models.ensemble import Ensemble
 
     if isinstance(model, Ensemble):  # every variant's quality: Prometheus and the run's summary
