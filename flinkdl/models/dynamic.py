@@ -3,19 +3,24 @@
 ``model.name: dynamic`` wraps ``model.dynamic.base``: the featurizer's ids (use a wide
 ``features.hash_bits``, e.g. 31, so that distinct values practically never share an id) are mapped
 to rows of a table of ``capacity`` rows by a TF hash table (``DenseHashTable``: id → row). An id
-gets its own row once it was seen ``admit_after`` times (counted in a second hash table, replaced
-by an empty one every ``count_window_steps`` steps or once it holds ``count_max_ids`` ids, so that
-counting stays bounded); until then it reads a shared per-field fallback row. When the table is
-full, the least recently used rows are evicted (and rows unused for ``ttl_steps`` steps are
-freed), and their embedding and optimizer-slot values return to their initial ones. Memory is
-``capacity`` rows whatever the number of distinct ids, as with hashing into ``capacity`` buckets,
-but frequent ids never collide. The id → row table has twice
-``capacity`` buckets and is rebuilt from the live ids after ``capacity / 2`` evictions: a
-``DenseHashTable`` never shrinks and keeps erased keys' buckets as deleted (with no empty bucket
-left, looking up an absent id fails).
+gets its own row once it was seen ``admit_after`` times (counted in a second hash table, emptied
+every ``count_window_steps`` steps or once it holds ``count_max_ids`` ids, so that counting stays
+bounded); until then it reads a shared per-field fallback row. When the table is full, the least
+recently used rows are evicted (and rows unused for ``ttl_steps`` steps are freed), and their
+embedding and optimizer-slot values return to their initial ones. Memory is ``capacity`` rows
+whatever the number of distinct ids, as with hashing into ``capacity`` buckets, but frequent ids
+never collide.
 
-Limits of this prototype: the id → row map is worker state, not stored on the parameter server
-(``ps.enabled`` would store rows by position); one worker (parallelism 1).
+Both hash tables are emptied in place, never replaced (TF does not free an eager table). A
+``DenseHashTable`` never shrinks and keeps an erased key's bucket as deleted; with no empty bucket
+left, looking up an absent id fails. So the id → row table has twice ``capacity`` buckets and is
+emptied and refilled with the live ids after ``capacity / 2`` evictions.
+
+The variable ``id_owner`` holds each row's id (4 × 16 bits, exact in float32), a sparse table like
+the embeddings: with ``ps.enabled`` (parallelism 1) the parameter server keeps the rows by position
+and, beside them, the id of each (:mod:`flinkdl.worker.hooks.ps_dynamic`); a restarted worker
+rebuilds its map from it (:meth:`DynamicIdModel.restore_ids`). Not done: parallelism > 1 (ids
+sharded by worker, or delta pushes on id-keyed rows).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models.base import ModelBase
 from flinkdl.models.registry import build_model, register
 
+#: buckets of the occurrence counts' table when empty (it grows as it fills, and shrinks back when cleared)
+COUNT_BUCKETS = 1 << 17
 #: the sparse variable (and parameter-server table) holding each row's id
 OWNER = "id_owner"
 
@@ -41,7 +48,7 @@ class IdRows:
         # rows: twice ``capacity`` buckets, so that it never grows and keeps empty buckets between rebuilds
         self._buckets = 1 << max(4, (2 * cfg.capacity - 1).bit_length())
         self.rows = _table(-1, self._buckets)
-        self.counts = _table(0)
+        self.counts = _table(0, COUNT_BUCKETS)
         self.owner = np.full(cfg.capacity, -1, np.int64)  # the id each row holds (-1: free)
         self.last = np.full(cfg.capacity, -1, np.int64)  # step each row was last read
         self.step = 0
@@ -56,7 +63,7 @@ class IdRows:
         self.changed = np.zeros(0, np.int64)
         window = self.cfg.count_window_steps and self.step % self.cfg.count_window_steps == 0
         if window or int(self.counts.size()) >= (self.cfg.count_max_ids or 4 * self.capacity):
-            self.counts = _table(0)  # a new table: erasing would leave its buckets (it never shrinks)
+            _clear(self.counts, COUNT_BUCKETS)  # erasing would leave its buckets (it never shrinks)
         uniq, inv = np.unique(ids.ravel(), return_inverse=True)
         row = self.rows.lookup(tf.constant(uniq)).numpy()
         self.last[row[row >= 0]] = self.step
@@ -111,7 +118,7 @@ class IdRows:
         """Build ``rows`` afresh from the live ids: a DenseHashTable keeps erased keys' buckets as
         deleted, and with no empty bucket left its lookup of an absent id fails."""
         live = np.flatnonzero(self.owner >= 0).astype(np.int64)
-        self.rows = _table(-1, self._buckets)
+        _clear(self.rows, self._buckets)
         if len(live):
             self.rows.insert(tf.constant(self.owner[live]), tf.constant(live))
         self._erased = 0
@@ -142,10 +149,18 @@ def decode_ids(code: np.ndarray) -> np.ndarray:
     return np.where(parts[:, 0] < 0, -1, ids)
 
 
-def _table(default: int, buckets: int = 1 << 17) -> tf.lookup.experimental.DenseHashTable:
+def _table(default: int, buckets: int) -> tf.lookup.experimental.DenseHashTable:
     """An int64 → int64 hash table (ids -1 and -2 are its empty and deleted markers)."""
     return tf.lookup.experimental.DenseHashTable(tf.int64, tf.int64, default_value=default, empty_key=-1,
                                                  deleted_key=-2, initial_num_buckets=buckets)
+
+
+def _clear(table: tf.lookup.experimental.DenseHashTable, buckets: int) -> None:
+    """Empty ``table`` in place, with ``buckets`` buckets: TF never frees an eager hash table's
+    memory, so replacing the table by a new one would leak the old one."""
+    empty = tf.fill([buckets, 1], tf.constant(-1, tf.int64))
+    tf.raw_ops.LookupTableImportV2(table_handle=table.resource_handle, keys=empty,
+                                   values=tf.zeros([buckets, 1], tf.int64))
 
 
 @register("dynamic")

@@ -77,6 +77,7 @@ def test_the_tables_stay_bounded_over_many_distinct_ids():
     cfg = DynamicConfig(capacity=100, admit_after=2, count_window_steps=50, count_max_ids=50 * 200)
     rows = IdRows(cfg, n_fields=2)
     rng = np.random.default_rng(0)
+    tables = rows.rows, rows.counts  # emptied in place, never replaced (TF would not free the old ones)
     prev = np.zeros((0, 2), np.int64)
     for step in range(1, 1001):
         batch = np.arange(step * 200, step * 200 + 200, dtype=np.int64).reshape(100, 2) << 20
@@ -90,6 +91,7 @@ def test_the_tables_stay_bounded_over_many_distinct_ids():
             assert s["counts_ids"] <= 50 * 200 and s["counts_buckets"] <= 1 << 17
     # 999 steps × 10 ids at their second occurrence, less those whose first fell just before a clearing
     assert rows.admitted == 9990 - 20 * 10 and rows.evicted == rows.admitted - 100 and rows.rebuilds > 100
+    assert (rows.rows, rows.counts) == tables
     assert rows.map(rng.integers(1 << 40, 1 << 41, (5, 2)))[0].tolist() == [[100, 101]] * 5
     few = IdRows(DynamicConfig(capacity=100, admit_after=2, count_window_steps=0, count_max_ids=300), n_fields=2)
     for step in range(1, 20):
