@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from flinkdl.config.dynamic import DynamicConfig
+from flinkdl.config.loader import load_config
 from flinkdl.config.schema import ModelConfig, PsConfig
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import build_model
@@ -15,8 +16,8 @@ from flinkdl.ps.client import PsClient
 from flinkdl.ps.errors import PsError
 from flinkdl.worker.hooks.base import Batch
 from flinkdl.worker.hooks.ps_dynamic import DynamicPsHook
-from flinkdl.worker.process import run_step
-from tests.ps.conftest import PsProcess
+from flinkdl.worker.process import build_hooks, run_step
+from tests.ps.conftest import ROOT, PsProcess
 
 CAPACITY = 64
 
@@ -37,7 +38,7 @@ def _batches(n: int, seed: int = 0):
                     tf.constant(ids, tf.int64), tf.zeros([16, 1]))
 
 
-def test_rows_and_their_ids_survive_a_worker_restart_and_evictions_reach_the_server():
+def test_rows_and_their_ids_survive_a_worker_restart_and_evictions_reach_the_server(tmp_path):
     server = PsProcess(None)
     try:
         ps = PsConfig(enabled=True, address=server.address, push_every_batches=3)
@@ -54,8 +55,11 @@ def test_rows_and_their_ids_survive_a_worker_restart_and_evictions_reach_the_ser
             live = a.ids.owner >= 0
             assert set(held[held >= 0]) == set(a.ids.owner[live])  # evicted ids are gone from it
             assert np.array_equal(held[np.argsort(rows)][:CAPACITY], a.ids.owner)
-        b = _model()  # a restarted worker: same map, same values, same scores
-        hook_b = DynamicPsHook.from_config(ps, b, 0, exactly_once=False, parallelism=1)
+        b = _model()  # a restarted worker (hooks as the job builds them): same map, values, scores
+        job = load_config(ROOT / "jobs/click_stream.yaml", [
+            "model.name=dynamic", "ps.enabled=true", f"ps.address={server.address}", f"job.run_dir={tmp_path}"])
+        (hook_b,) = build_hooks(job, b, 1 << 62, 0)
+        assert isinstance(hook_b, DynamicPsHook)
         assert np.array_equal(b.ids.owner, a.ids.owner)
         for name in ("emb", OWNER):
             assert np.array_equal(b.variables()[name].numpy(), a.variables()[name].numpy()), name
