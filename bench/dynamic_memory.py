@@ -72,6 +72,7 @@ class ChurnStream:
 def child(args: argparse.Namespace) -> dict:
     """One variant over the whole stream in this process; its samples and summary as a dict."""
     import psutil
+    import tensorflow as tf
     from family import with_sets
 
     from flinkdl.config.loader import load_config
@@ -93,7 +94,8 @@ def child(args: argparse.Namespace) -> dict:
     done, t, dense = 0, time.perf_counter(), np.zeros((args.batch, 1), np.float32)
     for ids, labels in stream.batches(args.events, args.batch):
         ids = ids & (rows - 1) if args.kind == "hash" else ids
-        scores = model.predict_then_train(ids, dense[:len(ids)], labels).numpy()
+        # tensors, as the worker passes them (numpy arrays into a tf.function hold a little memory per call)
+        scores = model.predict_then_train(tf.constant(ids), tf.constant(dense[:len(ids)]), tf.constant(labels)).numpy()
         auc.update(labels, scores)
         done += len(labels)
         if not samples or done // args.sample > (done - len(labels)) // args.sample or done == args.events:

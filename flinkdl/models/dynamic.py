@@ -211,11 +211,11 @@ class DynamicIdModel(ModelBase):
         flat = np.asarray(ids)
         rows = self.ids.rows.lookup(tf.constant(flat.ravel())).numpy().reshape(flat.shape)
         fallback = self.dyn.capacity + np.arange(rows.shape[1])[None, :]
-        return self.inner.predict(np.where(rows < 0, fallback, rows), dense)
+        return self.inner.predict(tf.constant(np.where(rows < 0, fallback, rows)), dense)
 
     def predict_then_train(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
                            labelled: np.ndarray | None = None) -> tf.Tensor:
-        out = self.inner.predict_then_train(self._rows(ids), dense, labels, labelled)
+        out = self.inner.predict_then_train(tf.constant(self._rows(ids)), dense, labels, labelled)
         self._version.assign(self.inner.version)
         return out
 
