@@ -85,11 +85,10 @@ def sql_join_only(bootstrap: str, imps: int, clicks: int, args: argparse.Namespa
         f"source.kafka.bootstrap_servers={bootstrap}", "source.kafka.topic=imp", f"source.kafka.group_id={group}",
         "source.kafka.starting_offsets=earliest", "feedback.topic=clk", f"feedback.window_s={args.window_s}",
         f"feedback.grace_s={args.window_s}", "feedback.out_of_orderness_s=2", "feedback.idle_timeout_s=null",
-        *extra])
+        "job.parallelism=1", f"feedback.sql_parallelism={sql_parallelism}", *extra])
     from pyflink.table import StreamTableEnvironment
 
     tenv = StreamTableEnvironment.create(make_env(cfg))
-    tenv.get_config().set("table.exec.resource.default-parallelism", str(sql_parallelism))
     fb, k = cfg.feedback, cfg.source.kafka
     assert fb is not None and k is not None
     bounded = ",\n  'scan.bounded.mode' = 'latest-offset')"  # read to the end: the watermark then ends every window

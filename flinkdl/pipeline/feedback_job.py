@@ -56,10 +56,16 @@ def register_inputs(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str
 
 def join_table(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str, impressions: str,
                feedback: str) -> Table:
-    """The label join over two topic tables (:func:`topic_ddl`): ``Row(chan, payload)`` of :func:`join_query`."""
+    """The label join over two topic tables (:func:`topic_ddl`): ``Row(chan, payload)`` of :func:`join_query`.
+
+    The topics are read at the environment's parallelism, the joins and the rest of the job's SQL at
+    ``fb.sql_parallelism`` (when set).
+    """
     register_inputs(tenv, fb, label, impressions, feedback)
     for statement in views(fb, "fb_imp_in", "fb_fb_in"):
         tenv.execute_sql(statement)
+    if fb.sql_parallelism is not None:  # from here on: the sources above were translated already
+        tenv.get_config().set("table.exec.resource.default-parallelism", str(fb.sql_parallelism))
     joined = tenv.to_data_stream(tenv.sql_query("SELECT * FROM fb_train_join"))  # one join for every branch
     tenv.create_temporary_view("fb_train", tenv.from_data_stream(joined))
     return tenv.sql_query(join_query(fb, label))
