@@ -41,7 +41,8 @@ def _table(path: Path, name: str, rows: list[dict]) -> str:
             f"WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'raw')")
 
 
-def _run(tmp_path: Path, strategy: str, count_clicks: bool = True) -> tuple[list[dict], Counter, dict[int, int]]:
+def _run(tmp_path: Path, strategy: str, count_clicks: bool = True,
+         sql_parallelism: int | None = None) -> tuple[list[dict], Counter, dict[int, int]]:
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
@@ -50,9 +51,10 @@ def _run(tmp_path: Path, strategy: str, count_clicks: bool = True) -> tuple[list
     flink = StreamExecutionEnvironment.get_execution_environment()
     flink.set_parallelism(1)
     tenv = StreamTableEnvironment.create(flink)
-    fb = FeedbackConfig(topic="f", window_s=W / 1000, grace_s=G / 1000, strategy=strategy, count_clicks=count_clicks)
-    tenv.execute_sql(_table(tmp_path / f"imp-{strategy}-{count_clicks}.json", "imp", IMPRESSIONS))
-    tenv.execute_sql(_table(tmp_path / f"fb-{strategy}-{count_clicks}.json", "fbk", FEEDBACK))
+    fb = FeedbackConfig(topic="f", window_s=W / 1000, grace_s=G / 1000, strategy=strategy, count_clicks=count_clicks,
+                        sql_parallelism=sql_parallelism)
+    tenv.execute_sql(_table(tmp_path / f"imp-{strategy}-{count_clicks}-{sql_parallelism}.json", "imp", IMPRESSIONS))
+    tenv.execute_sql(_table(tmp_path / f"fb-{strategy}-{count_clicks}-{sql_parallelism}.json", "fbk", FEEDBACK))
     with join_table(tenv, fb, "label", "imp", "fbk").execute().collect() as rows:
         out = [(r[0], r[1]) for r in rows]
     messages = [json.loads(p) for c, p in out if c == MESSAGES]
@@ -68,8 +70,10 @@ def _trained(messages: list[dict]) -> list[tuple[int, int]]:
 
 @pytest.mark.e2e
 def test_the_join_rules_in_flink_sql(tmp_path):
-    for strategy, count_clicks in (("wait_window", True), ("fake_negative", True), ("fake_negative", False)):
-        messages, counts, settled = _run(tmp_path, strategy, count_clicks)
+    runs = (("wait_window", True, None), ("fake_negative", True, None), ("fake_negative", False, None),
+            ("wait_window", False, 2))  # the last: the joins at parallelism 2, the files read at 1
+    for strategy, count_clicks, sql_parallelism in runs:
+        messages, counts, settled = _run(tmp_path, strategy, count_clicks, sql_parallelism)
         served = [m for m in messages if "label" not in m]
         assert sorted(m["event_id"] for m in served) == [1, 2, 3, 4]  # each served once, without a label
         assert next(m for m in served if m["event_id"] == 1) == {"event_id": 1, "ts": T, "C1": 3}
