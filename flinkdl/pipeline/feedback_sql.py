@@ -69,26 +69,25 @@ def input_queries(fb: FeedbackConfig, label: str, impressions: str, feedback: st
 
     The join's views read these after a DataStream round trip (:func:`~flinkdl.pipeline.feedback_job.join_table`),
     which materializes the columns: the planner would otherwise inline ``JSON_VALUE`` and the label strip
-    into every branch that reads them. Columns: ``eid, ts_ms, ets`` (the rowtime), ``late`` and
-    ``body`` (the impression without its label) or ``v`` (the feedback value) and ``wm`` (the
-    feedback's watermark when it was read).
+    into every branch that reads them. Columns: ``eid, ts_ms, ets`` (the rowtime) and ``body`` (the
+    impression without its label) or ``v`` (the feedback value).
     """
-    late = "COALESCE(ets <= CURRENT_WATERMARK(ets), FALSE) AS late"
     value = f"JSON_VALUE(CAST(msg AS STRING), {_str('$.' + fb.label_field)})"
-    return (f"SELECT eid, ts_ms, ets, {late}, {strip_label_sql('CAST(msg AS STRING)', label)} AS body "
-            f"FROM {impressions}",
-            f"SELECT eid, ts_ms, ets, {late}, {value} AS v, CURRENT_WATERMARK(ets) AS wm FROM {feedback}")
+    return (f"SELECT eid, ts_ms, ets, {strip_label_sql('CAST(msg AS STRING)', label)} AS body FROM {impressions}",
+            f"SELECT eid, ts_ms, ets, {value} AS v FROM {feedback}")
 
 
 def views(fb: FeedbackConfig, impressions: str, feedback: str) -> list[str]:
-    """``CREATE VIEW`` statements over the materialized rows of :func:`input_queries` (rowtime ``rt``)."""
+    """``CREATE VIEW`` statements over the materialized rows of :func:`input_queries` (rowtime ``rt``, the
+    sources' watermarks)."""
     w, keep = fb.window_ms, fb.window_ms + fb.grace_ms
     valid = "eid IS NOT NULL AND eid >= 0 AND ts_ms IS NOT NULL"
+    late = "COALESCE(rt <= CURRENT_WATERMARK(rt), FALSE) AS late"  # the sources' watermarks, passed on
     return [
-        f"CREATE TEMPORARY VIEW fb_imp_all AS SELECT eid, ts_ms, rt, {valid} AS ok, late, body FROM {impressions}",
+        f"CREATE TEMPORARY VIEW fb_imp_all AS SELECT eid, ts_ms, rt, {valid} AS ok, {late}, body FROM {impressions}",
         "CREATE TEMPORARY VIEW fb_imp AS SELECT eid, ts_ms, rt, body FROM fb_imp_all WHERE ok",
-        f"CREATE TEMPORARY VIEW fb_fb_all AS SELECT eid, ts_ms, rt, {valid} AS ok, late, "
-        f"{positive_sql('v', fb)} AS positive, wm FROM {feedback}",
+        f"CREATE TEMPORARY VIEW fb_fb_all AS SELECT eid, ts_ms, rt, {valid} AS ok, {late}, "
+        f"{positive_sql('v', fb)} AS positive, CURRENT_WATERMARK(rt) AS wm FROM {feedback}",
         "CREATE TEMPORARY VIEW fb_pos AS SELECT eid, ts_ms, rt, wm FROM fb_fb_all WHERE ok AND positive",
         # the one join that trains and settles: a match is a positive within W (kept W + G for late ones);
         # read as fb_train once materialized (the planner would plan one join per branch that reads it)
