@@ -101,7 +101,7 @@ def sql_join_only(bootstrap: str, imps: int, clicks: int, args: argparse.Namespa
     else:  # each topic read and its fields extracted (as the join's inputs), no join
         register_inputs(tenv, fb, "label", "fb_impressions", "fb_feedback")
         table = tenv.sql_query("SELECT 0 AS chan, body AS payload FROM fb_imp_in UNION ALL "
-                               "SELECT 1 AS chan, CAST(wm AS STRING) AS payload FROM fb_fb_in")
+                               "SELECT 1 AS chan, v AS payload FROM fb_fb_in")
     t0, cpu0 = time.perf_counter(), tree_cpu_s(os.getpid())
     table.execute_insert("sink").wait()
     wall, cpu = time.perf_counter() - t0, tree_cpu_s(os.getpid()) - cpu0
