@@ -3,7 +3,7 @@
 One PyFlink job (the join in Flink SQL): every impression is scored once, trained as a negative at
 once and again as a positive when its click arrives within the window; clicks outside the window are counted, and
 positives that arrive after the watermark closed their window (within the grace) are trained
-all the same and counted late.
+all the same and counted late. The join runs at ``feedback.sql_parallelism: 2``, the topics are read at 1.
 """
 
 import json
@@ -70,8 +70,8 @@ def feedback_run(kafka_broker, tmp_path_factory):
     _produce_raw(b, end_ticks(START + N + 3 * W_S * 1000, "fb-imp", "fb-clicks"))  # past every window, not grace
     sets = {"source.kafka.bootstrap_servers": b, "source.kafka.topic": "fb-imp", "source.kafka.group_id": "g-fb",
             "source.kafka.starting_offsets": "earliest", "feedback.topic": "fb-clicks", "feedback.window_s": W_S,
-            "feedback.grace_s": G_S, "feedback.count_clicks": "true", "feedback.out_of_orderness_s": 2,
-            "feedback.idle_timeout_s": "null",
+            "feedback.grace_s": G_S, "feedback.count_clicks": "true", "feedback.sql_parallelism": 2,
+            "feedback.out_of_orderness_s": 2, "feedback.idle_timeout_s": "null",
             "feedback.eval_window_s": 1, "feedback.batch_ms": 100, "feedback.strategy": "fake_negative",
             "job.run_dir": run_dir, "model.name": "lr", "job.report_every_s": 0.5,
             "sinks.kafka.topic": "fb-preds"}
