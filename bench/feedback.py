@@ -15,13 +15,15 @@ in event-time order, end ticks). Then three runs of ``jobs/click_feedback.yaml``
   (made before the model trained on the event) is the serving score.
 
 Throughput: the join alone (the job's SQL over both topics read to their end into a blackhole
-sink, no Python; against a scan of the same topics without the joins), each run's impressions per
+sink, no Python; against a scan that reads the same topics and extracts their fields as the join
+does, without the joins), each run's impressions per
 second of wall time (first to last settled), and the oracle's trained events/s (the trainer's
 throughput on the same path without the join); ``join_vs_trainer`` = join alone (impressions over
 the wall time the joins add to the scan, so job start and Kafka reads are not counted) / trainer,
-``job_vs_trainer`` = the whole fake_negative job / trainer. The SQL runs also measure the join
-without the ``clicks`` join (``feedback.count_clicks: false``) and that at SQL parallelism 2; each
-gives CPU µs per impression over the scan (this process and its JVM), against the trainer's CPU µs
+``job_vs_trainer`` = the whole fake_negative job / trainer. The SQL runs measure the join with
+the ``clicks`` join (``feedback.count_clicks: true``), without it (the default) and that at
+``feedback.sql_parallelism: 2``; each gives CPU µs per impression over the scan (this process and
+its JVM; also the whole SQL job's, with its start and the reads), against the trainer's CPU µs
 per trained event (the oracle job's process tree once training had started): ``cpu_vs_trainer``
 > 1 means the join costs less CPU per event than the trainer. ``--throughput-only`` skips the two
 strategy runs. Also an estimate of the bytes of one pending impression's state. The last line is JSON.
@@ -110,7 +112,8 @@ def sql_join_only(bootstrap: str, imps: int, clicks: int, args: argparse.Namespa
 
 def state_bytes(n: int = 2000) -> int:
     """Bytes of one pending impression's join state: its JSON body (without label) as the train
-    join keeps it, plus id and two times in each of the three joins (an estimate of Flink's RowData)."""
+    join keeps it, plus id and two times (an estimate of Flink's RowData; the optional clicks join
+    keeps another id and two times)."""
     from flinkdl.config.feedback import DelayConfig
     from flinkdl.devtools.produce import encode
     from flinkdl.sources.delayed import DelayedStream
@@ -118,7 +121,7 @@ def state_bytes(n: int = 2000) -> int:
 
     imp, _ = DelayedStream(ClickStream(), DelayConfig()).batch(0, n)
     msgs = encode(imp, "json")
-    return int(sum(len(m) for m in msgs) / len(msgs)) + 3 * 3 * 8
+    return int(sum(len(m) for m in msgs) / len(msgs)) + 3 * 8
 
 
 def run(name: str, bootstrap: str, topic: str, tmp: Path, args: argparse.Namespace, expect_trained: int,
