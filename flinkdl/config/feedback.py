@@ -56,8 +56,10 @@ class FeedbackConfig(Strict):
                                          "(docs/FEEDBACK.md: when every input goes idle)")
     grace_s: float = Field(0.0, ge=0, description="keep an impression this long after its window closed, so a "
                            "late positive (event time within the window) is still trained")
-    count_clicks: bool = Field(True, description="count out_of_window and orphan clicks (a third join, kept "
+    count_clicks: bool = Field(False, description="count out_of_window and orphan clicks (a third join, kept "
                                "W + G per click; no strategy needs it): false for throughput")
+    sql_parallelism: int | None = Field(None, ge=1, description="parallelism of the join (keyed by id; the "
+                                        "topics are read at job.parallelism); null: job.parallelism")
     batch_ms: int = Field(200, gt=0, description="joined examples are batched per processing-time window")
     eval_window_s: float | None = Field(None, gt=0, description="settled-label metrics per tumbling window of "
                                         "impression event time this long; null: window_s")

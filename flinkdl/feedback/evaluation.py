@@ -81,11 +81,12 @@ class SettledEvaluator:
         if step[0] == "served":
             self.served(np.asarray(step[1]), np.asarray(step[2]))
             return
-        for kind, eid, ts, label in step[1]:
-            if kind == "settle":
-                self.settle(eid, ts, label)
-            else:
-                self.count(kind)
+        for kinds, eid, ts, label in step[1]:  # "+"-joined: "settle" settles, the other names count
+            for kind in kinds.split("+"):
+                if kind == "settle":
+                    self.settle(eid, ts, label)
+                else:
+                    self.count(kind)
 
     def to_bytes(self) -> bytes:
         """The whole state (pending pairs, windows, sums, counters), for a checkpointed snapshot."""

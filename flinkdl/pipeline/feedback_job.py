@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment, Table
 
 from flinkdl.config.feedback import FeedbackConfig
 from flinkdl.config.schema import JobConfig, KafkaSourceConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE
 from flinkdl.pipeline.feedback import CalibrateScores, SettledEvaluation
-from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, interval_sql, join_query, views
+from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, input_queries, interval_sql, join_query, views
 from flinkdl.pipeline.operator import section
 
 
@@ -41,9 +42,38 @@ def topic_ddl(k: KafkaSourceConfig, table: str, fb: FeedbackConfig) -> str:
     return f"CREATE TEMPORARY TABLE {table} ({columns})" + ddl[len(head):]
 
 
+def register_inputs(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str, impressions: str,
+                    feedback: str) -> None:
+    """Views ``fb_imp_in`` and ``fb_fb_in``: the topics' rows of :func:`input_queries`, materialized by a
+    DataStream round trip (each message parsed once), event time in ``rt``, the sources' watermarks."""
+    from pyflink.table import Schema
+
+    for name, query in zip(("fb_imp_in", "fb_fb_in"), input_queries(fb, label, impressions, feedback), strict=True):
+        rows = tenv.to_data_stream(tenv.sql_query(query))  # stays in the JVM
+        tenv.create_temporary_view(name, tenv.from_data_stream(rows, Schema.new_builder().column_by_metadata(
+            "rt", "TIMESTAMP_LTZ(3)", "rowtime").watermark("rt", "SOURCE_WATERMARK()").build()))
+
+
+def join_table(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str, impressions: str,
+               feedback: str) -> Table:
+    """The label join over two topic tables (:func:`topic_ddl`): ``Row(chan, payload)`` of :func:`join_query`.
+
+    The topics are read at the environment's parallelism, the joins and the rest of the job's SQL at
+    ``fb.sql_parallelism`` (when set).
+    """
+    register_inputs(tenv, fb, label, impressions, feedback)
+    for statement in views(fb, "fb_imp_in", "fb_fb_in"):
+        tenv.execute_sql(statement)
+    if fb.sql_parallelism is not None:  # from here on: the sources above were translated already
+        tenv.get_config().set("table.exec.resource.default-parallelism", str(fb.sql_parallelism))
+    joined = tenv.to_data_stream(tenv.sql_query("SELECT * FROM fb_train_join"))  # one join for every branch
+    tenv.create_temporary_view("fb_train", tenv.from_data_stream(joined))
+    return tenv.sql_query(join_query(fb, label))
+
+
 def feedback_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> tuple[DataStream, DataStream]:
     """``(feature envelopes for Train, chunks of the join's events)``: ``Row(msgs, n)`` each."""
-    from pyflink.table import DataTypes, Schema, StreamTableEnvironment
+    from pyflink.table import DataTypes, Schema
 
     from flinkdl.pipeline.kafka_in import KafkaFeatures
 
@@ -56,9 +86,7 @@ def feedback_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> tuple[
     feedback_topic = k.model_copy(update={"topic": fb.topic, "group_id": fb.group_id or f"{k.group_id}-feedback"})
     tenv.execute_sql(topic_ddl(k, "fb_impressions", fb))
     tenv.execute_sql(topic_ddl(feedback_topic, "fb_feedback", fb))
-    for statement in views(fb, label, "fb_impressions", "fb_feedback"):
-        tenv.execute_sql(statement)
-    joined = tenv.to_data_stream(tenv.sql_query(join_query(fb, label)))  # stays in the JVM
+    joined = tenv.to_data_stream(join_table(tenv, fb, label, "fb_impressions", "fb_feedback"))  # stays in the JVM
     tenv.create_temporary_view("fb_out", tenv.from_data_stream(joined, Schema.new_builder().column(
         "chan", DataTypes.INT()).column("payload", DataTypes.STRING()).column_by_expression(
         "pt", "PROCTIME()").build()))

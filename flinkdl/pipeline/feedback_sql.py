@@ -1,19 +1,19 @@
 """The feedback job's label join as Flink SQL (docs/FEEDBACK.md): statements only, no Flink here.
 
-Three event-time interval joins, all state in the JVM (Flink keyed state, checkpointed):
+:func:`input_queries` extracts each topic's fields once; the job materializes them
+(:func:`~flinkdl.pipeline.feedback_job.join_table`) and the views of :func:`views` read them:
 
 - ``train``: impressions LEFT JOIN positives, ``imp.ts <= click.ts <= imp.ts + W`` (kept until
-  ``W + G``): a match is a positive example; an impression without one leaves with NULLs once the
-  watermark passes ``ts + W + G`` (``wait_window`` trains it as a negative then).
-- ``settle``: impression ids LEFT JOIN positives within ``W``: the settled label (1 at the match,
-  0 when the watermark closes the window), for the evaluation of the serving scores.
+  ``W + G``): a match is a positive example and settles the impression as 1 (0 if it came behind the
+  watermark, ``late_positive``); an impression without one leaves with NULLs once the watermark
+  passes ``ts + W + G``: settled 0 (and ``wait_window`` trains it as a negative then).
 - ``clicks`` (with ``feedback.count_clicks``): positives LEFT JOIN impression ids within ``W + G``
   before the click: a click after its impression's window is ``out_of_window``, one without an
   impression ``orphan``.
 
-:func:`join_query` is one query (one scan of each topic) of ``Row(chan, payload)``: chan 0 = a JSON
-message for the featurizer (an impression to serve without label, or an example with its label),
-chan 1 = an event ``kind,id,ts,label`` for the settled evaluation (see :func:`parse_event`).
+:func:`join_query` is one query of ``Row(chan, payload)``: chan 0 = a JSON message for the
+featurizer (an impression to serve without label, or an example with its label), chan 1 = an event
+``kinds,id,ts,label`` for the settled evaluation (see :func:`parse_event`).
 """
 
 from __future__ import annotations
@@ -64,26 +64,38 @@ def positive_sql(value: str, fb: FeedbackConfig) -> str:
             f"WHEN LOWER(TRIM({value})) IN ('false', 'no') THEN FALSE ELSE CAST(NULL AS BOOLEAN) END")
 
 
-def views(fb: FeedbackConfig, label: str, impressions: str, feedback: str) -> list[str]:
-    """``CREATE VIEW`` statements over the two topic tables (columns ``msg, eid, ts_ms, ets``)."""
+def input_queries(fb: FeedbackConfig, label: str, impressions: str, feedback: str) -> tuple[str, str]:
+    """The two topics' rows, each message's fields extracted once: ``(impressions, feedback)`` queries.
+
+    The join's views read these after a DataStream round trip (:func:`~flinkdl.pipeline.feedback_job.join_table`),
+    which materializes the columns: the planner would otherwise inline ``JSON_VALUE`` and the label strip
+    into every branch that reads them. Columns: ``eid, ts_ms, ets`` (the rowtime) and ``body`` (the
+    impression without its label) or ``v`` (the feedback value).
+    """
+    value = f"JSON_VALUE(CAST(msg AS STRING), {_str('$.' + fb.label_field)})"
+    return (f"SELECT eid, ts_ms, ets, {strip_label_sql('CAST(msg AS STRING)', label)} AS body FROM {impressions}",
+            f"SELECT eid, ts_ms, ets, {value} AS v FROM {feedback}")
+
+
+def views(fb: FeedbackConfig, impressions: str, feedback: str) -> list[str]:
+    """``CREATE VIEW`` statements over the materialized rows of :func:`input_queries` (rowtime ``rt``, the
+    sources' watermarks)."""
     w, keep = fb.window_ms, fb.window_ms + fb.grace_ms
     valid = "eid IS NOT NULL AND eid >= 0 AND ts_ms IS NOT NULL"
-    late = "COALESCE(ets <= CURRENT_WATERMARK(ets), FALSE)"
-    value = f"JSON_VALUE(CAST(msg AS STRING), {_str('$.' + fb.label_field)})"
+    late = "COALESCE(rt <= CURRENT_WATERMARK(rt), FALSE) AS late"  # the sources' watermarks, passed on
     return [
-        f"CREATE TEMPORARY VIEW fb_imp_all AS SELECT eid, ts_ms, ets, {valid} AS ok, {late} AS late, "
-        f"{strip_label_sql('CAST(msg AS STRING)', label)} AS body FROM {impressions}",
-        "CREATE TEMPORARY VIEW fb_imp AS SELECT eid, ts_ms, ets, body FROM fb_imp_all WHERE ok",
-        f"CREATE TEMPORARY VIEW fb_fb_all AS SELECT eid, ts_ms, ets, {valid} AS ok, {late} AS late, "
-        f"{positive_sql(value, fb)} AS positive, CURRENT_WATERMARK(ets) AS wm FROM {feedback}",
-        "CREATE TEMPORARY VIEW fb_pos AS SELECT eid, ts_ms, ets, wm FROM fb_fb_all WHERE ok AND positive",
-        f"CREATE TEMPORARY VIEW fb_train AS SELECT i.eid, i.ts_ms, i.body, f.ts_ms AS click_ts, "
-        f"f.wm >= i.ets + {interval_sql(w)} AS late FROM fb_imp i LEFT JOIN fb_pos f ON i.eid = f.eid "
-        f"AND f.ets BETWEEN i.ets AND i.ets + {interval_sql(keep)} AND f.ts_ms <= i.ts_ms + {w}",
-        "CREATE TEMPORARY VIEW fb_settle AS SELECT i.eid, i.ts_ms, f.eid IS NOT NULL AS positive "
-        f"FROM fb_imp i LEFT JOIN fb_pos f ON i.eid = f.eid AND f.ets BETWEEN i.ets AND i.ets + {interval_sql(w)}",
+        f"CREATE TEMPORARY VIEW fb_imp_all AS SELECT eid, ts_ms, rt, {valid} AS ok, {late}, body FROM {impressions}",
+        "CREATE TEMPORARY VIEW fb_imp AS SELECT eid, ts_ms, rt, body FROM fb_imp_all WHERE ok",
+        f"CREATE TEMPORARY VIEW fb_fb_all AS SELECT eid, ts_ms, rt, {valid} AS ok, {late}, "
+        f"{positive_sql('v', fb)} AS positive, CURRENT_WATERMARK(rt) AS wm FROM {feedback}",
+        "CREATE TEMPORARY VIEW fb_pos AS SELECT eid, ts_ms, rt, wm FROM fb_fb_all WHERE ok AND positive",
+        # the one join that trains and settles: a match is a positive within W (kept W + G for late ones);
+        # read as fb_train once materialized (the planner would plan one join per branch that reads it)
+        f"CREATE TEMPORARY VIEW fb_train_join AS SELECT i.eid, i.ts_ms, i.body, f.ts_ms AS click_ts, "
+        f"COALESCE(f.wm >= i.rt + {interval_sql(w)}, FALSE) AS late FROM fb_imp i LEFT JOIN fb_pos f "
+        f"ON i.eid = f.eid AND f.rt BETWEEN i.rt AND i.rt + {interval_sql(keep)} AND f.ts_ms <= i.ts_ms + {w}",
         "CREATE TEMPORARY VIEW fb_clicks AS SELECT f.eid, f.ts_ms, i.ts_ms AS imp_ts FROM fb_pos f "
-        f"LEFT JOIN fb_imp i ON f.eid = i.eid AND i.ets BETWEEN f.ets - {interval_sql(keep)} AND f.ets",
+        f"LEFT JOIN fb_imp i ON f.eid = i.eid AND i.rt BETWEEN f.rt - {interval_sql(keep)} AND f.rt",
     ]
 
 
@@ -91,39 +103,48 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
     """The query of ``Row(chan INT, payload STRING)`` over the views of :func:`views`."""
     w = fb.window_ms
 
-    def event(kind: str, eid: str = "-1", ts: str = "0", lab: str = "0") -> str:
-        return (f"{EVENTS} AS chan, CONCAT_WS(',', {_str(kind)}, CAST({eid} AS STRING), CAST({ts} AS STRING), "
-                f"CAST({lab} AS STRING)) AS payload")
+    def event(kind: str, eid: str, ts: str, lab: str = "0") -> str:
+        return (f"{EVENTS} AS chan, CONCAT_WS(',', {kind}, CAST(COALESCE({eid}, -1) AS STRING), "
+                f"CAST(COALESCE({ts}, 0) AS STRING), CAST({lab} AS STRING)) AS payload")
 
     def message(body: str) -> str:
         return f"{MESSAGES} AS chan, {body} AS payload"
 
+    def counters(*rules: tuple[str, str]) -> str:  # the names of the rules that hold, '+'-joined
+        return "CONCAT_WS('+', " + ", ".join(f"CASE WHEN {c} THEN {_str(k)} END" for k, c in rules) + ")"
+
+    matched = "click_ts IS NOT NULL"
+    # the settled label: 1 at a match in time, 0 for a late one (counted) or none by W + G
+    settle = (f"CASE WHEN {matched} AND late THEN 'settle+late_positive' ELSE 'settle' END",
+              "eid", "ts_ms", f"CASE WHEN {matched} AND NOT late THEN 1 ELSE 0 END")
+    bad, late = ("bad_message", "NOT ok"), ("late_events", "ok AND late")
+    no_label = ("no_label", "ok AND positive IS NULL")
     parts = [
         f"SELECT {message('body')} FROM fb_imp",  # served at once, without a label
-        f"SELECT {message(with_label_sql('body', label, 1))} FROM fb_train WHERE click_ts IS NOT NULL",
-        f"SELECT {event('late_positive', 'eid', 'ts_ms')} FROM fb_train WHERE click_ts IS NOT NULL AND late",
-        f"SELECT {event('settle', 'eid', 'ts_ms', 'CASE WHEN positive THEN 1 ELSE 0 END')} FROM fb_settle",
-        f"SELECT {event('bad_message')} FROM fb_imp_all WHERE NOT ok",
-        f"SELECT {event('bad_message')} FROM fb_fb_all WHERE NOT ok",
-        f"SELECT {event('no_label', 'eid', 'ts_ms')} FROM fb_fb_all WHERE ok AND positive IS NULL",
-        f"SELECT {event('late_events', 'eid', 'ts_ms')} FROM fb_imp_all WHERE ok AND late",
-        f"SELECT {event('late_events', 'eid', 'ts_ms')} FROM fb_fb_all WHERE ok AND late",
+        f"SELECT {event(*settle)} FROM fb_train",
+        f"SELECT {event(counters(bad, late), 'eid', 'ts_ms')} FROM fb_imp_all WHERE NOT ok OR late",
+        f"SELECT {event(counters(bad, no_label, late), 'eid', 'ts_ms')} FROM fb_fb_all "
+        "WHERE NOT ok OR late OR positive IS NULL",
     ]
-    if fb.count_clicks:  # the third join: only for these two counters
-        parts += [f"SELECT {event('orphan', 'eid', 'ts_ms')} FROM fb_clicks WHERE imp_ts IS NULL",
-                  f"SELECT {event('out_of_window', 'eid', 'ts_ms')} FROM fb_clicks WHERE ts_ms > imp_ts + {w}"]
-    if fb.strategy == "fake_negative":  # trained as a negative at once
-        parts.append(f"SELECT {message(with_label_sql('body', label, 0))} FROM fb_imp")
-    else:  # trained as a negative when its window (and grace) closed without a positive
-        parts.append(f"SELECT {message(with_label_sql('body', label, 0))} FROM fb_train WHERE click_ts IS NULL")
+    if fb.count_clicks:  # the second join: only for these two counters
+        outside = ("out_of_window", f"ts_ms > imp_ts + {w}")
+        parts.append(f"SELECT {event(counters(('orphan', 'imp_ts IS NULL'), outside), 'eid', 'ts_ms')} "
+                     f"FROM fb_clicks WHERE imp_ts IS NULL OR ts_ms > imp_ts + {w}")
+    positive, negative = with_label_sql("body", label, 1), with_label_sql("body", label, 0)
+    if fb.strategy == "fake_negative":  # trained as a negative at once, again as a positive at the match
+        parts += [f"SELECT {message(negative)} FROM fb_imp",
+                  f"SELECT {message(positive)} FROM fb_train WHERE {matched}"]
+    else:  # trained once: positive at the match, negative when its window and grace closed without one
+        parts.append(f"SELECT {message(f'CASE WHEN {matched} THEN {positive} ELSE {negative} END')} FROM fb_train")
     return "\nUNION ALL ".join(parts)
 
 
 def parse_event(payload: str) -> tuple[str, int, int, int]:
-    """``kind,id,ts,label`` → ``(kind, id, ts, label)``.
+    """``kinds,id,ts,label`` → ``(kinds, id, ts, label)``; ``kinds`` is ``+``-joined names (``settle``:
+    the impression's settled label; the others: counters).
 
-    >>> parse_event("settle,7,1700000000000,1")
-    ('settle', 7, 1700000000000, 1)
+    >>> parse_event("settle+late_positive,7,1700000000000,0")
+    ('settle+late_positive', 7, 1700000000000, 0)
     """
     kind, eid, ts, label = payload.split(",")
     return kind, int(eid), int(ts), int(label)

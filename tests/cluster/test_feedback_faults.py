@@ -35,6 +35,7 @@ from tests.ps.conftest import PsProcess
 
 pytestmark = pytest.mark.e2e
 N, W_S, BATCH, IMP_RATE, RATE = 3000, 20, 100, 300, 600
+GRACE_S = 600
 
 
 def _stream() -> tuple[list, set[int], int]:
@@ -60,7 +61,9 @@ def _produce_paced(bootstrap: str, name: str, events: list) -> None:
         if kind == "impressions":
             time.sleep(max(0.0, BATCH / IMP_RATE - (time.time() - t0)))
             t0 = time.time()
-    _produce_raw(bootstrap, end_ticks(START + N + 3 * W_S * 1000, f"fb-impressions-{name}", f"fb-clicks-{name}"))
+    # past every window and grace: the join settles a negative at W + G
+    _produce_raw(bootstrap, end_ticks(START + N + (3 * W_S + GRACE_S) * 1000, f"fb-impressions-{name}",
+                                      f"fb-clicks-{name}"))
 
 
 def _median_rel_gap(a: dict, b: dict) -> float:
@@ -78,9 +81,10 @@ def _run(cluster, bootstrap: str, base: Path, name: str, kill: bool, events: lis
     create_topics(bootstrap, [f"fb-impressions-{name}", f"fb-clicks-{name}", f"fb-preds-{name}"])
     sets = {"source.kafka.bootstrap_servers": bootstrap, "source.kafka.topic": f"fb-impressions-{name}",
             "source.kafka.group_id": f"g-{name}", "source.kafka.starting_offsets": "earliest",
-            "feedback.topic": f"fb-clicks-{name}", "feedback.window_s": W_S, "feedback.grace_s": 600,
+            "feedback.topic": f"fb-clicks-{name}", "feedback.window_s": W_S, "feedback.grace_s": GRACE_S,
             "feedback.out_of_orderness_s": 2, "feedback.idle_timeout_s": "null", "feedback.eval_window_s": 1,
-            "feedback.batch_ms": 100, "sinks.kafka.topic": f"fb-preds-{name}", "job.run_dir": run_dir,
+            "feedback.batch_ms": 100, "feedback.count_clicks": "true", "sinks.kafka.topic": f"fb-preds-{name}",
+            "job.run_dir": run_dir,
             "model.name": "lr", "job.report_every_s": 0.5, "features.hash_bits": 16,
             "worker.intra_op_threads": 1, "worker.max_rows_per_s": RATE, "job.bundle_size": 1,
             "ps.enabled": "true", "ps.address": ps.address, "ps.push_every_batches": 1, "ps.push_every_s": 1000,

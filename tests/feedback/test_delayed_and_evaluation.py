@@ -47,6 +47,15 @@ def test_scores_and_labels_pair_in_either_order():
     assert sorted(s["windows"]) == ["0", "10"]
 
 
+def test_an_event_settles_and_counts_by_its_plus_joined_kinds():
+    e = SettledEvaluator(window_ms=10)
+    e.apply(("events", [("settle+late_positive", 1, 5, 0), ("settle", 2, 6, 1), ("no_label+late_events", 3, 7, 0),
+                        ("bad_message", -1, 0, 0)]))
+    s = e.summary()
+    assert s["labels_pending"] == 2 and s["settled"] == 0  # settled once served
+    assert e.counts == {"late_positive": 1, "no_label": 1, "late_events": 1, "bad_message": 1}
+
+
 def test_fn_calibration_inverts_the_fake_negative_bias():
     p = np.array([0.01, 0.1, 0.3, 0.45])
     b = p / (1 + p)  # what a model trained on fake negatives learns

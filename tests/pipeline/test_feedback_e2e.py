@@ -3,7 +3,7 @@
 One PyFlink job (the join in Flink SQL): every impression is scored once, trained as a negative at
 once and again as a positive when its click arrives within the window; clicks outside the window are counted, and
 positives that arrive after the watermark closed their window (within the grace) are trained
-all the same and counted late.
+all the same and counted late. The join runs at ``feedback.sql_parallelism: 2``, the topics are read at 1.
 """
 
 import json
@@ -28,7 +28,8 @@ from flinkdl.sources.generator import ClickStream
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-N, W_S, LATE = 4000, 20, 5
+N, W_S, G_S, LATE = 4000, 20, 600, 5
+MARK = 10**9  # a click without impression: its orphan count says the watermark passed every window
 START = 1_700_000_000_000  # the generator's first ts; one event per ms
 
 
@@ -63,12 +64,14 @@ def feedback_run(kafka_broker, tmp_path_factory):
     outside = [(i, t) for i, t in clicks if W_S * 1000 < delay[i] <= 2 * W_S * 1000]
     late = sorted(set(range(N)) - set(delay))[:LATE]
     produce(b, "fb-imp", iter(imps), "json", progress=False)
-    produce(b, "fb-clicks", iter([_clicks([(i, t) for i, t in clicks if i in attributed] + outside)]), "json",
+    mark = [(MARK, START + N + 2 * W_S * 1000)]
+    produce(b, "fb-clicks", iter([_clicks([(i, t) for i, t in clicks if i in attributed] + outside + mark)]), "json",
             progress=False)
-    _produce_raw(b, end_ticks(START + N + 3 * W_S * 1000, "fb-imp", "fb-clicks"))  # past every window
+    _produce_raw(b, end_ticks(START + N + 3 * W_S * 1000, "fb-imp", "fb-clicks"))  # past every window, not grace
     sets = {"source.kafka.bootstrap_servers": b, "source.kafka.topic": "fb-imp", "source.kafka.group_id": "g-fb",
             "source.kafka.starting_offsets": "earliest", "feedback.topic": "fb-clicks", "feedback.window_s": W_S,
-            "feedback.grace_s": 600, "feedback.out_of_orderness_s": 2, "feedback.idle_timeout_s": "null",
+            "feedback.grace_s": G_S, "feedback.count_clicks": "true", "feedback.sql_parallelism": 2,
+            "feedback.out_of_orderness_s": 2, "feedback.idle_timeout_s": "null",
             "feedback.eval_window_s": 1, "feedback.batch_ms": 100, "feedback.strategy": "fake_negative",
             "job.run_dir": run_dir, "model.name": "lr", "job.report_every_s": 0.5,
             "sinks.kafka.topic": "fb-preds"}
@@ -87,12 +90,15 @@ def feedback_run(kafka_broker, tmp_path_factory):
             time.sleep(0.3)
 
     try:
-        wait(lambda: (_last(fb_log) or {}).get("settled") == N, "every impression settled")
+        wait(lambda: (_last(fb_log) or {}).get("join", {}).get("orphan") == 1, "the watermark past every window")
         produce(b, "fb-clicks", iter([_clicks([(i, START + i + W_S * 1000 - 1) for i in late])]), "json",
                 progress=False)
+        # then past every grace: the negatives settle at W + G
+        _produce_raw(b, end_ticks(START + N + (3 * W_S + G_S) * 1000, "fb-imp", "fb-clicks"))
         trained = N + len(attributed) + LATE
         wait(lambda: (_last(metrics) or {}).get("events_trained") == trained
-             and (_last(fb_log) or {}).get("join", {}).get("late_positive") == LATE, "the late positives trained")
+             and (_last(fb_log) or {}).get("join", {}).get("late_positive") == LATE
+             and (_last(fb_log) or {}).get("settled") == N, "the late positives trained, every impression settled")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -130,8 +136,8 @@ def test_late_and_out_of_window_feedback_is_counted(feedback_run):
     join = fb["join"]
     assert join["late_positive"] == LATE and join["late_events"] >= LATE
     assert join.get("out_of_window", 0) == feedback_run["outside"]
-    # the impressions tick has no id; the feedback tick waits for a watermark past itself, which it ends
-    assert join["bad_message"] == 1 and "orphan" not in join
+    # each impressions tick has no id; the one orphan is the click without impression
+    assert join["bad_message"] == 2 and join["orphan"] == 1
     total = fb["total"]
     assert total["events"] == N and total["auc"] is not None and total["calibration"] is not None
     assert total["observed_rate"] == pytest.approx(len(feedback_run["attributed"]) / N)

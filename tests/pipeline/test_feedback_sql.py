@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flinkdl.config.feedback import FeedbackConfig
-from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, interval_sql, join_query, parse_event, views
+from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, interval_sql, join_query, parse_event
 
 W, G = 60_000, 30_000
 T = 1_700_000_000_000
@@ -41,22 +41,27 @@ def _table(path: Path, name: str, rows: list[dict]) -> str:
             f"WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'raw')")
 
 
-def _run(tmp_path: Path, strategy: str, count_clicks: bool = True) -> tuple[list[dict], Counter, dict[int, int]]:
-    from pyflink.table import EnvironmentSettings, TableEnvironment
+def _run(tmp_path: Path, strategy: str, count_clicks: bool = True,
+         sql_parallelism: int | None = None) -> tuple[list[dict], Counter, dict[int, int]]:
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import StreamTableEnvironment
 
-    tenv = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    tenv.get_config().set("parallelism.default", "1")
-    fb = FeedbackConfig(topic="f", window_s=W / 1000, grace_s=G / 1000, strategy=strategy, count_clicks=count_clicks)
-    tenv.execute_sql(_table(tmp_path / f"imp-{strategy}-{count_clicks}.json", "imp", IMPRESSIONS))
-    tenv.execute_sql(_table(tmp_path / f"fb-{strategy}-{count_clicks}.json", "fbk", FEEDBACK))
-    for statement in views(fb, "label", "imp", "fbk"):
-        tenv.execute_sql(statement)
-    with tenv.execute_sql(join_query(fb, "label")).collect() as rows:
+    from flinkdl.pipeline.feedback_job import join_table
+
+    flink = StreamExecutionEnvironment.get_execution_environment()
+    flink.set_parallelism(1)
+    tenv = StreamTableEnvironment.create(flink)
+    fb = FeedbackConfig(topic="f", window_s=W / 1000, grace_s=G / 1000, strategy=strategy, count_clicks=count_clicks,
+                        sql_parallelism=sql_parallelism)
+    tenv.execute_sql(_table(tmp_path / f"imp-{strategy}-{count_clicks}-{sql_parallelism}.json", "imp", IMPRESSIONS))
+    tenv.execute_sql(_table(tmp_path / f"fb-{strategy}-{count_clicks}-{sql_parallelism}.json", "fbk", FEEDBACK))
+    with join_table(tenv, fb, "label", "imp", "fbk").execute().collect() as rows:
         out = [(r[0], r[1]) for r in rows]
     messages = [json.loads(p) for c, p in out if c == MESSAGES]
     events = [parse_event(p) for c, p in out if c == EVENTS]
-    settled = {eid: label for kind, eid, _, label in events if kind == "settle"}
-    return messages, Counter(kind for kind, *_ in events if kind != "settle"), settled
+    settled = {eid: label for kinds, eid, _, label in events if "settle" in kinds.split("+")}
+    counts = Counter(kind for kinds, *_ in events for kind in kinds.split("+") if kind != "settle")
+    return messages, counts, settled
 
 
 def _trained(messages: list[dict]) -> list[tuple[int, int]]:
@@ -65,8 +70,10 @@ def _trained(messages: list[dict]) -> list[tuple[int, int]]:
 
 @pytest.mark.e2e
 def test_the_join_rules_in_flink_sql(tmp_path):
-    for strategy, count_clicks in (("wait_window", True), ("fake_negative", True), ("fake_negative", False)):
-        messages, counts, settled = _run(tmp_path, strategy, count_clicks)
+    runs = (("wait_window", True, None), ("fake_negative", True, None), ("fake_negative", False, None),
+            ("wait_window", False, 2))  # the last: the joins at parallelism 2, the files read at 1
+    for strategy, count_clicks, sql_parallelism in runs:
+        messages, counts, settled = _run(tmp_path, strategy, count_clicks, sql_parallelism)
         served = [m for m in messages if "label" not in m]
         assert sorted(m["event_id"] for m in served) == [1, 2, 3, 4]  # each served once, without a label
         assert next(m for m in served if m["event_id"] == 1) == {"event_id": 1, "ts": T, "C1": 3}
@@ -82,4 +89,5 @@ def test_the_join_rules_in_flink_sql(tmp_path):
 
 def test_without_count_clicks_the_query_has_no_clicks_join():
     fb = FeedbackConfig(topic="f", window_s=60, count_clicks=False)
-    assert "fb_clicks" not in join_query(fb, "label") and "fb_clicks" in join_query(FeedbackConfig(topic="f"), "label")
+    with_clicks = FeedbackConfig(topic="f", count_clicks=True)
+    assert "fb_clicks" not in join_query(fb, "label") and "fb_clicks" in join_query(with_clicks, "label")
