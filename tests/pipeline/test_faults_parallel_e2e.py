@@ -15,9 +15,9 @@ The broker run reads the same events as Arrow messages from a live topic of a du
 (``flinkdl run`` at p=2, the Python Kafka reader), and the broker is killed and restarted a second later.
 
 Compared with the reference: every event answered once and trained once, the same set of PS rows and
-AUC within ``P2_AUC_TOL``. Two uncrashed p=2 runs are not equal (each worker pulls the rows the other
-pushed whenever they land), in AUC nor in row values (docs/EXACTLY_ONCE.md, *Parallelism ≥ 2*), so
-row values are printed, not compared."""
+AUC within ``P2_AUC_TOL``; the lanes were compacted during the run (``ps.retain=4``). Two uncrashed
+p=2 runs are not equal (each worker pulls the rows the other pushed whenever they land), in AUC nor
+in row values (docs/EXACTLY_ONCE.md, *Parallelism ≥ 2*), so row values are printed, not compared."""
 
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ pytestmark = pytest.mark.e2e
 #: AUC: above the run-to-run spread of uncrashed p=2 runs of this stream (docs/EXACTLY_ONCE.md); a
 #: replay that trains events twice moved it by 0.17.
 P2_AUC_TOL = 0.05
+#: p=2, and lane compaction every 4 cuts (ps.retain; flinkdl/ps/lane_compact.py): several rounds per run
+P2 = ["job.parallelism=2", "ps.retain=4"]
 
 Fault = Callable[[LocalCluster, str, Path, ShardedPs], dict]
 
@@ -105,14 +107,20 @@ def _run(cluster: LocalCluster, base: Path, name: str, fault: Fault | None) -> d
     run_dir, ps = base / name, ShardedPs(2, base / f"{name}-ps")
     try:
         job = cluster.submit(faults.ROOT / "jobs" / "click_stream.yaml",
-                             [*faults.overrides(run_dir, ps.address), "job.parallelism=2"])
+                             [*faults.overrides(run_dir, ps.address), *P2])
         injected = fault(cluster, job, run_dir, ps) if fault else {}
         assert cluster.rest.wait_for_state(job, {"FINISHED", "FAILED", "CANCELED"}, timeout=400) == "FINISHED"
         summary = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
         out = faults.outcome(run_dir, ps.address, summary)
     finally:
         ps.stop()
-    return {**out, "injected": injected, "restarts": cluster.rest.job(job).get("status-counts")}
+    return {**out, "injected": injected, "restarts": cluster.rest.job(job).get("status-counts"),
+            "folded": _folded(base / f"{name}-ps")}
+
+
+def _folded(ps_dir: Path) -> int:
+    """Lane segments that compaction wrote (one per writer, shard and round still on disk)."""
+    return len(list(ps_dir.glob("**/lanes/w/*/f*")))
 
 
 def check_p2(run: dict, clean: dict, label: str) -> None:
@@ -123,10 +131,11 @@ def check_p2(run: dict, clean: dict, label: str) -> None:
         assert np.array_equal(np.sort(ids_run), np.sort(clean["tables"][name][0])), name
     assert run["tables"].keys() == clean["tables"].keys()
     print(f"\np=2 {label}: auc {s['auc']:.6f} (clean {c['auc']:.6f}) row gap {faults._row_gap(run, clean):.3g} "
-          f"{run.get('injected')} restarts {run.get('restarts')}")
+          f"{run.get('injected')} restarts {run.get('restarts')} folded {run['folded']}")
     assert s["events_in"] == s["events_trained"] == c["events_trained"] == faults.EVENTS
     assert np.array_equal(ids, np.arange(faults.EVENTS)) and (counts == 1).all(), "every event answered once"
     assert abs(s["auc"] - c["auc"]) < P2_AUC_TOL
+    assert run["folded"] > 0, "the lanes were compacted"
 
 
 @pytest.mark.parametrize("fault", [kill_taskmanager, kill_worker, kill_ps_shard],
@@ -151,7 +160,7 @@ def test_broker_killed_at_parallelism_2(durable_broker, base, clean):
                                                       "arrow"),
                                 kwargs={"rate": faults.RATE, "progress": False})
     producer.start()
-    sets = [*faults.overrides(run_dir, ps.address, generator=False), "job.parallelism=2",
+    sets = [*faults.overrides(run_dir, ps.address, generator=False), *P2,
             f"source.kafka.bootstrap_servers={b.bootstrap}", "source.kafka.topic=clicks-p2",
             "source.kafka.format=arrow", "source.kafka.group_id=g-p2", "source.kafka.dead_letter_topic=dead-p2",
             "sinks.kafka.topic=preds-p2"]
@@ -167,6 +176,7 @@ def test_broker_killed_at_parallelism_2(durable_broker, base, clean):
         job.wait(500)
         producer.join(60)
         run = faults.outcome(run_dir, ps.address, json.loads((run_dir / "summary.json").read_text()))
+        run["folded"] = _folded(base / f"{name}-ps")
     finally:
         job.kill()
         ps.stop()
