@@ -123,6 +123,16 @@ def _folded(ps_dir: Path) -> int:
     return len(list(ps_dir.glob("**/lanes/w/*/f*")))
 
 
+def _gaps(run: dict, clean: dict, top: int = 3) -> list[str]:
+    """The ``top`` largest gaps to the clean run: ``name gap/(the clean run's largest value)``."""
+    pairs = {n: (rows[np.argsort(ids)], clean["tables"][n][1][np.argsort(clean["tables"][n][0])])
+             for n, (ids, rows) in run["tables"].items()}
+    pairs.update({n: (v, clean["dense"][n]) for n, v in run["dense"].items()})
+    gaps = sorted(((float(np.abs(a - b).max()), float(np.abs(b).max()), n) for n, (a, b) in pairs.items()
+                   if np.size(b)), reverse=True)
+    return [f"{n} {g:.3g}/{v:.3g}" for g, v, n in gaps[:top]]
+
+
 def check_p2(run: dict, clean: dict, label: str) -> None:
     """Every event answered once and trained once, the clean run's PS rows, AUC within ``P2_AUC_TOL``."""
     s, c = run["summary"], clean["summary"]
@@ -130,7 +140,7 @@ def check_p2(run: dict, clean: dict, label: str) -> None:
     for name, (ids_run, _) in run["tables"].items():  # every row a batch touched exists, none more
         assert np.array_equal(np.sort(ids_run), np.sort(clean["tables"][name][0])), name
     assert run["tables"].keys() == clean["tables"].keys()
-    print(f"\np=2 {label}: auc {s['auc']:.6f} (clean {c['auc']:.6f}) row gap {faults._row_gap(run, clean):.3g} "
+    print(f"\np=2 {label}: auc {s['auc']:.6f} (clean {c['auc']:.6f}) row gaps {_gaps(run, clean)} "
           f"{run.get('injected')} restarts {run.get('restarts')} folded {run['folded']}")
     assert s["events_in"] == s["events_trained"] == c["events_trained"] == faults.EVENTS
     assert np.array_equal(ids, np.arange(faults.EVENTS)) and (counts == 1).all(), "every event answered once"
