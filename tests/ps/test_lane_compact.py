@@ -133,3 +133,21 @@ def test_lane_compaction_on_a_sharded_ps(tmp_path):
         _scenario(ps.address, restart, tmp_path / "ck", 2)
     finally:
         ps.stop()
+
+
+def test_a_start_between_the_folded_mark_and_the_removal_reads_each_delta_once(tmp_path):
+    import pyarrow.fs as pafs
+
+    from flinkdl.ps.lanes import LaneBook
+
+    book = LaneBook(pafs.LocalFileSystem(), str(tmp_path))
+    for seq in (1, 2, 3):
+        book.commit("worker-0", None, None, {})  # opens the lane; the journal is empty until a push
+        book.record_rows("worker-0", 0, "emb", [(np.array([seq]), np.full((1, 1), seq, np.float32), None)])
+    book.commit("worker-0", None, None, {})
+    segs = [book.read("worker-0", s) for s in (1, 2, 3)]
+    book._write("worker-0", 3, fold_segments(segs), folded_from=1)  # crashed here: segments 1 and 2 still on disk
+    again = LaneBook(pafs.LocalFileSystem(), str(tmp_path))
+    assert again.live("worker-0") == [3, 4] and again.floor("worker-0") == 3
+    rows = [p for seg in again.segments() for p in seg.rows.get((0, "emb"), [])]
+    assert sorted(int(i) for p in rows for i in p[0]) == [1, 2, 3]  # each once: 1 and 2 inside the fold
