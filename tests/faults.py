@@ -86,16 +86,26 @@ def flink_log_excerpt(lines: int = 40) -> str:
     return "\n".join([ln[:400] for ln in logs[-1].read_text(errors="replace").splitlines() if keep.search(ln)][-lines:])
 
 
-def worker_pid(run_dir: Path, timeout: float = 300.0, not_pid: int | None = None, job: Job | None = None) -> int:
-    """The TF worker of this run (its environment names the run dir)."""
+def worker_pids(run_dir: Path) -> set[int]:
+    """The TF workers of this run now (their environment names the run dir)."""
+    found = set()
+    for p in psutil.process_iter(["pid", "cmdline", "environ"]):
+        cmd, env = p.info["cmdline"] or [], p.info["environ"] or {}
+        if "flinkdl.worker" in cmd and env.get("FLINKDL_RUN_DIR") == str(run_dir):
+            found.add(p.info["pid"])
+    return found
+
+
+def worker_pid(run_dir: Path, timeout: float = 300.0, not_pid: int | set[int] | None = None,
+               job: Job | None = None) -> int:
+    """A TF worker of this run, not ``not_pid`` (one pid, or a set: a worker started since)."""
+    old = not_pid if isinstance(not_pid, set) else {not_pid}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if job:
             job.check()
-        for p in psutil.process_iter(["pid", "cmdline", "environ"]):
-            cmd, env = p.info["cmdline"] or [], p.info["environ"] or {}
-            if "flinkdl.worker" in cmd and env.get("FLINKDL_RUN_DIR") == str(run_dir) and p.info["pid"] != not_pid:
-                return p.info["pid"]
+        if fresh := worker_pids(run_dir) - old:
+            return min(fresh)
         time.sleep(0.2)
     raise TimeoutError(f"no worker process for {run_dir}\n{job.logs() if job else ''}")
 

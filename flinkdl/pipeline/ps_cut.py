@@ -6,18 +6,23 @@ parallelism 1, keeps the newest anchor of every writer in keyed state and record
 ``{writer: seq}`` on the PS at each change (``record_cut``; ids count up in keyed state). Aligned
 barriers deliver everything a trainer emitted before its barrier *C* to PsCut before PsCut's own
 snapshot *C*, so the cut in PsCut's state *C* is the trainers' anchors in state *C*. Serving and
-export read the newest recorded cut (:func:`flinkdl.ps.lane_service.newest_cut`).
+export read the newest recorded cut (:func:`flinkdl.ps.lane_service.newest_cut`). Every ``ps.retain``
+cuts it compacts the lanes: the newest ``ps.retain`` cuts are kept, and the segments all of them
+have passed are folded (:mod:`flinkdl.ps.lane_compact`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
 from flinkdl.pipeline.operator import open_operator
+
+log = logging.getLogger(__name__)
 
 #: The trainers' anchors as JSON strings.
 ANCHORS = OutputTag("ps-anchors", Types.STRING())
@@ -34,6 +39,7 @@ class PsCut(KeyedProcessFunction):
 
         cfg = open_operator(self.cfg_json)
         self.client = PsClient.from_config(cfg.ps)
+        self.keep = cfg.ps.retain
         self._cut = ctx.get_state(ValueStateDescriptor("cut", Types.STRING()))
         self._id = ctx.get_state(ValueStateDescriptor("cut_id", Types.LONG()))
 
@@ -45,7 +51,15 @@ class PsCut(KeyedProcessFunction):
         self.client.record_cut(cut_id, cut)
         self._cut.update(json.dumps(cut))
         self._id.update(cut_id)
+        if cut_id % self.keep == 0:
+            self._compact()
         return iter(())
+
+    def _compact(self) -> None:
+        try:
+            self.client.lane_compact(self.keep)
+        except Exception as e:  # an optimisation: the next round folds what this one could not
+            log.warning("lane compaction failed (retried after %d more cuts): %s", self.keep, e)
 
     def close(self) -> None:
         if getattr(self, "client", None) is not None:

@@ -32,7 +32,8 @@ NEEDS = {
     "pull": "read", "health": "read", "describe": "read", "list_tables": "read", "dense_get": "read",
     "versions": "read", "whoami": "read",
     "push": "write", "create_table": "write", "dense_add": "write", "commit": "write", "fence": "write",
-    "annotate": "write", "lane_commit": "write", "record_cut": "write", "lane_info": "read", "cuts": "read",
+    "annotate": "write", "lane_commit": "write", "record_cut": "write", "lane_compact": "write",
+    "lane_info": "read", "cuts": "read",
     "rollback": "admin", "lane_rollback": "admin", "end_lanes": "admin",
 }
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -57,6 +57,18 @@ class LaneCalls:
         """Record ``{writer: seq}`` as the model of cut ``cut_id`` (on shard 0)."""
         return self._json("record_cut", {"id": int(cut_id), "cut": cut})
 
+    def lane_compact(self, keep: int) -> dict:
+        """Keep the newest ``keep`` recorded cuts; on every shard fold each writer's segments that all
+        of them have passed into one (:mod:`flinkdl.ps.lane_compact`). Returns shard 0's answer."""
+        from flinkdl.ps.lane_compact import floors
+
+        low, oldest = floors(self.cuts(), keep)
+        if oldest is None:
+            return {}
+        out = [self._json("lane_compact", {"floors": low, "drop_cuts_below": oldest if k == 0 else None}, k)
+               for k in range(len(self._clients))]
+        return out[0]
+
     def cuts(self) -> list[dict]:
         """Recorded cuts, oldest first: ``{"id", "cut": {writer: seq}}``."""
         return self._json("cuts")

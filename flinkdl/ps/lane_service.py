@@ -79,6 +79,16 @@ class LaneCalls:
                 svc.lanes.clear()
         return {}
 
+    def lane_compact(self, floors: dict[str, int], drop_cuts_below: int | None = None) -> dict:
+        """Fold each writer's segments up to its floor into one, drop the cut records before
+        ``drop_cuts_below`` (:mod:`flinkdl.ps.lane_compact`)."""
+        from flinkdl.ps import lane_compact
+
+        book = self._book()
+        folded = {w: lane_compact.fold(book, w, int(f)) for w, f in floors.items()}
+        dropped = lane_compact.drop_cuts_below(book, int(drop_cuts_below)) if drop_cuts_below else 0
+        return {"folded": folded, "cuts_dropped": dropped}
+
     def lane_info(self, writer: str) -> dict:
         return self._book().info(writer)
 

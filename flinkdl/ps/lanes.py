@@ -14,7 +14,10 @@ Layout under the PS's checkpoint directory (per shard process on a sharded PS)::
     lanes/w/<writer>/s00000007/s0-emb.arrow  segment 7 of <writer>: (id, delta, init) of shard 0 of emb
     lanes/w/<writer>/s00000007/dense.arrow   its dense deltas (name, shape, value, init)
     lanes/w/<writer>/marks/v00000007.json  written last: segment 7 exists iff this file exists
+    lanes/w/<writer>/f00000009/…           segments up to 9 folded into one (its mark names the dir)
     lanes/cuts/v00000003.json              a recorded cut {"cut": {writer: seq}} (PsCut)
+
+Compaction (:mod:`flinkdl.ps.lane_compact`) folds a writer's segments up to a floor into one.
 
 Rolled-back sums are float sums in another order than the live run's: equal within float32
 rounding, not bit for bit. A row that a rolled-back push created keeps its start value (``init``).
@@ -77,6 +80,7 @@ class LaneBook:
         self.lock = threading.Lock()
         self.cuts = VersionDocs(fs, f"{self.root}/cuts")
         self._marks: dict[str, VersionDocs] = {}
+        self._floors: dict[str, int] = {}  # writer → the segment its older ones were folded into
 
     # ------------------------------------------------------------------ files
 
@@ -104,9 +108,22 @@ class LaneBook:
     def _seg_dir(self, writer: str, seq: int) -> str:
         return f"{self.root}/w/{writer}/s{seq:08d}"
 
-    def _write(self, writer: str, seq: int, seg: Segment) -> int:
+    def floor(self, writer: str) -> int:
+        """The newest segment that holds ``writer``'s older ones folded (0: none folded)."""
+        if writer not in self._floors:
+            marks = self.marks(writer)
+            self._floors[writer] = next((s for s in reversed(marks.versions())
+                                         if "folded_from" in marks.read(s)), 0)
+        return self._floors[writer]
+
+    def live(self, writer: str) -> list[int]:
+        """``writer``'s segments, ascending (a folded one stands for every one before it)."""
+        low = self.floor(writer)
+        return [s for s in self.marks(writer).versions() if s >= low]
+
+    def _write(self, writer: str, seq: int, seg: Segment, folded_from: int | None = None) -> int:
         rows, (dense, start) = seg.merged()
-        d = self._seg_dir(writer, seq)
+        d = self._seg_dir(writer, seq) if folded_from is None else f"{self.root}/w/{writer}/f{seq:08d}"
         self.fs.create_dir(d, recursive=True)
         files: dict[str, dict[str, str]] = {}
         for (shard, table), (ids, delta, init) in sorted(rows.items()):
@@ -119,13 +136,16 @@ class LaneBook:
             t = dense_table(dense, start)
             with self.fs.open_output_stream(f"{d}/dense.arrow") as f, pa.ipc.new_file(f, t.schema) as w:
                 w.write_table(t)
-        self.marks(writer).write(seq, {"seq": seq, "tables": files, "dense": bool(dense), "specs": seg.specs})
+        mark = {"seq": seq, "tables": files, "dense": bool(dense), "specs": seg.specs}
+        if folded_from is not None:
+            mark.update(folded_from=folded_from, dir=d.rsplit("/", 1)[1])
+        self.marks(writer).write(seq, mark)
         return int(sum(len(r[0]) for r in rows.values()))
 
     def read(self, writer: str, seq: int) -> Segment:
         """Segment ``seq`` of ``writer`` from its files."""
         m = self.marks(writer).read(seq)
-        d = self._seg_dir(writer, seq)
+        d = f"{self.root}/w/{writer}/{m['dir']}" if "dir" in m else self._seg_dir(writer, seq)
         seg = Segment(specs=m.get("specs", {}))
         for table, by_shard in m["tables"].items():
             for shard, name in by_shard.items():
@@ -139,7 +159,9 @@ class LaneBook:
 
     def _drop(self, writer: str, seq: int) -> None:
         self.marks(writer).delete(seq)  # first: a segment without its mark does not exist
-        d = self._seg_dir(writer, seq)
+        self._drop_dir(self._seg_dir(writer, seq))
+
+    def _drop_dir(self, d: str) -> None:
         if self.fs.get_file_info(d).type == pafs.FileType.Directory:
             self.fs.delete_dir(d)
 
@@ -156,6 +178,7 @@ class LaneBook:
             self.open.clear()
             self.seq.clear()
             self._marks.clear()
+            self._floors.clear()
 
     # ------------------------------------------------------------------ journal
 
@@ -214,7 +237,10 @@ class LaneBook:
         segments after ``seq``, newest first); those segments are dropped."""
         with self.lock:
             self._lane(writer, base)
-            later = [s for s in self.marks(writer).versions() if s > seq]
+            later = [s for s in self.live(writer) if s > seq]
+            if seq < self.floor(writer):
+                raise PsError(f"lane {writer!r}: segment {seq} was folded into segment {self.floor(writer)} "
+                              "(compaction: keep more cuts, ps.retain)")
             if seq < 0 or seq > self.seq[writer]:
                 raise PsError(f"lane {writer!r}: unknown segment {seq} (last committed {self.seq[writer]})")
             if seq and not self.marks(writer).exists(seq):
@@ -239,7 +265,9 @@ class LaneBook:
         """Every committed segment (``cut``: each named writer's up to its seq, others none), in order."""
         out = []
         for w in self.writers() if cut is None else sorted(cut):
-            out += [self.read(w, s) for s in self.marks(w).versions() if cut is None or s <= int(cut[w])]
+            if cut is not None and 0 < int(cut[w]) < self.floor(w):
+                raise PsError(f"lane {w!r}: segment {cut[w]} of this cut was folded into {self.floor(w)}")
+            out += [self.read(w, s) for s in self.live(w) if cut is None or s <= int(cut[w])]
         return out
 
     def restore_on_start(self) -> None:

@@ -9,7 +9,8 @@ Protocol (see ``docs/PS.md``):
 - ``DoAction``: ``health``, ``create_table``, ``describe``, ``list_tables``, ``dense_add`` (body: Arrow
   IPC ``(name, shape, value, init)``), ``dense_get`` (→ IPC), ``commit``, ``annotate``, ``versions``, ``rollback``,
   ``fence``, the writer lanes' ``lane_commit``, ``lane_rollback``, ``lane_info``, ``record_cut``, ``cuts``,
-  ``end_lanes`` (:mod:`flinkdl.ps.lanes`); between the shards of a sharded PS (:mod:`flinkdl.ps.member`)
+  ``end_lanes``, ``lane_compact`` (:mod:`flinkdl.ps.lanes`); between the shards of a sharded PS
+  (:mod:`flinkdl.ps.member`)
   ``prepare``, ``confirm``, ``abort``, ``rollback_local``, ``fence_set``; bodies and results are JSON unless noted.
 
 Writes are fenced (:mod:`flinkdl.ps.fencing`): a call whose writer header carries an old epoch, or
@@ -138,7 +139,7 @@ class PsFlightServer(flight.FlightServerBase):
         return [(a, a) for a in ("health", "create_table", "describe", "list_tables", "dense_add",
                                  "dense_get", "commit", "annotate", "versions", "rollback", "whoami", "fence",
                                  "fence_set", "prepare", "confirm", "abort", "rollback_local", "lane_commit",
-                                 "lane_rollback", "lane_info", "record_cut", "cuts", "end_lanes")]
+                                 "lane_rollback", "lane_info", "record_cut", "cuts", "end_lanes", "lane_compact")]
 
     def do_action(self, context, action):
         role = authorize(context, action.type, self._on_refused)
@@ -201,6 +202,8 @@ class PsFlightServer(flight.FlightServerBase):
                 out = svc.record_cut(int(args["id"]), dict(args["cut"]))
             elif kind == "cuts":
                 out = svc.cuts()
+            elif kind == "lane_compact":
+                out = svc.lane_compact(dict(args["floors"]), args.get("drop_cuts_below"))
             elif kind in ("prepare", "confirm", "abort", "rollback_local"):
                 out = self._member_action(kind, args)
             else:

@@ -135,3 +135,36 @@ def test_a_global_rollback_ends_the_lanes(tmp_path):
             assert np.abs(c.pull("emb", IDS)[0] - _delta(1) - _delta(2)).max() < 1e-5
     finally:
         ps.stop()
+
+
+def test_a_stale_attempt_cannot_touch_the_new_attempts_lane(tmp_path):
+    """Subtask 1 restarted: its old attempt (frozen, then resumed) is refused on every shard, for every
+    write (rows, dense, lane commit and rollback), so the new attempt's lane and subtask 0's keep
+    exactly what their own pushes made."""
+    ps = ShardedPs(2, tmp_path / "ck")
+    try:
+        init = np.full((len(IDS), W), 0.5, np.float32)
+        w0, old = _writer(ps.address, "worker-0"), _writer(ps.address, "worker-1")
+        assert w0.lane_commit() == 1 and old.lane_commit() == 1
+        w0.push("emb", IDS, _delta(1), init=init)
+        old.push("emb", IDS, _delta(2), init=init)
+        assert old.lane_commit() == 2  # the old attempt's last segment: past the new attempt's anchor
+        new = _writer(ps.address, "worker-1")  # the restarted subtask: a newer epoch, then its rollback
+        new.lane_rollback(1)
+        new.push("emb", IDS[::2], _delta(3)[::2])
+        for write in (lambda: old.push("emb", IDS, _delta(4)), lambda: old.dense_add({"w": np.ones(2, np.float32)}),
+                      old.lane_commit, lambda: old.lane_rollback(0)):
+            with pytest.raises(PsError, match="stale writer"):
+                write()
+        assert new.lane_commit() == 2 and w0.lane_commit() == 2
+        expect = init + _delta(1)
+        expect[::2] += _delta(3)[::2]
+        rows, exists = w0.pull("emb", IDS)
+        assert exists.all() and np.abs(rows - expect).max() < 1e-5
+        assert "w" not in w0.dense_get()
+        cut = w0.pull("emb", IDS, version={"cut": {"worker-0": 2, "worker-1": 2}})[0]
+        assert np.abs(cut - expect).max() < 1e-5
+        for c in (w0, old, new):
+            c.close()
+    finally:
+        ps.stop()
