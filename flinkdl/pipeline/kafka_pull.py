@@ -115,17 +115,14 @@ class KafkaReader:
         self._stored = stored
         return good
 
-    def envelopes(self, msgs: list[bytes], piece: int | None = None) -> Iterator[Row]:
-        """Envelope rows of ``msgs``, made lazily: row messages featurized ``piece`` messages at a time
-        (``None``: all at once), Arrow messages one by one."""
+    def envelopes(self, msgs: list[bytes]) -> Iterator[Row]:
+        """Envelope rows of ``msgs`` (what :meth:`take` returned), made lazily: Arrow messages one by one,
+        row messages a decoded piece at a time (:meth:`~flinkdl.pipeline.kafka_in.KafkaFeatures.piece`)."""
         if self.features.arrow:
             for data in msgs:
                 yield from self.features.flat_map(Row(data))
-            return
-        step = piece or max(1, len(msgs))
-        for i in range(0, len(msgs), step):
-            chunk = msgs[i:i + step]
-            yield from self.features.flat_map(Row(chunk, len(chunk)))
+        elif msgs:
+            yield from self.features.flat_map(Row(msgs, len(msgs)))
 
     def commit(self) -> None:
         """Commit the offsets :meth:`take` last stored to the group (asynchronously)."""

@@ -51,7 +51,7 @@ class ReadAndTrain(Train):
         msgs = self.reader.take()
         if not msgs:
             return
-        self.pending = self.reader.envelopes(msgs, self.reader.features.max_rows)
+        self.pending = self.reader.envelopes(msgs)
         row = next(self.pending, None)
         while row is not None:
             self.ahead = _NOT_MADE

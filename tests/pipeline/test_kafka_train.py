@@ -83,11 +83,15 @@ def test_a_tick_is_read_featurized_and_trained_in_one_operator(tmp_path, monkeyp
     if exactly_once:  # the protocol of flinkdl/pipeline/recovery.py, its PS anchor left out (no version yet)
         op.exactly_once, op._recovered = True, True
         op._anchor_state, op._tail = states["anchor"], states["tail"]
+    monkeypatch.setattr("flinkdl.pipeline.kafka_in.DECODE_MESSAGES", 3)  # decoded 3 messages at a time
+    decode = op.reader.features.decoder.rows
+    op.reader.features.decoder.rows = lambda m, pos: (op.worker.log.append(("decode", len(m))), decode(m, pos))[1]
     out = [Envelope.of(r) for r in op.process_element(0, None)]
     # 8 messages in pieces of 3: 3 + 3 + (1 event + the tombstone, an `empty` dead letter)
     assert [e.rows_in for e in out] == [3, 3, 2]
     # each batch after the first was made while the worker trained on the one before
-    assert op.worker.log == ["start", ("train", 3), "meanwhile", ("train", 3), "meanwhile", ("train", 1), "meanwhile"]
+    assert op.worker.log == ["start", ("decode", 3), ("train", 3), "meanwhile", ("decode", 3), ("train", 3),
+                             "meanwhile", ("decode", 2), ("train", 1), "meanwhile"]
     preds = [unpack(e.payload, PREDICTION_SCHEMA).num_rows for e in out]
     assert preds == [3, 3, 1] and [d["reason"] for d in decode_letters(out[-1].dead_letters).dead] == ["empty"]
     assert json.loads(states["kafka_offsets"].v) == {"0": 7, "1": 1} and consumer.commits == [[(0, 7), (1, 1)]]
