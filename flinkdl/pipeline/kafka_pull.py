@@ -5,7 +5,9 @@ first (:func:`flinkdl.sources.kafka.kafka_stream`: a per-row window aggregate). 
 JVM source of ticks (``datagen``, one tick per ``batch_ms``) drives one Python operator that owns a
 librdkafka consumer (``confluent-kafka``): on each tick it takes every message fetched since the last
 one (a bounded number) and featurizes them as :class:`~flinkdl.pipeline.kafka_in.KafkaFeatures`
-does a chunk, so no event crosses the JVM on its own.
+does a chunk, so no event crosses the JVM on its own. :class:`KafkaReader` is that consumer with its
+state; :class:`KafkaPull` emits its envelopes to a trainer operator (``Train``), while
+:class:`~flinkdl.pipeline.kafka_train.ReadAndTrain` trains on them in the same operator.
 
 Exactly-once: the next offset of every partition is keyed state of this operator, updated with the
 envelopes the same tick emits (in process mode the bundle is flushed before the checkpoint barrier,
