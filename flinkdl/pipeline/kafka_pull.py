@@ -76,6 +76,7 @@ class KafkaReader:
         self.offsets = ctx.get_state(ValueStateDescriptor("kafka_offsets", Types.STRING()))
         self.consumer: Any = None
         self._stored: dict[str, int] | None = None  # offsets to commit after the tick's output
+        self.backlog = False
 
     def close(self) -> None:
         if self.consumer is not None:
@@ -93,13 +94,16 @@ class KafkaReader:
         c.assign(start_offsets(self.k, c, sorted(meta.partitions), stored))
         self.consumer = c
 
-    def take(self) -> list[bytes]:
-        """Every message fetched since the last call (up to :data:`MAX_MESSAGES`, :data:`ARROW_MESSAGES`);
-        the offsets after them go to state (and to the group at :meth:`commit`)."""
+    def take(self, limit: int | None = None) -> list[bytes]:
+        """Every message fetched since the last call, at most ``limit`` (default :data:`MAX_MESSAGES`,
+        :data:`ARROW_MESSAGES`); the offsets after them go to state (and to the group at :meth:`commit`).
+        ``backlog`` tells whether it took as many as it could (more may be waiting)."""
         if self.consumer is None:
             self._connect()
         step = self.features.max_rows
-        msgs = self.consumer.consume(ARROW_MESSAGES if self.features.arrow else step * max(1, MAX_MESSAGES // step), 0)
+        n = limit or (ARROW_MESSAGES if self.features.arrow else step * max(1, MAX_MESSAGES // step))
+        msgs = self.consumer.consume(n, 0)
+        self.backlog = len(msgs) >= n
         if not msgs:
             return []
         good, nxt = [], {}
@@ -159,14 +163,14 @@ class KafkaPull(KeyedProcessFunction):
             self.reader.commit()
 
 
-def ticks(flink: StreamExecutionEnvironment, k: KafkaSourceConfig) -> DataStream:
-    """The JVM's ticks that drive a reader: one every ``k.batch_ms``, all with key 0."""
+def ticks(flink: StreamExecutionEnvironment, k: KafkaSourceConfig, every_ms: int | None = None) -> DataStream:
+    """The JVM's ticks that drive a reader: one every ``every_ms`` (default ``k.batch_ms``), all with key 0."""
     from pyflink.table import StreamTableEnvironment
 
     tenv = StreamTableEnvironment.create(flink)
     tenv.execute_sql(f"""
         CREATE TEMPORARY TABLE kafka_ticks (n BIGINT) WITH (
-          'connector' = 'datagen', 'rows-per-second' = '{max(1, round(1000 / k.batch_ms))}',
+          'connector' = 'datagen', 'rows-per-second' = '{max(1, round(1000 / (every_ms or k.batch_ms)))}',
           'fields.n.kind' = 'random', 'fields.n.min' = '0', 'fields.n.max' = '9')""")
     return tenv.to_data_stream(tenv.sql_query("SELECT n FROM kafka_ticks")).key_by(lambda _: 0,
                                                                                    key_type=Types.INT())

@@ -9,12 +9,16 @@ next batch of the same tick.
 Exactly-once: the consumer's next offsets are keyed state of this operator, written when a tick takes
 its messages (:class:`~flinkdl.pipeline.kafka_pull.KafkaReader`); the trainer's anchor + tail
 (:mod:`flinkdl.pipeline.recovery`) keep the feature envelopes trained since the last PS version.
+Ticks come every few ms; one takes messages ``batch_ms`` after the last take (a live stream's batch),
+or at once while the consumer has a backlog, and at most a few decode pieces (:data:`TAKE_PIECES`),
+so a backlog is learnt in many short ticks whose predictions leave the operator as they go.
 A tick runs whole before a checkpoint barrier passes (process mode finishes the bundle first), so
 offsets, anchor and tail agree at every checkpoint: a restore seeks to the offsets and replays the tail.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 from pyflink.common import Row
@@ -26,6 +30,12 @@ from flinkdl.pipeline.kafka_pull import KafkaReader, ticks, with_section
 from flinkdl.pipeline.operator import section
 from flinkdl.pipeline.train import Train
 
+#: the reader's ticks come this often (ms, at most ``batch_ms``); a tick takes messages only ``batch_ms``
+#: after the last take, or at once while a backlog lasts
+TICK_MS = 10
+#: most messages one tick takes and trains on, in decode pieces (csv/json) or Arrow messages: a tick's
+#: predictions leave the operator when it ends, so a backlog is learnt in many short ticks, not a few long ones
+TAKE_PIECES = 4
 _NOT_MADE = object()  # the next envelope was not made ahead (a batch of only dead letters trains nothing)
 
 
@@ -46,9 +56,16 @@ class ReadAndTrain(Train):
         self.reader.open(ctx, section(self.cfg.source.kafka, "source.kafka"))
         self.pending: Iterator[Row] = iter(())
         self.ahead: object = _NOT_MADE
+        features = self.reader.features
+        self.limit = TAKE_PIECES * (1 if features.arrow else features.piece())
+        self.window_s, self.last_take = self.reader.k.batch_ms / 1000, float("-inf")
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
-        msgs = self.reader.take()
+        now = time.monotonic()
+        if not self.reader.backlog and now - self.last_take < self.window_s:
+            return  # a live stream: batch_ms of messages per take, as ticks every batch_ms would take
+        self.last_take = now
+        msgs = self.reader.take(self.limit)
         if not msgs:
             return
         self.pending = self.reader.envelopes(msgs)
@@ -74,5 +91,6 @@ class ReadAndTrain(Train):
 
 def read_and_train(flink: StreamExecutionEnvironment, cfg: JobConfig, k: KafkaSourceConfig) -> DataStream:
     """Prediction envelopes of the topic, read and trained on by :class:`ReadAndTrain` (parallelism 1)."""
-    return (ticks(flink, k).process(ReadAndTrain(with_section(cfg, k)), output_type=ENVELOPE_TYPE)
+    return (ticks(flink, k, min(TICK_MS, k.batch_ms)).process(ReadAndTrain(with_section(cfg, k)),
+                                                             output_type=ENVELOPE_TYPE)
             .name("kafka-read+featurize+train").set_parallelism(1))

@@ -107,3 +107,18 @@ def test_trains_in_reader_only_where_one_operator_can() -> None:
     assert not trains_in_reader(load_config(JOB, ["source.kafka.reader=flink"]))
     assert not trains_in_reader(load_config(JOB, [*base, "source.kafka.train_in_reader=false"]))
     assert not trains_in_reader(load_config(JOB, [*base, "job.parallelism=2"]))
+
+
+def test_a_backlog_is_learnt_in_short_ticks_a_live_stream_once_per_batch_ms(tmp_path, monkeypatch) -> None:
+    msgs = encode(next(generator_batches(8, 8)), "csv")
+    consumer = _Consumer([_Msg(0, i, m) for i, m in enumerate(msgs)])
+    monkeypatch.setattr("flinkdl.pipeline.kafka_in.DECODE_MESSAGES", 3)
+    monkeypatch.setattr("flinkdl.pipeline.kafka_train.TAKE_PIECES", 1)  # a tick takes one piece: 3 messages
+    op, states = _op(tmp_path, monkeypatch, consumer, "source.max_batch_rows=3", "source.kafka.batch_ms=60000")
+    ticks = [[Envelope.of(r).rows_in for r in op.process_element(0, None)] for _ in range(4)]
+    assert ticks == [[3], [3], [2], []]  # the backlog at once; then nothing until batch_ms after the last take
+    assert json.loads(states["kafka_offsets"].v) == {"0": 8} and consumer.commits[-1] == [(0, 8)]
+    consumer.queued = [_Msg(0, 8, msgs[0])]
+    assert list(op.process_element(0, None)) == []  # a new message waits for the window
+    op.last_take -= 60
+    assert [Envelope.of(r).rows_in for r in op.process_element(0, None)] == [1]
