@@ -10,8 +10,9 @@ Exactly-once: the consumer's next offsets are keyed state of this operator, writ
 its messages (:class:`~flinkdl.pipeline.kafka_pull.KafkaReader`); the trainer's anchor + tail
 (:mod:`flinkdl.pipeline.recovery`) keep the feature envelopes trained since the last PS version.
 Ticks come every few ms; one takes messages ``batch_ms`` after the last take (a live stream's batch),
-or at once while the consumer has a backlog, and at most a few decode pieces (:data:`TAKE_PIECES`),
-so a backlog is learnt in many short ticks whose predictions leave the operator as they go.
+or at once while the consumer has a backlog, and at most a decode piece (:data:`TAKE_PIECES`), so a
+backlog is learnt in many short ticks; with a bundle of 32 ticks, predictions leave the operator as
+the generator path's do.
 A tick runs whole before a checkpoint barrier passes (process mode finishes the bundle first), so
 offsets, anchor and tail agree at every checkpoint: a restore seeks to the offsets and replays the tail.
 """
@@ -32,10 +33,12 @@ from flinkdl.pipeline.train import Train
 
 #: the reader's ticks come this often (ms, at most ``batch_ms``); a tick takes messages only ``batch_ms``
 #: after the last take, or at once while a backlog lasts
-TICK_MS = 10
-#: most messages one tick takes and trains on, in decode pieces (csv/json) or Arrow messages: a tick's
-#: predictions leave the operator when it ends, so a backlog is learnt in many short ticks, not a few long ones
-TAKE_PIECES = 4
+TICK_MS = 5
+#: most messages one tick takes and trains on, in decode pieces (csv/json) or Arrow messages. A bundle of
+#: ticks leaves the operator when all its ticks are done, so a backlog is learnt in many short ticks (a
+#: bundle of 32, as for the generator's batch indexes: ``job.make_env``), not a few long ones
+TAKE_PIECES = 1
+ARROW_TAKE = 4
 _NOT_MADE = object()  # the next envelope was not made ahead (a batch of only dead letters trains nothing)
 
 
@@ -57,7 +60,7 @@ class ReadAndTrain(Train):
         self.pending: Iterator[Row] = iter(())
         self.ahead: object = _NOT_MADE
         features = self.reader.features
-        self.limit = TAKE_PIECES * (1 if features.arrow else features.piece())
+        self.limit = ARROW_TAKE if features.arrow else TAKE_PIECES * features.piece()
         self.window_s, self.last_take = self.reader.k.batch_ms / 1000, float("-inf")
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
@@ -91,6 +94,6 @@ class ReadAndTrain(Train):
 
 def read_and_train(flink: StreamExecutionEnvironment, cfg: JobConfig, k: KafkaSourceConfig) -> DataStream:
     """Prediction envelopes of the topic, read and trained on by :class:`ReadAndTrain` (parallelism 1)."""
-    return (ticks(flink, k, min(TICK_MS, k.batch_ms)).process(ReadAndTrain(with_section(cfg, k)),
-                                                             output_type=ENVELOPE_TYPE)
+    return (ticks(flink, k, min(TICK_MS, k.batch_ms), ballast=True)
+            .process(ReadAndTrain(with_section(cfg, k)), output_type=ENVELOPE_TYPE)
             .name("kafka-read+featurize+train").set_parallelism(1))
