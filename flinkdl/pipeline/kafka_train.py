@@ -27,18 +27,17 @@ from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext,
 
 from flinkdl.config.schema import JobConfig, KafkaSourceConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
-from flinkdl.pipeline.kafka_pull import KafkaReader, ticks, with_section
+from flinkdl.pipeline.kafka_pull import ARROW_MESSAGES, KafkaReader, ticks, with_section
 from flinkdl.pipeline.operator import section
 from flinkdl.pipeline.train import Train
 
 #: the reader's ticks come this often (ms, at most ``batch_ms``); a tick takes messages only ``batch_ms``
 #: after the last take, or at once while a backlog lasts
 TICK_MS = 5
-#: most messages one tick takes and trains on, in decode pieces (csv/json) or Arrow messages. A bundle of
+#: most messages one tick takes and trains on, in decode pieces (Arrow messages: about as many rows). A bundle of
 #: ticks leaves the operator when all its ticks are done, so a backlog is learnt in many short ticks (a
 #: bundle of 32, as for the generator's batch indexes: ``job.make_env``), not a few long ones
 TAKE_PIECES = 1
-ARROW_TAKE = 4
 _NOT_MADE = object()  # the next envelope was not made ahead (a batch of only dead letters trains nothing)
 
 
@@ -60,7 +59,8 @@ class ReadAndTrain(Train):
         self.pending: Iterator[Row] = iter(())
         self.ahead: object = _NOT_MADE
         features = self.reader.features
-        self.limit = ARROW_TAKE if features.arrow else TAKE_PIECES * features.piece()
+        self.limit = TAKE_PIECES * features.piece()  # messages (Arrow: rows, see _take_limit)
+        self.rows_per_message = float(self.limit)  # Arrow messages: the last tick's mean rows per message
         self.window_s, self.last_take = self.reader.k.batch_ms / 1000, float("-inf")
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
@@ -68,16 +68,24 @@ class ReadAndTrain(Train):
         if not self.reader.backlog and now - self.last_take < self.window_s:
             return  # a live stream: batch_ms of messages per take, as ticks every batch_ms would take
         self.last_take = now
-        msgs = self.reader.take(self.limit)
+        msgs = self.reader.take(self._take_limit())
         if not msgs:
             return
         self.pending = self.reader.envelopes(msgs)
-        row = next(self.pending, None)
+        row, rows = next(self.pending, None), 0
         while row is not None:
             self.ahead = _NOT_MADE
+            rows += Envelope.of(row).rows_in
             yield from super().process_element(row, ctx)
             row = next(self.pending, None) if self.ahead is _NOT_MADE else self.ahead
+        self.rows_per_message = max(1.0, rows / len(msgs))
         self.reader.commit()
+
+    def _take_limit(self) -> int:
+        """Messages a tick takes: row messages, a decode piece; Arrow messages, about as many rows."""
+        if not self.reader.features.arrow:
+            return self.limit
+        return max(1, min(ARROW_MESSAGES, round(self.limit / self.rows_per_message)))
 
     def apply(self, value: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
         make: Callable[[], None] | None = None if replay else self._make_ahead

@@ -122,3 +122,13 @@ def test_a_backlog_is_learnt_in_short_ticks_a_live_stream_once_per_batch_ms(tmp_
     assert list(op.process_element(0, None)) == []  # a new message waits for the window
     op.last_take -= 60
     assert [Envelope.of(r).rows_in for r in op.process_element(0, None)] == [1]
+
+
+def test_arrow_ticks_take_about_a_piece_of_rows(tmp_path, monkeypatch) -> None:
+    batches = [encode(b, "arrow")[0] for b in generator_batches(10, 2)]  # 5 messages of 2 events
+    consumer = _Consumer([_Msg(0, i, b) for i, b in enumerate(batches)])
+    monkeypatch.setattr("flinkdl.pipeline.kafka_in.DECODE_MESSAGES", 4)  # a piece: 4 rows
+    op, states = _op(tmp_path, monkeypatch, consumer, "source.max_batch_rows=4", "source.kafka.format=arrow")
+    ticks = [[Envelope.of(r).rows_in for r in op.process_element(0, None)] for _ in range(3)]
+    assert ticks == [[2], [2, 2], [2, 2]]  # one message first; then as many as make a piece's rows
+    assert json.loads(states["kafka_offsets"].v) == {"0": 5}
