@@ -21,7 +21,7 @@ class JobSection(Strict):
         "default) or each task in its own harness process, as a cluster always does (docs/STACK_NOTES.md)")
     checkpoint_interval_s: float | None = Field(None, gt=0, description="null = no checkpoints")
     bundle_size: int | None = Field(None, ge=1, description="batches per PyFlink bundle (a checkpoint waits for "
-                                    "it); null: 32 for the generator and Kafka ReadAndTrain (ticks), else 1000")
+                                    "it); null: 32 for the generator (indexes come all at once), else 1000")
     bundle_time_ms: int = Field(100, ge=1, description="max time a bundle stays open")
     max_latency_ms: int | None = Field(
         None, ge=5, le=60_000, description="latency target from input message to prediction message; sizes the "

@@ -61,9 +61,8 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
     # Each element is a whole batch: a bundle of many amortises Beam's per-bundle round trip, and
     # the bundle time bounds its intake. The generator's trainer reads batch indexes, which the
     # source makes all at once: a big bundle would hold a whole stream's predictions back, so it
-    # gets a small one (the sizes were measured: docs/BENCHMARKS.md); so does Kafka's ReadAndTrain,
-    # whose ticks each train on a piece of a backlog.
-    bundle = cfg.job.bundle_size or (32 if cfg.source.kind == "generator" or trains_in_reader(cfg) else 1000)
+    # gets a small one (the sizes were measured: docs/BENCHMARKS.md).
+    bundle = cfg.job.bundle_size or (32 if cfg.source.kind == "generator" else 1000)
     conf.set_string("python.fn-execution.bundle.size", str(bundle))
     conf.set_string("python.fn-execution.bundle.time", str(cfg.job.bundle_time_ms))
     if cfg.job.max_latency_ms is not None:  # one latency target sizes every timer on the path

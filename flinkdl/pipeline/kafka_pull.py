@@ -163,20 +163,16 @@ class KafkaPull(KeyedProcessFunction):
             self.reader.commit()
 
 
-def ticks(flink: StreamExecutionEnvironment, k: KafkaSourceConfig, every_ms: int | None = None,
-          ballast: bool = False) -> DataStream:
-    """The JVM's ticks that drive a reader: one every ``every_ms`` (default ``k.batch_ms``), all with key 0;
-    ``ballast``: each with 32 KiB of it, so few wait in the network (as the generator's indexes,
-    :data:`~flinkdl.pipeline.flow.INDEX_TYPE`) and a checkpoint barrier does not queue behind many."""
+def ticks(flink: StreamExecutionEnvironment, k: KafkaSourceConfig) -> DataStream:
+    """The JVM's ticks that drive a reader: one every ``k.batch_ms``, all with key 0."""
     from pyflink.table import StreamTableEnvironment
 
     tenv = StreamTableEnvironment.create(flink)
     tenv.execute_sql(f"""
         CREATE TEMPORARY TABLE kafka_ticks (n BIGINT) WITH (
-          'connector' = 'datagen', 'rows-per-second' = '{max(1, round(1000 / (every_ms or k.batch_ms)))}',
+          'connector' = 'datagen', 'rows-per-second' = '{max(1, round(1000 / k.batch_ms))}',
           'fields.n.kind' = 'random', 'fields.n.min' = '0', 'fields.n.max' = '9')""")
-    query = f"SELECT n, REPEAT(' ', {32 << 10}) AS ballast FROM kafka_ticks" if ballast else "SELECT n FROM kafka_ticks"
-    return tenv.to_data_stream(tenv.sql_query(query)).key_by(lambda _: 0, key_type=Types.INT())
+    return tenv.to_data_stream(tenv.sql_query("SELECT n FROM kafka_ticks")).key_by(lambda _: 0, key_type=Types.INT())
 
 
 def with_section(cfg: JobConfig, k: KafkaSourceConfig) -> str:

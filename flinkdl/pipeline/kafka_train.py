@@ -9,10 +9,9 @@ next batch of the same tick.
 Exactly-once: the consumer's next offsets are keyed state of this operator, written when a tick takes
 its messages (:class:`~flinkdl.pipeline.kafka_pull.KafkaReader`); the trainer's anchor + tail
 (:mod:`flinkdl.pipeline.recovery`) keep the feature envelopes trained since the last PS version.
-Ticks come every few ms; one takes messages ``batch_ms`` after the last take (a live stream's batch),
-or at once while the consumer has a backlog, and at most a decode piece (:data:`TAKE_PIECES`), so a
-backlog is learnt in many short ticks; with a bundle of 32 ticks, predictions leave the operator as
-the generator path's do.
+A tick (every ``batch_ms``) takes what was fetched (a live stream's batch) a decode piece at a time,
+and goes on taking while the consumer has a backlog, for at most ``batch_ms``, so a backlog is learnt
+in ticks of ``batch_ms`` whose predictions leave the operator as they end.
 A tick runs whole before a checkpoint barrier passes (process mode finishes the bundle first), so
 offsets, anchor and tail agree at every checkpoint: a restore seeks to the offsets and replays the tail.
 """
@@ -31,12 +30,7 @@ from flinkdl.pipeline.kafka_pull import ARROW_MESSAGES, KafkaReader, ticks, with
 from flinkdl.pipeline.operator import section
 from flinkdl.pipeline.train import Train
 
-#: the reader's ticks come this often (ms, at most ``batch_ms``); a tick takes messages only ``batch_ms``
-#: after the last take, or at once while a backlog lasts
-TICK_MS = 5
-#: most messages one tick takes and trains on, in decode pieces (Arrow messages: about as many rows). A bundle of
-#: ticks leaves the operator when all its ticks are done, so a backlog is learnt in many short ticks (a
-#: bundle of 32, as for the generator's batch indexes: ``job.make_env``), not a few long ones
+#: most messages one take reads and trains on, in decode pieces (Arrow messages: about as many rows)
 TAKE_PIECES = 1
 _NOT_MADE = object()  # the next envelope was not made ahead (a batch of only dead letters trains nothing)
 
@@ -61,16 +55,24 @@ class ReadAndTrain(Train):
         features = self.reader.features
         self.limit = TAKE_PIECES * features.piece()  # messages (Arrow: rows, see _take_limit)
         self.rows_per_message = float(self.limit)  # Arrow messages: the last tick's mean rows per message
-        self.window_s, self.last_take = self.reader.k.batch_ms / 1000, float("-inf")
+        self.budget_s = self.reader.k.batch_ms / 1000
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
-        now = time.monotonic()
-        if not self.reader.backlog and now - self.last_take < self.window_s:
-            return  # a live stream: batch_ms of messages per take, as ticks every batch_ms would take
-        self.last_take = now
-        msgs = self.reader.take(self._take_limit())
-        if not msgs:
-            return
+        """Takes (a decode piece each) while the consumer has a backlog, for at most ``batch_ms``: a
+        tick's predictions leave the operator when it ends, so a backlog is learnt in ticks of
+        ``batch_ms``, not in one tick of all of it."""
+        start = time.monotonic()
+        while True:
+            msgs = self.reader.take(self._take_limit())
+            if not msgs:
+                return
+            yield from self._train_all(msgs, ctx)
+            self.reader.commit()
+            if not self.reader.backlog or time.monotonic() - start >= self.budget_s:
+                return
+
+    def _train_all(self, msgs: list[bytes], ctx: KeyedProcessFunction.Context) -> Iterator:
+        """Featurize and train on ``msgs``, each envelope made while the worker trains on the one before."""
         self.pending = self.reader.envelopes(msgs)
         row, rows = next(self.pending, None), 0
         while row is not None:
@@ -79,7 +81,6 @@ class ReadAndTrain(Train):
             yield from super().process_element(row, ctx)
             row = next(self.pending, None) if self.ahead is _NOT_MADE else self.ahead
         self.rows_per_message = max(1.0, rows / len(msgs))
-        self.reader.commit()
 
     def _take_limit(self) -> int:
         """Messages a tick takes: row messages, a decode piece; Arrow messages, about as many rows."""
@@ -102,6 +103,5 @@ class ReadAndTrain(Train):
 
 def read_and_train(flink: StreamExecutionEnvironment, cfg: JobConfig, k: KafkaSourceConfig) -> DataStream:
     """Prediction envelopes of the topic, read and trained on by :class:`ReadAndTrain` (parallelism 1)."""
-    return (ticks(flink, k, min(TICK_MS, k.batch_ms), ballast=True)
-            .process(ReadAndTrain(with_section(cfg, k)), output_type=ENVELOPE_TYPE)
+    return (ticks(flink, k).process(ReadAndTrain(with_section(cfg, k)), output_type=ENVELOPE_TYPE)
             .name("kafka-read+featurize+train").set_parallelism(1))

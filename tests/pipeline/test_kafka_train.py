@@ -17,6 +17,7 @@ from flinkdl.exchange.channel import unpack
 from flinkdl.exchange.envelope import Envelope
 from flinkdl.exchange.letters import decode_letters
 from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
+from flinkdl.pipeline import kafka_train
 from flinkdl.pipeline.kafka_train import ReadAndTrain, trains_in_reader
 from tests.pipeline.test_kafka_pull import _Consumer, _Msg, _State
 
@@ -109,26 +110,26 @@ def test_trains_in_reader_only_where_one_operator_can() -> None:
     assert not trains_in_reader(load_config(JOB, [*base, "job.parallelism=2"]))
 
 
-def test_a_backlog_is_learnt_in_short_ticks_a_live_stream_once_per_batch_ms(tmp_path, monkeypatch) -> None:
+def test_a_backlog_is_learnt_a_piece_at_a_time_for_at_most_batch_ms_a_tick(tmp_path, monkeypatch) -> None:
     msgs = encode(next(generator_batches(8, 8)), "csv")
     consumer = _Consumer([_Msg(0, i, m) for i, m in enumerate(msgs)])
     monkeypatch.setattr("flinkdl.pipeline.kafka_in.DECODE_MESSAGES", 3)
-    monkeypatch.setattr("flinkdl.pipeline.kafka_train.TAKE_PIECES", 1)  # a tick takes one piece: 3 messages
-    op, states = _op(tmp_path, monkeypatch, consumer, "source.max_batch_rows=3", "source.kafka.batch_ms=60000")
-    ticks = [[Envelope.of(r).rows_in for r in op.process_element(0, None)] for _ in range(4)]
-    assert ticks == [[3], [3], [2], []]  # the backlog at once; then nothing until batch_ms after the last take
-    assert json.loads(states["kafka_offsets"].v) == {"0": 8} and consumer.commits[-1] == [(0, 8)]
-    consumer.queued = [_Msg(0, 8, msgs[0])]
-    assert list(op.process_element(0, None)) == []  # a new message waits for the window
-    op.last_take -= 60
-    assert [Envelope.of(r).rows_in for r in op.process_element(0, None)] == [1]
+    monkeypatch.setattr("flinkdl.pipeline.kafka_train.TAKE_PIECES", 1)  # a take: one piece of 3 messages
+    clock = iter(range(0, 1000, 100))  # each reading of the clock 100 ms later
+    monkeypatch.setattr(kafka_train, "time", SimpleNamespace(monotonic=lambda: next(clock) / 1000))
+    op, states = _op(tmp_path, monkeypatch, consumer, "source.max_batch_rows=3", "source.kafka.batch_ms=150")
+    ticks = [[Envelope.of(r).rows_in for r in op.process_element(0, None)] for _ in range(3)]
+    assert ticks == [[3, 3], [2], []]  # two takes fill the first tick's 150 ms; the rest is no backlog
+    assert json.loads(states["kafka_offsets"].v) == {"0": 8}
+    assert consumer.commits == [[(0, 3)], [(0, 6)], [(0, 8)]]  # after each take
 
 
 def test_arrow_ticks_take_about_a_piece_of_rows(tmp_path, monkeypatch) -> None:
     batches = [encode(b, "arrow")[0] for b in generator_batches(10, 2)]  # 5 messages of 2 events
     consumer = _Consumer([_Msg(0, i, b) for i, b in enumerate(batches)])
     monkeypatch.setattr("flinkdl.pipeline.kafka_in.DECODE_MESSAGES", 4)  # a piece: 4 rows
-    op, states = _op(tmp_path, monkeypatch, consumer, "source.max_batch_rows=4", "source.kafka.format=arrow")
-    ticks = [[Envelope.of(r).rows_in for r in op.process_element(0, None)] for _ in range(3)]
-    assert ticks == [[2], [2, 2], [2, 2]]  # one message first; then as many as make a piece's rows
+    op, states = _op(tmp_path, monkeypatch, consumer, "source.max_batch_rows=4", "source.kafka.format=arrow",
+                     "source.kafka.batch_ms=60000")
+    assert [Envelope.of(r).rows_in for r in op.process_element(0, None)] == [2, 2, 2, 2, 2]
+    assert consumer.commits == [[(0, 1)], [(0, 3)], [(0, 5)]]  # one message first, then a piece's rows: 2
     assert json.loads(states["kafka_offsets"].v) == {"0": 5}
