@@ -3,7 +3,8 @@
 ``--paths kafka-csv`` (one csv message per event, Flink's Kafka source, the rows batched in the JVM
 before Python) and ``kafka-arrow`` (one Arrow IPC message per ``batch_size`` events), and the same
 two read by one Python consumer (``kafka-csv-python``, ``kafka-arrow-python``: ``source.kafka.reader:
-python``, flinkdl/pipeline/kafka_pull.py) run the same
+python``: read, featurize and train in one operator, flinkdl/pipeline/kafka_train.py; ``...-python-split``:
+the reader's operator feeds the trainer's, ``source.kafka.train_in_reader: false``) run the same
 job config as the generator path, with only the source switched: every event of the stream is
 produced into a fresh topic of a local tansu broker before the job starts (the job reads a
 backlog, so its rate is the job's, not the producer's), as bench/kafka.py does.
@@ -20,7 +21,7 @@ import pyarrow as pa
 
 #: --paths: the job's source, and the Kafka message format (None: the built-in generator)
 PATHS = {"generator": None, "kafka-csv": "csv", "kafka-arrow": "arrow", "kafka-csv-python": "csv",
-         "kafka-arrow-python": "arrow"}
+         "kafka-arrow-python": "arrow", "kafka-csv-python-split": "csv", "kafka-arrow-python-split": "arrow"}
 
 
 def broker_for(paths: list[str], log: Path) -> AbstractContextManager:
@@ -59,5 +60,7 @@ def kafka_source(base, bootstrap: str, path: str, name: str, events: int) -> tup
     sets = ["source.kind=kafka", f"source.kafka.bootstrap_servers={bootstrap}", f"source.kafka.topic={topic}",
             f"source.kafka.format={fmt}", f"source.kafka.group_id=anchors-{name}",
             "source.kafka.starting_offsets=earliest", f"source.kafka.columns=[{','.join(columns)}]",
-            f"source.kafka.reader={'python' if path.endswith('-python') else 'flink'}"]
+            f"source.kafka.reader={'python' if '-python' in path else 'flink'}"]
+    if path.endswith("-split"):  # the reader's operator feeds the trainer's (the feature batches cross the JVM)
+        sets.append("source.kafka.train_in_reader=false")
     return sets, time.time() - t0

@@ -72,6 +72,10 @@ class KafkaSourceConfig(Strict):
         "flink: Flink's Kafka source (row messages batched in the JVM per batch_ms window); python: one Python "
         "consumer (confluent-kafka) takes what was fetched every batch_ms, offsets in Flink's keyed state "
         "(flinkdl/pipeline/kafka_pull.py)"))
+    train_in_reader: bool = Field(True, description=(
+        "reader python at job.parallelism 1 without feedback: read, featurize and train in one Python operator "
+        "(flinkdl/pipeline/kafka_train.py), so no feature batch crosses the JVM; false: the reader's operator "
+        "feeds the trainer's"))
     dead_letter_topic: str | None = Field(None, description="bad messages also go here (reason in a header)")
     properties: dict[str, str] = Field(default_factory=dict, description="extra Kafka client properties")
 

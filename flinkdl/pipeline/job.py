@@ -4,6 +4,7 @@
 
     FileSource (SQL, raw lines, LISTAGG) ─► ParseFeatures ─┐
     KafkaSource ─► KafkaFeatures ──────────────────────────┴─keyBy─► Train (TF worker) ┐
+    Kafka ticks ─keyBy─► ReadAndTrain (Python consumer + featurize + TF worker) ─────────┤
     NumberSequenceSource ─keyBy─► GenerateAndTrain (generate + featurize + TF worker) ─┴─keyBy─► EvaluateAndSink (p=1)
 
 At ``job.parallelism > 1`` the end is :mod:`flinkdl.pipeline.partial_eval` instead: an evaluator
@@ -29,10 +30,11 @@ from flinkdl.config.flink import merged
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
 from flinkdl.pipeline.flow import INDEX_TYPE, index_of, with_ballast
+from flinkdl.pipeline.kafka_train import read_and_train, trains_in_reader
 from flinkdl.pipeline.latency import budget
 from flinkdl.pipeline.routing import subtask_keys
 from flinkdl.pipeline.sink import EvaluateAndSink
-from flinkdl.pipeline.streams import batch_indexes, feature_stream
+from flinkdl.pipeline.streams import batch_indexes, feature_stream, kafka_section
 from flinkdl.pipeline.train import GenerateAndTrain, Train
 
 #: The environment variable PyFlink reads for the mini-cluster's Python harness mode (its exact, lowercase name).
@@ -120,6 +122,8 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
         preds = trained = (indexes.key_by(by_index, key_type=Types.INT())
                            .process(GenerateAndTrain(cfg_json), output_type=ENVELOPE_TYPE)
                            .name("generate+featurize+train"))
+    elif trains_in_reader(cfg):  # Kafka read + featurize + train in one operator: no feature batch crosses the JVM
+        preds = trained = read_and_train(flink, cfg, kafka_section(cfg))
     else:  # the trainer gets its own chain, so parsing the next batch overlaps training on this one
         events = None
         if cfg.feedback is not None:  # two topics and the event-time label join (docs/FEEDBACK.md)

@@ -16,6 +16,10 @@ from flinkdl.pipeline.operator import open_operator, section
 from flinkdl.pipeline.routing import subtask_index
 from flinkdl.sources.messages import empty_batch
 
+#: row messages decoded in one call, about: per event, the parse is cheapest near a megabyte of text
+#: (docs/BENCHMARKS.md); a chunk is decoded in pieces of whole ``source.max_batch_rows`` steps
+DECODE_MESSAGES = 4096
+
 
 class KafkaFeatures(FlatMapFunction):
     """``Row(messages, n)`` of csv/json messages, or ``Row(message)`` of one Arrow message → envelopes.
@@ -44,13 +48,21 @@ class KafkaFeatures(FlatMapFunction):
         self.count = self.position = 0
 
     def flat_map(self, element: Row) -> Iterator[Row]:
+        """The element's envelopes, made lazily: row messages are decoded a piece at a time (see :meth:`piece`)."""
         if self.arrow:
             msgs, decode = [element[0]], lambda m, pos: self.decoder.arrow(bytes(m[0] or b""), pos)
         else:
             msgs, decode = [bytes(m) for m in element[0]], self.decoder.rows
-        for env in self._chunk(msgs, self.position, decode):
-            yield env.row()
+        step = self.piece() if not self.arrow else 1
+        for i in range(0, len(msgs), step):
+            for env in self._chunk(msgs[i:i + step], self.position + i, decode):
+                yield env.row()
         self.position += len(msgs)
+
+    def piece(self) -> int:
+        """Row messages decoded in one call: whole steps of ``source.max_batch_rows``, about
+        :data:`DECODE_MESSAGES` (one csv parse of a few MB costs more per row than a few of 1 MB)."""
+        return self.max_rows * max(1, round(DECODE_MESSAGES / self.max_rows))
 
     def _chunk(self, msgs: list, pos: int, decode: Callable) -> Iterator[Envelope]:
         """The chunk's envelopes: one per ``source.max_batch_rows`` good rows (:func:`split_parsed`)."""

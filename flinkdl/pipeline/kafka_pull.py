@@ -5,7 +5,9 @@ first (:func:`flinkdl.sources.kafka.kafka_stream`: a per-row window aggregate). 
 JVM source of ticks (``datagen``, one tick per ``batch_ms``) drives one Python operator that owns a
 librdkafka consumer (``confluent-kafka``): on each tick it takes every message fetched since the last
 one (a bounded number) and featurizes them as :class:`~flinkdl.pipeline.kafka_in.KafkaFeatures`
-does a chunk, so no event crosses the JVM on its own.
+does a chunk, so no event crosses the JVM on its own. :class:`KafkaReader` is that consumer with its
+state; :class:`KafkaPull` emits its envelopes to a trainer operator (``Train``), while
+:class:`~flinkdl.pipeline.kafka_train.ReadAndTrain` trains on them in the same operator.
 
 Exactly-once: the next offset of every partition is keyed state of this operator, updated with the
 envelopes the same tick emits (in process mode the bundle is flushed before the checkpoint barrier,
@@ -60,20 +62,21 @@ def start_offsets(k: KafkaSourceConfig, consumer: Any, partitions: list[int], st
     return [TopicPartition(k.topic, p, start[p]) for p in partitions]
 
 
-class KafkaPull(KeyedProcessFunction):
-    """A tick → every message the consumer has fetched (up to :data:`MAX_MESSAGES`, :data:`ARROW_MESSAGES`)
-    → envelopes."""
+class KafkaReader:
+    """The consumer of one reader operator, its offsets in keyed state and its featurizer (a plain
+    object, not a Flink function): :class:`KafkaPull` and :class:`~flinkdl.pipeline.kafka_train.ReadAndTrain`
+    hold one."""
 
     def __init__(self, cfg_json: str) -> None:
-        self.cfg_json = cfg_json
         self.features = KafkaFeatures(cfg_json)
 
-    def open(self, ctx: RuntimeContext) -> None:
+    def open(self, ctx: RuntimeContext, k: KafkaSourceConfig) -> None:
         self.features.open(ctx)
-        cfg = JobConfig.model_validate_json(self.cfg_json)
-        self.k = section(cfg.source.kafka, "source.kafka")
+        self.k = k
         self.offsets = ctx.get_state(ValueStateDescriptor("kafka_offsets", Types.STRING()))
         self.consumer: Any = None
+        self._stored: dict[str, int] | None = None  # offsets to commit after the tick's output
+        self.backlog = False
 
     def close(self) -> None:
         if self.consumer is not None:
@@ -91,13 +94,18 @@ class KafkaPull(KeyedProcessFunction):
         c.assign(start_offsets(self.k, c, sorted(meta.partitions), stored))
         self.consumer = c
 
-    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
+    def take(self, limit: int | None = None) -> list[bytes]:
+        """Every message fetched since the last call, at most ``limit`` (default :data:`MAX_MESSAGES`,
+        :data:`ARROW_MESSAGES`); the offsets after them go to state (and to the group at :meth:`commit`).
+        ``backlog`` tells whether it took as many as it could (more may be waiting)."""
         if self.consumer is None:
             self._connect()
         step = self.features.max_rows
-        msgs = self.consumer.consume(ARROW_MESSAGES if self.features.arrow else step * max(1, MAX_MESSAGES // step), 0)
+        n = limit or (ARROW_MESSAGES if self.features.arrow else step * max(1, MAX_MESSAGES // step))
+        msgs = self.consumer.consume(n, 0)
+        self.backlog = len(msgs) >= n
         if not msgs:
-            return
+            return []
         good, nxt = [], {}
         for m in msgs:
             err = m.error()
@@ -110,22 +118,53 @@ class KafkaPull(KeyedProcessFunction):
         stored = json.loads(self.offsets.value() or "{}")
         stored.update({str(p): o for p, o in nxt.items()})
         self.offsets.update(json.dumps(stored))
-        if self.features.arrow:
-            for data in good:
-                yield from self.features.flat_map(Row(data))
-        elif good:
-            yield from self.features.flat_map(Row(good, len(good)))
-        self._commit(stored)
+        self._stored = stored
+        return good
 
-    def _commit(self, stored: dict[str, int]) -> None:
+    def envelopes(self, msgs: list[bytes]) -> Iterator[Row]:
+        """Envelope rows of ``msgs`` (what :meth:`take` returned), made lazily: Arrow messages one by one,
+        row messages a decoded piece at a time (:meth:`~flinkdl.pipeline.kafka_in.KafkaFeatures.piece`)."""
+        if self.features.arrow:
+            for data in msgs:
+                yield from self.features.flat_map(Row(data))
+        elif msgs:
+            yield from self.features.flat_map(Row(msgs, len(msgs)))
+
+    def commit(self) -> None:
+        """Commit the offsets :meth:`take` last stored to the group (asynchronously)."""
         from confluent_kafka import TopicPartition
 
-        tps = [TopicPartition(self.k.topic, int(p), o) for p, o in stored.items()]
+        if self._stored is None:
+            return
+        tps = [TopicPartition(self.k.topic, int(p), o) for p, o in self._stored.items()]
+        self._stored = None
         self.consumer.commit(offsets=tps, asynchronous=True)
 
 
-def pull_stream(flink: StreamExecutionEnvironment, cfg: JobConfig, k: KafkaSourceConfig) -> DataStream:
-    """Feature envelopes of the topic, read by :class:`KafkaPull` (parallelism 1) on ticks every ``k.batch_ms``."""
+class KafkaPull(KeyedProcessFunction):
+    """A tick → every message the consumer has fetched → envelopes (``source.kafka.train_in_reader: false``,
+    or ``job.parallelism`` > 1: the trainers are another operator)."""
+
+    def __init__(self, cfg_json: str) -> None:
+        self.cfg_json = cfg_json
+        self.reader = KafkaReader(cfg_json)
+
+    def open(self, ctx: RuntimeContext) -> None:
+        cfg = JobConfig.model_validate_json(self.cfg_json)
+        self.reader.open(ctx, section(cfg.source.kafka, "source.kafka"))
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Row]:
+        msgs = self.reader.take()
+        if msgs:
+            yield from self.reader.envelopes(msgs)
+            self.reader.commit()
+
+
+def ticks(flink: StreamExecutionEnvironment, k: KafkaSourceConfig) -> DataStream:
+    """The JVM's ticks that drive a reader: one every ``k.batch_ms``, all with key 0."""
     from pyflink.table import StreamTableEnvironment
 
     tenv = StreamTableEnvironment.create(flink)
@@ -133,9 +172,15 @@ def pull_stream(flink: StreamExecutionEnvironment, cfg: JobConfig, k: KafkaSourc
         CREATE TEMPORARY TABLE kafka_ticks (n BIGINT) WITH (
           'connector' = 'datagen', 'rows-per-second' = '{max(1, round(1000 / k.batch_ms))}',
           'fields.n.kind' = 'random', 'fields.n.min' = '0', 'fields.n.max' = '9')""")
-    cfg_json = cfg.model_copy(update={"source": cfg.source.model_copy(
-        update={"kafka": k})}).model_dump_json()
-    ticks = tenv.to_data_stream(tenv.sql_query("SELECT n FROM kafka_ticks"))
-    return (ticks.key_by(lambda _: 0, key_type=Types.INT())
-            .process(KafkaPull(cfg_json), output_type=ENVELOPE_TYPE).name("kafka-read+featurize")
-            .set_parallelism(1))
+    return tenv.to_data_stream(tenv.sql_query("SELECT n FROM kafka_ticks")).key_by(lambda _: 0, key_type=Types.INT())
+
+
+def with_section(cfg: JobConfig, k: KafkaSourceConfig) -> str:
+    """The job's config as JSON, with ``source.kafka`` = ``k``."""
+    return cfg.model_copy(update={"source": cfg.source.model_copy(update={"kafka": k})}).model_dump_json()
+
+
+def pull_stream(flink: StreamExecutionEnvironment, cfg: JobConfig, k: KafkaSourceConfig) -> DataStream:
+    """Feature envelopes of the topic, read by :class:`KafkaPull` (parallelism 1) on ticks every ``k.batch_ms``."""
+    return (ticks(flink, k).process(KafkaPull(with_section(cfg, k)), output_type=ENVELOPE_TYPE)
+            .name("kafka-read+featurize").set_parallelism(1))

@@ -6,7 +6,7 @@ from pyflink.common import WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 
-from flinkdl.config.schema import JobConfig
+from flinkdl.config.schema import JobConfig, KafkaSourceConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE
 from flinkdl.pipeline.featurize import ParseFeatures
 from flinkdl.pipeline.latency import budget
@@ -32,9 +32,7 @@ def feature_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> DataStr
         from flinkdl.pipeline.kafka_in import KafkaFeatures
         from flinkdl.sources.kafka import kafka_stream
 
-        k = section(cfg.source.kafka, "source.kafka")
-        if cfg.job.max_latency_ms is not None:  # the JVM window is the first timer on the path
-            k = k.model_copy(update={"batch_ms": budget(cfg.job.max_latency_ms).window_ms})
+        k = kafka_section(cfg)
         if k.reader == "python":
             from flinkdl.pipeline.kafka_pull import pull_stream
 
@@ -43,6 +41,14 @@ def feature_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> DataStr
             KafkaFeatures(cfg_json), output_type=ENVELOPE_TYPE).name("kafka+featurize")
     return _directory_chunks(flink, cfg).flat_map(ParseFeatures(cfg_json), output_type=ENVELOPE_TYPE).name(
         "parse+featurize")
+
+
+def kafka_section(cfg: JobConfig) -> KafkaSourceConfig:
+    """``source.kafka``, its ``batch_ms`` set by ``job.max_latency_ms`` if that is given."""
+    k = section(cfg.source.kafka, "source.kafka")
+    if cfg.job.max_latency_ms is not None:  # the JVM window is the first timer on the path
+        k = k.model_copy(update={"batch_ms": budget(cfg.job.max_latency_ms).window_ms})
+    return k
 
 
 def _directory_chunks(flink: StreamExecutionEnvironment, cfg: JobConfig) -> DataStream:

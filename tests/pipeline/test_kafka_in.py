@@ -69,6 +69,24 @@ def test_a_chunk_is_learnt_in_steps_of_max_batch_rows(tmp_path) -> None:
     assert [len(e[2]) for e in envs] == [4, 4, 2] and [i for e in envs for i in e[2]] == list(range(10))
 
 
+def test_a_long_chunk_is_decoded_in_pieces_of_whole_steps(tmp_path, monkeypatch) -> None:
+    cfg = load_config(JOB, [f"job.run_dir={tmp_path}", "source.max_batch_rows=2"])
+    op = KafkaFeatures(cfg.model_dump_json())
+    op.open(SimpleNamespace(get_index_of_this_subtask=lambda: 0))
+    monkeypatch.setattr("flinkdl.pipeline.kafka_in.DECODE_MESSAGES", 6)  # → pieces of 3 steps: 6 messages
+    calls: list[int] = []
+    real = op.decoder.rows
+    monkeypatch.setattr(op.decoder, "rows", lambda chunk, pos: (calls.append(pos), real(chunk, pos))[1])
+    schema = FeatureLayout.from_config(cfg.features).schema()
+    msgs = encode(next(generator_batches(10, 10)), "csv")
+    msgs[7] = b""  # a dead letter in the second piece keeps its position in the chunk
+    envs = _envelopes(op, [msgs, len(msgs)], schema)
+    assert op.piece() == 6 and calls == [0, 6]
+    assert [e[2] for e in envs] == [[0, 1], [2, 3], [4, 5], [6, 8], [9]]
+    assert [e[3] for e in envs] == [[], [], [], [7], []]
+    assert op.position == 10
+
+
 def test_the_old_directory_key_is_read_as_source_max_batch_rows(tmp_path) -> None:
     cfg = load_config(JOB, [f"job.run_dir={tmp_path}"])
     assert cfg.source.max_batch_rows == 512

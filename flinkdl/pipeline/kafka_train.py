@@ -1,0 +1,111 @@
+"""Kafka read + featurize + train in one Python operator (``source.kafka.reader: python``, ``job.parallelism`` 1).
+
+:class:`ReadAndTrain` is to the Python Kafka reader what
+:class:`~flinkdl.pipeline.train.GenerateAndTrain` is to the generator: the JVM carries only ticks
+(one per ``batch_ms``), and the feature batches go from the consumer to the TF worker inside one
+process, never through the JVM. While the worker trains on one batch the operator featurizes the
+next batch of the same tick.
+
+Exactly-once: the consumer's next offsets are keyed state of this operator, written when a tick takes
+its messages (:class:`~flinkdl.pipeline.kafka_pull.KafkaReader`); the trainer's anchor + tail
+(:mod:`flinkdl.pipeline.recovery`) keep the feature envelopes trained since the last PS version.
+A tick (every ``batch_ms``) takes what was fetched (a live stream's batch) a decode piece at a time,
+and goes on taking while the consumer has a backlog, for at most ``batch_ms``, so a backlog is learnt
+in ticks of ``batch_ms`` whose predictions leave the operator as they end.
+A tick runs whole before a checkpoint barrier passes (process mode finishes the bundle first), so
+offsets, anchor and tail agree at every checkpoint: a restore seeks to the offsets and replays the tail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from pyflink.common import Row
+from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
+
+from flinkdl.config.schema import JobConfig, KafkaSourceConfig
+from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
+from flinkdl.pipeline.kafka_pull import ARROW_MESSAGES, KafkaReader, ticks, with_section
+from flinkdl.pipeline.operator import section
+from flinkdl.pipeline.train import Train
+
+#: most messages one take reads and trains on, in decode pieces (Arrow messages: about as many rows)
+TAKE_PIECES = 1
+_NOT_MADE = object()  # the next envelope was not made ahead (a batch of only dead letters trains nothing)
+
+
+def trains_in_reader(cfg: JobConfig) -> bool:
+    """Whether the job reads Kafka in its trainer's operator: the Python reader, ``source.kafka.train_in_reader``,
+    parallelism 1 (the reader reads every partition), no feedback join."""
+    k = cfg.source.kafka
+    return (cfg.source.kind == "kafka" and k is not None and k.reader == "python" and k.train_in_reader
+            and cfg.job.parallelism == 1 and cfg.feedback is None)
+
+
+class ReadAndTrain(Train):
+    """A tick → the consumer's fetched messages → featurize → TF worker → prediction envelopes."""
+
+    def start(self, ctx: RuntimeContext) -> None:
+        super().start(ctx)
+        self.reader = KafkaReader(self.cfg_json)
+        self.reader.open(ctx, section(self.cfg.source.kafka, "source.kafka"))
+        self.pending: Iterator[Row] = iter(())
+        self.ahead: object = _NOT_MADE
+        features = self.reader.features
+        self.limit = TAKE_PIECES * features.piece()  # messages (Arrow: rows, see _take_limit)
+        self.rows_per_message = float(self.limit)  # Arrow messages: the last tick's mean rows per message
+        self.budget_s = self.reader.k.batch_ms / 1000
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
+        """Takes (a decode piece each) while the consumer has a backlog, for at most ``batch_ms``: a
+        tick's predictions leave the operator when it ends, so a backlog is learnt in ticks of
+        ``batch_ms``, not in one tick of all of it."""
+        start = last = time.monotonic()
+        while True:
+            msgs = self.reader.take(self._take_limit())
+            if not msgs:
+                return
+            yield from self._train_all(msgs, ctx)
+            self.reader.commit()
+            now = time.monotonic()
+            # stop before the next take would end past batch_ms: a longer tick would let ticks queue, and
+            # queued ticks go to Python in one bundle, whose predictions leave only when all are done
+            if not self.reader.backlog or 2 * now - last - start >= self.budget_s:
+                return
+            last = now
+
+    def _train_all(self, msgs: list[bytes], ctx: KeyedProcessFunction.Context) -> Iterator:
+        """Featurize and train on ``msgs``, each envelope made while the worker trains on the one before."""
+        self.pending = self.reader.envelopes(msgs)
+        row, rows = next(self.pending, None), 0
+        while row is not None:
+            self.ahead = _NOT_MADE
+            rows += Envelope.of(row).rows_in
+            yield from super().process_element(row, ctx)
+            row = next(self.pending, None) if self.ahead is _NOT_MADE else self.ahead
+        self.rows_per_message = max(1.0, rows / len(msgs))
+
+    def _take_limit(self) -> int:
+        """Messages a tick takes: row messages, a decode piece; Arrow messages, about as many rows."""
+        if not self.reader.features.arrow:
+            return self.limit
+        return max(1, min(ARROW_MESSAGES, round(self.limit / self.rows_per_message)))
+
+    def apply(self, value: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
+        make: Callable[[], None] | None = None if replay else self._make_ahead
+        return self.train(Envelope.of(value), replay, make)
+
+    def _make_ahead(self) -> None:
+        self.ahead = next(self.pending, None)
+
+    def close(self) -> None:
+        if getattr(self, "reader", None) is not None:
+            self.reader.close()
+        super().close()
+
+
+def read_and_train(flink: StreamExecutionEnvironment, cfg: JobConfig, k: KafkaSourceConfig) -> DataStream:
+    """Prediction envelopes of the topic, read and trained on by :class:`ReadAndTrain` (parallelism 1)."""
+    return (ticks(flink, k).process(ReadAndTrain(with_section(cfg, k)), output_type=ENVELOPE_TYPE)
+            .name("kafka-read+featurize+train").set_parallelism(1))
