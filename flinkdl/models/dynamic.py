@@ -38,6 +38,8 @@ from flinkdl.models.registry import build_model, register
 COUNT_BUCKETS = 1 << 17
 #: the sparse variable (and parameter-server table) holding each row's id
 OWNER = "id_owner"
+#: alignment of the arrays :func:`to_tensor` shares with TF (Eigen's largest)
+ALIGN = 64
 
 
 class IdRows:
@@ -65,23 +67,23 @@ class IdRows:
         if window or int(self.counts.size()) >= (self.cfg.count_max_ids or 4 * self.capacity):
             _clear(self.counts, COUNT_BUCKETS)  # erasing would leave its buckets (it never shrinks)
         uniq, inv = np.unique(ids.ravel(), return_inverse=True)
-        row = self.rows.lookup(tf.constant(uniq)).numpy()
+        row = self.rows.lookup(to_tensor(uniq)).numpy()
         self.last[row[row >= 0]] = self.step
         new = uniq[row < 0]
         if self.cfg.admit_after > 1 and len(new):
-            c = self.counts.lookup(tf.constant(new)).numpy() + 1
-            self.counts.insert(tf.constant(new), tf.constant(c))
+            c = self.counts.lookup(to_tensor(new)).numpy() + 1
+            self.counts.insert(to_tensor(new), to_tensor(c))
             new = new[c >= self.cfg.admit_after]  # their counts stay until the window's end (no deleted buckets)
         freed = self._make_room(len(new))
         if len(new):
             free = np.flatnonzero(self.owner < 0)[:len(new)]
             new = new[:len(free)]  # more new ids than rows not used in this batch: the rest wait
-            self.rows.insert(tf.constant(new), tf.constant(free[:len(new)].astype(np.int64)))
+            self.rows.insert(to_tensor(new), to_tensor(free[:len(new)].astype(np.int64)))
             self.owner[free[:len(new)]] = new
             self.last[free[:len(new)]] = self.step
             self.admitted += len(new)
             self.changed = np.union1d(self.changed, free[:len(new)])
-            row = self.rows.lookup(tf.constant(uniq)).numpy()
+            row = self.rows.lookup(to_tensor(uniq)).numpy()
         out = row[inv].reshape(ids.shape)
         fallback = self.capacity + np.arange(ids.shape[1])[None, :]
         return np.where(out < 0, fallback, out), freed
@@ -99,7 +101,7 @@ class IdRows:
                 k = min(short, len(old))
                 victims = np.concatenate([victims, old[np.argpartition(self.last[old], k - 1)[:k]]])
         if len(victims):
-            self.rows.erase(tf.constant(self.owner[victims]))
+            self.rows.erase(to_tensor(self.owner[victims]))
             self.owner[victims] = -1
             self.evicted += len(victims)
             self.changed = np.union1d(self.changed, victims)
@@ -120,7 +122,7 @@ class IdRows:
         live = np.flatnonzero(self.owner >= 0).astype(np.int64)
         _clear(self.rows, self._buckets)
         if len(live):
-            self.rows.insert(tf.constant(self.owner[live]), tf.constant(live))
+            self.rows.insert(to_tensor(self.owner[live]), to_tensor(live))
         self._erased = 0
         self.rebuilds += 1
 
@@ -149,6 +151,21 @@ def decode_ids(code: np.ndarray) -> np.ndarray:
     return np.where(parts[:, 0] < 0, -1, ids)
 
 
+def to_tensor(a: np.ndarray) -> tf.Tensor:
+    """``a`` as an eager tensor through DLPack, which shares ``a`` (or a writable, C-contiguous,
+    aligned copy if it is not one; TF must not see it change afterwards): ``tf.constant`` /
+    ``tf.convert_to_tensor`` of a Python or numpy value keep a few hundred bytes inside TF for
+    good, and the id map converts several arrays per batch."""
+    a = np.asarray(a)
+    if not (a.flags.c_contiguous and a.flags.writeable and a.ctypes.data % ALIGN == 0):
+        buf = np.empty(a.nbytes + ALIGN, np.uint8)
+        at = -buf.ctypes.data % ALIGN
+        out = buf[at:at + a.nbytes].view(a.dtype).reshape(a.shape)
+        out[...] = a
+        a = out
+    return tf.experimental.dlpack.from_dlpack(a.__dlpack__())
+
+
 def _table(default: int, buckets: int) -> tf.lookup.experimental.DenseHashTable:
     """An int64 → int64 hash table (ids -1 and -2 are its empty and deleted markers)."""
     return tf.lookup.experimental.DenseHashTable(tf.int64, tf.int64, default_value=default, empty_key=-1,
@@ -158,9 +175,9 @@ def _table(default: int, buckets: int) -> tf.lookup.experimental.DenseHashTable:
 def _clear(table: tf.lookup.experimental.DenseHashTable, buckets: int) -> None:
     """Empty ``table`` in place, with ``buckets`` buckets: TF never frees an eager hash table's
     memory, so replacing the table by a new one would leak the old one."""
-    empty = tf.fill([buckets, 1], tf.constant(-1, tf.int64))
-    tf.raw_ops.LookupTableImportV2(table_handle=table.resource_handle, keys=empty,
-                                   values=tf.zeros([buckets, 1], tf.int64))
+    tf.raw_ops.LookupTableImportV2(table_handle=table.resource_handle,
+                                   keys=to_tensor(np.full((buckets, 1), -1, np.int64)),
+                                   values=to_tensor(np.zeros((buckets, 1), np.int64)))
 
 
 @register("dynamic")
@@ -189,14 +206,14 @@ class DynamicIdModel(ModelBase):
     def _rows(self, ids: tf.Tensor | np.ndarray) -> np.ndarray:
         rows, freed = self.ids.map(np.asarray(ids))
         if len(freed):  # new ids start from the initial values, not from the evicted id's
-            idx = tf.constant(freed)
+            idx = to_tensor(freed)
             for name, var in self._sparse_state().items():
                 init = np.broadcast_to(self._initial[name], (len(freed), *var.shape[1:]))
-                var.scatter_update(tf.IndexedSlices(tf.constant(init, var.dtype), idx))
+                var.scatter_update(tf.IndexedSlices(to_tensor(init.astype(var.dtype.as_numpy_dtype)), idx))
         changed = self.ids.changed
         if len(changed):
             code = encode_ids(self.ids.owner[changed])
-            self.id_owner.scatter_update(tf.IndexedSlices(tf.constant(code), tf.constant(changed)))
+            self.id_owner.scatter_update(tf.IndexedSlices(to_tensor(code), to_tensor(changed)))
         self.touched = np.union1d(np.unique(rows), changed)
         return rows
 
@@ -209,14 +226,14 @@ class DynamicIdModel(ModelBase):
 
     def predict(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         flat = np.asarray(ids)
-        rows = self.ids.rows.lookup(tf.constant(flat.ravel())).numpy().reshape(flat.shape)
+        rows = self.ids.rows.lookup(to_tensor(flat.ravel())).numpy().reshape(flat.shape)
         fallback = self.dyn.capacity + np.arange(rows.shape[1])[None, :]
-        return self.inner.predict(tf.constant(np.where(rows < 0, fallback, rows)), dense)
+        return self.inner.predict(to_tensor(np.where(rows < 0, fallback, rows)), dense)
 
     def predict_then_train(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
                            labelled: np.ndarray | None = None) -> tf.Tensor:
-        out = self.inner.predict_then_train(tf.constant(self._rows(ids)), dense, labels, labelled)
-        self._version.assign(self.inner.version)
+        out = self.inner.predict_then_train(to_tensor(self._rows(ids)), dense, labels, labelled)
+        self._version.assign(self.inner._version)  # a variable's value: no Python int to convert
         return out
 
     def variables(self) -> dict[str, tf.Variable]:

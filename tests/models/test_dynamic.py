@@ -8,7 +8,7 @@ from flinkdl.config.dynamic import DynamicConfig
 from flinkdl.config.schema import ModelConfig
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import build_model
-from flinkdl.models.dynamic import DynamicIdModel, IdRows
+from flinkdl.models.dynamic import DynamicIdModel, IdRows, to_tensor
 
 WIDE = FeatureLayout(n_ids=2, n_dense=1, buckets=1 << 31)
 
@@ -97,3 +97,13 @@ def test_the_tables_stay_bounded_over_many_distinct_ids():
     for step in range(1, 20):
         few.map(np.arange(step * 200, step * 200 + 200, dtype=np.int64).reshape(100, 2))
         assert few.stats()["counts_ids"] <= 300 + 200  # cleared once it held 300 ids
+
+
+def test_to_tensor_keeps_values_of_any_layout_and_shares_aligned_memory():
+    """Non-contiguous, read-only, broadcast, unaligned and empty arrays all arrive as they are."""
+    base = np.arange(40, dtype=np.int64)
+    arrays = [base[1:9], base.reshape(8, 5)[:, 1], np.broadcast_to(np.float32(1.5), (3, 2)),
+              np.asarray(to_tensor(base.reshape(4, 10))), np.zeros((0, 4), np.float32), np.full((6, 1), -1, np.int64)]
+    for a in arrays:
+        t = to_tensor(a)
+        assert t.dtype.as_numpy_dtype == a.dtype and tuple(t.shape) == a.shape and np.array_equal(t.numpy(), a)
