@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from flinkdl.devtools.broker import Broker
 from flinkdl.ps.client import PsClient
 from flinkdl.sinks.predictions import read_predictions
 
@@ -138,6 +139,15 @@ def assert_mid_stream(run_dir: Path) -> int:
     rows = predicted_rows(run_dir)
     assert rows < EVENTS, f"the stream was over ({rows} predictions) before the fault"
     return rows
+
+
+def bounce_broker(broker: Broker, run_dir: Path, job: Job) -> None:
+    """Once the job is mid-stream: kill the broker, and restart it a second later."""
+    wait_predictions(run_dir, job=job)
+    assert_mid_stream(run_dir)
+    broker.kill()
+    time.sleep(1.0)
+    broker.restart()
 
 
 def outcome(run_dir: Path, ps_address: str, summary: dict) -> dict:

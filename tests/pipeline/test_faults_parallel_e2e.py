@@ -178,11 +178,7 @@ def test_broker_killed_at_parallelism_2(durable_broker, base, clean):
                       "--max-events", str(faults.EVENTS), "--summary", str(run_dir / "summary.json")],
                      base / f"{name}.log")
     try:
-        faults.wait_predictions(run_dir, job=job)
-        faults.assert_mid_stream(run_dir)
-        b.kill()
-        time.sleep(1.0)
-        b.restart()
+        faults.bounce_broker(b, run_dir, job)
         job.wait(500)
         producer.join(60)
         run = faults.outcome(run_dir, ps.address, json.loads((run_dir / "summary.json").read_text()))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 from flinkdl.devtools import broker
 from flinkdl.devtools.produce import generator_batches, produce, read_topic
 from tests import faults
-from tests.faults import BATCH, EVENTS, RATE, Job, compare, outcome, overrides, wait_predictions
+from tests.faults import BATCH, EVENTS, RATE, Job, compare, outcome, overrides
 from tests.ps.conftest import PsProcess
 
 pytestmark = pytest.mark.e2e
@@ -44,11 +43,7 @@ def _run(b: broker.Broker, base: Path, name: str, kill_broker: bool) -> dict:
                "--max-events", str(EVENTS), "--summary", str(run_dir / "summary.json")], base / f"{name}.log")
     try:
         if kill_broker:
-            wait_predictions(run_dir, job=job)
-            faults.assert_mid_stream(run_dir)
-            b.kill()
-            time.sleep(1.0)
-            b.restart()
+            faults.bounce_broker(b, run_dir, job)
         job.wait(500)
         producer.join(60)
         out = outcome(run_dir, ps.address, json.loads((run_dir / "summary.json").read_text()))

@@ -59,6 +59,11 @@ class PsProcess:
         self.stop()
         return self.start()
 
+    def kill9_restart(self) -> None:
+        """kill -9, then start again on the same port and checkpoint directory."""
+        self.kill9()
+        self.start()
+
 
 @pytest.fixture(scope="module")
 def ps_server(tmp_path_factory):
@@ -85,6 +90,18 @@ class ShardedPs:
     def stop(self) -> None:
         for s in self.shards:
             s.stop()
+
+    def kill9_restart(self) -> None:
+        """kill -9 of every shard, then every shard started again."""
+        for s in self.shards:
+            s.kill9()
+        for s in self.shards:
+            s.start()
+
+
+def ps_of(shards: int, checkpoint_dir: Path) -> PsProcess | ShardedPs:
+    """One server (``shards`` 1) or a sharded PS of ``shards`` processes."""
+    return PsProcess(checkpoint_dir) if shards == 1 else ShardedPs(shards, checkpoint_dir)
 
 
 class _Shard(PsProcess):

@@ -14,7 +14,7 @@ from flinkdl.ps.errors import PsError
 from flinkdl.ps.lane_compact import floors, fold_segments
 from flinkdl.ps.lanes import Segment
 
-from .conftest import PsProcess, ShardedPs
+from .conftest import ps_of
 
 IDS = np.arange(0, 3000, 7, dtype=np.int64)
 W = 3  # row width: dim 1 plus slots a and b
@@ -109,28 +109,11 @@ def _scenario(address: str, restart, ckpt: Path, shards: int) -> None:
         assert np.abs(c.pull("emb", IDS)[0] - expect).max() < 1e-4
 
 
-def test_lane_compaction_on_one_server(tmp_path):
-    ps = PsProcess(tmp_path / "ck")
+@pytest.mark.parametrize("shards", [1, 2], ids=["one-server", "sharded"])
+def test_lane_compaction(tmp_path, shards):
+    ps = ps_of(shards, tmp_path / "ck")
     try:
-        def restart() -> None:
-            ps.kill9()
-            ps.start()
-
-        _scenario(ps.address, restart, tmp_path / "ck", 1)
-    finally:
-        ps.stop()
-
-
-def test_lane_compaction_on_a_sharded_ps(tmp_path):
-    ps = ShardedPs(2, tmp_path / "ck")
-    try:
-        def restart() -> None:
-            for s in ps.shards:
-                s.kill9()
-            for s in ps.shards:
-                s.start()
-
-        _scenario(ps.address, restart, tmp_path / "ck", 2)
+        _scenario(ps.address, ps.kill9_restart, tmp_path / "ck", shards)
     finally:
         ps.stop()
 

@@ -11,7 +11,7 @@ from flinkdl.ps.client import PsClient
 from flinkdl.ps.errors import PsError
 from flinkdl.ps.lane_service import newest_cut_state
 
-from .conftest import PsProcess, ShardedPs
+from .conftest import PsProcess, ShardedPs, ps_of
 
 IDS = np.arange(0, 4000, 7, dtype=np.int64)
 W = 3  # row width: dim 1 plus slots a and b
@@ -84,28 +84,11 @@ def _scenario(address: str, restart, ckpt: str) -> None:
     w1.close()
 
 
-def test_lanes_on_one_server(tmp_path):
-    ps = PsProcess(tmp_path / "ck")
+@pytest.mark.parametrize("shards", [1, 2], ids=["one-server", "sharded"])
+def test_lanes(tmp_path, shards):
+    ps = ps_of(shards, tmp_path / "ck")
     try:
-        def restart() -> None:
-            ps.kill9()
-            ps.start()
-
-        _scenario(ps.address, restart, str(tmp_path / "ck"))
-    finally:
-        ps.stop()
-
-
-def test_lanes_on_a_sharded_ps(tmp_path):
-    ps = ShardedPs(2, tmp_path / "ck")
-    try:
-        def restart() -> None:
-            for s in ps.shards:
-                s.kill9()
-            for s in ps.shards:
-                s.start()
-
-        _scenario(ps.address, restart, str(tmp_path / "ck"))
+        _scenario(ps.address, ps.kill9_restart, str(tmp_path / "ck"))
     finally:
         ps.stop()
 
