@@ -130,14 +130,19 @@ class KafkaReader:
         elif msgs:
             yield from self.features.flat_map(Row(msgs, len(msgs)))
 
-    def commit(self) -> None:
-        """Commit the offsets :meth:`take` last stored to the group (asynchronously)."""
+    def stored(self) -> dict[str, int]:
+        """The offsets after the last :meth:`take` (partition → next offset), for a later :meth:`commit`."""
+        return dict(self._stored or {})
+
+    def commit(self, offsets: dict[str, int] | None = None) -> None:
+        """Commit ``offsets`` (default: those :meth:`take` last stored) to the group (asynchronously)."""
         from confluent_kafka import TopicPartition
 
-        if self._stored is None:
+        if offsets is None:
+            offsets, self._stored = self._stored, None
+        if not offsets:
             return
-        tps = [TopicPartition(self.k.topic, int(p), o) for p, o in self._stored.items()]
-        self._stored = None
+        tps = [TopicPartition(self.k.topic, int(p), o) for p, o in offsets.items()]
         self.consumer.commit(offsets=tps, asynchronous=True)
 
 

@@ -51,6 +51,7 @@ class ReadAndTrain(Train):
         self.reader = KafkaReader(self.cfg_json)
         self.reader.open(ctx, section(self.cfg.source.kafka, "source.kafka"))
         self.pending: Iterator[Row] = iter(())
+        self.taken: list[dict[str, int]] = []  # the offsets after each take of this tick not yet committed
         self.ahead: object = _NOT_MADE
         features = self.reader.features
         self.limit = TAKE_PIECES * features.piece()  # messages (Arrow: rows, see _take_limit)
@@ -60,31 +61,52 @@ class ReadAndTrain(Train):
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
         """Takes (a decode piece each) while the consumer has a backlog, for at most ``batch_ms``: a
         tick's predictions leave the operator when it ends, so a backlog is learnt in ticks of
-        ``batch_ms``, not in one tick of all of it."""
-        start = last = time.monotonic()
-        while True:
-            msgs = self.reader.take(self._take_limit())
-            if not msgs:
-                return
-            yield from self._train_all(msgs, ctx)
-            self.reader.commit()
-            now = time.monotonic()
-            # stop before the next take would end past batch_ms: a longer tick would let ticks queue, and
-            # queued ticks go to Python in one bundle, whose predictions leave only when all are done
-            if not self.reader.backlog or 2 * now - last - start >= self.budget_s:
-                return
-            last = now
-
-    def _train_all(self, msgs: list[bytes], ctx: KeyedProcessFunction.Context) -> Iterator:
-        """Featurize and train on ``msgs``, each envelope made while the worker trains on the one before."""
-        self.pending = self.reader.envelopes(msgs)
-        row, rows = next(self.pending, None), 0
+        ``batch_ms``, not in one tick of all of it. The next take is read and featurized while the worker
+        trains on the last batch of the one before, so the worker does not wait for it."""
+        self.start_s = self.last_take_s = time.monotonic()
+        self.pending, self.taken = iter(()), []
+        if not self._take():
+            return
+        row = self._next()
         while row is not None:
             self.ahead = _NOT_MADE
-            rows += Envelope.of(row).rows_in
             yield from super().process_element(row, ctx)
-            row = next(self.pending, None) if self.ahead is _NOT_MADE else self.ahead
-        self.rows_per_message = max(1.0, rows / len(msgs))
+            for stored in self.taken[:-1]:  # takes before the newest: all their batches are trained
+                self.reader.commit(stored)
+            del self.taken[:-1]
+            row = self._next() if self.ahead is _NOT_MADE else self.ahead
+        for stored in self.taken:
+            self.reader.commit(stored)
+
+    def _take(self) -> bool:
+        """The consumer's next messages as :attr:`pending` envelopes; False if none were fetched."""
+        msgs = self.reader.take(self._take_limit())
+        if not msgs:
+            return False
+        self.taken.append(self.reader.stored())
+        self.pending = self._counted(self.reader.envelopes(msgs), len(msgs))
+        return True
+
+    def _counted(self, envelopes: Iterator[Row], messages: int) -> Iterator[Row]:
+        rows = 0
+        for row in envelopes:
+            rows += Envelope.of(row).rows_in
+            yield row
+        self.rows_per_message = max(1.0, rows / messages)
+
+    def _next(self) -> Row | None:
+        """The tick's next envelope: of this take, else of a new take while there is a backlog and the
+        new take would end within ``batch_ms`` (it is trained in this tick: its offsets are in state)."""
+        row = next(self.pending, None)
+        if row is not None or not self.reader.backlog:
+            return row
+        now = time.monotonic()
+        # a take costs about as long as the last one: stop before the next would end past batch_ms, since a
+        # longer tick would let ticks queue, and queued ticks go to Python in one bundle
+        if 2 * now - self.last_take_s - self.start_s >= self.budget_s:
+            return None
+        self.last_take_s = now
+        return next(self.pending, None) if self._take() else None
 
     def _take_limit(self) -> int:
         """Messages a tick takes: row messages, a decode piece; Arrow messages, about as many rows."""
@@ -97,7 +119,7 @@ class ReadAndTrain(Train):
         return self.train(Envelope.of(value), replay, make)
 
     def _make_ahead(self) -> None:
-        self.ahead = next(self.pending, None)
+        self.ahead = self._next()
 
     def close(self) -> None:
         if getattr(self, "reader", None) is not None:

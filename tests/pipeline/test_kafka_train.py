@@ -133,3 +133,19 @@ def test_arrow_ticks_take_about_a_piece_of_rows(tmp_path, monkeypatch) -> None:
     assert [Envelope.of(r).rows_in for r in op.process_element(0, None)] == [2, 2, 2, 2, 2]
     assert consumer.commits == [[(0, 1)], [(0, 3)], [(0, 5)]]  # one message first, then a piece's rows: 2
     assert json.loads(states["kafka_offsets"].v) == {"0": 5}
+
+
+def test_the_next_take_is_made_while_the_worker_trains_and_committed_once_trained(tmp_path, monkeypatch) -> None:
+    msgs = encode(next(generator_batches(7, 7)), "csv")
+    consumer = _Consumer([_Msg(0, i, m) for i, m in enumerate(msgs)])
+    monkeypatch.setattr("flinkdl.pipeline.kafka_in.DECODE_MESSAGES", 3)  # a take: one piece of 3 messages
+    op, _ = _op(tmp_path, monkeypatch, consumer, "source.max_batch_rows=3", "source.kafka.batch_ms=60000")
+    log = op.worker.log
+    decode, commit = op.reader.features.decoder.rows, op.reader.commit
+    op.reader.features.decoder.rows = lambda m, pos: (log.append(("decode", len(m))), decode(m, pos))[1]
+    op.reader.commit = lambda offsets=None: (log.append(("commit", dict(offsets or {}))), commit(offsets))[1]
+    assert [Envelope.of(r).rows_in for r in op.process_element(0, None)] == [3, 3, 1]
+    assert log == ["start", ("decode", 3), ("train", 3), "meanwhile", ("decode", 3), ("commit", {"0": 3}),
+                   ("train", 3), "meanwhile", ("decode", 1), ("commit", {"0": 6}), ("train", 1), "meanwhile",
+                   ("commit", {"0": 7})]
+    assert consumer.commits == [[(0, 3)], [(0, 6)], [(0, 7)]]
