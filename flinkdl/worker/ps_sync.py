@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from flinkdl.config.schema import PsConfig
 from flinkdl.models.base import ModelBase
+from flinkdl.models.dynamic import to_tensor
 from flinkdl.ps.client import PsClient
 from flinkdl.ps.errors import PsError
 
@@ -44,20 +45,32 @@ def writer_name(cfg: PsConfig, subtask: int) -> str:
 
 
 class _SparseTable:
-    """A model table and its optimizer slots, read and written as ``[n, dim * (1 + slots)]`` rows."""
+    """A model table and its optimizer slots, read and written as ``[n, dim * (1 + slots)]`` rows.
+
+    Arrays reach TF through DLPack (:func:`~flinkdl.models.dynamic.to_tensor`): ``tf.constant`` of a numpy
+    array, explicit or implied by an eager op, keeps a few hundred bytes inside TF per call. Each
+    variable's gather is written straight into the rows (no ``tf.concat``); eager ops, since a
+    ``tf.function`` of these few ops costs more CPU per call here than it saves.
+    """
 
     def __init__(self, name: str, var: tf.Variable, slots: list[tuple[str, tf.Variable]]) -> None:
         self.name, self.var, self.slots = name, var, slots
         self.dim = int(var.shape[1])
+        self._vars = (var, *(s for _, s in slots))
+        self.dtype = var.dtype.as_numpy_dtype
 
     def read(self, ids: np.ndarray) -> np.ndarray:
-        parts = [tf.gather(v, ids) for v in (self.var, *(s for _, s in self.slots))]
-        return tf.concat(parts, axis=1).numpy()
+        at = to_tensor(np.asarray(ids, np.int64))
+        rows = np.empty((len(ids), self.dim * len(self._vars)), self.dtype)
+        for k, v in enumerate(self._vars):
+            rows[:, k * self.dim:(k + 1) * self.dim] = tf.gather(v, at).numpy()
+        return rows
 
     def write(self, ids: np.ndarray, rows: np.ndarray) -> None:
-        idx = tf.constant(ids, tf.int64)
-        for k, v in enumerate((self.var, *(s for _, s in self.slots))):
-            v.scatter_update(tf.IndexedSlices(tf.constant(rows[:, k * self.dim:(k + 1) * self.dim]), idx))
+        at = to_tensor(np.asarray(ids, np.int64))
+        for k, v in enumerate(self._vars):
+            part = np.asarray(rows[:, k * self.dim:(k + 1) * self.dim], self.dtype)
+            v.scatter_update(tf.IndexedSlices(to_tensor(part), at))
 
 
 class PsSync:
@@ -115,7 +128,7 @@ class PsSync:
                 raise PsError(f"dense variable {self.cfg.table_prefix + name!r} has shape {value.shape} on "
                               f"{self.cfg.address} but {tuple(var.shape)} in this model")
             if value is not None:
-                var.assign(value)
+                var.assign(to_tensor(np.asarray(value, var.dtype.as_numpy_dtype)))
         self._dense_base = {n: v.numpy() for n, v in self.dense.items()}
         log.info("loaded %d rows and %d dense variables from %s", self.loaded_rows, len(server), self.cfg.address)
 
@@ -170,7 +183,7 @@ class PsSync:
         else:
             server = self.client.dense_get()
         for n, var in self.dense.items():
-            var.assign(server[p + n])
+            var.assign(to_tensor(np.asarray(server[p + n], var.dtype.as_numpy_dtype)))
         self._dense_base = {n: server[p + n] for n in self.dense}
         self._mask[ids] = False
         self._touched = []
