@@ -57,20 +57,23 @@ class ReadAndTrain(Train):
         self.limit = TAKE_PIECES * features.piece()  # messages (Arrow: rows, see _take_limit)
         self.rows_per_message = float(self.limit)  # Arrow messages: the last tick's mean rows per message
         self.budget_s = self.reader.k.batch_ms / 1000
+        self.step_s = 0.0  # how long the last step took (the worker's, with what ran meanwhile)
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
         """Takes (a decode piece each) while the consumer has a backlog, for at most ``batch_ms``: a
         tick's predictions leave the operator when it ends, so a backlog is learnt in ticks of
         ``batch_ms``, not in one tick of all of it. The next take is read and featurized while the worker
         trains on the last batch of the one before, so the worker does not wait for it."""
-        self.start_s = self.last_take_s = time.monotonic()
+        self.start_s = time.monotonic()
         self.pending, self.taken = iter(()), []
         if not self._take():
             return
         row = self._next()
         while row is not None:
             self.ahead = _NOT_MADE
+            began = time.monotonic()
             yield from super().process_element(row, ctx)
+            self.step_s = time.monotonic() - began
             for stored in self.taken[:-1]:  # takes before the newest: all their batches are trained
                 self.reader.commit(stored)
             del self.taken[:-1]
@@ -94,18 +97,17 @@ class ReadAndTrain(Train):
             yield row
         self.rows_per_message = max(1.0, rows / messages)
 
-    def _next(self) -> Row | None:
+    def _next(self, during_step: bool = False) -> Row | None:
         """The tick's next envelope: of this take, else of a new take while there is a backlog and the
-        new take would end within ``batch_ms`` (it is trained in this tick: its offsets are in state)."""
+        new take would be trained within ``batch_ms`` (in this tick: its offsets are in state).
+        ``during_step``: called while the worker trains, so the new take's batch comes a step later."""
         row = next(self.pending, None)
         if row is not None or not self.reader.backlog:
             return row
-        now = time.monotonic()
-        # a take costs about as long as the last one: stop before the next would end past batch_ms, since a
-        # longer tick would let ticks queue, and queued ticks go to Python in one bundle
-        if 2 * now - self.last_take_s - self.start_s >= self.budget_s:
+        # a step costs about as long as the last one: stop before the next would end past batch_ms, since
+        # a longer tick would let ticks queue, and queued ticks go to Python in one bundle
+        if time.monotonic() + self.step_s * (1 + during_step) - self.start_s >= self.budget_s:
             return None
-        self.last_take_s = now
         return next(self.pending, None) if self._take() else None
 
     def _take_limit(self) -> int:
@@ -119,7 +121,7 @@ class ReadAndTrain(Train):
         return self.train(Envelope.of(value), replay, make)
 
     def _make_ahead(self) -> None:
-        self.ahead = self._next()
+        self.ahead = self._next(during_step=True)
 
     def close(self) -> None:
         if getattr(self, "reader", None) is not None:

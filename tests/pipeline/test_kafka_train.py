@@ -115,11 +115,12 @@ def test_a_backlog_is_learnt_a_piece_at_a_time_for_at_most_batch_ms_a_tick(tmp_p
     consumer = _Consumer([_Msg(0, i, m) for i, m in enumerate(msgs)])
     monkeypatch.setattr("flinkdl.pipeline.kafka_in.DECODE_MESSAGES", 3)
     monkeypatch.setattr("flinkdl.pipeline.kafka_train.TAKE_PIECES", 1)  # a take: one piece of 3 messages
-    clock = iter(range(0, 1000, 100))  # each reading of the clock 100 ms later
+    clock = iter(range(0, 2000, 100))  # each reading of the clock 100 ms later
     monkeypatch.setattr(kafka_train, "time", SimpleNamespace(monotonic=lambda: next(clock) / 1000))
     op, states = _op(tmp_path, monkeypatch, consumer, "source.max_batch_rows=3", "source.kafka.batch_ms=250")
     ticks = [[Envelope.of(r).rows_in for r in op.process_element(0, None)] for _ in range(3)]
-    assert ticks == [[3, 3], [2], []]  # a third take would end past 250 ms; the rest is no backlog
+    # a third take would be trained past 250 ms (a step of 200 ms after the one under way); the rest is no backlog
+    assert ticks == [[3, 3], [2], []]
     assert json.loads(states["kafka_offsets"].v) == {"0": 8}
     assert consumer.commits == [[(0, 3)], [(0, 6)], [(0, 8)]]  # after each take
 
