@@ -10,7 +10,9 @@ server uses only for rows it does not have yet.
 
 A *single writer* (``ps.single_writer``; by default a job at parallelism 1) has nobody's updates
 to take: it records no base, pulls nothing on touch and reads nothing back; it pushes the touched
-rows' values, which the server assigns (half the bytes of delta + base). Dense variables still
+rows' values, which the server assigns (half the bytes of delta + base). Its pushes go out on a
+background thread while the next steps run (one sync in flight, in order); a commit first waits for
+every push before it, so a committed version still holds every batch up to its step. Dense variables still
 go as deltas, and the worker takes the server's float32 ``base + delta`` without asking for it.
 Worker and server stay equal bit for bit, which exactly-once recovery relies on: a restored
 worker continues from the server exactly where the lost one was.
@@ -22,10 +24,13 @@ worker pushed since its last one become the next segment of its lane on the PS
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
@@ -109,6 +114,8 @@ class PsSync:
         self.batches = self.pushes = 0
         self.loaded_rows = 0
         self._last = time.monotonic()
+        self._pusher: ThreadPoolExecutor | None = None  # a single writer's pushes, made on its first sync
+        self._in_flight: Future | None = None
         self._load(buckets)
 
     def _load(self, buckets: int) -> None:
@@ -157,18 +164,22 @@ class PsSync:
         due = self.batches % self.cfg.push_every_batches == 0 or \
             time.monotonic() - self._last >= self.cfg.push_every_s
         if due:
-            self.sync()
+            self.sync(wait=False)
         return due
 
-    def sync(self) -> None:
-        """Push deltas of touched rows and of dense variables, then refresh them from the server."""
+    def sync(self, wait: bool = True) -> None:
+        """Push deltas of touched rows and of dense variables, then refresh them from the server.
+
+        ``wait=False``: a single writer's pushes may still be on their way when this returns (see the
+        module docstring; :meth:`drain` waits for them)."""
         ids = np.concatenate(self._touched) if self._touched else np.zeros(0, np.int64)
         order = np.argsort(ids)  # distinct ids; sorted ones are the server's fastest lookups
         ids = ids[order]
         p = self.cfg.table_prefix
+        sends: list[Callable[[], object]] = []
         for k, t in enumerate(self.tables):
             if len(ids) and self.single_writer:
-                self.client.push(t.name, ids, t.read(ids), assign=True)
+                sends.append(functools.partial(self.client.push, t.name, ids, t.read(ids), assign=True))
             elif len(ids):
                 base = np.concatenate(self._base[k])[order]
                 self.client.push(t.name, ids, t.read(ids) - base, init=base)
@@ -176,11 +187,14 @@ class PsSync:
                 t.write(ids, rows)
             self._base[k] = []
         current = {n: v.numpy() for n, v in self.dense.items()}
-        delta = {n: current[n] - self._dense_base[n] for n in current}
-        self.client.dense_add({p + n: d for n, d in delta.items()}, init={p + n: self._dense_base[n] for n in current})
-        if self.single_writer:  # what the server computed, bit for bit
-            server = {p + n: (self._dense_base[n] + d).astype(np.float32) for n, d in delta.items()}
+        delta = {p + n: current[n] - self._dense_base[n] for n in current}
+        init = {p + n: self._dense_base[n] for n in current}
+        sends.append(functools.partial(self.client.dense_add, delta, init=init))
+        if self.single_writer:  # what the server computes, bit for bit
+            server = {k: (init[k] + d).astype(np.float32) for k, d in delta.items()}
+            self._send(sends, background=not wait)
         else:
+            self._send(sends, background=False)
             server = self.client.dense_get()
         for n, var in self.dense.items():
             var.assign(to_tensor(np.asarray(server[p + n], var.dtype.as_numpy_dtype)))
@@ -190,7 +204,26 @@ class PsSync:
         self._last = time.monotonic()
         self.pushes += 1
         if self.can_commit and self.pushes % self.commit_every == 0:
+            self.drain()
             self.committed = self._commit()
+
+    def _send(self, sends: list[Callable[[], object]], background: bool) -> None:
+        """Run ``sends`` in order, after the pushes still in flight (whose errors raise here): on the
+        push thread, or now."""
+        self.drain()
+        if not background:
+            for send in sends:
+                send()
+            return
+        if self._pusher is None:
+            self._pusher = ThreadPoolExecutor(1, thread_name_prefix="ps-push")
+        self._in_flight = self._pusher.submit(lambda: [send() for send in sends])
+
+    def drain(self) -> None:
+        """Wait until every push sent is on the server (raises a push's error)."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
 
     def _commit(self) -> int:
         """A writer commit of this worker's lane, or a version; returns its number."""
@@ -202,6 +235,8 @@ class PsSync:
         The report file tells ``flinkdl run`` that this worker's last deltas are on the server.
         """
         self.sync()
+        if self._pusher is not None:
+            self._pusher.shutdown()
         if commit and self.can_commit and self.lanes:
             self.committed = self.client.lane_commit()
         out = self.client.commit() if commit and self.can_commit else None
