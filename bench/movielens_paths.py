@@ -100,10 +100,11 @@ def memory_variant(name: str, tmp: Path, events: int, extra: list[str]) -> dict:
     if cfg.enrich:
         raw = Enricher(cfg.enrich).enrich(raw)
     ids, dense, labels = featurize(cfg, raw.to_batches())
-    scores, secs, _ = train(cfg, ids, dense, labels, cfg.source.max_batch_rows)
+    scores, secs, per = train(cfg, ids, dense, labels, cfg.source.max_batch_rows)
     s = scored(labels, scores)
     return {"variant": f"{name} (in memory)", "events": len(labels), "auc": round(s["auc"], 4),
-            "logloss": round(s["logloss"], 4), "seconds": round(secs, 1)}
+            "logloss": round(s["logloss"], 4), "seconds": round(secs, 1),
+            **({"ensemble_variants": {k: round(scored(labels, v)["auc"], 4) for k, v in per.items()}} if per else {})}
 
 
 def vw_auc(events: int, tmp: Path, side: bool) -> float:
