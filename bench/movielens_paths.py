@@ -7,6 +7,12 @@ VW (``-b 20 --loss_function logistic``) on the same rows and order is the anchor
 
     PYTHONPATH=$PWD .venv/bin/python bench/movielens_paths.py                  # every variant
     PYTHONPATH=$PWD .venv/bin/python bench/movielens_paths.py --variants kafka kafka-whole --events 20000
+    PYTHONPATH=$PWD .venv/bin/python bench/movielens_paths.py --in-memory      # no Flink: the same configs
+
+``--in-memory`` runs each variant's config without Flink: the same rows (side tables joined by the
+job's ``Enricher``), featurized by the job's ``Featurizer``, learnt in order in steps of
+``source.max_batch_rows``. A Kafka run reads windows whose sizes are not multiples of the step, so
+its steps may differ at window ends; anything more than that between the two AUCs is the path's.
 """
 
 from __future__ import annotations
@@ -80,6 +86,27 @@ def run_variant(name: str, tmp: Path, events: int, bootstrap: str | None, extra:
             "load": [round(load0, 1), round(os.getloadavg()[0], 1)]}
 
 
+def memory_variant(name: str, tmp: Path, events: int, extra: list[str]) -> dict:
+    """The variant's config in this process (no Flink): progressive AUC of steps of ``max_batch_rows``."""
+    from quality import scored, train
+    from streams import featurize
+
+    from flinkdl.config.loader import load_config
+    from flinkdl.features.enrich import Enricher
+
+    path, sets = VARIANTS[name]
+    cfg = load_config(config_file(path, tmp), [*sets, *extra])
+    raw = movielens_raw(DATA_DIR[0] / "ml-100k.inter").slice(0, events)
+    if cfg.enrich:
+        raw = Enricher(cfg.enrich).enrich(raw)
+    ids, dense, labels = featurize(cfg, raw.to_batches())
+    scores, secs, per = train(cfg, ids, dense, labels, cfg.source.max_batch_rows)
+    s = scored(labels, scores)
+    return {"variant": f"{name} (in memory)", "events": len(labels), "auc": round(s["auc"], 4),
+            "logloss": round(s["logloss"], 4), "seconds": round(secs, 1),
+            **({"ensemble_variants": {k: round(scored(labels, v)["auc"], 4) for k, v in per.items()}} if per else {})}
+
+
 def vw_auc(events: int, tmp: Path, side: bool) -> float:
     """VW on the same events (``side``: with the side tables' fields joined, as the job joins them)."""
     from quality import run_vw
@@ -104,8 +131,11 @@ def main() -> None:
     p.add_argument("--events", type=int, default=100_000)
     p.add_argument("--set", action="append", default=[], help="--set for every run")
     p.add_argument("--data", type=Path, default=DATA_DIR[0], help="the movielens-100k directory")
+    p.add_argument("--in-memory", action="store_true", help="the variants' configs without Flink")
     args = p.parse_args()
     DATA_DIR[0] = args.data.resolve()
+    if args.in_memory:
+        return memory_main(args)
     from flinkdl.devtools import broker
     from flinkdl.devtools.produce import file_batches, produce
 
@@ -129,6 +159,31 @@ def main() -> None:
                 rows[-1]["auc_minus_vw"] = round(rows[-1]["auc"] - vw["auc"], 4)
                 print(json.dumps(rows[-1]), flush=True)
     print(json.dumps({"bench": "movielens_paths", "rows": rows}))
+
+
+def memory_main(args: argparse.Namespace) -> None:
+    """Every variant in memory, against VW (with the side fields for side-table variants)."""
+    with tempfile.TemporaryDirectory() as d:
+        tmp, vw = Path(d), {}
+        rows = []
+        for v in args.variants:
+            side = bool(load_variant_enrich(v, tmp, args.set))
+            if side not in vw:
+                vw[side] = vw_auc(args.events, tmp, side)
+                rows.append({"variant": "vw-side-fields" if side else "vw", "events": args.events, "auc": vw[side]})
+                print(json.dumps(rows[-1]), flush=True)
+            rows.append({**memory_variant(v, tmp, args.events, args.set)})
+            rows[-1]["auc_minus_vw"] = round(rows[-1]["auc"] - vw[side], 4)
+            print(json.dumps(rows[-1]), flush=True)
+    print(json.dumps({"bench": "movielens_paths", "in_memory": True, "rows": rows}))
+
+
+def load_variant_enrich(name: str, tmp: Path, extra: list[str]) -> list:
+    """The variant's side tables (empty: none)."""
+    from flinkdl.config.loader import load_config
+
+    path, sets = VARIANTS[name]
+    return list(load_config(config_file(path, tmp), [*sets, *extra]).enrich)
 
 
 class _nothing:

@@ -100,7 +100,8 @@ def write_vw(cfg: JobConfig, raw: list[pa.RecordBatch], path: Path) -> tuple[int
             labels, toks = _columns(cfg, b)
             all_labels.append(labels)
             head = pa.array(np.where(labels, "1 |c", "-1 |c"))
-            cats = pc.binary_join_element_wise(head, *toks[:n_cat], " ")
+            # an empty categorical field is no feature (null_handling skip), not a null line
+            cats = pc.binary_join_element_wise(head, *toks[:n_cat], " ", null_handling="skip")
             if f.numeric:
                 nums = [pc.binary_join_element_wise(" ", t, "").fill_null("") for t in toks[n_cat:]]
                 cats = pc.binary_join_element_wise(cats, " |n", *nums, "")

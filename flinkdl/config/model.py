@@ -18,6 +18,8 @@ class OptimizerConfig(Strict):
     name: Literal["adagrad", "ftrl", "sgd", "adam"] = "adagrad"
     learning_rate: float = Field(0.05, gt=0)
     l2: float = Field(0.0, ge=0)
+    initial_accumulator: float = Field(0.1, gt=0, description="adagrad: each weight's starting sum of squared "
+                                       "gradients (its first step is about learning_rate / sqrt of it)")
 
 
 class ModelConfig(Strict):

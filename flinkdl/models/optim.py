@@ -14,12 +14,12 @@ def make_optimizer(cfg: OptimizerConfig) -> tf.compat.v1.train.Optimizer:
     FTRL takes it directly. The l2 acts only on rows a step touches (lazy, as is usual for
     sparse tables).
     """
-    lr, l2 = cfg.learning_rate, cfg.l2
+    lr, l2, acc = cfg.learning_rate, cfg.l2, cfg.initial_accumulator
     v1 = tf.compat.v1.train
     if cfg.name == "adagrad":
         if l2 > 0:
-            return v1.ProximalAdagradOptimizer(lr, l2_regularization_strength=l2)
-        return v1.AdagradOptimizer(lr)
+            return v1.ProximalAdagradOptimizer(lr, acc, l2_regularization_strength=l2)
+        return v1.AdagradOptimizer(lr, acc)
     if cfg.name == "ftrl":
         return v1.FtrlOptimizer(lr, l2_regularization_strength=l2)
     if cfg.name == "sgd":
