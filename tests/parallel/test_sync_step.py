@@ -1,0 +1,126 @@
+"""Synchronous steps: p threaded replicas equal one model stepping on the union of their slices."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from flinkdl.config.schema import ModelConfig, OptimizerConfig
+from flinkdl.exchange.schema import FeatureLayout
+from flinkdl.models import build_model
+from flinkdl.parallel.rendezvous import Rendezvous
+from flinkdl.parallel.sync_step import LocalExchange, SyncStepper
+from flinkdl.ps.errors import PsError
+
+LAYOUT = FeatureLayout(n_ids=4, n_dense=2, buckets=1 << 10)
+
+
+def cfg(name: str, opt: str = "adagrad") -> ModelConfig:
+    dense = OptimizerConfig(name="adam", learning_rate=0.01) if name == "deepfm" else None
+    return ModelConfig(name=name, embedding_dim=4, hidden=[8], optimizer=OptimizerConfig(name=opt),
+                       dense_optimizer=dense)
+
+
+def batches(n_batches: int, rows: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_batches):
+        ids = rng.integers(0, 200, (rows, LAYOUT.n_ids), dtype=np.int64)  # few ids: many shared rows
+        out.append((ids, rng.normal(size=(rows, LAYOUT.n_dense)).astype(np.float32),
+                    (rng.random(rows) < 0.4).astype(np.float32)))
+    return out
+
+
+def run_sync(name: str, opt: str, world: int, per_rank: list[list], micro: int | None):
+    rv = Rendezvous()
+    models = [build_model(LAYOUT, cfg(name, opt)) for _ in range(world)]
+    scores: list[list[np.ndarray]] = [[] for _ in range(world)]
+    errors: list[BaseException] = []
+
+    def work(rank: int) -> None:
+        try:
+            st = SyncStepper(models[rank], LocalExchange(rv, rank, world, timeout_s=120), micro)
+            for b in per_rank[rank]:
+                scores[rank].append(st.train_batch(*b))
+            st.drain()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert rv.pending() == 0
+    return models, scores
+
+
+@pytest.mark.parametrize(("name", "opt", "world", "micro"), [
+    ("lr", "adagrad", 2, None), ("lr", "sgd", 4, 8), ("lr", "ftrl", 2, 8),
+    ("deepfm", "adagrad", 2, 8), ("deepfm", "adagrad", 4, None),
+])
+def test_replicas_equal_one_model_on_the_unions(name: str, opt: str, world: int, micro: int | None) -> None:
+    rows = 24
+    data = batches(3 * world - 1, rows)  # round-robin; the last rank gets one batch fewer (drains)
+    per_rank = [data[r::world] for r in range(world)]
+    models, scores = run_sync(name, opt, world, per_rank, micro)
+
+    ref = build_model(LAYOUT, cfg(name, opt))
+    m = micro or rows
+    ref_scores: list[list[list[np.ndarray]]] = [[[] for _ in per_rank[r]] for r in range(world)]
+    for rnd in range(len(per_rank[0])):
+        for a in range(0, rows, m):  # one step on slice a of every rank's batch of this round
+            have = [r for r in range(world) if rnd < len(per_rank[r])]
+            parts = [tuple(x[a:a + m] for x in per_rank[r][rnd]) for r in have]
+            s = ref.predict_then_train(*(np.concatenate([p[k] for p in parts]) for k in range(3))).numpy()
+            at = 0
+            for r, p in zip(have, parts, strict=True):
+                ref_scores[r][rnd].append(s[at:at + len(p[2])])
+                at += len(p[2])
+    want = ref.variables()
+    for model in models:
+        for n, v in model.variables().items():
+            np.testing.assert_allclose(v.numpy(), want[n].numpy(), rtol=1e-4, atol=1e-5, err_msg=n)
+    for r in range(world):
+        for rnd, got in enumerate(scores[r]):
+            np.testing.assert_allclose(got, np.concatenate(ref_scores[r][rnd]), rtol=1e-4, atol=1e-5)
+    # replicas equal to each other to the bit: same sums in the same order
+    for model in models[1:]:
+        for n, v in model.variables().items():
+            np.testing.assert_array_equal(v.numpy(), models[0].variables()[n].numpy(), err_msg=n)
+
+
+def test_unequal_micro_steps_and_empty_batches_stay_in_step() -> None:
+    a, b = batches(2, 20, seed=1), batches(1, 7, seed=2)
+    empty = (np.zeros((0, LAYOUT.n_ids), np.int64), np.zeros((0, LAYOUT.n_dense), np.float32), np.zeros(0, np.float32))
+    models, scores = run_sync("lr", "adagrad", 2, [a, [b[0], empty]], micro=6)
+    assert [len(s) for s in scores[0]] == [20, 20] and [len(s) for s in scores[1]] == [7, 0]
+    for n, v in models[0].variables().items():
+        np.testing.assert_array_equal(v.numpy(), models[1].variables()[n].numpy())
+
+
+def test_a_missing_rank_fails_with_its_number() -> None:
+    rv = Rendezvous()
+    with pytest.raises(PsError, match=r"ranks \[1, 2\] of 3 did not come"):
+        rv.gather("job-a", 0, 0, 3, b"x", timeout_s=0.2)
+    assert rv.pending() == 0
+    rv.gather("job-a", 0, 0, 1, b"x", timeout_s=0.2)  # alone: answers at once
+    waiting: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            rv.gather("k", 0, 0, 2, b"x", 0.5)
+        except PsError as e:
+            waiting.append(e)
+
+    t = threading.Thread(target=first)
+    t.start()
+    time.sleep(0.1)
+    with pytest.raises(PsError, match="contributed twice"):
+        rv.gather("k", 0, 0, 2, b"y", 0.5)  # rank 0 again under the same key and round
+    t.join()
+    assert "ranks [1] of 2 did not come" in str(waiting[0])
