@@ -124,3 +124,41 @@ def test_a_missing_rank_fails_with_its_number() -> None:
         rv.gather("k", 0, 0, 2, b"y", 0.5)  # rank 0 again under the same key and round
     t.join()
     assert "ranks [1] of 2 did not come" in str(waiting[0])
+
+
+def test_through_a_ps_server_equals_in_process() -> None:
+    from flinkdl.parallel.ps_exchange import PsExchange
+    from flinkdl.ps.client import PsClient
+    from flinkdl.ps.server import build_server
+
+    server = build_server()
+    try:
+        data = batches(4, 16, seed=3)
+        per_rank = [data[0::2], data[1::2]]
+        local, _ = run_sync("deepfm", "adagrad", 2, per_rank, micro=8)
+        models = [build_model(LAYOUT, cfg("deepfm")) for _ in range(2)]
+        errors: list[BaseException] = []
+
+        def work(rank: int) -> None:
+            try:
+                with PsClient(f"grpc://127.0.0.1:{server.port}") as c:
+                    st = SyncStepper(models[rank], PsExchange(c, "job-1", rank, 2, 60.0), 8)
+                    for b in per_rank[rank]:
+                        st.train_batch(*b)
+                    st.drain()
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(r,)) for r in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        for n, v in models[1].variables().items():
+            np.testing.assert_array_equal(v.numpy(), local[0].variables()[n].numpy(), err_msg=n)
+        with PsClient(f"grpc://127.0.0.1:{server.port}") as c, \
+                pytest.raises(PsError, match=r"ranks \[1\] of 2 did not come within 0.2 s"):
+            c.allreduce("job-2", 0, 0, 2, b"x", 0.2)
+    finally:
+        server.shutdown()
