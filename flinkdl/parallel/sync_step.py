@@ -89,6 +89,7 @@ class SyncStepper:
         self.vars = [model.variables()[n] for n in self.names]
         self.sparse = [n in model.sparse_names() for n in self.names]
         self.steps = 0  # exchanges in which some rank learnt a row (equal on every rank)
+        self._touched: list[np.ndarray] = []  # table rows the applied sums changed, since take_touched
         model.create_optimizer_state()
         lay = model.layout
         specs = (tf.TensorSpec([None, lay.n_ids], tf.int64), tf.TensorSpec([None, lay.n_dense], tf.float32),
@@ -139,6 +140,7 @@ class SyncStepper:
             got = [p.grads[k] for p in parts if k in p.grads]  # rank order
             if sp:
                 flat.append(np.concatenate([g[0] for g in got]))
+                self._touched.append(flat[-1])
                 flat.append(np.concatenate([g[1] for g in got]))
             else:
                 total = got[0][0]
@@ -180,6 +182,12 @@ class SyncStepper:
             if k >= len(slices) and all(p.remaining == 0 for p in parts):
                 break
         return np.concatenate(scores) if scores else np.zeros(0, np.float32)
+
+    def take_touched(self) -> np.ndarray:
+        """The distinct table rows changed since the last call (every rank's, not only this one's)."""
+        out = np.unique(np.concatenate(self._touched)) if self._touched else np.zeros(0, np.int64)
+        self._touched = []
+        return out
 
     def drain(self) -> None:
         """This rank's input ended: join the other ranks' steps until every rank's input ended."""

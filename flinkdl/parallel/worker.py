@@ -1,0 +1,111 @@
+"""The worker side of ``parallel.sync_steps``: its step, and the PS link of the ranks that do not write.
+
+All replicas are equal, so rank 0 alone writes to the parameter server, as a single writer (it pushes
+every row any rank's gradients changed); the other ranks only load the server's state on start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from flinkdl.config.parallel import ParallelConfig
+from flinkdl.config.schema import JobConfig, PsConfig
+from flinkdl.models.base import ModelBase
+from flinkdl.parallel.ps_exchange import PsExchange
+from flinkdl.parallel.sync_step import SyncStepper
+from flinkdl.ps.client import PsClient
+from flinkdl.worker.hooks.base import Batch, Predictions, StepHook
+from flinkdl.worker.hooks.ps import PsHook
+from flinkdl.worker.ps_sync import PsSync
+
+
+def sync_steps(cfg: JobConfig) -> bool:
+    """Whether this job trains in synchronous steps."""
+    return cfg.parallel.sync_steps and cfg.job.parallelism > 1
+
+
+def join(client: PsClient, base_key: str, rank: int, world: int, timeout_s: float) -> PsExchange:
+    """Every rank hands in a random nonce under ``base_key``; the rounds then go under a key made of all of
+    them, which a restarted attempt (new nonces) never shares with an old one."""
+    nonces = client.allreduce(base_key, 0, rank, world, os.urandom(16), timeout_s)
+    key = f"{base_key}/{hashlib.sha256(b''.join(nonces)).hexdigest()[:16]}"
+    return PsExchange(client, key, rank, world, timeout_s)
+
+
+class LoadOnlyPsHook(StepHook):
+    """A rank other than 0: loads the model from the server on start, never writes."""
+
+    def __init__(self, cfg: PsConfig, model: ModelBase, buckets: int, report: str | None = None) -> None:
+        self.sync, self.report = PsSync(model, cfg, buckets, single_writer=True), report
+
+    def before_step(self, batch: Batch) -> None:
+        pass
+
+    def after_step(self, batch: Batch, predictions: Predictions) -> None:
+        pass
+
+    def close(self) -> None:
+        self.sync.client.close()
+        if self.report:
+            tmp = f"{self.report}.tmp"
+            with open(tmp, "w") as f:
+                json.dump({"committed": None, "pushes": 0, "batches": 0}, f)
+            os.replace(tmp, self.report)
+
+
+class SyncTraining:
+    """Replaces :func:`flinkdl.worker.process.run_step` at ``parallel.sync_steps``."""
+
+    def __init__(self, cfg: ParallelConfig, ps: PsConfig, model: ModelBase, hooks: Sequence[StepHook], rank: int,
+                 world: int, micro_batch_rows: int | None, run_key: str) -> None:
+        self.model, self.hooks = model, hooks
+        self.client = PsClient.from_config(ps)
+        exchange = join(self.client, f"{ps.table_prefix}{run_key}", rank, world, cfg.timeout_s)
+        micro = -(-micro_batch_rows // world) if micro_batch_rows else None  # this rank's share of a step
+        self.stepper = SyncStepper(model, exchange, micro)
+        writers = [h.sync for h in hooks if isinstance(h, PsHook)]
+        self.writer: PsSync | None = writers[0] if writers else None
+
+    @classmethod
+    def from_config(cls, cfg: JobConfig, model: ModelBase, hooks: Sequence[StepHook], rank: int) -> SyncTraining:
+        """A synchronous step covers ``model.micro_batch_rows`` rows over all ranks, or one source batch (as one
+        step at parallelism 1 would)."""
+        step_rows = cfg.model.micro_batch_rows or cfg.source.generator.batch_size
+        return cls(cfg.parallel, cfg.ps, model, hooks, rank, cfg.job.parallelism, step_rows, str(cfg.job.run_dir))
+
+    def _mark(self) -> None:
+        """Rank 0 pushes every row the summed gradients changed, whoever's batch held it."""
+        touched = self.stepper.take_touched()
+        if self.writer is not None and len(touched):
+            self.writer.before_step(touched)
+
+    def step(self, batch: Batch) -> Predictions:
+        """Hooks before, score then learn in synchronous steps (unlabelled rows: only scored), hooks after."""
+        for hook in self.hooks:
+            hook.before_step(batch)
+        ids, dense, label = batch.ids.numpy(), batch.dense.numpy(), batch.label.numpy()
+        mask = batch.labelled
+        if mask.all():
+            scores = self.stepper.train_batch(ids, dense, label)
+        else:
+            scores = np.zeros(len(mask), np.float32)
+            if (~mask).any():
+                scores[~mask] = self.model.predict(ids[~mask], dense[~mask]).numpy()
+            scores[mask] = self.stepper.train_batch(ids[mask], dense[mask], label[mask])
+        self._mark()
+        pred = Predictions(tf.convert_to_tensor(scores), self.stepper.steps, trained=int(mask.sum()))
+        for hook in reversed(self.hooks):
+            hook.after_step(batch, pred)
+        return pred
+
+    def finish(self) -> None:
+        """End of this rank's input: keep stepping with the others until all ended (before the hooks close)."""
+        self.stepper.drain()
+        self._mark()
+        self.client.close()
