@@ -12,9 +12,9 @@ class ParallelConfig(Strict):
 
     Every micro-step, each worker sums all workers' gradients (exchanged through the parameter
     server, shard 0) in rank order and applies the sum: the replicas stay equal, and a job at
-    parallelism p learns as one at parallelism 1 stepping on the union of the p workers' slices.
-    ``model.micro_batch_rows`` then counts the rows of one synchronous step over all workers (each
-    worker steps on its 1/p share). Off: each worker steps on its own batches and pushes deltas
+    parallelism p learns as one at parallelism 1: each worker gets a 1/p share of every step's rows
+    (:mod:`flinkdl.parallel.deal`), so ``model.micro_batch_rows`` counts the rows of one synchronous
+    step over all workers. Off: each worker steps on its own batches and pushes deltas
     (asynchronous; docs/DESIGN.md).
     """
 
@@ -25,7 +25,7 @@ class ParallelConfig(Strict):
 
 
 def check_sync_steps(cfg: ParallelConfig, parallelism: int, ps_enabled: bool, source_kind: str, model: str,
-                     fresh_scores: bool, exactly_once: bool) -> None:
+                     fresh_scores: bool, exactly_once: bool, step_rows: int) -> None:
     """Refuse a ``parallel.sync_steps`` job this version cannot keep in step (a ``ValueError`` naming the key)."""
     if not cfg.sync_steps or parallelism == 1:
         return
@@ -37,6 +37,10 @@ def check_sync_steps(cfg: ParallelConfig, parallelism: int, ps_enabled: bool, so
     if model in ("dynamic", "ensemble") or fresh_scores:
         raise ValueError("parallel.sync_steps supports the models with static tables (lr, fm, deepfm, custom), "
                          "without model.fresh_scores")
+    if step_rows % parallelism:
+        raise ValueError(f"parallel.sync_steps: model.micro_batch_rows (or, without it, source.generator.batch_size) "
+                         f"= {step_rows} must be a multiple of job.parallelism = {parallelism} (each worker takes an "
+                         "equal share of every step)")
     if exactly_once:
         raise ValueError("parallel.sync_steps with job.exactly_once is not supported yet (use the asynchronous "
                          "mode: parallel.sync_steps: false)")

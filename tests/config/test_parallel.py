@@ -20,6 +20,7 @@ def test_off_by_default_and_valid_on_the_generator() -> None:
     ({"source": {"kind": "directory", "directory": {"path": "/tmp/x", "columns": ["a"]}}},
      "needs source.kind: generator"),
     ({"model": {"name": "lr", "fresh_scores": True}}, "without model.fresh_scores"),
+    ({"job": {"parallelism": 3}, "model": {"micro_batch_rows": 512}}, "512 must be a multiple of job.parallelism"),
     ({"job": {"parallelism": 2, "exactly_once": True, "checkpoint_interval_s": 5}}, "job.exactly_once is not"),
 ])
 def test_refused_with_the_key(change: dict, message: str) -> None:

@@ -162,3 +162,15 @@ def test_through_a_ps_server_equals_in_process() -> None:
             c.allreduce("job-2", 0, 0, 2, b"x", 0.2)
     finally:
         server.shutdown()
+
+
+def test_shares_of_a_batch_cover_each_step_block_once() -> None:
+    from flinkdl.parallel.deal import share_rows
+
+    world, m, n = 4, 8, 28  # three full blocks and a partial one of 4 rows
+    shares = [share_rows(n, r, world, m) for r in range(world)]
+    assert shares[0].tolist() == [0, 1, 8, 9, 16, 17, 24, 25] and shares[3].tolist() == [6, 7, 14, 15, 22, 23]
+    # micro-step j of every rank (2 rows each) together is block j of the batch
+    for j in range(4):
+        got = np.sort(np.concatenate([s[2 * j:2 * j + 2] for s in shares]))
+        assert got.tolist() == list(range(8 * j, min(8 * j + 8, n)))
