@@ -89,6 +89,7 @@ class SyncStepper:
         self.vars = [model.variables()[n] for n in self.names]
         self.sparse = [n in model.sparse_names() for n in self.names]
         self.steps = 0  # exchanges in which some rank learnt a row (equal on every rank)
+        self.batches = 0  # train_batch rounds in which some rank learnt a row (p=1's ModelBase.version)
         self._touched: list[np.ndarray] = []  # table rows the applied sums changed, since take_touched
         model.create_optimizer_state()
         lay = model.layout
@@ -169,7 +170,7 @@ class SyncStepper:
         m = self.m or max(n, 1)
         slices = [(a, min(a + m, n)) for a in range(0, n, m)]
         scores: list[np.ndarray] = []
-        k = 0
+        k, steps = 0, self.steps
         while True:
             part = None
             if k < len(slices):
@@ -181,6 +182,7 @@ class SyncStepper:
             k += 1
             if k >= len(slices) and all(p.remaining == 0 for p in parts):
                 break
+        self.batches += self.steps > steps
         return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
     def take_touched(self) -> np.ndarray:

@@ -99,7 +99,7 @@ class SyncTraining:
                 scores[~mask] = self.model.predict(ids[~mask], dense[~mask]).numpy()
             scores[mask] = self.stepper.train_batch(ids[mask], dense[mask], label[mask])
         self._mark()
-        pred = Predictions(tf.convert_to_tensor(scores), self.stepper.steps, trained=int(mask.sum()))
+        pred = Predictions(tf.convert_to_tensor(scores), self.stepper.batches, trained=int(mask.sum()))
         for hook in reversed(self.hooks):
             hook.after_step(batch, pred)
         return pred

@@ -39,10 +39,11 @@ def run_sync(name: str, opt: str, world: int, per_rank: list[list], micro: int |
     models = [build_model(LAYOUT, cfg(name, opt)) for _ in range(world)]
     scores: list[list[np.ndarray]] = [[] for _ in range(world)]
     errors: list[BaseException] = []
+    steppers = [SyncStepper(models[r], LocalExchange(rv, r, world, timeout_s=120), micro) for r in range(world)]
 
     def work(rank: int) -> None:
         try:
-            st = SyncStepper(models[rank], LocalExchange(rv, rank, world, timeout_s=120), micro)
+            st = steppers[rank]
             for b in per_rank[rank]:
                 scores[rank].append(st.train_batch(*b))
             st.drain()
@@ -56,7 +57,7 @@ def run_sync(name: str, opt: str, world: int, per_rank: list[list], micro: int |
         t.join()
     assert not errors, errors
     assert rv.pending() == 0
-    return models, scores
+    return models, scores, steppers
 
 
 @pytest.mark.parametrize(("name", "opt", "world", "micro"), [
@@ -67,7 +68,7 @@ def test_replicas_equal_one_model_on_the_unions(name: str, opt: str, world: int,
     rows = 24
     data = batches(3 * world - 1, rows)  # round-robin; the last rank gets one batch fewer (drains)
     per_rank = [data[r::world] for r in range(world)]
-    models, scores = run_sync(name, opt, world, per_rank, micro)
+    models, scores, steppers = run_sync(name, opt, world, per_rank, micro)
 
     ref = build_model(LAYOUT, cfg(name, opt))
     m = micro or rows
@@ -82,6 +83,7 @@ def test_replicas_equal_one_model_on_the_unions(name: str, opt: str, world: int,
                 ref_scores[r][rnd].append(s[at:at + len(p[2])])
                 at += len(p[2])
     want = ref.variables()
+    assert steppers[0].batches == len(per_rank[0])  # one per round, as p=1's version (a draining rank: fewer)
     for model in models:
         for n, v in model.variables().items():
             np.testing.assert_allclose(v.numpy(), want[n].numpy(), rtol=1e-4, atol=1e-5, err_msg=n)
@@ -97,7 +99,7 @@ def test_replicas_equal_one_model_on_the_unions(name: str, opt: str, world: int,
 def test_unequal_micro_steps_and_empty_batches_stay_in_step() -> None:
     a, b = batches(2, 20, seed=1), batches(1, 7, seed=2)
     empty = (np.zeros((0, LAYOUT.n_ids), np.int64), np.zeros((0, LAYOUT.n_dense), np.float32), np.zeros(0, np.float32))
-    models, scores = run_sync("lr", "adagrad", 2, [a, [b[0], empty]], micro=6)
+    models, scores, _ = run_sync("lr", "adagrad", 2, [a, [b[0], empty]], micro=6)
     assert [len(s) for s in scores[0]] == [20, 20] and [len(s) for s in scores[1]] == [7, 0]
     for n, v in models[0].variables().items():
         np.testing.assert_array_equal(v.numpy(), models[1].variables()[n].numpy())
@@ -135,7 +137,7 @@ def test_through_a_ps_server_equals_in_process() -> None:
     try:
         data = batches(4, 16, seed=3)
         per_rank = [data[0::2], data[1::2]]
-        local, _ = run_sync("deepfm", "adagrad", 2, per_rank, micro=8)
+        local, _, _ = run_sync("deepfm", "adagrad", 2, per_rank, micro=8)
         models = [build_model(LAYOUT, cfg("deepfm")) for _ in range(2)]
         errors: list[BaseException] = []
 
