@@ -13,7 +13,8 @@ batch still has and whether its input ended; a batch's loop ends when no rank ha
 
 from __future__ import annotations
 
-import io
+import json
+import struct
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -59,25 +60,26 @@ class Part:
 
 
 def encode(rows: int, remaining: int, done: bool, grads: list[tuple[np.ndarray, ...]] | None) -> bytes:
-    arrays: dict[str, np.ndarray] = {"meta": np.array([rows, remaining, int(done)], np.int64)}
-    for k, g in enumerate(grads or []):
-        for j, a in enumerate(g):
-            arrays[f"g{k}_{j}"] = a
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
+    """A contribution as bytes: a length-prefixed JSON header (counts, array dtypes and shapes), then the arrays."""
+    arrays = [(k, np.ascontiguousarray(a)) for k, g in enumerate(grads or []) for a in g]
+    head = json.dumps({"meta": [rows, remaining, int(done)],
+                       "arrays": [[k, a.dtype.str, list(a.shape)] for k, a in arrays]}).encode()
+    return b"".join([struct.pack("<I", len(head)), head, *(a.tobytes() for _, a in arrays)])
 
 
 def decode(blob: bytes) -> Part:
-    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-        rows, remaining, done = (int(v) for v in z["meta"])
-        grads: dict[int, list[np.ndarray]] = {}
-        for name in z.files:
-            if name != "meta":
-                k, j = (int(v) for v in name[1:].split("_"))
-                grads.setdefault(k, [None] * 2)[j] = z[name]  # type: ignore[list-item]
-    return Part(rows, remaining, bool(done),
-                {k: tuple(a for a in v if a is not None) for k, v in grads.items()})
+    """Inverse of :func:`encode` (arrays are read-only views of ``blob``)."""
+    (n,) = struct.unpack_from("<I", blob)
+    head = json.loads(blob[4:4 + n])
+    rows, remaining, done = head["meta"]
+    grads: dict[int, list[np.ndarray]] = {}
+    at = 4 + n
+    for k, dtype, shape in head["arrays"]:
+        dt = np.dtype(dtype)
+        count = int(np.prod(shape))
+        grads.setdefault(int(k), []).append(np.frombuffer(blob, dt, count, at).reshape(shape))
+        at += count * dt.itemsize
+    return Part(int(rows), int(remaining), bool(done), {k: tuple(v) for k, v in grads.items()})
 
 
 class SyncStepper:
