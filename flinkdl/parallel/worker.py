@@ -1,7 +1,9 @@
 """The worker side of ``parallel.sync_steps``: its step, and the PS link of the ranks that do not write.
 
 All replicas are equal, so rank 0 alone writes to the parameter server, as a single writer (it pushes
-every row any rank's gradients changed); the other ranks only load the server's state on start.
+every row any rank's gradients changed, every ``ps.push_every_batches`` batches: never by time, so
+that every rank knows when); the other ranks only load the server's state on start, and at each of
+rank 0's pushes round their dense state as the push rounds rank 0's.
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ class SyncTraining:
         self.stepper = SyncStepper(model, exchange, micro)
         writers = [h.sync for h in hooks if isinstance(h, PsHook)]
         self.writer: PsSync | None = writers[0] if writers else None
+        # the writer's push rounds its dense state (base + (value - base), float32): the others do the same
+        self.push_every, self.rounds = ps.push_every_batches, 0
+        mirror = {n: v for n, v in model.variables().items() if n not in model.sparse_names()}
+        mirror.update(model.dense_optimizer_state())
+        self._mirror = mirror if self.writer is None else {}
+        self._base = {n: v.numpy() for n, v in self._mirror.items()}
 
     @classmethod
     def from_config(cls, cfg: JobConfig, model: ModelBase, hooks: Sequence[StepHook], rank: int) -> SyncTraining:
@@ -102,10 +110,21 @@ class SyncTraining:
         pred = Predictions(tf.convert_to_tensor(scores), self.stepper.batches, trained=int(mask.sum()))
         for hook in reversed(self.hooks):
             hook.after_step(batch, pred)
+        self.rounds += 1
+        if self.rounds % self.push_every == 0:
+            self._round_as_pushed()
         return pred
+
+    def _round_as_pushed(self) -> None:
+        """What rank 0's push does to its dense variables (PsSync.sync, single writer), so replicas stay equal."""
+        for n, var in self._mirror.items():
+            value = (self._base[n] + (var.numpy() - self._base[n])).astype(np.float32)
+            var.assign(value)
+            self._base[n] = value
 
     def finish(self) -> None:
         """End of this rank's input: keep stepping with the others until all ended (before the hooks close)."""
         self.stepper.drain()
         self._mark()
+        self._round_as_pushed()  # as rank 0's final push (PsSync.close) will
         self.client.close()

@@ -110,7 +110,8 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
         if sync and subtask > 0:
             hooks.append(LoadOnlyPsHook(cfg.ps, model, buckets, report))
         else:
-            hooks.append(hook.from_config(cfg.ps, model, buckets, exactly_once=cfg.job.exactly_once,
+            ps = cfg.ps.model_copy(update={"push_every_s": float("inf"), "single_writer": True}) if sync else cfg.ps
+            hooks.append(hook.from_config(ps, model, buckets, exactly_once=cfg.job.exactly_once,
                                           parallelism=1 if sync else cfg.job.parallelism, report=report,
                                           metrics=metrics.ps if metrics is not None else None,
                                           writer=writer_name(cfg.ps, subtask)))

@@ -176,3 +176,48 @@ def test_shares_of_a_batch_cover_each_step_block_once() -> None:
     for j in range(4):
         got = np.sort(np.concatenate([s[2 * j:2 * j + 2] for s in shares]))
         assert got.tolist() == list(range(8 * j, min(8 * j + 8, n)))
+
+
+def test_with_the_ps_hooks_replicas_stay_equal_to_the_bit() -> None:
+    """Rank 0 pushes as single writer (its dense state rounded by the push), rank 1 only loads and rounds alike."""
+    import tensorflow as tf
+
+    from flinkdl.config.schema import ParallelConfig, PsConfig
+    from flinkdl.parallel.worker import LoadOnlyPsHook, SyncTraining
+    from flinkdl.ps.server import build_server
+    from flinkdl.worker.hooks.base import Batch
+    from flinkdl.worker.hooks.ps import PsHook
+
+    server = build_server()
+    ps = PsConfig(enabled=True, address=f"grpc://127.0.0.1:{server.port}", push_every_batches=2,
+                  push_every_s=float("inf"), single_writer=True)
+    models = [build_model(LAYOUT, cfg("deepfm")) for _ in range(2)]
+    data = batches(6, 16, seed=5)
+    errors: list[BaseException] = []
+
+    def work(rank: int) -> None:
+        try:
+            hook = PsHook.from_config(ps, models[0], LAYOUT.buckets, exactly_once=False, parallelism=1) if rank == 0 \
+                else LoadOnlyPsHook(ps, models[1], LAYOUT.buckets)
+            st = SyncTraining(ParallelConfig(sync_steps=True, timeout_s=60), ps, models[rank], [hook], rank, 2, 8,
+                              "test-run")
+            for ids, dense, y in data[rank::2]:
+                st.step(Batch(tf.constant(np.arange(len(y))), tf.constant(y), tf.constant(ids), tf.constant(dense)))
+            st.finish()
+            hook.close()
+        except BaseException as e:
+            errors.append(e)
+
+    try:
+        threads = [threading.Thread(target=work, args=(r,)) for r in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.shutdown()
+    assert not errors, errors
+    for n, v in models[0].variables().items():
+        np.testing.assert_array_equal(v.numpy(), models[1].variables()[n].numpy(), err_msg=n)
+    for n, v in models[0].dense_optimizer_state().items():
+        np.testing.assert_array_equal(v.numpy(), models[1].dense_optimizer_state()[n].numpy(), err_msg=n)
