@@ -65,10 +65,13 @@ class SyncTraining:
     """Replaces :func:`flinkdl.worker.process.run_step` at ``parallel.sync_steps``."""
 
     def __init__(self, cfg: ParallelConfig, ps: PsConfig, model: ModelBase, hooks: Sequence[StepHook], rank: int,
-                 world: int, micro_batch_rows: int | None, run_key: str) -> None:
+                 world: int, micro_batch_rows: int | None, run_key: str, join_timeout_s: float | None = None) -> None:
+        """``join_timeout_s``: how long the join at start waits for the other ranks (default ``cfg.timeout_s``;
+        a restarted worker waits for the others to time out of their step and restart too)."""
         self.model, self.hooks = model, hooks
         self.client = PsClient.from_config(ps)
-        exchange = join(self.client, f"{ps.table_prefix}{run_key}", rank, world, cfg.timeout_s)
+        exchange = join(self.client, f"{ps.table_prefix}{run_key}", rank, world, join_timeout_s or cfg.timeout_s)
+        exchange.timeout_s = cfg.timeout_s
         micro = -(-micro_batch_rows // world) if micro_batch_rows else None  # this rank's share of a step
         self.stepper = SyncStepper(model, exchange, micro)
         writers = [h.sync for h in hooks if isinstance(h, PsHook)]
@@ -85,7 +88,8 @@ class SyncTraining:
         """A synchronous step covers ``model.micro_batch_rows`` rows over all ranks, or one source batch (as one
         step at parallelism 1 would)."""
         step_rows = cfg.model.micro_batch_rows or cfg.source.generator.batch_size
-        return cls(cfg.parallel, cfg.ps, model, hooks, rank, cfg.job.parallelism, step_rows, str(cfg.job.run_dir))
+        return cls(cfg.parallel, cfg.ps, model, hooks, rank, cfg.job.parallelism, step_rows, str(cfg.job.run_dir),
+                   join_timeout_s=cfg.worker.start_timeout_s / 2)  # within the supervisor's wait for the start
 
     def _mark(self) -> None:
         """Rank 0 pushes every row the summed gradients changed, whoever's batch held it."""
