@@ -17,7 +17,9 @@ uses to close the gap of data-parallel online learning):
 - ``avg``: ``dense_avg`` and the tables' learning rate / p too;
 - ``avg_sqrt``: ``avg`` with the learning rates / sqrt(p);
 - ``avg_batch``: ``avg`` with batches of 4096 / p rows, so that the p workers' concurrent steps
-  together cover the 4096 rows of one step at p=1.
+  together cover the 4096 rows of one step at p=1;
+- ``sync``: synchronous data-parallel steps (``parallel.sync_steps``): each 512-row step is the sum of
+  the p workers' gradients on 512 / p rows each, so p>1 learns as p=1 does (p=1 is unchanged).
 
 Printed: per run the combined AUC (binned cumulative, the same estimator at every parallelism),
 its gap to p=1 ``base``, events/s over the job's run time (start-up included: run enough events
@@ -53,6 +55,7 @@ VARIANTS: dict[str, Callable[[int], list[str]]] = {
     "avg_batch": lambda p: [f"source.generator.batch_size={4096 // p}", "ps.push_every_batches=1",
                             f"model.dense_optimizer.learning_rate={0.003 / p}",
                             f"model.optimizer.learning_rate={0.05 / p}"],
+    "sync": lambda p: ["parallel.sync_steps=true"],
 }
 
 

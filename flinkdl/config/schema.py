@@ -27,6 +27,7 @@ from flinkdl.config.feedback import FeedbackConfig, check_feedback_job
 from flinkdl.config.flink import FlinkOptions
 from flinkdl.config.job import EvaluationConfig, JobSection, MetricsConfig, WindowConfig
 from flinkdl.config.model import ModelConfig, OptimizerConfig, PsConfig, WorkerConfig
+from flinkdl.config.parallel import ParallelConfig, check_sync_steps
 from flinkdl.config.publish import GateConfig, PublishConfig
 from flinkdl.config.serving import ServingConfig
 from flinkdl.config.sinks import KafkaPredictionsSink, PredictionsSink, SinksConfig
@@ -52,6 +53,7 @@ __all__ = [
     "ModelConfig",
     "NumericField",
     "OptimizerConfig",
+    "ParallelConfig",
     "PredictionsSink",
     "PsConfig",
     "PublishConfig",
@@ -74,6 +76,7 @@ class JobConfig(Strict):
     worker: WorkerConfig = WorkerConfig()
     sinks: SinksConfig = SinksConfig()
     ps: PsConfig = PsConfig()
+    parallel: ParallelConfig = ParallelConfig()
     serving: ServingConfig = ServingConfig()
     feedback: FeedbackConfig | None = None
     evaluation: EvaluationConfig = EvaluationConfig()
@@ -94,6 +97,13 @@ class JobConfig(Strict):
         if self.job.parallelism > 1 and self.ps.single_writer:  # writer lanes journal deltas
             raise ValueError("job.exactly_once at job.parallelism > 1 needs ps.single_writer: false or null "
                              "(see docs/EXACTLY_ONCE.md)")
+        return self
+
+    @model_validator(mode="after")
+    def _sync_steps_need(self) -> JobConfig:
+        check_sync_steps(self.parallel, self.job.parallelism, self.ps.enabled, self.source.kind, self.model.name,
+                         self.model.fresh_scores, self.job.exactly_once,
+                         self.model.micro_batch_rows or self.source.generator.batch_size)
         return self
 
     @model_validator(mode="after")

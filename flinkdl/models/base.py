@@ -294,14 +294,20 @@ class ModelBase(abc.ABC):
             with in_batch.shifted(self._earlier_steps(records, occurrence_grads)):
                 logits = self.logits(ids, dense)
         scores = tf.sigmoid(logits)  # reads happen before the updates below (auto control deps)
-        inv_batch = 1.0 / tf.cast(tf.maximum(tf.shape(labels)[0], 1), tf.float32)
+        return scores, self.apply_gradients(grads, tf.cast(tf.shape(labels)[0], tf.float32))
+
+    def apply_gradients(self, grads: list, rows: tf.Tensor) -> list:
+        """The ops applying ``grads`` (one per :meth:`variables` entry, in order; None: no gradient) of
+        the logloss *summed* over ``rows`` rows (plain SGD divides by ``rows``)."""
+        names = list(self._vars)
+        inv_batch = 1.0 / tf.maximum(rows, 1.0)
         updates = []
         for opt_cfg, opt, sparse in self._groups:
             pairs = [
-                (scale_gradient(g, inv_batch) if opt_cfg.name == "sgd" else g, v)
-                for n, g, v in zip(names, grads, var_list, strict=True)
+                (scale_gradient(g, inv_batch) if opt_cfg.name == "sgd" else g, self._vars[n])
+                for n, g in zip(names, grads, strict=True)
                 if g is not None and (sparse is None or (n in self._sparse) == sparse)
             ]
             if pairs:
                 updates.append(opt.apply_gradients(pairs))
-        return scores, updates
+        return updates

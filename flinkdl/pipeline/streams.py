@@ -21,6 +21,8 @@ def batch_indexes(flink: StreamExecutionEnvironment, cfg: JobConfig) -> DataStre
     stream: worker 1 would train on the drifted half while worker 0 is still before it.)"""
     gen = cfg.source.generator
     n_batches = -(-gen.events // gen.batch_size) if gen.events else UNBOUNDED_BATCHES
+    if cfg.parallel.sync_steps and cfg.job.parallelism > 1 and gen.events:  # a share per rank: parallel/deal.py
+        n_batches *= cfg.job.parallelism
     return flink.from_source(NumberSequenceSource(0, n_batches - 1), WatermarkStrategy.no_watermarks(),
                              "click-generator").set_parallelism(1)
 

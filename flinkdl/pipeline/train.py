@@ -108,6 +108,12 @@ class GenerateAndTrain(Train):
     def start(self, ctx: RuntimeContext) -> None:
         super().start(ctx)
         self.generator = BatchGenerator(self.cfg.source.generator, FeatureMaker.from_config(self.cfg))
+        if self.cfg.parallel.sync_steps and self.cfg.job.parallelism > 1:  # a share of every batch per rank
+            from flinkdl.parallel.deal import SharedBatchGenerator
+
+            self.generator = SharedBatchGenerator(
+                self.cfg.source.generator, FeatureMaker.from_config(self.cfg), subtask_index(ctx),
+                self.cfg.job.parallelism, self.cfg.model.micro_batch_rows or self.cfg.source.generator.batch_size)
         self.stride = self.cfg.job.parallelism
         self.made: tuple[int, Envelope] | None = None  # the batch made ahead: (index, envelope)
 

@@ -33,7 +33,7 @@ NEEDS = {
     "versions": "read", "whoami": "read",
     "push": "write", "create_table": "write", "dense_add": "write", "commit": "write", "fence": "write",
     "annotate": "write", "lane_commit": "write", "record_cut": "write", "lane_compact": "write",
-    "lane_info": "read", "cuts": "read",
+    "lane_info": "read", "cuts": "read", "allreduce": "write",
     "rollback": "admin", "lane_rollback": "admin", "end_lanes": "admin",
 }
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -143,6 +143,17 @@ class PsClient(LaneCalls):
     def health(self) -> dict:
         return self._json("health")
 
+    def allreduce(self, key: str, round_no: int, rank: int, world: int, blob: bytes, timeout_s: float) -> list[bytes]:
+        """Hand ``blob`` to shard 0's rendezvous; every rank's blob of that round, in rank order
+        (:mod:`flinkdl.parallel.rendezvous`)."""
+        head = json.dumps({"key": key, "round": round_no, "rank": rank, "world": world, "timeout_s": timeout_s})
+        try:
+            results = self._clients[0].do_action(flight.Action("allreduce", head.encode() + b"\n" + blob),
+                                                 self._opts[0])
+            return [r.body.to_pybytes() for r in results]
+        except (flight.FlightServerError, flight.FlightUnauthorizedError) as e:
+            raise PsError(_message(e)) from None
+
     def create_table(self, name: str, dim: int, slots: list[str] | tuple[str, ...] = ()) -> dict:
         """Create (or find, with the same spec) a table of ``dim`` values plus ``dim`` per slot."""
         for k in range(len(self._clients)):

@@ -9,7 +9,8 @@ Protocol (see ``docs/PS.md``):
 - ``DoAction``: ``health``, ``create_table``, ``describe``, ``list_tables``, ``dense_add`` (body: Arrow
   IPC ``(name, shape, value, init)``), ``dense_get`` (→ IPC), ``commit``, ``annotate``, ``versions``, ``rollback``,
   ``fence``, the writer lanes' ``lane_commit``, ``lane_rollback``, ``lane_info``, ``record_cut``, ``cuts``,
-  ``end_lanes``, ``lane_compact`` (:mod:`flinkdl.ps.lanes`); between the shards of a sharded PS
+  ``end_lanes``, ``lane_compact`` (:mod:`flinkdl.ps.lanes`); ``allreduce`` (body: JSON header, ``\n``, a blob;
+  answers every rank's blob once all came: :mod:`flinkdl.parallel.rendezvous`); between the shards of a sharded PS
   (:mod:`flinkdl.ps.member`)
   ``prepare``, ``confirm``, ``abort``, ``rollback_local``, ``fence_set``; bodies and results are JSON unless noted.
 
@@ -32,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 from pyarrow import flight
 
+from flinkdl.parallel.rendezvous import Rendezvous
 from flinkdl.ps.auth import TokenAuthFactory, authorize, check_bind
 from flinkdl.ps.checkpoint import CheckpointStore
 from flinkdl.ps.commits import EpochFile
@@ -70,6 +72,7 @@ class PsFlightServer(flight.FlightServerBase):
         self.service = service
         self.metrics = metrics  # flinkdl.ps.metrics.ServerMetrics or None
         self._on_refused = metrics.auth_refused if metrics is not None else None
+        self.rendezvous = Rendezvous()  # synchronous training's gradient exchange (flinkdl.parallel)
         middleware: dict[str, flight.ServerMiddlewareFactory] = {"meta": CallMetaFactory()}
         if tokens:
             middleware["auth"] = TokenAuthFactory(tokens, self._on_refused)
@@ -139,12 +142,15 @@ class PsFlightServer(flight.FlightServerBase):
         return [(a, a) for a in ("health", "create_table", "describe", "list_tables", "dense_add",
                                  "dense_get", "commit", "annotate", "versions", "rollback", "whoami", "fence",
                                  "fence_set", "prepare", "confirm", "abort", "rollback_local", "lane_commit",
-                                 "lane_rollback", "lane_info", "record_cut", "cuts", "end_lanes", "lane_compact")]
+                                 "lane_rollback", "lane_info", "record_cut", "cuts", "end_lanes", "lane_compact",
+                                 "allreduce")]
 
     def do_action(self, context, action):
         role = authorize(context, action.type, self._on_refused)
         if action.type == "whoami":
             return [json.dumps({"role": role}).encode()]
+        if action.type == "allreduce":  # blocks until every rank came: no timing, no service lock
+            return self._allreduce(action.body.to_pybytes())
         if action.type in WRITES:
             self._check_write(context, action.type)
         with self._timed(action.type):
@@ -152,6 +158,15 @@ class PsFlightServer(flight.FlightServerBase):
         if action.type in ("commit", "rollback") and self.metrics is not None:
             self.metrics.version.set(json.loads(out[0]).get("version", 0) or 0)
         return out
+
+    def _allreduce(self, body: bytes) -> list[bytes]:
+        head, _, blob = body.partition(b"\n")
+        try:
+            a = json.loads(head)
+            return self.rendezvous.gather(str(a["key"]), int(a["round"]), int(a["rank"]), int(a["world"]), blob,
+                                          float(a["timeout_s"]))
+        except (PsError, ValueError, KeyError) as e:
+            raise _refuse(e) from e
 
     def _timed(self, op: str):
         return self.metrics.timed(op) if self.metrics is not None else contextlib.nullcontext({"rows": 0})

@@ -97,6 +97,7 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
             endpoint=metrics.endpoint if metrics else None,
             report=os.path.join(cfg.job.run_dir, PUBLISH_REPORT.format(pid=os.getpid()))))
     if cfg.ps.enabled:  # start from the parameter server's state; push touched-row deltas as we go
+        from flinkdl.parallel.worker import LoadOnlyPsHook, sync_steps
         from flinkdl.ps.local import FINAL_REPORT
         from flinkdl.worker.hooks.ps import PsHook
         from flinkdl.worker.ps_sync import writer_name
@@ -105,10 +106,15 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
         if cfg.model.name == "dynamic":  # rows by position plus each row's id
             from flinkdl.worker.hooks.ps_dynamic import DynamicPsHook as hook
         report = os.path.join(cfg.job.run_dir, FINAL_REPORT.format(pid=os.getpid()))
-        hooks.append(hook.from_config(cfg.ps, model, buckets, exactly_once=cfg.job.exactly_once,
-                                      parallelism=cfg.job.parallelism, report=report,
-                                      metrics=metrics.ps if metrics is not None else None,
-                                      writer=writer_name(cfg.ps, subtask)))
+        sync = sync_steps(cfg)  # equal replicas: rank 0 writes as a single writer, the others only load
+        if sync and subtask > 0:
+            hooks.append(LoadOnlyPsHook(cfg.ps, model, buckets, report))
+        else:
+            ps = cfg.ps.model_copy(update={"push_every_s": float("inf"), "single_writer": True}) if sync else cfg.ps
+            hooks.append(hook.from_config(ps, model, buckets, exactly_once=cfg.job.exactly_once,
+                                          parallelism=1 if sync else cfg.job.parallelism, report=report,
+                                          metrics=metrics.ps if metrics is not None else None,
+                                          writer=writer_name(cfg.ps, subtask)))
     from flinkdl.models.ensemble import Ensemble
 
     if isinstance(model, Ensemble):  # every variant's quality: Prometheus and the run's summary
@@ -143,16 +149,24 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
 
     layout = FeatureLayout.from_config(cfg.features)
     model = build_model(layout, cfg.model)
-    hooks = build_hooks(cfg, model, layout.buckets, int(os.environ.get("FLINKDL_SUBTASK", "0")))
+    subtask = int(os.environ.get("FLINKDL_SUBTASK", "0"))
+    hooks = build_hooks(cfg, model, layout.buckets, subtask)
+    sync = None
+    if cfg.parallel.sync_steps and cfg.job.parallelism > 1:  # all workers step together (flinkdl.parallel)
+        from flinkdl.parallel.worker import SyncTraining
+
+        sync = SyncTraining.from_config(cfg, model, hooks, subtask)
     with tf.device(cfg.worker.device):
         out = PredictionStream(out_path, PREDICTION_SCHEMA)
         steps = 0
         for event_id, label, ids, dense in feature_dataset(tf, layout, in_endpoint):
             batch = Batch(event_id, label, ids, dense)
-            pred = run_step(model, hooks, batch)
+            pred = sync.step(batch) if sync is not None else run_step(model, hooks, batch)
             steps += 1
             out.write([event_id.numpy(), pred.scores.numpy(), prediction_labels(label.numpy()),
                        np.full(batch.rows, pred.model_version, np.int64)], pred.ps_version)
+        if sync is not None:
+            sync.finish()
         for hook in reversed(hooks):
             hook.close()
         out.close()

@@ -1,0 +1,32 @@
+"""``parallel:``: synchronous steps are opt-in and refused where they cannot be kept in step."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from flinkdl.config.schema import JobConfig
+
+SYNC = {"job": {"parallelism": 2}, "parallel": {"sync_steps": True}, "ps": {"enabled": True}}
+
+
+def test_off_by_default_and_valid_on_the_generator() -> None:
+    assert JobConfig().parallel.sync_steps is False
+    assert JobConfig.model_validate(SYNC).parallel.timeout_s == 120
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"ps": {"enabled": False}}, "parallel.sync_steps needs ps.enabled"),
+    ({"source": {"kind": "directory", "directory": {"path": "/tmp/x", "columns": ["a"]}}},
+     "needs source.kind: generator"),
+    ({"model": {"name": "lr", "fresh_scores": True}}, "without model.fresh_scores"),
+    ({"job": {"parallelism": 3}, "model": {"micro_batch_rows": 512}}, "512 must be a multiple of job.parallelism"),
+    ({"job": {"parallelism": 2, "exactly_once": True, "checkpoint_interval_s": 5}}, "job.exactly_once is not"),
+])
+def test_refused_with_the_key(change: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        JobConfig.model_validate({**SYNC, **change})
+
+
+def test_no_effect_at_parallelism_one() -> None:
+    JobConfig.model_validate({**SYNC, "job": {"parallelism": 1}, "ps": {"enabled": False}})
