@@ -33,8 +33,9 @@ the ``clicks`` join (``feedback.count_clicks: true``), without it (the default) 
 its JVM; also the whole SQL job's, with its start and the reads), against the trainer's CPU µs
 per trained event (the trainer job's process tree once training had started): ``cpu_vs_trainer``
 > 1 means the join costs less CPU per event than the trainer. ``--throughput-only`` skips the
-strategy and oracle runs, ``--quality-only`` the SQL runs. Also an estimate of the bytes of one
-pending impression's state. The last line is JSON.
+strategy and oracle runs, ``--quality-only`` the SQL runs; ``--repeat N`` runs the strategies,
+oracles and trainer N times in turn and reports each one's mean AUC (``auc_runs``, ``auc_spread``).
+Also an estimate of the bytes of one pending impression's state. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -244,6 +245,8 @@ def main() -> None:
     p.add_argument("--throughput-only", action="store_true",
                    help="the SQL runs and the trainer only, not the strategies and oracles")
     p.add_argument("--quality-only", action="store_true", help="no SQL-alone runs (the join's throughput)")
+    p.add_argument("--repeat", type=int, default=1, help="run the strategies, oracles and trainer this many "
+                   "times (processing-time batches: AUCs vary between runs); AUC = the mean")
     args = p.parse_args()
 
     from flinkdl.config.feedback import DelayConfig
@@ -277,12 +280,23 @@ def main() -> None:
         oracle = {"topic": "clk0", "window_s": 0.001, "grace_s": 0}  # delay 0: labels with their impressions
         runs = (("wait_window", {}, 0), ("fake_negative", {}, 1), ("oracle", {**oracle, "strategy": "wait_window"}, 0),
                 ("oracle_fn", {**oracle, "strategy": "fake_negative"}, 1))
-        for name, sets, twice in () if args.throughput_only else runs:
-            fb = {**common, "strategy": name, **sets, "group_id": f"bench-{name}-fb"}
-            results[name] = run(name, b.bootstrap, "imp", tmp, args, args.events + twice * len(attributed), fb)
-            print(name, json.dumps(results[name]))
-        results["trainer"] = run("trainer", b.bootstrap, "labelled", tmp, args, args.events, None)
-        print("trainer", json.dumps(results["trainer"]))
+        aucs: dict[str, list[float]] = {}
+        for rep in range(args.repeat):  # the runs in turn, so a drift of the load touches each alike
+            todo = [(name, sets, twice) for name, sets, twice in runs if not args.throughput_only]
+            for name, sets, twice in [*todo, ("trainer", None, 0)]:
+                tag = name if rep == 0 else f"{name}-{rep}"
+                if sets is None:
+                    out = run(tag, b.bootstrap, "labelled", tmp, args, args.events, None)
+                else:
+                    fb = {**common, "strategy": name, **sets, "group_id": f"bench-{tag}-fb"}
+                    out = run(tag, b.bootstrap, "imp", tmp, args, args.events + twice * len(attributed), fb)
+                print(tag, json.dumps(out))
+                results.setdefault(name, out)
+                aucs.setdefault(name, []).append(out["auc"])
+        for name, values in aucs.items():  # with --repeat: AUC = the mean over the runs, each listed
+            if args.repeat > 1 and None not in values:
+                results[name].update(auc=sum(values) / len(values), auc_runs=values,
+                                     auc_spread=max(values) - min(values))
     empty: dict = {"logloss": None, "calibration": None, "auc": None}
     wait, fn, plain = results.get("wait_window", empty), results.get("fake_negative", empty), results["trainer"]
     oracle, oracle_fn = results.get("oracle", empty), results.get("oracle_fn", empty)
