@@ -6,27 +6,36 @@
 
 Starts a local broker (tansu) and produces the delayed stream once (``produce_delayed``: impressions
 without label, clicks delayed by the Chapelle-shaped mixture scaled by ``--delay-scale``, both topics
-in event-time order, end ticks). Then three runs of ``jobs/click_feedback.yaml``:
+in event-time order, end ticks). Then the runs of ``jobs/click_feedback.yaml``:
 
 - ``wait_window`` and ``fake_negative``: the feedback job; quality = the serving scores against the
   settled labels (``RUN_DIR/feedback.jsonl``: AUC, log loss, calibration = mean score / observed rate);
-- ``oracle``: the same impressions with their settled label inside (1 iff the click came within the
-  window), no feedback section: every label arrives with its impression, and the prequential score
-  (made before the model trained on the event) is the serving score.
+- ``oracle``: the *same feedback job* (same join, batching, model, evaluation) on the same
+  impressions and a click topic ``clk0`` in which every click that settles positive in the delayed
+  runs (within the window) carries its impression's time (delay 0), with ``wait_window`` and a 1 ms
+  window (no grace): each impression is trained once with its settled label as soon as the
+  watermark allows (``out_of_orderness_s`` after it), and settles to the same label as in the
+  delayed runs; ``oracle_fn`` the same under ``fake_negative`` (each positive trained twice, FN
+  calibration): the delayed fake_negative run minus ``oracle_fn`` is the cost of the delay alone;
+- ``trainer``: the impressions with their settled label inside, no feedback section (the plain
+  Kafka path, its own batching, prequential scores from ``metrics.jsonl``): the trainer's
+  throughput (its AUC is *not* like for like: larger batches, fewer steps; it was the oracle before).
 
 Throughput: the join alone (the job's SQL over both topics read to their end into a blackhole
 sink, no Python; against a scan that reads the same topics and extracts their fields as the join
 does, without the joins), each run's impressions per
-second of wall time (first to last settled), and the oracle's trained events/s (the trainer's
-throughput on the same path without the join); ``join_vs_trainer`` = join alone (impressions over
+second of wall time (first to last settled), and the ``trainer`` run's trained events/s (the
+trainer's throughput on the same path without the join); ``join_vs_trainer`` = join alone (impressions over
 the wall time the joins add to the scan, so job start and Kafka reads are not counted) / trainer,
 ``job_vs_trainer`` = the whole fake_negative job / trainer. The SQL runs measure the join with
 the ``clicks`` join (``feedback.count_clicks: true``), without it (the default) and that at
 ``feedback.sql_parallelism: 2``; each gives CPU µs per impression over the scan (this process and
 its JVM; also the whole SQL job's, with its start and the reads), against the trainer's CPU µs
-per trained event (the oracle job's process tree once training had started): ``cpu_vs_trainer``
-> 1 means the join costs less CPU per event than the trainer. ``--throughput-only`` skips the two
-strategy runs. Also an estimate of the bytes of one pending impression's state. The last line is JSON.
+per trained event (the trainer job's process tree once training had started): ``cpu_vs_trainer``
+> 1 means the join costs less CPU per event than the trainer. ``--throughput-only`` skips the
+strategy and oracle runs, ``--quality-only`` the SQL runs; ``--repeat N`` runs the strategies,
+oracles and trainer N times in turn and reports each one's mean AUC (``auc_runs``, ``auc_spread``).
+Also an estimate of the bytes of one pending impression's state. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -39,10 +48,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from flinkdl.sources.delayed import DelayedStream
 
 
 def _last(path: Path) -> dict | None:
@@ -124,6 +138,47 @@ def state_bytes(n: int = 2000) -> int:
     return int(sum(len(m) for m in msgs) / len(msgs)) + 3 * 8
 
 
+def produce_oracle_topics(bootstrap: str, ds: DelayedStream, args: argparse.Namespace) -> set[int]:
+    """The ids whose click came within the window (settled 1); topic ``clk0``: a click for each at its
+    impression's time (delay 0), then an end tick; topic ``labelled``: the impressions with that label."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from flinkdl.devtools.produce import AckedProducer, produce
+    from flinkdl.devtools.produce_feedback import end_ticks
+    from flinkdl.sources.delayed import CLICK_SCHEMA
+
+    imp_ts: dict[int, int] = {}
+    attributed: set[int] = set()
+    for kind, batch in ds.events(args.events, 1024):
+        ids, ts = batch.column("event_id").to_pylist(), batch.column("ts").to_pylist()
+        if kind == "impressions":
+            imp_ts.update(zip(ids, ts, strict=True))
+        else:
+            attributed.update(i for i, t in zip(ids, ts, strict=True) if t - imp_ts[i] <= args.window_s * 1000)
+
+    def impressions(label: bool) -> Iterator[pa.RecordBatch]:
+        for kind, batch in ds.events(args.events, 1024):
+            if kind == "impressions":
+                hit = pa.array([int(i in attributed) for i in batch.column("event_id").to_pylist()], pa.int64())
+                if label:
+                    yield batch.append_column("label", hit)
+                else:
+                    mask = pc.equal(hit, 1)
+                    yield pa.RecordBatch.from_arrays(
+                        [batch.column("event_id").filter(mask), batch.column("ts").filter(mask),
+                         hit.filter(mask)], schema=CLICK_SCHEMA)
+
+    produce(bootstrap, "labelled", impressions(True), "json", progress=False)
+    produce(bootstrap, "clk0", impressions(False), "json", progress=False)
+    p = AckedProducer(bootstrap)
+    for to, tick in end_ticks(max(imp_ts.values()) + int(3 * args.window_s * 1000), "imp", "clk0"):
+        if to == "clk0":
+            p.send(to, tick)
+    p.flush(60)
+    return attributed
+
+
 def run(name: str, bootstrap: str, topic: str, tmp: Path, args: argparse.Namespace, expect_trained: int,
         feedback: dict | None) -> dict:
     run_dir = tmp / name
@@ -188,12 +243,14 @@ def main() -> None:
     p.add_argument("--model", default="lr")
     p.add_argument("--timeout-s", type=float, default=900.0)
     p.add_argument("--throughput-only", action="store_true",
-                   help="the SQL runs and the oracle (the trainer) only, not the two strategies")
+                   help="the SQL runs and the trainer only, not the strategies and oracles")
+    p.add_argument("--quality-only", action="store_true", help="no SQL-alone runs (the join's throughput)")
+    p.add_argument("--repeat", type=int, default=1, help="run the strategies, oracles and trainer this many "
+                   "times (processing-time batches: AUCs vary between runs); AUC = the mean")
     args = p.parse_args()
 
     from flinkdl.config.feedback import DelayConfig
     from flinkdl.devtools import broker
-    from flinkdl.devtools.produce import produce
     from flinkdl.devtools.produce_feedback import produce_delayed
     from flinkdl.sources.delayed import DelayedStream
     from flinkdl.sources.generator import ClickStream
@@ -202,53 +259,49 @@ def main() -> None:
     print(f"one pending impression: ~{pending_bytes} bytes of join state")
     delay = DelayConfig(scale=args.delay_scale)
     stream = ClickStream(events_per_s=args.events_per_s)
-    window_ms = int(args.window_s * 1000)
     with tempfile.TemporaryDirectory() as d, broker.running(Path(d) / "tansu.log") as b:
         tmp = Path(d)
-        broker.create_topics(b.bootstrap, ["imp", "clk", "oracle"])
+        broker.create_topics(b.bootstrap, ["imp", "clk", "clk0", "labelled"])
         imps, clicks = produce_delayed(b.bootstrap, "imp", "clk", args.events, 1024, 7, delay,
                                        end_tick_s=3 * args.window_s, events_per_s=args.events_per_s)
-        # the oracle: each impression with its settled label (a click within the window)
-        ds = DelayedStream(stream, delay)
-        attributed = set()
-        for kind, batch in ds.events(args.events, 1024):
-            if kind == "clicks":
-                for i, t in zip(batch.column("event_id").to_pylist(), batch.column("ts").to_pylist(), strict=True):
-                    if t - (stream.start_ts_ms + int(i * 1000 / args.events_per_s)) <= window_ms:
-                        attributed.add(i)
-        import pyarrow as pa
-
-        def labelled():
-            for kind, batch in ds.events(args.events, 1024):
-                if kind == "impressions":
-                    ids = batch.column("event_id").to_pylist()
-                    yield batch.append_column("label", pa.array([int(i in attributed) for i in ids], pa.int64()))
-
-        produce(b.bootstrap, "oracle", labelled(), "json", progress=False)
+        attributed = produce_oracle_topics(b.bootstrap, DelayedStream(stream, delay), args)
         print(f"produced {imps:,} impressions, {clicks:,} clicks ({len(attributed):,} within the window)")
         # the first SQL job warms the JVM (JIT) up: a join first, the baseline is the scan after the joins
         with_clicks, no_clicks = ("feedback.count_clicks=true",), ("feedback.count_clicks=false",)
         # the warm-up is a join: after a warm-up scan the first join cost ~40 % more CPU than the next (the JIT)
         variants = (("warm-up", True, (), 1), ("join", True, with_clicks, 1), ("join_no_clicks", True, no_clicks, 1),
                     ("join_no_clicks_p2", True, no_clicks, 2), ("scan", False, (), 1))
-        sql = {name: sql_join_only(b.bootstrap, imps, clicks, args, join, name, extra, par)
+        sql = {} if args.quality_only else {name: sql_join_only(b.bootstrap, imps, clicks, args, join, name, extra, par)
                for name, join, extra, par in variants}
         print("SQL alone (blackhole sink):", json.dumps(sql))
         common = {"topic": "clk", "window_s": args.window_s, "grace_s": args.window_s, "out_of_orderness_s": 2,
                   "idle_timeout_s": "null", "eval_window_s": args.window_s * 10}
         results = {}
-        for strategy in () if args.throughput_only else ("wait_window", "fake_negative"):
-            expect = args.events + (len(attributed) if strategy == "fake_negative" else 0)
-            results[strategy] = run(strategy, b.bootstrap, "imp", tmp, args, expect,
-                                    {**common, "strategy": strategy, "group_id": f"bench-{strategy}-fb"})
-            print(strategy, json.dumps(results[strategy]))
-        results["oracle"] = run("oracle", b.bootstrap, "oracle", tmp, args, args.events, None)
-        print("oracle", json.dumps(results["oracle"]))
+        oracle = {"topic": "clk0", "window_s": 0.001, "grace_s": 0}  # delay 0: labels with their impressions
+        runs = (("wait_window", {}, 0), ("fake_negative", {}, 1), ("oracle", {**oracle, "strategy": "wait_window"}, 0),
+                ("oracle_fn", {**oracle, "strategy": "fake_negative"}, 1))
+        aucs: dict[str, list[float]] = {}
+        for rep in range(args.repeat):  # the runs in turn, so a drift of the load touches each alike
+            todo = [(name, sets, twice) for name, sets, twice in runs if not args.throughput_only]
+            for name, sets, twice in [*todo, ("trainer", None, 0)]:
+                tag = name if rep == 0 else f"{name}-{rep}"
+                if sets is None:
+                    out = run(tag, b.bootstrap, "labelled", tmp, args, args.events, None)
+                else:
+                    fb = {**common, "strategy": name, **sets, "group_id": f"bench-{tag}-fb"}
+                    out = run(tag, b.bootstrap, "imp", tmp, args, args.events + twice * len(attributed), fb)
+                print(tag, json.dumps(out))
+                results.setdefault(name, out)
+                aucs.setdefault(name, []).append(out["auc"])
+        for name, values in aucs.items():  # with --repeat: AUC = the mean over the runs, each listed
+            if args.repeat > 1 and None not in values:
+                results[name].update(auc=sum(values) / len(values), auc_runs=values,
+                                     auc_spread=max(values) - min(values))
     empty: dict = {"logloss": None, "calibration": None, "auc": None}
-    wait, fn, oracle = results.get("wait_window", empty), results.get("fake_negative", empty), results["oracle"]
-
-    trainer = oracle.get("trainer_events_per_s")
-    trainer_cpu_us = oracle.get("cpu_us_per_trained")
+    wait, fn, plain = results.get("wait_window", empty), results.get("fake_negative", empty), results["trainer"]
+    oracle, oracle_fn = results.get("oracle", empty), results.get("oracle_fn", empty)
+    trainer = plain.get("trainer_events_per_s")
+    trainer_cpu_us = plain.get("cpu_us_per_trained")
 
     def over_scan(name: str) -> dict:
         """What the joins add to reading the topics: impressions/s of wall time, CPU µs per impression."""
@@ -260,8 +313,8 @@ def main() -> None:
                 "total_cpu_us_per_impression": sql[name]["cpu_s"] / args.events * 1e6,
                 "cpu_vs_trainer": trainer_cpu_us / cpu_us if trainer_cpu_us and cpu_us > 0 else None}
 
-    joins = {name: over_scan(name) for name in ("join", "join_no_clicks", "join_no_clicks_p2")}
-    join_rate = joins["join"]["impressions_per_s"]
+    joins = {} if not sql else {name: over_scan(name) for name in ("join", "join_no_clicks", "join_no_clicks_p2")}
+    join_rate = joins["join"]["impressions_per_s"] if joins else None
     for name, j in joins.items():
         print(f"{name}: {j['impressions_per_s'] or float('nan'):,.0f} impressions/s over the scan, "
               f"{j['cpu_us_per_impression']:,.1f} CPU µs per impression ({j['total_cpu_us_per_impression']:,.1f} "
@@ -274,15 +327,17 @@ def main() -> None:
     final = {
         "bench": "feedback", "events": args.events, "model": args.model, "window_s": args.window_s,
         "attributed_rate": len(attributed) / args.events, "load_avg_1m": os.getloadavg()[0],
-        "state_bytes_per_pending": pending_bytes, "sql_scan": sql["scan"], "sql_join": sql["join"],
-        "fake_negative": fn, "wait_window": wait, "oracle": oracle,
+        "state_bytes_per_pending": pending_bytes, "sql_scan": sql.get("scan"), "sql_join": sql.get("join"),
+        "fake_negative": fn, "wait_window": wait, "oracle": oracle, "oracle_fn": oracle_fn, "trainer": plain,
         "fn_logloss_minus_wait": diff(fn["logloss"], wait["logloss"]),
         "fn_calibration_error": None if fn["calibration"] is None else fn["calibration"] - 1.0,
         "auc_gap_to_oracle": {"fake_negative": diff(oracle["auc"], fn["auc"]),
-                              "wait_window": diff(oracle["auc"], wait["auc"])},
+                              "wait_window": diff(oracle["auc"], wait["auc"]),
+                              "fake_negative_vs_oracle_fn": diff(oracle_fn["auc"], fn["auc"]),
+                              "trainer_path": diff(plain["auc"], oracle["auc"])},
         "join_impressions_per_s": join_rate, "joins_over_scan": joins, "trainer_cpu_us_per_event": trainer_cpu_us,
         "join_vs_trainer": None if not (join_rate and trainer) else join_rate / trainer,
-        "join_with_startup_vs_trainer": None if not trainer else sql["join"]["impressions_per_s"] / trainer,
+        "join_with_startup_vs_trainer": None if not (trainer and sql) else sql["join"]["impressions_per_s"] / trainer,
         "job_vs_trainer": None if not (fn.get("impressions_per_s") and trainer) else fn["impressions_per_s"] / trainer,
     }
     print(json.dumps(final))
