@@ -31,6 +31,7 @@ from flinkdl.config.schema import ModelConfig, OptimizerConfig
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import in_batch
 from flinkdl.models.optim import create_slots, make_optimizer, scale_gradient
+from flinkdl.models.tensors import to_tensor
 
 
 def lookup(table: tf.Variable, ids: tf.Tensor) -> tf.Tensor:
@@ -164,7 +165,7 @@ class ModelBase(abc.ABC):
     def _score_then_train_labelled(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
                                    labelled: np.ndarray) -> tf.Tensor:
         """Score the unlabelled rows, then :meth:`predict_then_train` the labelled ones; scores in row order."""
-        mask = tf.constant(labelled, tf.bool)
+        mask = to_tensor(np.array(labelled, bool))  # a copy: TF shares its memory
         ids_u, dense_u, _, at_u = self._split_fn(ids, dense, labels, tf.logical_not(mask))
         scores_u = self._predict_fn(ids_u, dense_u)  # runs (eagerly) before the step below
         if not labelled.any():

@@ -33,13 +33,12 @@ from flinkdl.config.schema import ModelConfig
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models.base import ModelBase
 from flinkdl.models.registry import build_model, register
+from flinkdl.models.tensors import to_tensor
 
 #: buckets of the occurrence counts' table when empty (it grows as it fills, and shrinks back when cleared)
 COUNT_BUCKETS = 1 << 17
 #: the sparse variable (and parameter-server table) holding each row's id
 OWNER = "id_owner"
-#: alignment of the arrays :func:`to_tensor` shares with TF (Eigen's largest)
-ALIGN = 64
 
 
 class IdRows:
@@ -149,21 +148,6 @@ def decode_ids(code: np.ndarray) -> np.ndarray:
     parts = code.astype(np.int64)
     ids = (parts << np.arange(0, 64, 16, dtype=np.int64)[None, :]).sum(axis=1)
     return np.where(parts[:, 0] < 0, -1, ids)
-
-
-def to_tensor(a: np.ndarray) -> tf.Tensor:
-    """``a`` as an eager tensor through DLPack, which shares ``a`` (or a writable, C-contiguous,
-    aligned copy if it is not one; TF must not see it change afterwards): ``tf.constant`` /
-    ``tf.convert_to_tensor`` of a Python or numpy value keep a few hundred bytes inside TF for
-    good, and the id map converts several arrays per batch."""
-    a = np.asarray(a)
-    if not (a.flags.c_contiguous and a.flags.writeable and a.ctypes.data % ALIGN == 0):
-        buf = np.empty(a.nbytes + ALIGN, np.uint8)
-        at = -buf.ctypes.data % ALIGN
-        out = buf[at:at + a.nbytes].view(a.dtype).reshape(a.shape)
-        out[...] = a
-        a = out
-    return tf.experimental.dlpack.from_dlpack(a.__dlpack__())
 
 
 def _table(default: int, buckets: int) -> tf.lookup.experimental.DenseHashTable:

@@ -30,6 +30,7 @@ from flinkdl.evaluation.maths import log_losses
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models.base import ModelBase
 from flinkdl.models.registry import build_model, register
+from flinkdl.models.tensors import to_tensor
 
 LOSS_VAR, EVENTS_VAR = "ensemble.loss", "ensemble.events"
 
@@ -117,7 +118,7 @@ class Ensemble(ModelBase):
             self.events.assign(self.events.numpy() * decay + n)
             self._version.assign_add(1)
         self.last_scores, self.last_weights = scores, w
-        return tf.constant(served)
+        return to_tensor(np.array(served, np.float32))  # a copy: TF shares its memory
 
     def variant_state(self) -> list[dict[str, Any]]:
         """Per variant: id, model, learning rate, serving weight now, decayed mean log loss."""

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from flinkdl.models.base import ModelBase
+from flinkdl.models.tensors import to_tensor
 from flinkdl.parallel.rendezvous import Rendezvous
 
 
@@ -150,7 +151,7 @@ class SyncStepper:
                 for g in got[1:]:
                     total = total + g[0]
                 flat.append(total)
-        self._apply_fn(tf.constant(float(rows)), *flat)
+        self._apply_fn(to_tensor(np.array(rows, np.float32)), *(to_tensor(a) for a in flat))
         self.steps += 1
 
     def _step(self, part: tuple[np.ndarray, np.ndarray, np.ndarray] | None, remaining: int,
@@ -158,7 +159,7 @@ class SyncStepper:
         scores, rows = None, 0
         grads: list[tuple[np.ndarray, ...]] | None = None
         if part is not None and len(part[2]):
-            s, flat = self._grads_fn(*part)
+            s, flat = self._grads_fn(*(to_tensor(a) for a in part))
             scores, rows = s.numpy(), len(part[2])
             it = iter(t.numpy() for t in flat)
             grads = [(next(it), next(it)) if sp else (next(it),) for sp in self.sparse]

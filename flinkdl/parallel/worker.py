@@ -14,11 +14,11 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from flinkdl.config.parallel import ParallelConfig
 from flinkdl.config.schema import JobConfig, PsConfig
 from flinkdl.models.base import ModelBase
+from flinkdl.models.tensors import to_tensor
 from flinkdl.parallel.ps_exchange import PsExchange
 from flinkdl.parallel.sync_step import SyncStepper
 from flinkdl.ps.client import PsClient
@@ -108,10 +108,10 @@ class SyncTraining:
         else:
             scores = np.zeros(len(mask), np.float32)
             if (~mask).any():
-                scores[~mask] = self.model.predict(ids[~mask], dense[~mask]).numpy()
+                scores[~mask] = self.model.predict(to_tensor(ids[~mask]), to_tensor(dense[~mask])).numpy()
             scores[mask] = self.stepper.train_batch(ids[mask], dense[mask], label[mask])
         self._mark()
-        pred = Predictions(tf.convert_to_tensor(scores), self.stepper.batches, trained=int(mask.sum()))
+        pred = Predictions(to_tensor(scores), self.stepper.batches, trained=int(mask.sum()))
         for hook in reversed(self.hooks):
             hook.after_step(batch, pred)
         self.rounds += 1

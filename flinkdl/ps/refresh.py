@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from flinkdl.models.base import ModelBase
+from flinkdl.models.tensors import to_tensor
 from flinkdl.ps.client import PsClient
 from flinkdl.ps.errors import PsError
 
@@ -44,7 +45,7 @@ def fill_model(model: ModelBase, prefix: str, rows: Mapping[str, tuple[np.ndarra
         ids, values = rows[prefix + name]
         values = values[:, : var.shape[1]]
         ok = (ids >= 0) & (ids < var.shape[0])
-        var.scatter_update(tf.IndexedSlices(tf.constant(values[ok]), tf.constant(ids[ok])))
+        var.scatter_update(tf.IndexedSlices(to_tensor(values[ok]), to_tensor(ids[ok])))
     for name, var in variables.items():
         value = dense.get(prefix + name)
         if name not in model.sparse_names() and value is not None:

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from flinkdl.config.schema import PsConfig
 from flinkdl.models.base import ModelBase
-from flinkdl.models.dynamic import to_tensor
+from flinkdl.models.tensors import to_tensor
 from flinkdl.ps.client import PsClient
 from flinkdl.ps.errors import PsError
 
@@ -52,7 +52,7 @@ def writer_name(cfg: PsConfig, subtask: int) -> str:
 class _SparseTable:
     """A model table and its optimizer slots, read and written as ``[n, dim * (1 + slots)]`` rows.
 
-    Arrays reach TF through DLPack (:func:`~flinkdl.models.dynamic.to_tensor`): ``tf.constant`` of a numpy
+    Arrays reach TF through DLPack (:func:`~flinkdl.models.tensors.to_tensor`): ``tf.constant`` of a numpy
     array, explicit or implied by an eager op, keeps a few hundred bytes inside TF per call. Each
     variable's gather is written straight into the rows (no ``tf.concat``); eager ops, since a
     ``tf.function`` of these few ops costs more CPU per call here than it saves.

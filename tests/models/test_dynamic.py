@@ -8,7 +8,8 @@ from flinkdl.config.dynamic import DynamicConfig
 from flinkdl.config.schema import ModelConfig
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import build_model
-from flinkdl.models.dynamic import DynamicIdModel, IdRows, to_tensor
+from flinkdl.models.dynamic import DynamicIdModel, IdRows
+from flinkdl.models.tensors import to_tensor
 
 WIDE = FeatureLayout(n_ids=2, n_dense=1, buckets=1 << 31)
 
