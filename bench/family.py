@@ -2,8 +2,9 @@
 
 - ``family-N``: the member ``source.generator.preset: family-N`` (flinkdl/config/generator_family.py)
   with its drift point and drift width scaled to the bench's event count (a short run still sees its
-  drift); its multi-valued fields are hashed as one opaque string each (a user's config until
-  multi-valued ids exist), while Vowpal Wabbit reads each bag as several features (its native form).
+  drift); its multi-valued fields are bags of ids (``multi: {sep: "|"}``, mean-pooled, as the README
+  declares one; ``bags=False``: each hashed as one opaque string), and Vowpal Wabbit reads each bag as
+  several features (its native form).
 - ``movielens-side``: MovieLens-100k sorted by time with the ``.user`` (age, gender, occupation, zip
   code) and ``.item`` (release year, genres) fields joined on, as a user would; genres hashed as one
   string (VW: one feature per genre). Missing side values are ``unknown``.
@@ -18,6 +19,7 @@ from streams import DATA, movielens_raw
 
 from flinkdl.config.generator_family import PRESETS, FamilyConfig
 from flinkdl.config.loader import apply_overrides
+from flinkdl.config.multi_valued import MultiValued
 from flinkdl.config.schema import CategoricalField, JobConfig
 
 USER_FIELDS = ["age:token", "gender:token", "occupation:token", "zip_code:token"]
@@ -40,10 +42,12 @@ def family_sets(member: str, events: int) -> list[str]:
             *(f"source.generator.family.{k}={v}" for k, v in fam.model_dump().items())]
 
 
-def family_config(base: JobConfig, member: str, events: int) -> JobConfig:
-    """The click-stream job config on ``member``, its multi-valued fields as string ids."""
+def family_config(base: JobConfig, member: str, events: int, bags: bool = True) -> JobConfig:
+    """The click-stream job config on ``member``, its multi-valued fields as bags (or opaque string ids)."""
     cfg = with_sets(base, family_sets(member, events))
-    multi = [CategoricalField(name=f"M{j + 1}", type="string") for j in range(cfg.source.generator.family.multi_valued)]
+    bag = MultiValued(sep="|") if bags else None
+    multi = [CategoricalField(name=f"M{j + 1}", type="string", multi=bag)
+             for j in range(cfg.source.generator.family.multi_valued)]
     cfg.features.categorical = [*cfg.features.categorical, *multi]
     return cfg
 

@@ -174,7 +174,7 @@ def stream(dataset: str, args: argparse.Namespace) -> tuple[JobConfig, list, int
     from flinkdl.config.loader import load_config
 
     if dataset.startswith("family-"):
-        cfg = family_config(load_config(CONFIGS["drift"], args.set), dataset, args.events)
+        cfg = family_config(load_config(CONFIGS["drift"], args.set), dataset, args.events, getattr(args, "bags", True))
         gen = cfg.source.generator
         return cfg, list(generator_raw(cfg, args.events)), None if gen.family.drift == "none" else gen.drift_at
     cfg = load_config(CONFIGS["movielens" if dataset.startswith("movielens") else dataset], args.set)

@@ -1,0 +1,78 @@
+"""Candidate default settings on every family member vs Vowpal Wabbit, each stream featurized once.
+
+    python bench/defaults.py --events 300000 \
+        --variant base= --variant steps128=model.micro_batch_rows=128 \
+        --variant acc1=model.optimizer.initial_accumulator=1.0
+
+A variant is ``name=setting;setting;...`` (``--set`` syntax, ``;``-separated, empty = the job config
+as it is), applied over each stream's own job config (``jobs/click_stream.yaml`` on the family
+members, as bench/quality.py builds them): a setting that a job file leaves out is a change of the
+model defaults (``flinkdl/config/model.py``). Every variant learns the same featurized events in the
+same order (bench/quality.py's ``train``: predict, then learn), so its progressive AUC is
+deterministic; its CPU µs per event (all threads) is indicative under load. VW ``-b 20
+--loss_function logistic`` on the same events. Prints one JSON line per (stream, variant), a table
+of AUC − VW, and a final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from family import with_sets
+from quality import run_vw, scored, stream, train
+from streams import featurize, write_vw
+
+from flinkdl.config.generator_family import PRESETS
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``name=a=1;b=2`` → (``name``, [``a=1``, ``b=2``])."""
+    name, _, sets = text.partition("=")
+    return name, [s for s in sets.split(";") if s.strip()]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=["family-1", "family-3"], choices=sorted(PRESETS))
+    p.add_argument("--events", type=int, default=300_000)
+    p.add_argument("--variant", action="append", default=[], help="name=setting;setting (repeatable)")
+    p.add_argument("--set", action="append", default=[], help="over every stream's config (and VW's features)")
+    p.add_argument("--opaque", dest="bags", action="store_false", help="multi-valued fields as one string each")
+    args = p.parse_args()
+    args.ml_events, args.ml_batch = None, 4
+    variants = [parse_variant(v) for v in args.variant] or [("base", [])]
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in args.datasets:
+            base, raw, _ = stream(d, args)
+            ids, dense, labels = featurize(base, raw)
+            write_vw(base, raw, Path(tmp) / f"{d}.vw")
+            row = {"VW": scored(labels, run_vw(Path(tmp) / f"{d}.vw", Path(tmp))[0])["auc"]}
+            print(json.dumps({"dataset": d, "variant": "VW", "auc": row["VW"]}), flush=True)
+            for name, sets in variants:
+                cfg = with_sets(base, sets)
+                cpu = time.process_time()
+                scores, secs, _ = train(cfg, ids, dense, labels, base.source.generator.batch_size)
+                cpu = time.process_time() - cpu
+                row[name] = scored(labels, scores)["auc"]
+                print(json.dumps({"dataset": d, "variant": name, "auc": row[name], "minus_vw": row[name] - row["VW"],
+                                  "seconds": round(secs, 1), "cpu_us_per_event": round(cpu / len(labels) * 1e6, 1)}),
+                      flush=True)
+            out[d] = row
+    names = [n for n, _ in variants]
+    print("\n| stream | VW | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 2) + "|")
+    for d, row in out.items():
+        cells = [f"{row[n]:.4f} ({row[n] - row['VW']:+.4f})" for n in names]
+        print(f"| {d} | {row['VW']:.4f} | " + " | ".join(cells) + " |")
+    print(json.dumps({"bench": "defaults", "events": args.events, "auc": out}))
+
+
+if __name__ == "__main__":
+    main()
