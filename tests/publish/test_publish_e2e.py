@@ -47,7 +47,10 @@ def test_publish_gate_and_scores(kafka_broker, tmp_path):
             "ps.push_every_batches=1", "ps.commit_every_pushes=1",
             "publish.enabled=true", f"publish.dir={pub}", "publish.every_versions=1",
             "publish.formats=[saved_model, onnx]", "publish.gate.window_events=8192",
-            "publish.gate.min_events=4096", f"publish.gate.min_auc={MIN_AUC}", "publish.gate.max_auc_drop=0.05"]
+            "publish.gate.min_events=4096", f"publish.gate.min_auc={MIN_AUC}", "publish.gate.max_auc_drop=0.05",
+            # the steps and accumulator before the issue-15 defaults: with them the first versions score
+            # below MIN_AUC, so the gate has early versions to refuse (the new ones learn faster)
+            "model.micro_batch_rows=512", "model.optimizer.initial_accumulator=0.1"]
     args = [sys.executable, "-m", "flinkdl.cli", "run", "jobs/click_stream.yaml", "--max-events", str(BATCH * BATCHES)]
     for s in sets:
         args += ["--set", s]
