@@ -67,7 +67,14 @@ def join_table(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str, imp
     if fb.sql_parallelism is not None:  # from here on: the sources above were translated already
         tenv.get_config().set("table.exec.resource.default-parallelism", str(fb.sql_parallelism))
     joined = tenv.to_data_stream(tenv.sql_query("SELECT * FROM fb_train_join"))  # one join for every branch
-    tenv.create_temporary_view("fb_train", tenv.from_data_stream(joined))
+    # with a (computed) rowtime and SOURCE_WATERMARK: without a watermark declaration no watermark
+    # reaches an event-time window after this round trip
+    from pyflink.table import DataTypes, Schema
+
+    tenv.create_temporary_view("fb_train", tenv.from_data_stream(joined, Schema.new_builder().column(
+        "eid", DataTypes.BIGINT()).column("ts_ms", DataTypes.BIGINT()).column("body", DataTypes.STRING()).column(
+        "click_ts", DataTypes.BIGINT()).column("late", DataTypes.BOOLEAN()).column("tt", DataTypes.BIGINT())
+        .column_by_expression("wt", "TO_TIMESTAMP_LTZ(tt, 3)").watermark("wt", "SOURCE_WATERMARK()").build()))
     return tenv.sql_query(join_query(fb, label))
 
 
