@@ -172,7 +172,7 @@ def produce_oracle_topics(bootstrap: str, ds: DelayedStream, args: argparse.Name
     produce(bootstrap, "labelled", impressions(True), "json", progress=False)
     produce(bootstrap, "clk0", impressions(False), "json", progress=False)
     p = AckedProducer(bootstrap)
-    for to, tick in end_ticks(max(imp_ts.values()) + int(3 * args.window_s * 1000), "imp", "clk0"):
+    for to, tick in end_ticks(max(imp_ts.values()) + int((4 * args.window_s + 10) * 1000), "imp", "clk0"):
         if to == "clk0":
             p.send(to, tick)
     p.flush(60)
@@ -263,7 +263,7 @@ def main() -> None:
         tmp = Path(d)
         broker.create_topics(b.bootstrap, ["imp", "clk", "clk0", "labelled"])
         imps, clicks = produce_delayed(b.bootstrap, "imp", "clk", args.events, 1024, 7, delay,
-                                       end_tick_s=3 * args.window_s, events_per_s=args.events_per_s)
+                                       end_tick_s=4 * args.window_s + 10, events_per_s=args.events_per_s)
         attributed = produce_oracle_topics(b.bootstrap, DelayedStream(stream, delay), args)
         print(f"produced {imps:,} impressions, {clicks:,} clicks ({len(attributed):,} within the window)")
         # the first SQL job warms the JVM (JIT) up: a join first, the baseline is the scan after the joins

@@ -67,15 +67,63 @@ def join_table(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str, imp
     if fb.sql_parallelism is not None:  # from here on: the sources above were translated already
         tenv.get_config().set("table.exec.resource.default-parallelism", str(fb.sql_parallelism))
     joined = tenv.to_data_stream(tenv.sql_query("SELECT * FROM fb_train_join"))  # one join for every branch
-    tenv.create_temporary_view("fb_train", tenv.from_data_stream(joined))
+    # with a (computed) rowtime and SOURCE_WATERMARK: without a watermark declaration no watermark
+    # reaches an event-time window after this round trip
+    from pyflink.table import DataTypes, Schema
+
+    tenv.create_temporary_view("fb_train", tenv.from_data_stream(joined, Schema.new_builder().column(
+        "eid", DataTypes.BIGINT()).column("ts_ms", DataTypes.BIGINT()).column("body", DataTypes.STRING()).column(
+        "click_ts", DataTypes.BIGINT()).column("late", DataTypes.BOOLEAN()).column("tt", DataTypes.BIGINT())
+        .column_by_expression("wt", "TO_TIMESTAMP_LTZ(tt, 3)").watermark("wt", "SOURCE_WATERMARK()").build()))
     return tenv.sql_query(join_query(fb, label))
+
+
+def batches(tenv: StreamTableEnvironment, joined: DataStream, fb: FeedbackConfig) -> tuple[DataStream, DataStream]:
+    """The join's ``Row(chan, payload, tt, k)`` as ``(messages, events)`` chunks, ``Row(msgs, n)`` each.
+
+    Messages go per event-time window of their known time ``tt`` (``feedback.batch_ms``), each
+    prefixed by its sort key ``k`` (:class:`~flinkdl.pipeline.feedback.OrderedFeatures` sorts and cuts
+    it): the same batches in every run. A message already behind the watermark (a late input) goes
+    in processing-time batches instead; the events always do.
+    """
+    from pyflink.table import DataTypes, Schema
+    from pyflink.table.expressions import call_sql, col
+    from pyflink.table.types import DataType
+
+    # bt: the known time shifted back by the join's watermark hold-back (W + G), on the physical watermarks;
+    # behind: the message is at or behind the watermark already (computed once: every branch reads one flag)
+    keep = fb.window_ms + fb.grace_ms
+
+    def timed(stream: DataStream, *extra: tuple[str, DataType]) -> Table:
+        schema = Schema.new_builder().column("chan", DataTypes.INT()).column("payload", DataTypes.STRING()).column(
+            "tt", DataTypes.BIGINT()).column("k", DataTypes.STRING())
+        for name, kind in extra:
+            schema = schema.column(name, kind)
+        return tenv.from_data_stream(stream, schema.column_by_expression("pt", "PROCTIME()").column_by_expression(
+            "bt", f"TO_TIMESTAMP_LTZ(tt - {keep}, 3)").watermark("bt", "SOURCE_WATERMARK()").build())
+
+    flagged = tenv.to_data_stream(timed(joined).select(col("chan"), col("payload"), col("tt"), col("k"), call_sql(
+        "COALESCE(bt <= CURRENT_WATERMARK(bt), FALSE)").alias("behind")))
+    tenv.create_temporary_view("fb_out_late", timed(flagged, ("behind", DataTypes.BOOLEAN())))
+    every = f"INTERVAL '{fb.batch_ms / 1000:.3f}' SECOND"
+
+    def chunks(where: str, time: str) -> DataStream:  # batched per window, in the JVM
+        return tenv.to_data_stream(tenv.sql_query(
+            f"SELECT ARRAY_AGG(CAST(CONCAT(k, payload) AS BYTES)) AS msgs, COUNT(*) AS n FROM fb_out_late "
+            f"WHERE {where} GROUP BY TUMBLE({time}, {every})"))
+
+    # messages: per event-time window of their known time, in (time, id) order: the same batches in every
+    # run; a message already behind the watermark (a late input) goes in the processing-time batches
+    messages = chunks(f"chan = {MESSAGES} AND NOT behind", "bt").union(chunks(f"chan = {MESSAGES} AND behind", "pt"))
+    events = tenv.to_data_stream(tenv.sql_query(
+        f"SELECT ARRAY_AGG(CAST(payload AS BYTES)) AS msgs, COUNT(*) AS n FROM fb_out_late WHERE chan = {EVENTS} "
+        f"GROUP BY TUMBLE(pt, {every})"))
+    return messages, events
 
 
 def feedback_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> tuple[DataStream, DataStream]:
     """``(feature envelopes for Train, chunks of the join's events)``: ``Row(msgs, n)`` each."""
-    from pyflink.table import DataTypes, Schema
-
-    from flinkdl.pipeline.kafka_in import KafkaFeatures
+    from flinkdl.pipeline.feedback import OrderedFeatures
 
     fb, k = section(cfg.feedback, "feedback"), section(cfg.source.kafka, "source.kafka")
     label = cfg.features.label.column
@@ -87,17 +135,9 @@ def feedback_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> tuple[
     tenv.execute_sql(topic_ddl(k, "fb_impressions", fb))
     tenv.execute_sql(topic_ddl(feedback_topic, "fb_feedback", fb))
     joined = tenv.to_data_stream(join_table(tenv, fb, label, "fb_impressions", "fb_feedback"))  # stays in the JVM
-    tenv.create_temporary_view("fb_out", tenv.from_data_stream(joined, Schema.new_builder().column(
-        "chan", DataTypes.INT()).column("payload", DataTypes.STRING()).column_by_expression(
-        "pt", "PROCTIME()").build()))
-
-    def chunks(chan: int) -> DataStream:  # batched per processing-time window, in the JVM
-        return tenv.to_data_stream(tenv.sql_query(f"""
-            SELECT ARRAY_AGG(CAST(payload AS BYTES)) AS msgs, COUNT(*) AS n FROM fb_out WHERE chan = {chan}
-            GROUP BY TUMBLE(pt, INTERVAL '{fb.batch_ms / 1000:.3f}' SECOND)"""))
-
-    features = chunks(MESSAGES).flat_map(KafkaFeatures(cfg_json), output_type=ENVELOPE_TYPE).name("joined+featurize")
-    return features, chunks(EVENTS)
+    messages, events = batches(tenv, joined, fb)
+    features = messages.flat_map(OrderedFeatures(cfg_json), output_type=ENVELOPE_TYPE).name("joined+featurize")
+    return features, events
 
 
 def feedback_tail(preds: DataStream, events: DataStream, cfg: JobConfig) -> DataStream:
