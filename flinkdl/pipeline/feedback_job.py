@@ -22,7 +22,7 @@ from flinkdl.config.feedback import FeedbackConfig
 from flinkdl.config.schema import JobConfig, KafkaSourceConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE
 from flinkdl.pipeline.feedback import CalibrateScores, SettledEvaluation
-from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, input_queries, interval_sql, join_query, views
+from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, NOW, input_queries, interval_sql, join_query, views
 from flinkdl.pipeline.operator import section
 
 
@@ -54,6 +54,26 @@ def register_inputs(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str
             "rt", "TIMESTAMP_LTZ(3)", "rowtime").watermark("rt", "SOURCE_WATERMARK()").build()))
 
 
+def shifted_impressions(tenv: StreamTableEnvironment, fb: FeedbackConfig) -> None:
+    """View :data:`~flinkdl.pipeline.feedback_sql.NOW`: the valid impressions with a watermark of their own
+    on ``bt = tt - (W + G)``, generated from every impression row (the end ticks too).
+
+    The rows that bypass the join (served, fake negatives) are batched on ``bt`` with the join's
+    output, whose watermark the join holds back by ``W + G``; the union's watermark is the minimum
+    of its inputs', so this input's watermark must be shifted as its rows are: with the source's
+    (unshifted) one, a row could reach the window behind a watermark the join's path passed on first.
+    """
+    from pyflink.table import DataTypes, Schema
+
+    keep, ooo = fb.window_ms + fb.grace_ms, int(fb.out_of_orderness_s * 1000)
+    rows = tenv.to_data_stream(tenv.sql_query("SELECT eid, ts_ms, body, tt, ok FROM fb_imp_known"))
+    tenv.create_temporary_view("fb_now_all", tenv.from_data_stream(rows, Schema.new_builder().column(
+        "eid", DataTypes.BIGINT()).column("ts_ms", DataTypes.BIGINT()).column("body", DataTypes.STRING()).column(
+        "tt", DataTypes.BIGINT()).column("ok", DataTypes.BOOLEAN()).column_by_expression(
+        "bt", f"TO_TIMESTAMP_LTZ(COALESCE(tt, 0) - {keep}, 3)").watermark("bt", f"bt - {interval_sql(ooo)}").build()))
+    tenv.execute_sql(f"CREATE TEMPORARY VIEW {NOW} AS SELECT eid, ts_ms, body, tt FROM fb_now_all WHERE ok")
+
+
 def join_table(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str, impressions: str,
                feedback: str) -> Table:
     """The label join over two topic tables (:func:`topic_ddl`): ``Row(chan, payload)`` of :func:`join_query`.
@@ -64,6 +84,8 @@ def join_table(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str, imp
     register_inputs(tenv, fb, label, impressions, feedback)
     for statement in views(fb, "fb_imp_in", "fb_fb_in"):
         tenv.execute_sql(statement)
+    if fb.event_time_batches:
+        shifted_impressions(tenv, fb)
     if fb.sql_parallelism is not None:  # from here on: the sources above were translated already
         tenv.get_config().set("table.exec.resource.default-parallelism", str(fb.sql_parallelism))
     joined = tenv.to_data_stream(tenv.sql_query("SELECT * FROM fb_train_join"))  # one join for every branch
@@ -81,14 +103,28 @@ def join_table(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str, imp
 def batches(tenv: StreamTableEnvironment, joined: DataStream, fb: FeedbackConfig) -> tuple[DataStream, DataStream]:
     """The join's ``Row(chan, payload, tt, k)`` as ``(messages, events)`` chunks, ``Row(msgs, n)`` each.
 
-    Messages go per event-time window of their known time ``tt`` (``feedback.batch_ms``), each
-    prefixed by its sort key ``k`` (:class:`~flinkdl.pipeline.feedback.OrderedFeatures` sorts and cuts
-    it): the same batches in every run. A message already behind the watermark (a late input) goes
-    in processing-time batches instead; the events always do.
+    With ``feedback.event_time_batches`` messages go per event-time window of their known time ``tt``
+    (``feedback.batch_ms``), each prefixed by its sort key ``k`` (:class:`~flinkdl.pipeline.feedback.OrderedFeatures`
+    sorts and cuts it): the same batches in every run. A message already behind the watermark (a
+    late input) goes in processing-time batches instead (counted ``unordered``). Otherwise, and for
+    the events always, per processing-time window.
     """
     from pyflink.table import DataTypes, Schema
     from pyflink.table.expressions import call_sql, col
     from pyflink.table.types import DataType
+
+    every = f"INTERVAL '{fb.batch_ms / 1000:.3f}' SECOND"
+    if not fb.event_time_batches:
+        tenv.create_temporary_view("fb_out", tenv.from_data_stream(joined, Schema.new_builder().column(
+            "chan", DataTypes.INT()).column("payload", DataTypes.STRING()).column("tt", DataTypes.BIGINT()).column(
+            "k", DataTypes.STRING()).column_by_expression("pt", "PROCTIME()").build()))
+
+        def by_pt(chan: int, body: str) -> DataStream:  # batched per processing-time window, in the JVM
+            return tenv.to_data_stream(tenv.sql_query(
+                f"SELECT ARRAY_AGG(CAST({body} AS BYTES)) AS msgs, COUNT(*) AS n FROM fb_out WHERE chan = {chan} "
+                f"GROUP BY TUMBLE(pt, {every})"))
+
+        return by_pt(MESSAGES, "CONCAT(k, payload)"), by_pt(EVENTS, "payload")
 
     # bt: the known time shifted back by the join's watermark hold-back (W + G), on the physical watermarks;
     # behind: the message is at or behind the watermark already (computed once: every branch reads one flag)
@@ -105,19 +141,18 @@ def batches(tenv: StreamTableEnvironment, joined: DataStream, fb: FeedbackConfig
     flagged = tenv.to_data_stream(timed(joined).select(col("chan"), col("payload"), col("tt"), col("k"), call_sql(
         "COALESCE(bt <= CURRENT_WATERMARK(bt), FALSE)").alias("behind")))
     tenv.create_temporary_view("fb_out_late", timed(flagged, ("behind", DataTypes.BOOLEAN())))
-    every = f"INTERVAL '{fb.batch_ms / 1000:.3f}' SECOND"
 
     def chunks(where: str, time: str) -> DataStream:  # batched per window, in the JVM
         return tenv.to_data_stream(tenv.sql_query(
             f"SELECT ARRAY_AGG(CAST(CONCAT(k, payload) AS BYTES)) AS msgs, COUNT(*) AS n FROM fb_out_late "
             f"WHERE {where} GROUP BY TUMBLE({time}, {every})"))
 
-    # messages: per event-time window of their known time, in (time, id) order: the same batches in every
-    # run; a message already behind the watermark (a late input) goes in the processing-time batches
     messages = chunks(f"chan = {MESSAGES} AND NOT behind", "bt").union(chunks(f"chan = {MESSAGES} AND behind", "pt"))
+    # events, and a counter event `unordered` per message that went in a processing-time batch
+    payload = f"CASE WHEN chan = {EVENTS} THEN payload ELSE 'unordered,-1,0,0' END"
     events = tenv.to_data_stream(tenv.sql_query(
-        f"SELECT ARRAY_AGG(CAST(payload AS BYTES)) AS msgs, COUNT(*) AS n FROM fb_out_late WHERE chan = {EVENTS} "
-        f"GROUP BY TUMBLE(pt, {every})"))
+        f"SELECT ARRAY_AGG(CAST({payload} AS BYTES)) AS msgs, COUNT(*) AS n FROM fb_out_late "
+        f"WHERE chan = {EVENTS} OR behind GROUP BY TUMBLE(pt, {every})"))
     return messages, events
 
 

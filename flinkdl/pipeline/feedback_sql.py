@@ -21,6 +21,9 @@ from __future__ import annotations
 from flinkdl.config.feedback import FeedbackConfig
 
 MESSAGES, EVENTS = 0, 1
+#: With ``feedback.event_time_batches``: the valid impressions (as ``fb_imp``) on their own watermark,
+#: shifted back as the join's (:func:`~flinkdl.pipeline.feedback_job.join_table`).
+NOW = "fb_now"
 
 
 def _str(s: str) -> str:
@@ -101,7 +104,8 @@ def views(fb: FeedbackConfig, impressions: str, feedback: str) -> list[str]:
     return [
         f"CREATE TEMPORARY VIEW fb_imp_all AS SELECT eid, ts_ms, rt, {valid} AS ok, {late}, "
         f"CURRENT_WATERMARK(rt) AS wm, body FROM {impressions}",
-        f"CREATE TEMPORARY VIEW fb_imp AS SELECT eid, ts_ms, rt, body, {known} AS tt FROM fb_imp_all WHERE ok",
+        f"CREATE TEMPORARY VIEW fb_imp_known AS SELECT eid, ts_ms, rt, ok, body, {known} AS tt FROM fb_imp_all",
+        "CREATE TEMPORARY VIEW fb_imp AS SELECT eid, ts_ms, rt, body, tt FROM fb_imp_known WHERE ok",
         f"CREATE TEMPORARY VIEW fb_fb_all AS SELECT eid, ts_ms, rt, {valid} AS ok, {late}, "
         f"{positive_sql('v', fb)} AS positive, CURRENT_WATERMARK(rt) AS wm FROM {feedback}",
         f"CREATE TEMPORARY VIEW fb_pos AS SELECT eid, ts_ms, rt, wm, {known} AS tt FROM fb_fb_all "
@@ -138,6 +142,7 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
     (chan 1) have ``tt`` 0.
     """
     w = fb.window_ms
+    now = NOW if fb.event_time_batches else "fb_imp"  # where the messages at the impression's time come from
 
     def event(kind: str, eid: str, ts: str, lab: str = "0") -> str:
         return (f"{EVENTS} AS chan, CONCAT_WS(',', {kind}, CAST(COALESCE({eid}, -1) AS STRING), "
@@ -157,7 +162,7 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
     bad, late = ("bad_message", "NOT ok"), ("late_events", "ok AND late")
     no_label = ("no_label", "ok AND positive IS NULL")
     parts = [
-        f"SELECT {message('body', 0)} FROM fb_imp",  # served at once, without a label
+        f"SELECT {message('body', 0)} FROM {now}",  # served at once, without a label
         f"SELECT {event(*settle)} FROM fb_train",
         f"SELECT {event(counters(bad, late), 'eid', 'ts_ms')} FROM fb_imp_all WHERE NOT ok OR late",
         f"SELECT {event(counters(bad, no_label, late), 'eid', 'ts_ms')} FROM fb_fb_all "
@@ -169,7 +174,7 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
                      f"FROM fb_clicks WHERE imp_ts IS NULL OR ts_ms > imp_ts + {w}")
     positive, negative = with_label_sql("body", label, 1), with_label_sql("body", label, 0)
     if fb.strategy == "fake_negative":  # trained as a negative at once, again as a positive at the match
-        parts += [f"SELECT {message(negative, 1)} FROM fb_imp",
+        parts += [f"SELECT {message(negative, 1)} FROM {now}",
                   f"SELECT {message(positive, 2)} FROM fb_train WHERE {matched}"]
     else:  # trained once: positive at the match, negative when its window and grace closed without one
         example = f"CASE WHEN {matched} THEN {positive} ELSE {negative} END"
