@@ -5,8 +5,8 @@
     impressions topic ┐ (SQL: id, event time, WATERMARK bounded out-of-orderness, idle timeout)
     feedback topic ───┴ interval joins (:mod:`~flinkdl.pipeline.feedback_sql`) ─► chan 0: messages ─┐
                                                                                chan 1: events ───┤
-          ARRAY_AGG per feedback.batch_ms (JVM) ◄──────────────────────────────────────────────┘
-          ├─ messages ─► KafkaFeatures ─► (Train: scores the unlabelled rows, trains the labelled)
+          ARRAY_AGG per feedback.batch_ms (JVM; processing or event time) ◄────────────────────┘
+          ├─ messages ─► OrderedFeatures ─► (Train: scores the unlabelled rows, trains the labelled)
           └─ events (settled labels, counters) ─► SettledEvaluation
 
 The join's state is Flink SQL's (in the JVM, checkpointed); Python sees only batches.
