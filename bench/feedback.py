@@ -19,7 +19,8 @@ in event-time order, end ticks). Then the runs of ``jobs/click_feedback.yaml``:
   calibration): the delayed fake_negative run minus ``oracle_fn`` is the cost of the delay alone;
 - ``fake_negative_et``: ``fake_negative`` with ``feedback.event_time_batches: true`` (sorted
   event-time batches, the same in every run): ``event_time_vs_processing`` = its impressions/s and
-  CPU µs per trained event over ``fake_negative``'s (``--event-time-batches`` turns them on for
+  CPU µs per trained event over ``fake_negative``'s (``--et-batch-ms`` its window: an event-time
+  window holds ``--events-per-s`` x batch_ms impressions, few in a replay; ``--event-time-batches`` turns them on for
   every feedback run; with ``--repeat 2`` the runs of each name then train the same model);
 - ``trainer``: the impressions with their settled label inside, no feedback section (the plain
   Kafka path, its own batching, prequential scores from ``metrics.jsonl``): the trainer's
@@ -254,6 +255,8 @@ def main() -> None:
                    "times in turn; AUC = the mean (auc_runs: each run's)")
     p.add_argument("--event-time-batches", action="store_true",
                    help="every feedback run with feedback.event_time_batches: true (deterministic batches)")
+    p.add_argument("--et-batch-ms", type=int, default=None, help="feedback.batch_ms of fake_negative_et (an "
+                   "event-time window holds --events-per-s x batch_ms rows; default: the job's)")
     p.add_argument("--runs", default="wait_window,fake_negative,fake_negative_et,oracle,oracle_fn,trainer",
                    help="comma-separated: which of the runs to do (e.g. fake_negative with --repeat 2: determinism)")
     args = p.parse_args()
@@ -291,6 +294,8 @@ def main() -> None:
         if args.event_time_batches:
             common["event_time_batches"] = "true"
         et = {"strategy": "fake_negative", "event_time_batches": "true"}  # its cost against fake_negative's
+        if args.et_batch_ms:
+            et["batch_ms"] = args.et_batch_ms
         runs = (("wait_window", {}, 0), ("fake_negative", {}, 1), ("fake_negative_et", et, 1),
                 ("oracle", {**oracle, "strategy": "wait_window"}, 0),
                 ("oracle_fn", {**oracle, "strategy": "fake_negative"}, 1))
