@@ -17,6 +17,11 @@ in event-time order, end ticks). Then the runs of ``jobs/click_feedback.yaml``:
   watermark allows (``out_of_orderness_s`` after it), and settles to the same label as in the
   delayed runs; ``oracle_fn`` the same under ``fake_negative`` (each positive trained twice, FN
   calibration): the delayed fake_negative run minus ``oracle_fn`` is the cost of the delay alone;
+- ``fake_negative_et``: ``fake_negative`` with ``feedback.event_time_batches: true`` (sorted
+  event-time batches, the same in every run): ``event_time_vs_processing`` = its impressions/s and
+  CPU µs per trained event over ``fake_negative``'s (``--et-batch-ms`` its window: an event-time
+  window holds ``--events-per-s`` x batch_ms impressions, few in a replay; ``--event-time-batches`` turns them on for
+  every feedback run; with ``--repeat 2`` the runs of each name then train the same model);
 - ``trainer``: the impressions with their settled label inside, no feedback section (the plain
   Kafka path, its own batching, prequential scores from ``metrics.jsonl``): the trainer's
   throughput (its AUC is *not* like for like: larger batches, fewer steps; it was the oracle before).
@@ -34,7 +39,8 @@ its JVM; also the whole SQL job's, with its start and the reads), against the tr
 per trained event (the trainer job's process tree once training had started): ``cpu_vs_trainer``
 > 1 means the join costs less CPU per event than the trainer. ``--throughput-only`` skips the
 strategy and oracle runs, ``--quality-only`` the SQL runs; ``--repeat N`` runs the strategies,
-oracles and trainer N times in turn and reports each one's mean AUC (``auc_runs``, ``auc_spread``).
+oracles and trainer N times in turn and reports each one's mean AUC (``auc_runs``, ``auc_spread``);
+``--runs`` picks the runs (comma-separated names).
 Also an estimate of the bytes of one pending impression's state. The last line is JSON.
 """
 
@@ -172,7 +178,7 @@ def produce_oracle_topics(bootstrap: str, ds: DelayedStream, args: argparse.Name
     produce(bootstrap, "labelled", impressions(True), "json", progress=False)
     produce(bootstrap, "clk0", impressions(False), "json", progress=False)
     p = AckedProducer(bootstrap)
-    for to, tick in end_ticks(max(imp_ts.values()) + int(3 * args.window_s * 1000), "imp", "clk0"):
+    for to, tick in end_ticks(max(imp_ts.values()) + int((4 * args.window_s + 10) * 1000), "imp", "clk0"):
         if to == "clk0":
             p.send(to, tick)
     p.flush(60)
@@ -246,8 +252,15 @@ def main() -> None:
                    help="the SQL runs and the trainer only, not the strategies and oracles")
     p.add_argument("--quality-only", action="store_true", help="no SQL-alone runs (the join's throughput)")
     p.add_argument("--repeat", type=int, default=1, help="run the strategies, oracles and trainer this many "
-                   "times (processing-time batches: AUCs vary between runs); AUC = the mean")
+                   "times in turn; AUC = the mean (auc_runs: each run's)")
+    p.add_argument("--event-time-batches", action="store_true",
+                   help="every feedback run with feedback.event_time_batches: true (deterministic batches)")
+    p.add_argument("--et-batch-ms", type=int, default=None, help="feedback.batch_ms of fake_negative_et (an "
+                   "event-time window holds --events-per-s x batch_ms rows; default: the job's)")
+    p.add_argument("--runs", default="wait_window,fake_negative,fake_negative_et,oracle,oracle_fn,trainer",
+                   help="comma-separated: which of the runs to do (e.g. fake_negative with --repeat 2: determinism)")
     args = p.parse_args()
+    chosen = set(args.runs.split(","))
 
     from flinkdl.config.feedback import DelayConfig
     from flinkdl.devtools import broker
@@ -263,7 +276,7 @@ def main() -> None:
         tmp = Path(d)
         broker.create_topics(b.bootstrap, ["imp", "clk", "clk0", "labelled"])
         imps, clicks = produce_delayed(b.bootstrap, "imp", "clk", args.events, 1024, 7, delay,
-                                       end_tick_s=3 * args.window_s, events_per_s=args.events_per_s)
+                                       end_tick_s=4 * args.window_s + 10, events_per_s=args.events_per_s)
         attributed = produce_oracle_topics(b.bootstrap, DelayedStream(stream, delay), args)
         print(f"produced {imps:,} impressions, {clicks:,} clicks ({len(attributed):,} within the window)")
         # the first SQL job warms the JVM (JIT) up: a join first, the baseline is the scan after the joins
@@ -278,12 +291,18 @@ def main() -> None:
                   "idle_timeout_s": "null", "eval_window_s": args.window_s * 10}
         results = {}
         oracle = {"topic": "clk0", "window_s": 0.001, "grace_s": 0}  # delay 0: labels with their impressions
-        runs = (("wait_window", {}, 0), ("fake_negative", {}, 1), ("oracle", {**oracle, "strategy": "wait_window"}, 0),
+        if args.event_time_batches:
+            common["event_time_batches"] = "true"
+        et = {"strategy": "fake_negative", "event_time_batches": "true"}  # its cost against fake_negative's
+        if args.et_batch_ms:
+            et["batch_ms"] = args.et_batch_ms
+        runs = (("wait_window", {}, 0), ("fake_negative", {}, 1), ("fake_negative_et", et, 1),
+                ("oracle", {**oracle, "strategy": "wait_window"}, 0),
                 ("oracle_fn", {**oracle, "strategy": "fake_negative"}, 1))
         aucs: dict[str, list[float]] = {}
         for rep in range(args.repeat):  # the runs in turn, so a drift of the load touches each alike
             todo = [(name, sets, twice) for name, sets, twice in runs if not args.throughput_only]
-            for name, sets, twice in [*todo, ("trainer", None, 0)]:
+            for name, sets, twice in [x for x in [*todo, ("trainer", None, 0)] if x[0] in chosen]:
                 tag = name if rep == 0 else f"{name}-{rep}"
                 if sets is None:
                     out = run(tag, b.bootstrap, "labelled", tmp, args, args.events, None)
@@ -298,8 +317,10 @@ def main() -> None:
                 results[name].update(auc=sum(values) / len(values), auc_runs=values,
                                      auc_spread=max(values) - min(values))
     empty: dict = {"logloss": None, "calibration": None, "auc": None}
-    wait, fn, plain = results.get("wait_window", empty), results.get("fake_negative", empty), results["trainer"]
+    wait, fn = results.get("wait_window", empty), results.get("fake_negative", empty)
+    plain = results.get("trainer", empty)
     oracle, oracle_fn = results.get("oracle", empty), results.get("oracle_fn", empty)
+    fn_et = results.get("fake_negative_et", empty)
     trainer = plain.get("trainer_events_per_s")
     trainer_cpu_us = plain.get("cpu_us_per_trained")
 
@@ -324,6 +345,9 @@ def main() -> None:
     def diff(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else a - b
 
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if not a or not b else a / b
+
     final = {
         "bench": "feedback", "events": args.events, "model": args.model, "window_s": args.window_s,
         "attributed_rate": len(attributed) / args.events, "load_avg_1m": os.getloadavg()[0],
@@ -339,6 +363,11 @@ def main() -> None:
         "join_vs_trainer": None if not (join_rate and trainer) else join_rate / trainer,
         "join_with_startup_vs_trainer": None if not (trainer and sql) else sql["join"]["impressions_per_s"] / trainer,
         "job_vs_trainer": None if not (fn.get("impressions_per_s") and trainer) else fn["impressions_per_s"] / trainer,
+        "fake_negative_et": fn_et,  # event-time batches against processing-time ones (fake_negative)
+        "event_time_vs_processing": {
+            "impressions_per_s": ratio(fn_et.get("impressions_per_s"), fn.get("impressions_per_s")),
+            "cpu_us_per_trained": ratio(fn_et.get("cpu_us_per_trained"), fn.get("cpu_us_per_trained")),
+            "auc": diff(fn_et["auc"], fn["auc"])},
     }
     print(json.dumps(final))
 

@@ -60,7 +60,11 @@ class FeedbackConfig(Strict):
                                "W + G per click; no strategy needs it): false for throughput")
     sql_parallelism: int | None = Field(None, ge=1, description="parallelism of the join (keyed by id; the "
                                         "topics are read at job.parallelism); null: job.parallelism")
-    batch_ms: int = Field(200, gt=0, description="joined examples are batched per processing-time window")
+    batch_ms: int = Field(200, gt=0, description="joined examples are batched per window this long")
+    event_time_batches: bool = Field(False, description="true: batch the trainer's rows per event-time window of "
+                                     "the time each is known at, sorted (the same batches in every run: replays and "
+                                     "restores train the same model; serving waits out_of_orderness_s + batch_ms); "
+                                     "false: per processing-time window")
     eval_window_s: float | None = Field(None, gt=0, description="settled-label metrics per tumbling window of "
                                         "impression event time this long; null: window_s")
     delay: DelayConfig = DelayConfig()

@@ -1,4 +1,4 @@
-"""The Python operators of the feedback job: the FN calibration and the settled evaluation.
+"""The Python operators of the feedback job: ordered featurizing, the FN calibration and the settled evaluation.
 
 The label join itself is Flink SQL (:mod:`flinkdl.pipeline.feedback_sql`); its events (settled
 labels, counters) reach :class:`SettledEvaluation` in chunks.
@@ -22,7 +22,8 @@ from flinkdl.exchange.channel import pack, unpack
 from flinkdl.exchange.envelope import Envelope
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.feedback.evaluation import SettledEvaluator, Step
-from flinkdl.pipeline.feedback_sql import parse_event
+from flinkdl.pipeline.feedback_sql import KEY_CHARS, parse_event
+from flinkdl.pipeline.kafka_in import KafkaFeatures
 from flinkdl.pipeline.operator import open_operator, section
 
 if TYPE_CHECKING:
@@ -30,6 +31,16 @@ if TYPE_CHECKING:
 
 #: Where :class:`SettledEvaluation` writes its reports (a JSON line each; the last is the newest).
 FEEDBACK_LOG = "feedback.jsonl"
+
+
+class OrderedFeatures(KafkaFeatures):
+    """:class:`~flinkdl.pipeline.kafka_in.KafkaFeatures` over a batch of the join's messages, each
+    prefixed by its sort key (:func:`~flinkdl.pipeline.feedback_sql.sort_key_sql`): sorted by it, the
+    keys cut off, so a batch's envelopes do not depend on the order its rows arrived in."""
+
+    def flat_map(self, element: Row) -> Iterator[Row]:
+        msgs = sorted(bytes(m) for m in element[0])
+        yield from super().flat_map(Row([m[KEY_CHARS:] for m in msgs], len(msgs)))
 
 
 class CalibrateScores(MapFunction):

@@ -21,6 +21,9 @@ from __future__ import annotations
 from flinkdl.config.feedback import FeedbackConfig
 
 MESSAGES, EVENTS = 0, 1
+#: With ``feedback.event_time_batches``: the valid impressions (as ``fb_imp``) on their own watermark,
+#: shifted back as the join's (:func:`~flinkdl.pipeline.feedback_job.join_table`).
+NOW = "fb_now"
 
 
 def _str(s: str) -> str:
@@ -77,38 +80,77 @@ def input_queries(fb: FeedbackConfig, label: str, impressions: str, feedback: st
             f"SELECT eid, ts_ms, ets, {value} AS v FROM {feedback}")
 
 
+def known_sql(ts: str, late: str, wm: str) -> str:
+    """SQL: the event time (ms) at which a row is known: its own ``ts``, or for a row behind the watermark
+    ``wm`` (``late``) the next second after it (so a row is never behind the watermark of the path it took)."""
+    seconds = f"TIMESTAMPDIFF(SECOND, TO_TIMESTAMP_LTZ(0, 3), {wm})"  # whole seconds since the epoch
+    return f"CASE WHEN {late} THEN GREATEST({ts}, ({seconds} + 1) * 1000) ELSE {ts} END"
+
+
+def cleanup_ms(fb: FeedbackConfig) -> int:
+    """How long after its (known) time an unmatched impression leaves the train join at the latest:
+    the interval join's cleanup timer (``keep + keep / 2 + 1`` for bounds ``[0, keep]``)."""
+    keep = fb.window_ms + fb.grace_ms
+    return keep + keep // 2 + 1
+
+
 def views(fb: FeedbackConfig, impressions: str, feedback: str) -> list[str]:
     """``CREATE VIEW`` statements over the materialized rows of :func:`input_queries` (rowtime ``rt``, the
-    sources' watermarks)."""
+    sources' watermarks). ``tt``: the event time an example is known at (:func:`join_query`)."""
     w, keep = fb.window_ms, fb.window_ms + fb.grace_ms
     valid = "eid IS NOT NULL AND eid >= 0 AND ts_ms IS NOT NULL"
     late = "COALESCE(rt <= CURRENT_WATERMARK(rt), FALSE) AS late"  # the sources' watermarks, passed on
+    known = known_sql("ts_ms", "late", "wm")
     return [
-        f"CREATE TEMPORARY VIEW fb_imp_all AS SELECT eid, ts_ms, rt, {valid} AS ok, {late}, body FROM {impressions}",
-        "CREATE TEMPORARY VIEW fb_imp AS SELECT eid, ts_ms, rt, body FROM fb_imp_all WHERE ok",
+        f"CREATE TEMPORARY VIEW fb_imp_all AS SELECT eid, ts_ms, rt, {valid} AS ok, {late}, "
+        f"CURRENT_WATERMARK(rt) AS wm, body FROM {impressions}",
+        f"CREATE TEMPORARY VIEW fb_imp_known AS SELECT eid, ts_ms, rt, ok, body, {known} AS tt FROM fb_imp_all",
+        "CREATE TEMPORARY VIEW fb_imp AS SELECT eid, ts_ms, rt, body, tt FROM fb_imp_known WHERE ok",
         f"CREATE TEMPORARY VIEW fb_fb_all AS SELECT eid, ts_ms, rt, {valid} AS ok, {late}, "
         f"{positive_sql('v', fb)} AS positive, CURRENT_WATERMARK(rt) AS wm FROM {feedback}",
-        "CREATE TEMPORARY VIEW fb_pos AS SELECT eid, ts_ms, rt, wm FROM fb_fb_all WHERE ok AND positive",
+        f"CREATE TEMPORARY VIEW fb_pos AS SELECT eid, ts_ms, rt, wm, {known} AS tt FROM fb_fb_all "
+        "WHERE ok AND positive",
         # the one join that trains and settles: a match is a positive within W (kept W + G for late ones);
-        # read as fb_train once materialized (the planner would plan one join per branch that reads it)
+        # read as fb_train once materialized (the planner would plan one join per branch that reads it).
+        # tt: a positive is known at its click, a negative when the join lets it go (its cleanup timer)
         f"CREATE TEMPORARY VIEW fb_train_join AS SELECT i.eid, i.ts_ms, i.body, f.ts_ms AS click_ts, "
-        f"COALESCE(f.wm >= i.rt + {interval_sql(w)}, FALSE) AS late FROM fb_imp i LEFT JOIN fb_pos f "
+        f"COALESCE(f.wm >= i.rt + {interval_sql(w)}, FALSE) AS late, "
+        f"CASE WHEN f.eid IS NULL THEN i.tt + {cleanup_ms(fb)} ELSE GREATEST(f.tt, i.tt) END AS tt "
+        f"FROM fb_imp i LEFT JOIN fb_pos f "
         f"ON i.eid = f.eid AND f.rt BETWEEN i.rt AND i.rt + {interval_sql(keep)} AND f.ts_ms <= i.ts_ms + {w}",
         "CREATE TEMPORARY VIEW fb_clicks AS SELECT f.eid, f.ts_ms, i.ts_ms AS imp_ts FROM fb_pos f "
         f"LEFT JOIN fb_imp i ON f.eid = i.eid AND i.rt BETWEEN f.rt - {interval_sql(keep)} AND f.rt",
     ]
 
 
+def sort_key_sql(tt: str, eid: str, rank: int) -> str:
+    """SQL: a fixed-width string that orders messages by (known time, id, rank) (:data:`KEY_CHARS`)."""
+    return (f"CONCAT(LPAD(CAST(COALESCE({tt}, 0) AS STRING), 16, '0'), "
+            f"LPAD(CAST(COALESCE({eid}, 0) AS STRING), 20, '0'), '{rank}')")
+
+
+#: The characters of :func:`sort_key_sql`'s key.
+KEY_CHARS = 37
+
+
 def join_query(fb: FeedbackConfig, label: str) -> str:
-    """The query of ``Row(chan INT, payload STRING)`` over the views of :func:`views`."""
+    """The query of ``Row(chan INT, payload STRING, tt BIGINT, k STRING)`` over the views of :func:`views`.
+
+    ``tt`` is the event time (ms) at which a message is known: an impression (served, and under
+    ``fake_negative`` its negative) at its time, a positive at its click, a negative at its cleanup
+    (:func:`cleanup_ms`); ``k`` orders messages by ``(tt, id, served < negative < positive)``. Events
+    (chan 1) have ``tt`` 0.
+    """
     w = fb.window_ms
+    now = NOW if fb.event_time_batches else "fb_imp"  # where the messages at the impression's time come from
 
     def event(kind: str, eid: str, ts: str, lab: str = "0") -> str:
         return (f"{EVENTS} AS chan, CONCAT_WS(',', {kind}, CAST(COALESCE({eid}, -1) AS STRING), "
-                f"CAST(COALESCE({ts}, 0) AS STRING), CAST({lab} AS STRING)) AS payload")
+                f"CAST(COALESCE({ts}, 0) AS STRING), CAST({lab} AS STRING)) AS payload, "
+                "CAST(0 AS BIGINT) AS tt, '' AS k")
 
-    def message(body: str) -> str:
-        return f"{MESSAGES} AS chan, {body} AS payload"
+    def message(body: str, rank: int) -> str:
+        return f"{MESSAGES} AS chan, {body} AS payload, tt, {sort_key_sql('tt', 'eid', rank)} AS k"
 
     def counters(*rules: tuple[str, str]) -> str:  # the names of the rules that hold, '+'-joined
         return "CONCAT_WS('+', " + ", ".join(f"CASE WHEN {c} THEN {_str(k)} END" for k, c in rules) + ")"
@@ -120,7 +162,7 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
     bad, late = ("bad_message", "NOT ok"), ("late_events", "ok AND late")
     no_label = ("no_label", "ok AND positive IS NULL")
     parts = [
-        f"SELECT {message('body')} FROM fb_imp",  # served at once, without a label
+        f"SELECT {message('body', 0)} FROM {now}",  # served at once, without a label
         f"SELECT {event(*settle)} FROM fb_train",
         f"SELECT {event(counters(bad, late), 'eid', 'ts_ms')} FROM fb_imp_all WHERE NOT ok OR late",
         f"SELECT {event(counters(bad, no_label, late), 'eid', 'ts_ms')} FROM fb_fb_all "
@@ -132,10 +174,11 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
                      f"FROM fb_clicks WHERE imp_ts IS NULL OR ts_ms > imp_ts + {w}")
     positive, negative = with_label_sql("body", label, 1), with_label_sql("body", label, 0)
     if fb.strategy == "fake_negative":  # trained as a negative at once, again as a positive at the match
-        parts += [f"SELECT {message(negative)} FROM fb_imp",
-                  f"SELECT {message(positive)} FROM fb_train WHERE {matched}"]
+        parts += [f"SELECT {message(negative, 1)} FROM {now}",
+                  f"SELECT {message(positive, 2)} FROM fb_train WHERE {matched}"]
     else:  # trained once: positive at the match, negative when its window and grace closed without one
-        parts.append(f"SELECT {message(f'CASE WHEN {matched} THEN {positive} ELSE {negative} END')} FROM fb_train")
+        example = f"CASE WHEN {matched} THEN {positive} ELSE {negative} END"
+        parts.append(f"SELECT {message(example, 1)} FROM fb_train")
     return "\nUNION ALL ".join(parts)
 
 

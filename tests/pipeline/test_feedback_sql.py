@@ -5,13 +5,14 @@ its end the watermark jumps to the maximum, so every window closes. One Flink ru
 """
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from flinkdl.config.feedback import FeedbackConfig
-from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, interval_sql, join_query, parse_event
+from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, NOW, interval_sql, join_query, parse_event
 
 W, G = 60_000, 30_000
 T = 1_700_000_000_000
@@ -91,3 +92,11 @@ def test_without_count_clicks_the_query_has_no_clicks_join():
     fb = FeedbackConfig(topic="f", window_s=60, count_clicks=False)
     with_clicks = FeedbackConfig(topic="f", count_clicks=True)
     assert "fb_clicks" not in join_query(fb, "label") and "fb_clicks" in join_query(with_clicks, "label")
+
+
+def test_with_event_time_batches_the_rows_that_bypass_the_join_come_from_the_shifted_view():
+    for strategy, bypass in (("fake_negative", 2), ("wait_window", 1)):  # served (+ the fake negatives)
+        fb = FeedbackConfig(topic="f", strategy=strategy, event_time_batches=True)
+        query, plain = join_query(fb, "label"), join_query(fb.model_copy(update={"event_time_batches": False}), "label")
+        assert query.count(f"FROM {NOW}") == bypass and f"FROM {NOW}" not in plain, strategy
+        assert not re.search(r"FROM fb_imp\b", query) and len(re.findall(r"FROM fb_imp\b", plain)) == bypass
