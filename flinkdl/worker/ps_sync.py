@@ -10,7 +10,8 @@ server uses only for rows it does not have yet.
 
 A *single writer* (``ps.single_writer``; by default a job at parallelism 1) has nobody's updates
 to take: it records no base, pulls nothing on touch and reads nothing back; it pushes the touched
-rows' values, which the server assigns (half the bytes of delta + base). Its pushes go out on a
+rows' values, which the server assigns (half the bytes of delta + base), and pushes less often
+(:func:`cadence`: a row touched in many batches goes once per push). Its pushes go out on a
 background thread while the next steps run (one sync in flight, in order); a commit first waits for
 every push before it, so a committed version still holds every batch up to its step. Dense variables still
 go as deltas, and the worker takes the server's float32 ``base + delta`` without asking for it.
@@ -42,6 +43,24 @@ from flinkdl.ps.client import PsClient
 from flinkdl.ps.errors import PsError
 
 log = logging.getLogger(__name__)
+
+
+#: A single writer's push interval in batches when neither ``ps.single_writer_push_every_batches`` nor
+#: ``ps.push_every_batches`` is set.
+SINGLE_WRITER_PUSH_EVERY = 100
+
+
+def cadence(cfg: PsConfig, single_writer: bool, commit_every_push: bool) -> tuple[int, int]:
+    """``(batches per push, pushes per commit)``. A single writer outside exactly-once pushes every
+    ``single_writer_push_every_batches`` (see :class:`PsConfig`) and commits so that a version still
+    comes about every ``push_every_batches * commit_every_pushes`` batches."""
+    if commit_every_push:
+        return cfg.push_every_batches, 1
+    every = cfg.single_writer_push_every_batches
+    if not single_writer or (every is None and "push_every_batches" in cfg.model_fields_set):
+        return cfg.push_every_batches, cfg.commit_every_pushes
+    every = every or SINGLE_WRITER_PUSH_EVERY
+    return every, max(1, round(cfg.push_every_batches * cfg.commit_every_pushes / every))
 
 
 def writer_name(cfg: PsConfig, subtask: int) -> str:
@@ -93,7 +112,7 @@ class PsSync:
         self.cfg = cfg
         self.single_writer = single_writer
         self.lanes = lanes
-        self.commit_every = 1 if commit_every_push else cfg.commit_every_pushes
+        self.push_every, self.commit_every = cadence(cfg, single_writer, commit_every_push)
         self.committed: int | None = None  # last version this worker committed
         self.client = PsClient.from_config(cfg)
         if writer is not None:
@@ -161,7 +180,7 @@ class PsSync:
     def after_step(self) -> bool:
         """Count the batch; sync when due. Returns whether it synced."""
         self.batches += 1
-        due = self.batches % self.cfg.push_every_batches == 0 or \
+        due = self.batches % self.push_every == 0 or \
             time.monotonic() - self._last >= self.cfg.push_every_s
         if due:
             self.sync(wait=False)
