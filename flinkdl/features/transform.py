@@ -108,6 +108,18 @@ def _bad_rows(arr: pa.Array, to: pa.DataType, safe: bool) -> list[int]:
     return out
 
 
+def _zero_filled(arr: pa.Array, missing: np.ndarray) -> np.ndarray:
+    """A float64 array's values with 0.0 where ``missing`` (its nulls): ``arr.fill_null(0)``, without
+    Arrow's fill_null (which costs more than the rest of a column's featurizing)."""
+    if not arr.null_count:
+        return arr.to_numpy()
+    data = arr.buffers()[1]
+    if data is None:
+        return np.zeros(len(arr))
+    values = np.frombuffer(data, np.float64, count=len(arr), offset=arr.offset * 8)
+    return np.where(missing, 0.0, values)
+
+
 class _Rows:
     """Per-call state: the raw batch, which rows were rejected, and why."""
 
@@ -265,7 +277,7 @@ class Featurizer:
         name, threshold = self.cfg.label.column, self.cfg.label.threshold
         y = rows.cast(name, pa.float64(), dl.LABEL_INVALID)
         missing = pc.is_null(y).to_numpy(zero_copy_only=False)
-        y = y.fill_null(0).to_numpy()
+        y = _zero_filled(y, missing)
         invalid = np.isnan(y)
         with np.errstate(invalid="ignore"):
             if threshold is not None:
@@ -320,12 +332,12 @@ class Featurizer:
         for f in self.cfg.numeric:
             v = rows.cast(f.name, pa.float64(), dl.NOT_NUMERIC)
             missing = pc.is_null(v).to_numpy(zero_copy_only=False) if v.null_count else np.zeros(n, bool)
-            x = v.fill_null(0).to_numpy() if v.null_count else v.to_numpy()
+            x = _zero_filled(v, missing)
             finite = np.isfinite(x)
             if not finite.all():
                 rows.reject(np.flatnonzero(~finite), dl.NOT_FINITE, f.name)
                 x = np.where(finite, x, 0.0)
-            if f.transform == "log1p":
-                x = np.sign(x) * np.log1p(np.abs(x))
+            if f.transform == "log1p":  # no negatives: the same bits (+ 0.0: -0.0 becomes 0.0, as sign(-0.0) is 0.0)
+                x = np.log1p(x) + 0.0 if len(x) and x.min() >= 0.0 else np.sign(x) * np.log1p(np.abs(x))
             out += [x.astype(np.float32), missing.astype(np.float32)]
         return out
