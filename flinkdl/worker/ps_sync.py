@@ -161,13 +161,14 @@ class PsSync:
     def before_step(self, ids: tf.Tensor | np.ndarray) -> None:
         """Record the batch's newly touched rows and their values before the step changes them."""
         flat = np.asarray(ids).ravel()
+        if self.single_writer:  # pushes values: no base to keep, the touched rows are the mask's
+            self._mask[flat[flat >= 0] if len(flat) and flat.min() < 0 else flat] = True
+            return
         flat = flat[flat >= 0]  # a multi-valued field's padding is no row
         new = np.unique(flat[~self._mask[flat]])  # most ids repeat within a sync window: filter first
         if len(new):
             self._mask[new] = True
             self._touched.append(new)
-            if self.single_writer:  # pushes values: no base to keep
-                return
             for k, t in enumerate(self.tables):
                 base = t.read(new)
                 if self.cfg.pull_on_touch:  # take other workers' updates to these rows first
@@ -191,9 +192,12 @@ class PsSync:
 
         ``wait=False``: a single writer's pushes may still be on their way when this returns (see the
         module docstring; :meth:`drain` waits for them)."""
-        ids = np.concatenate(self._touched) if self._touched else np.zeros(0, np.int64)
-        order = np.argsort(ids)  # distinct ids; sorted ones are the server's fastest lookups
-        ids = ids[order]
+        if self.single_writer:  # sorted: the server's fastest lookups
+            ids, order = np.flatnonzero(self._mask).astype(np.int64), np.zeros(0, np.int64)  # order: unused
+        else:
+            ids = np.concatenate(self._touched) if self._touched else np.zeros(0, np.int64)
+            order = np.argsort(ids)  # distinct ids
+            ids = ids[order]
         p = self.cfg.table_prefix
         sends: list[Callable[[], object]] = []
         for k, t in enumerate(self.tables):
