@@ -7,7 +7,7 @@ DeepFM (or ``--model``) steps of the built-in stream in this process, a real ``f
 "worker" is this process's CPU (step, sync and push thread), "sync" what it adds over the same steps
 without a PS, "server" the server process's CPU. Prints ratios to the first variant and a final JSON line.
 
-    PYTHONPATH=. python bench/ps_cadence.py [--batches 130] [--every 10 100]
+    PYTHONPATH=. python bench/ps_cadence.py [--batches 130] [--every 10 100] [--checkpoint]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import json
 import tempfile
 import time
+from pathlib import Path
 
 import psutil
 import tensorflow as tf
@@ -36,11 +37,14 @@ def main() -> None:
     p.add_argument("--every", type=int, nargs="+", default=[10, 100], help="single_writer_push_every_batches")
     p.add_argument("--model", default="deepfm")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--checkpoint", action="store_true", help="servers with a checkpoint directory: the sync "
+                   "commits versions as a job does (every push_every_batches x commit_every_pushes batches)")
     args = p.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(2)
-    servers = {e: PsProcess(None) for e in args.every}
+    tmp = Path(tempfile.mkdtemp())
+    servers = {e: PsProcess(tmp / f"ckpt-{e}" if args.checkpoint else None) for e in args.every}
     try:
-        base = ["sinks.predictions=null", f"job.run_dir={tempfile.mkdtemp()}", f"model.name={args.model}"]
+        base = ["sinks.predictions=null", f"job.run_dir={tmp}", f"model.name={args.model}"]
         cfg = load_config("jobs/click_stream.yaml", base)
         data = batches(cfg, args.batches)
         events = sum(int(b[2].shape[0]) for b in data[WARM:])
@@ -66,7 +70,7 @@ def main() -> None:
                 sync.drain()
             return {"worker": 1e6 * (time.process_time() - cpu) / events,
                     "server": 1e6 * (sum(srv.cpu_times()[:2]) - s0) / events if srv else 0.0,
-                    "pushes": sync.pushes if sync else 0}
+                    "pushes": sync.pushes if sync else 0, "commits": (sync.committed or 0) if sync else 0}
 
         for e in [None, *args.every]:
             run(e, data[:WARM])

@@ -51,16 +51,16 @@ SINGLE_WRITER_PUSH_EVERY = 100
 
 
 def cadence(cfg: PsConfig, single_writer: bool, commit_every_push: bool) -> tuple[int, int]:
-    """``(batches per push, pushes per commit)``. A single writer outside exactly-once pushes every
-    ``single_writer_push_every_batches`` (see :class:`PsConfig`) and commits so that a version still
-    comes about every ``push_every_batches * commit_every_pushes`` batches."""
+    """``(batches per push, ticks per commit)``; a tick is a push of the ``push_every_batches`` /
+    ``push_every_s`` cadence. A single writer outside exactly-once pushes every
+    ``single_writer_push_every_batches`` (see :class:`PsConfig`), and its versions still come every
+    ``commit_every_pushes`` ticks of that cadence, as with a push per tick."""
     if commit_every_push:
         return cfg.push_every_batches, 1
     every = cfg.single_writer_push_every_batches
     if not single_writer or (every is None and "push_every_batches" in cfg.model_fields_set):
         return cfg.push_every_batches, cfg.commit_every_pushes
-    every = every or SINGLE_WRITER_PUSH_EVERY
-    return every, max(1, round(cfg.push_every_batches * cfg.commit_every_pushes / every))
+    return every or SINGLE_WRITER_PUSH_EVERY, cfg.commit_every_pushes
 
 
 def writer_name(cfg: PsConfig, subtask: int) -> str:
@@ -132,7 +132,9 @@ class PsSync:
         self._base: list[list[np.ndarray]] = [[] for _ in self.tables]
         self.batches = self.pushes = 0
         self.loaded_rows = 0
-        self._last = time.monotonic()
+        self._last = self._tick_at = time.monotonic()
+        self._ticks = 0
+        self._own = self.push_every != cfg.push_every_batches  # pushes apart from the ticks (see cadence)
         self._pusher: ThreadPoolExecutor | None = None  # a single writer's pushes, made on its first sync
         self._in_flight: Future | None = None
         self._load(buckets)
@@ -181,17 +183,24 @@ class PsSync:
     def after_step(self) -> bool:
         """Count the batch; sync when due. Returns whether it synced."""
         self.batches += 1
-        due = self.batches % self.push_every == 0 or \
-            time.monotonic() - self._last >= self.cfg.push_every_s
+        now = time.monotonic()
+        due = self.batches % self.push_every == 0 or now - self._last >= self.cfg.push_every_s
+        version = None
+        if self._own:  # a version every commit_every ticks, pushed then whatever the push interval
+            if self.batches % self.cfg.push_every_batches == 0 or now - self._tick_at >= self.cfg.push_every_s:
+                self._ticks, self._tick_at = self._ticks + 1, now
+                version = self._ticks % self.commit_every == 0
+            due = due or bool(version)
         if due:
-            self.sync(wait=False)
+            self.sync(wait=False, commit=version)
         return due
 
-    def sync(self, wait: bool = True) -> None:
+    def sync(self, wait: bool = True, commit: bool | None = None) -> None:
         """Push deltas of touched rows and of dense variables, then refresh them from the server.
 
         ``wait=False``: a single writer's pushes may still be on their way when this returns (see the
-        module docstring; :meth:`drain` waits for them)."""
+        module docstring; :meth:`drain` waits for them). ``commit``: commit a version after the push
+        (None: every ``commit_every`` pushes, unless the pushes have their own interval)."""
         if self.single_writer:  # sorted: the server's fastest lookups
             ids, order = np.flatnonzero(self._mask).astype(np.int64), np.zeros(0, np.int64)  # order: unused
         else:
@@ -226,7 +235,9 @@ class PsSync:
         self._touched = []
         self._last = time.monotonic()
         self.pushes += 1
-        if self.can_commit and self.pushes % self.commit_every == 0:
+        if commit is None:
+            commit = not self._own and self.pushes % self.commit_every == 0
+        if self.can_commit and commit:
             self.drain()
             self.committed = self._commit()
 
