@@ -124,19 +124,21 @@ def component_costs(cfg, batches: int = 60) -> dict[str, float]:
     from flinkdl.exchange.channel import pack, unpack
     from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
     from flinkdl.features.transform import Featurizer
+    from flinkdl.pipeline.generate import RankHashes
     from flinkdl.sinks.run_log import RunLog
     from flinkdl.sources.generator import ClickStream
 
     size, stream = cfg.source.generator.batch_size, ClickStream.from_config(cfg.source.generator)
     fz = Featurizer(cfg.features)
+    by_rank = RankHashes(stream, fz)  # as the job's generator path (BatchGenerator)
     schema, cost = FeatureLayout.from_config(cfg.features).schema(), dict.fromkeys(
         ["generate", "featurize+pack", "relay unpack", "evaluate+sink"], 0.0)
     progress = RunLog(cfg, cfg.source.generator.events)  # as the job: exact AUC on a bounded stream
     for i in range(batches):
         c = [time.process_time()]
-        b = stream.batch(i, size)
+        b, ranks = stream.batch_and_ranks(i, size)
         c.append(time.process_time())
-        payload = pack(fz.transform(b, position_offset=i * size)[0])
+        payload = pack(fz.featurize(b, i * size, by_rank.hashes(ranks, size)).batch)
         c.append(time.process_time())
         feats = unpack(payload, schema)
         c.append(time.process_time())

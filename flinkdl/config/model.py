@@ -90,6 +90,11 @@ class PsConfig(Strict):
     single_writer: bool | None = Field(None, description="no other worker writes these tables: no pull on touch, "
                                        "no read-back after a push; null: true at job.parallelism 1")
     commit_every_pushes: int = Field(10, ge=1)
+    single_writer_push_every_batches: int | None = Field(
+        None, ge=1, description="a single writer's push interval (it pulls nothing, so a push only makes its rows "
+        "durable; fewer pushes send each row fewer times); its versions still come every commit_every_pushes "
+        "pushes of the push_every_batches / push_every_s cadence. null: push_every_batches if that is set, "
+        "else 100. Not with exactly-once")
     connect_timeout_s: float = Field(30.0, ge=0)
     start_local: bool = Field(True, description="flinkdl run starts a local server if none answers")
     checkpoint_dir: str = Field("runs/ps", description="versions of a server started by flinkdl run")

@@ -33,7 +33,7 @@ id, then the label (if present), then categoricals and numerics in config order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -106,6 +106,18 @@ def _bad_rows(arr: pa.Array, to: pa.DataType, safe: bool) -> list[int]:
 
     search(arr, 0)
     return out
+
+
+def _zero_filled(arr: pa.Array, missing: np.ndarray) -> np.ndarray:
+    """A float64 array's values with 0.0 where ``missing`` (its nulls): ``arr.fill_null(0)``, without
+    Arrow's fill_null (which costs more than the rest of a column's featurizing)."""
+    if not arr.null_count:
+        return arr.to_numpy()
+    data = arr.buffers()[1]
+    if data is None:
+        return np.zeros(len(arr))
+    values = np.frombuffer(data, np.float64, count=len(arr), offset=arr.offset * 8)
+    return np.where(missing, 0.0, values)
 
 
 class _Rows:
@@ -212,8 +224,18 @@ class Featurizer:
         out = self.featurize(raw, position_offset)
         return out.batch, out.dead
 
-    def featurize(self, raw: pa.RecordBatch | pa.Table, position_offset: int = 0) -> Featurized:
+    def int_seed(self, name: str) -> int | None:
+        """The hash seed of single-valued int field ``name`` (None: no such field)."""
+        names = [c.name for c in self.cfg.singles]
+        i = names.index(name) if name in names else -1
+        return int(self._seeds[i]) if i in self._int_fields else None
+
+    def featurize(self, raw: pa.RecordBatch | pa.Table, position_offset: int = 0,
+                  hashed: Mapping[str, np.ndarray] | None = None) -> Featurized:
         """Featurize ``raw``: the feature batch, dead letters and the keep-mask of the raw rows.
+
+        ``hashed``: int field → its column's hashes, already known to the caller (no nulls; each
+        equal to ``murmur3_32_int64(value, int_seed(field))``): those columns are not read.
 
         Positions (event id when ``cfg.event_id`` is None, and ``DeadLetter.position``) come from
         the :data:`~flinkdl.features.parse.POSITION_COLUMN` when ``raw`` has one (then
@@ -235,7 +257,7 @@ class Featurizer:
             event_id = ev.fill_null(0).to_numpy()
 
         label = self._label(rows)
-        ids = self._ids(rows, n)
+        ids = self._ids(rows, n, hashed or {})
         dense = self._dense(rows, n)
 
         dead = [
@@ -255,7 +277,7 @@ class Featurizer:
         name, threshold = self.cfg.label.column, self.cfg.label.threshold
         y = rows.cast(name, pa.float64(), dl.LABEL_INVALID)
         missing = pc.is_null(y).to_numpy(zero_copy_only=False)
-        y = y.fill_null(0).to_numpy()
+        y = _zero_filled(y, missing)
         invalid = np.isnan(y)
         with np.errstate(invalid="ignore"):
             if threshold is not None:
@@ -269,21 +291,25 @@ class Featurizer:
         y[missing] = np.nan  # no label: the row is scored, not trained on (exchange.schema.labelled)
         return y
 
-    def _ids(self, rows: _Rows, n: int) -> list[np.ndarray]:
+    def _ids(self, rows: _Rows, n: int, hashed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         cats = self.cfg.singles
         h = np.empty((len(cats), n), dtype=np.uint32)
-        if self._int_fields:
-            values = np.empty((len(self._int_fields), n), dtype=np.int64)
+        for i in self._int_fields:
+            if cats[i].name in hashed:
+                h[i] = hashed[cats[i].name]
+        read = [i for i in self._int_fields if cats[i].name not in hashed]
+        if read:
+            values = np.empty((len(read), n), dtype=np.int64)
             nulls = np.zeros_like(values, dtype=bool)
-            for r, i in enumerate(self._int_fields):
+            for r, i in enumerate(read):
                 v = rows.cast(cats[i].name, pa.int64(), dl.BAD_ID)
                 if v.null_count:
                     nulls[r] = pc.is_null(v).to_numpy(zero_copy_only=False)
                     v = v.fill_null(0)
                 values[r] = v.to_numpy()
-            fi = np.array(self._int_fields)
-            hashed = murmur3_32_int64(values, self._seeds[fi, None])  # all int fields in one pass
-            h[fi] = np.where(nulls, self._null[fi, None], hashed)
+            fi = np.array(read)
+            mm = murmur3_32_int64(values, self._seeds[fi, None])  # all int fields in one pass
+            h[fi] = np.where(nulls, self._null[fi, None], mm)
         for i in self._str_fields:
             h[i] = hash_strings(rows.text(cats[i].name), int(self._seeds[i]))
         crossed = [cross(h[a], h[b], seed) for a, b, seed in self._crosses]
@@ -306,12 +332,12 @@ class Featurizer:
         for f in self.cfg.numeric:
             v = rows.cast(f.name, pa.float64(), dl.NOT_NUMERIC)
             missing = pc.is_null(v).to_numpy(zero_copy_only=False) if v.null_count else np.zeros(n, bool)
-            x = v.fill_null(0).to_numpy() if v.null_count else v.to_numpy()
+            x = _zero_filled(v, missing)
             finite = np.isfinite(x)
             if not finite.all():
                 rows.reject(np.flatnonzero(~finite), dl.NOT_FINITE, f.name)
                 x = np.where(finite, x, 0.0)
-            if f.transform == "log1p":
-                x = np.sign(x) * np.log1p(np.abs(x))
+            if f.transform == "log1p":  # no negatives: the same bits (+ 0.0: -0.0 becomes 0.0, as sign(-0.0) is 0.0)
+                x = np.log1p(x) + 0.0 if len(x) and x.min() >= 0.0 else np.sign(x) * np.log1p(np.abs(x))
             out += [x.astype(np.float32), missing.astype(np.float32)]
         return out

@@ -9,8 +9,9 @@ and notices, evaluation columns); the source operators (:class:`ParseFeatures` h
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
+import numpy as np
 import pyarrow as pa
 from pyflink.common import Row
 from pyflink.datastream import FlatMapFunction, RuntimeContext
@@ -49,13 +50,14 @@ class FeatureMaker:
                    stamp_arrival=cfg.metrics.enabled, enricher=Enricher(cfg.enrich) if cfg.enrich else None)
 
     def envelope(self, seq: int, raw: pa.RecordBatch | pa.Table, rows_in: int,
-                 letters: Sequence[DeadLetter | Notice], position: int) -> Envelope:
+                 letters: Sequence[DeadLetter | Notice], position: int,
+                 hashed: Mapping[str, np.ndarray] | None = None) -> Envelope:
         """``raw`` joined with the side tables (``enrich``) and featurized (positions from ``position``);
-        ``letters`` go first in its dead letters."""
+        ``letters`` go first in its dead letters. ``hashed``: see :meth:`Featurizer.featurize`."""
         arrived_ms = int(time.time() * 1000)
         if self.enricher is not None:
             raw = self.enricher.enrich(raw)
-        out = self.featurizer.featurize(raw, position_offset=position)
+        out = self.featurizer.featurize(raw, position_offset=position, hashed=hashed)
         dead = [x.to_dict() for x in letters if isinstance(x, DeadLetter)] + [d.to_dict() for d in out.dead]
         notices = [x.to_dict() for x in letters if isinstance(x, Notice)]
         columns = self.eval_columns.take(raw, out.keep)

@@ -178,12 +178,24 @@ class ClickStream:
         """Zipf ranks (inverse CDF; ``exp(log)`` is a faster ``pow``) and the IDs they map to."""
         a, inv, vocab = self._zipf[f]
         r = np.minimum(np.exp(inv * np.log1p(u * a)).astype(np.int64) - 1, vocab - 1)
+        return r, self._id_of(f, r)
+
+    def _id_of(self, f: int, r: np.ndarray) -> np.ndarray:
         offset, mult, key = self._idmap[f]
-        return r, (((r * mult) & ID_MASK) ^ key) + offset  # a bijection of [0, 2**20)
+        return (((r * mult) & ID_MASK) ^ key) + offset  # a bijection of [0, 2**20)
+
+    def field_ids(self, f: int) -> np.ndarray:
+        """The ID of every rank of field ``C{f+1}`` (index = rank; :meth:`batch_and_ranks`)."""
+        return self._id_of(f, np.arange(self._zipf[f][2], dtype=np.int64))
 
     def batch(self, index: int, size: int, with_truth: bool = False) -> pa.RecordBatch:
         """Events ``[index*size, (index+1)*size)``. Pure function of ``(seed, index, size)``:
         same input -> same bytes, any order, any process."""
+        return self.batch_and_ranks(index, size, with_truth)[0]
+
+    def batch_and_ranks(self, index: int, size: int, with_truth: bool = False) -> tuple[pa.RecordBatch,
+                                                                                         list[np.ndarray]]:
+        """:meth:`batch` and the rank of each ``C`` column's IDs (``C{f+1} == field_ids(f)[ranks[f]]``)."""
         if index < 0 or size < 1:
             raise ValueError(f"need index >= 0 and size >= 1, got {index}, {size}")
         start = index * size
@@ -245,8 +257,10 @@ class ClickStream:
         if fam.multi_valued:
             cols += multi
         if with_truth:
-            return pa.RecordBatch.from_arrays(head + cols + [_arrow(p)], schema=self.schema.append(TRUTH_SCHEMA[-1]))
-        return pa.RecordBatch.from_arrays(head + cols, schema=self.schema)
+            out = pa.RecordBatch.from_arrays(head + cols + [_arrow(p)], schema=self.schema.append(TRUTH_SCHEMA[-1]))
+        else:
+            out = pa.RecordBatch.from_arrays(head + cols, schema=self.schema)
+        return out, ranks
 
     def _extra(self, start: int, size: int) -> np.ndarray | None:
         """The member's extra uniforms ``[K2, size]`` of events ``[start, start + size)`` (None: it has none)."""

@@ -110,7 +110,9 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
         if sync and subtask > 0:
             hooks.append(LoadOnlyPsHook(cfg.ps, model, buckets, report))
         else:
-            ps = cfg.ps.model_copy(update={"push_every_s": float("inf"), "single_writer": True}) if sync else cfg.ps
+            lockstep = {"push_every_s": float("inf"), "single_writer": True,  # the other ranks round as it pushes
+                        "single_writer_push_every_batches": cfg.ps.push_every_batches}
+            ps = cfg.ps.model_copy(update=lockstep) if sync else cfg.ps
             hooks.append(hook.from_config(ps, model, buckets, exactly_once=cfg.job.exactly_once,
                                           parallelism=1 if sync else cfg.job.parallelism, report=report,
                                           metrics=metrics.ps if metrics is not None else None,

@@ -10,7 +10,8 @@ server uses only for rows it does not have yet.
 
 A *single writer* (``ps.single_writer``; by default a job at parallelism 1) has nobody's updates
 to take: it records no base, pulls nothing on touch and reads nothing back; it pushes the touched
-rows' values, which the server assigns (half the bytes of delta + base). Its pushes go out on a
+rows' values, which the server assigns (half the bytes of delta + base), and pushes less often
+(:func:`cadence`: a row touched in many batches goes once per push). Its pushes go out on a
 background thread while the next steps run (one sync in flight, in order); a commit first waits for
 every push before it, so a committed version still holds every batch up to its step. Dense variables still
 go as deltas, and the worker takes the server's float32 ``base + delta`` without asking for it.
@@ -42,6 +43,24 @@ from flinkdl.ps.client import PsClient
 from flinkdl.ps.errors import PsError
 
 log = logging.getLogger(__name__)
+
+
+#: A single writer's push interval in batches when neither ``ps.single_writer_push_every_batches`` nor
+#: ``ps.push_every_batches`` is set.
+SINGLE_WRITER_PUSH_EVERY = 100
+
+
+def cadence(cfg: PsConfig, single_writer: bool, commit_every_push: bool) -> tuple[int, int]:
+    """``(batches per push, ticks per commit)``; a tick is a push of the ``push_every_batches`` /
+    ``push_every_s`` cadence. A single writer outside exactly-once pushes every
+    ``single_writer_push_every_batches`` (see :class:`PsConfig`), and its versions still come every
+    ``commit_every_pushes`` ticks of that cadence, as with a push per tick."""
+    if commit_every_push:
+        return cfg.push_every_batches, 1
+    every = cfg.single_writer_push_every_batches
+    if not single_writer or (every is None and "push_every_batches" in cfg.model_fields_set):
+        return cfg.push_every_batches, cfg.commit_every_pushes
+    return every or SINGLE_WRITER_PUSH_EVERY, cfg.commit_every_pushes
 
 
 def writer_name(cfg: PsConfig, subtask: int) -> str:
@@ -93,7 +112,7 @@ class PsSync:
         self.cfg = cfg
         self.single_writer = single_writer
         self.lanes = lanes
-        self.commit_every = 1 if commit_every_push else cfg.commit_every_pushes
+        self.push_every, self.commit_every = cadence(cfg, single_writer, commit_every_push)
         self.committed: int | None = None  # last version this worker committed
         self.client = PsClient.from_config(cfg)
         if writer is not None:
@@ -113,7 +132,9 @@ class PsSync:
         self._base: list[list[np.ndarray]] = [[] for _ in self.tables]
         self.batches = self.pushes = 0
         self.loaded_rows = 0
-        self._last = time.monotonic()
+        self._last = self._tick_at = time.monotonic()
+        self._ticks = 0
+        self._own = self.push_every != cfg.push_every_batches  # pushes apart from the ticks (see cadence)
         self._pusher: ThreadPoolExecutor | None = None  # a single writer's pushes, made on its first sync
         self._in_flight: Future | None = None
         self._load(buckets)
@@ -142,13 +163,14 @@ class PsSync:
     def before_step(self, ids: tf.Tensor | np.ndarray) -> None:
         """Record the batch's newly touched rows and their values before the step changes them."""
         flat = np.asarray(ids).ravel()
+        if self.single_writer:  # pushes values: no base to keep, the touched rows are the mask's
+            self._mask[flat[flat >= 0] if len(flat) and flat.min() < 0 else flat] = True
+            return
         flat = flat[flat >= 0]  # a multi-valued field's padding is no row
         new = np.unique(flat[~self._mask[flat]])  # most ids repeat within a sync window: filter first
         if len(new):
             self._mask[new] = True
             self._touched.append(new)
-            if self.single_writer:  # pushes values: no base to keep
-                return
             for k, t in enumerate(self.tables):
                 base = t.read(new)
                 if self.cfg.pull_on_touch:  # take other workers' updates to these rows first
@@ -161,20 +183,30 @@ class PsSync:
     def after_step(self) -> bool:
         """Count the batch; sync when due. Returns whether it synced."""
         self.batches += 1
-        due = self.batches % self.cfg.push_every_batches == 0 or \
-            time.monotonic() - self._last >= self.cfg.push_every_s
+        now = time.monotonic()
+        due = self.batches % self.push_every == 0 or now - self._last >= self.cfg.push_every_s
+        version = None
+        if self._own:  # a version every commit_every ticks, pushed then whatever the push interval
+            if self.batches % self.cfg.push_every_batches == 0 or now - self._tick_at >= self.cfg.push_every_s:
+                self._ticks, self._tick_at = self._ticks + 1, now
+                version = self._ticks % self.commit_every == 0
+            due = due or bool(version)
         if due:
-            self.sync(wait=False)
+            self.sync(wait=False, commit=version)
         return due
 
-    def sync(self, wait: bool = True) -> None:
+    def sync(self, wait: bool = True, commit: bool | None = None) -> None:
         """Push deltas of touched rows and of dense variables, then refresh them from the server.
 
         ``wait=False``: a single writer's pushes may still be on their way when this returns (see the
-        module docstring; :meth:`drain` waits for them)."""
-        ids = np.concatenate(self._touched) if self._touched else np.zeros(0, np.int64)
-        order = np.argsort(ids)  # distinct ids; sorted ones are the server's fastest lookups
-        ids = ids[order]
+        module docstring; :meth:`drain` waits for them). ``commit``: commit a version after the push
+        (None: every ``commit_every`` pushes, unless the pushes have their own interval)."""
+        if self.single_writer:  # sorted: the server's fastest lookups
+            ids, order = np.flatnonzero(self._mask).astype(np.int64), np.zeros(0, np.int64)  # order: unused
+        else:
+            ids = np.concatenate(self._touched) if self._touched else np.zeros(0, np.int64)
+            order = np.argsort(ids)  # distinct ids
+            ids = ids[order]
         p = self.cfg.table_prefix
         sends: list[Callable[[], object]] = []
         for k, t in enumerate(self.tables):
@@ -203,7 +235,9 @@ class PsSync:
         self._touched = []
         self._last = time.monotonic()
         self.pushes += 1
-        if self.can_commit and self.pushes % self.commit_every == 0:
+        if commit is None:
+            commit = not self._own and self.pushes % self.commit_every == 0
+        if self.can_commit and commit:
             self.drain()
             self.committed = self._commit()
 

@@ -100,6 +100,18 @@ def test_numeric_transform_and_missing() -> None:
     assert out.column("x_3").to_pylist() == [0.0, 1.0, 0.0]
 
 
+@pytest.mark.parametrize("values", [[-3.0, None, -0.0, 0.0, 10.0], [None, -0.0, 0.0, 10.0, None]])
+def test_log1p_is_signed_and_nulls_are_zero_to_the_bit(values: list[float | None]) -> None:
+    """With or without negatives in the column (two code paths): sign(x) * log1p(|x|), nulls 0.0."""
+    cfg = FeatureConfig(event_id=None, numeric=["a"])
+    labels = pa.array([0.0, None, 1.0, 1.0, 0.0][:len(values)])
+    out, _ = Featurizer(cfg).transform(pa.record_batch({"label": labels, "a": pa.array(values, pa.float64())}))
+    x = np.array([0.0 if v is None else v for v in values])
+    want = (np.sign(x) * np.log1p(np.abs(x))).astype(np.float32)
+    assert out.column("x_0").to_numpy().tobytes() == want.tobytes()
+    assert out.column("label").to_numpy()[1] != out.column("label").to_numpy()[1]  # no label: NaN
+
+
 def test_missing_categoricals_hash_as_null() -> None:
     cfg = FeatureConfig(event_id=None, hash_bits=31, categorical=[{"name": "i", "type": "int"}, "s"])
     raw = pa.record_batch({"label": ["0", "1"], "i": ["", "5"], "s": ["", "x"]})
