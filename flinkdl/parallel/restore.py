@@ -16,12 +16,15 @@ docs/EXACTLY_ONCE.md ("Synchronous steps with exactly-once").
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from flinkdl.config.schema import PsConfig
 from flinkdl.ps.errors import PsError
+
+log = logging.getLogger(__name__)
 
 
 class RestoreClient(Protocol):
@@ -106,5 +109,6 @@ def reset_sync(ps_cfg: PsConfig, key: str, rank: int, world: int, own: dict, tim
         if not ps.health()["checkpoint"]:
             raise PsError(f"job.exactly_once needs a PS with --checkpoint-dir; {ps.address} has none")
         target = agree(ps, key, rank, world, own, writer_name(ps_cfg, 0), timeout_s)
+    log.info("rank %d restore %s: own anchor %s, every rank restarts at %s", rank, key, own, target)
     start_worker()
     return target
