@@ -19,7 +19,9 @@ uses to close the gap of data-parallel online learning):
 - ``avg_batch``: ``avg`` with batches of 4096 / p rows, so that the p workers' concurrent steps
   together cover the 4096 rows of one step at p=1;
 - ``sync``: synchronous data-parallel steps (``parallel.sync_steps``): each 512-row step is the sum of
-  the p workers' gradients on 512 / p rows each, so p>1 learns as p=1 does (p=1 is unchanged).
+  the p workers' gradients on 512 / p rows each, so p>1 learns as p=1 does (p=1 is unchanged);
+- ``sync_eo``: ``sync`` with ``job.exactly_once`` (checkpoints every 2 s; a PS commit at every push,
+  announced to every rank: docs/EXACTLY_ONCE.md, "Synchronous steps with exactly-once").
 
 Printed: per run the combined AUC (binned cumulative, the same estimator at every parallelism),
 its gap to p=1 ``base``, events/s over the job's run time (start-up included: run enough events
@@ -56,6 +58,7 @@ VARIANTS: dict[str, Callable[[int], list[str]]] = {
                             f"model.dense_optimizer.learning_rate={0.003 / p}",
                             f"model.optimizer.learning_rate={0.05 / p}"],
     "sync": lambda p: ["parallel.sync_steps=true"],
+    "sync_eo": lambda p: ["parallel.sync_steps=true", "job.exactly_once=true", "job.checkpoint_interval_s=2"],
 }
 
 

@@ -26,7 +26,8 @@ class ParallelConfig(Strict):
 
 def check_sync_steps(cfg: ParallelConfig, parallelism: int, ps_enabled: bool, source_kind: str, model: str,
                      fresh_scores: bool, exactly_once: bool, step_rows: int) -> None:
-    """Refuse a ``parallel.sync_steps`` job this version cannot keep in step (a ``ValueError`` naming the key)."""
+    """Refuse a ``parallel.sync_steps`` job this version cannot keep in step (a ``ValueError`` naming the key).
+    ``exactly_once`` is accepted (every rank restores one PS version: :mod:`flinkdl.parallel.restore`)."""
     if not cfg.sync_steps or parallelism == 1:
         return
     if not ps_enabled:
@@ -41,6 +42,3 @@ def check_sync_steps(cfg: ParallelConfig, parallelism: int, ps_enabled: bool, so
         raise ValueError(f"parallel.sync_steps: model.micro_batch_rows (or, without it, source.generator.batch_size) "
                          f"= {step_rows} must be a multiple of job.parallelism = {parallelism} (each worker takes an "
                          "equal share of every step)")
-    if exactly_once:
-        raise ValueError("parallel.sync_steps with job.exactly_once is not supported yet (use the asynchronous "
-                         "mode: parallel.sync_steps: false)")

@@ -65,10 +65,13 @@ class SyncTraining:
     """Replaces :func:`flinkdl.worker.process.run_step` at ``parallel.sync_steps``."""
 
     def __init__(self, cfg: ParallelConfig, ps: PsConfig, model: ModelBase, hooks: Sequence[StepHook], rank: int,
-                 world: int, micro_batch_rows: int | None, run_key: str, join_timeout_s: float | None = None) -> None:
+                 world: int, micro_batch_rows: int | None, run_key: str, join_timeout_s: float | None = None,
+                 announce: bool = False) -> None:
         """``join_timeout_s``: how long the join at start waits for the other ranks (default ``cfg.timeout_s``;
-        a restarted worker waits for the others to time out of their step and restart too)."""
-        self.model, self.hooks = model, hooks
+        a restarted worker waits for the others to time out of their step and restart too). ``announce``
+        (exactly-once): at every push rank 0 hands the version it committed to every rank, whose step then
+        reports it too (the trainers' anchors, :mod:`flinkdl.parallel.restore`)."""
+        self.model, self.hooks, self.announce = model, hooks, announce
         self.client = PsClient.from_config(ps)
         exchange = join(self.client, f"{ps.table_prefix}{run_key}", rank, world, join_timeout_s or cfg.timeout_s)
         exchange.timeout_s = cfg.timeout_s
@@ -89,7 +92,8 @@ class SyncTraining:
         step at parallelism 1 would)."""
         step_rows = cfg.model.micro_batch_rows or cfg.source.generator.batch_size
         return cls(cfg.parallel, cfg.ps, model, hooks, rank, cfg.job.parallelism, step_rows, str(cfg.job.run_dir),
-                   join_timeout_s=cfg.worker.start_timeout_s / 2)  # within the supervisor's wait for the start
+                   join_timeout_s=cfg.worker.start_timeout_s / 2,  # within the supervisor's wait for the start
+                   announce=cfg.job.exactly_once)
 
     def _mark(self) -> None:
         """Rank 0 pushes every row the summed gradients changed, whoever's batch held it."""
@@ -117,7 +121,14 @@ class SyncTraining:
         self.rounds += 1
         if self.rounds % self.push_every == 0:
             self._round_as_pushed()
+            if self.announce:
+                pred.ps_version = self._announce(pred.ps_version)
         return pred
+
+    def _announce(self, committed: int | None) -> int | None:
+        """One more exchange: rank 0's committed version (``None``: none), the same on every rank."""
+        out = self.stepper.ex.exchange(json.dumps({"v": committed}).encode())
+        return json.loads(out[0])["v"]
 
     def _round_as_pushed(self) -> None:
         """What rank 0's push does to its dense variables (PsSync.sync, single writer), so replicas stay equal."""

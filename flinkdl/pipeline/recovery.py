@@ -81,6 +81,7 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
             return
         if not self._recovered:
             self._recovered = True
+            self.pending = value  # the element that triggered the first reset
             self.recover()
         out, anchor = self.apply(value)
         self._record(value, anchor)
@@ -93,6 +94,11 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
         external state is kept as it is and the tail is not re-applied (it is in that state)."""
         return False
 
+    def before_tail(self) -> Iterable[Row]:
+        """Elements to re-apply after :meth:`reset` and before the tail (none: the anchor ``reset`` returned
+        is the one in state; a reset to an earlier anchor re-applies what lies between them)."""
+        return ()
+
     def recover(self) -> None:
         """Reset to the anchor in state and re-apply the tail (also called after a worker death)."""
         raw = self._anchor_state.value()
@@ -101,7 +107,7 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
         if anchor is not None and self.stale(anchor):
             anchor, tail = None, []
         self._record(None, self.reset(anchor))
-        for value in tail:
+        for value in [*self.before_tail(), *tail]:
             self._record(value, self.apply(value, replay=True)[1])
 
     def _record(self, value: Row | None, anchor: Anchor | None) -> None:

@@ -15,7 +15,7 @@ from flinkdl.exchange.channel import pack, unpack
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
 from flinkdl.exchange.schema import EMPTY_PREDICTIONS, FeatureLayout
 from flinkdl.pipeline.featurize import FeatureMaker
-from flinkdl.pipeline.flow import INDEX_TYPE, index_of, throttle
+from flinkdl.pipeline.flow import INDEX_TYPE, index_of, throttle, with_ballast
 from flinkdl.pipeline.generate import BatchGenerator
 from flinkdl.pipeline.ps_cut import ANCHORS
 from flinkdl.pipeline.recovery import ExactlyOnceFunction
@@ -43,7 +43,9 @@ class Train(ExactlyOnceFunction):
         self.schema = FeatureLayout.from_config(self.cfg.features).schema()
         self.throttle = throttle(self.cfg.worker.max_rows_per_s)
         self.worker = WorkerSupervisor(self.cfg, subtask_index(ctx))
-        self.lanes = self.exactly_once and self.cfg.job.parallelism > 1  # anchors are writer-lane segments
+        self.sync = self.cfg.parallel.sync_steps and self.cfg.job.parallelism > 1  # flinkdl/parallel
+        # anchors are writer-lane segments (synchronous steps: rank 0's versions, flinkdl/parallel/restore.py)
+        self.lanes = self.exactly_once and self.cfg.job.parallelism > 1 and not self.sync
         self.emit_anchors = self.lanes  # to PsCut (flinkdl/pipeline/ps_cut.py)
         if not self.exactly_once:  # else reset() starts it, from the right PS version
             self.worker.start()
@@ -116,13 +118,47 @@ class GenerateAndTrain(Train):
                 self.cfg.job.parallelism, self.cfg.model.micro_batch_rows or self.cfg.source.generator.batch_size)
         self.stride = self.cfg.job.parallelism
         self.made: tuple[int, Envelope] | None = None  # the batch made ahead: (index, envelope)
+        self.rank, self.attempt, self.resets = subtask_index(ctx), _attempt(ctx), 0
+        self.replay_first: range = range(0)  # synchronous steps: batches to re-train before the tail
+
+    def reset(self, anchor: dict | None) -> dict:
+        """Synchronous steps: every rank restarts from the earliest anchor of all ranks
+        (:mod:`flinkdl.parallel.restore`) and re-trains its batches from there to its own anchor."""
+        if not self.sync:
+            return super().reset(anchor)
+        from flinkdl.parallel.restore import Target, catch_up, reset_sync, restore_key
+
+        self.worker.kill()
+        cfg = self.cfg
+        own = anchor or {"batch": index_of(self.pending) // self.stride}  # a fresh start: at this element
+        key = restore_key(cfg.ps.table_prefix, str(cfg.job.run_dir), self.attempt, self.resets)
+        self.resets += 1
+        wait = cfg.parallel.timeout_s + cfg.worker.step_timeout_s + cfg.worker.start_timeout_s  # others' failures
+        target = reset_sync(cfg.ps, key, self.rank, self.stride, own, wait, self.worker.start)
+        self.replay_first = catch_up(own, Target(target["batch"], target["ps_version"]))
+        return {**target, "parallelism": self.stride}
+
+    def before_tail(self) -> list[Row]:
+        first, self.replay_first = self.replay_first, range(0)
+        return [with_ballast(i * self.stride + self.rank) for i in first]
 
     def apply(self, value: Row, replay: bool = False) -> tuple[list[Row], dict | None]:
         index = index_of(value)
         made, self.made = self.made, None
         env = made[1] if made is not None and made[0] == index else self.generator.make(index)
-        return self.train(env, replay, lambda: self._make_ahead(index + self.stride))
+        out, anchor = self.train(env, replay, lambda: self._make_ahead(index + self.stride))
+        if anchor is not None and self.sync:  # the version holds every rank's batches up to this one
+            anchor = {**anchor, "batch": index // self.stride + 1, "parallelism": self.stride}
+        return out, anchor
 
     def _make_ahead(self, index: int) -> None:
         if self.generator.exists(index):
             self.made = (index, self.generator.make(index))
+
+
+def _attempt(ctx: RuntimeContext) -> int:
+    """This task's Flink attempt number (process and thread mode)."""
+    try:
+        return int(ctx.get_attempt_number())
+    except Exception:
+        return int(ctx._runtime_context.getTaskInfo().getAttemptNumber())
