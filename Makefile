@@ -14,7 +14,7 @@ run-generator: setup
 	.venv/bin/flinkdl run jobs/click_stream.yaml --max-events $(EVENTS) --summary runs/click-stream-summary.json
 
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q --durations=25
 
 # docker-compose.yml for real (root; ~2 min): Docker engine, a debootstrapped image, the stack up with
 # deploy/test/docker-compose.local.yml, events in, predictions out, Prometheus scraping; all removed after.
