@@ -33,7 +33,7 @@ id, then the label (if present), then categoricals and numerics in config order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -46,145 +46,7 @@ from flinkdl.features import deadletter as dl
 from flinkdl.features.bags import bag_ids
 from flinkdl.features.hashing import bucketize, cross, field_seed, hash_strings, murmur3_32_int64, null_hash
 from flinkdl.features.parse import POSITION_COLUMN
-
-_FLOATISH = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
-
-
-def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-
-def _null_where(arr: pa.Array, mask: np.ndarray) -> pa.Array:
-    """``arr`` (a flat type) with the ``mask`` rows set to null, by a new validity bitmap.
-
-    Not ``pc.if_else(mask, None, arr)``: on pyarrow 16 it corrupts sliced string arrays
-    (apache/arrow#41479, fixed upstream in 2026 by apache/arrow#49443).
-    """
-    keep = ~mask
-    if arr.null_count:
-        keep &= arr.is_valid().to_numpy(zero_copy_only=False)
-    bits = np.zeros(arr.offset + len(arr), dtype=bool)
-    bits[arr.offset :] = keep
-    validity = pa.py_buffer(np.packbits(bits, bitorder="little"))
-    return pa.Array.from_buffers(arr.type, len(arr), [validity, *arr.buffers()[1:]], offset=arr.offset)
-
-
-def _offsets(arr: pa.Array) -> np.ndarray:
-    width = 8 if pa.types.is_large_string(arr.type) else 4
-    return np.frombuffer(arr.buffers()[1], dtype=f"<i{width}", count=len(arr) + 1, offset=arr.offset * width)
-
-
-def _blank_to_null(arr: pa.Array) -> pa.Array:
-    """``""`` → null; reads only the offsets buffer, so a column without blanks costs next to nothing."""
-    off = _offsets(arr)
-    blank = off[1:] == off[:-1]
-    return _null_where(arr, blank) if blank.any() else arr
-
-
-def _too_long(arr: pa.Array, limit: int) -> np.ndarray:
-    """Rows of a string array whose value has more than ``limit`` bytes (one subtraction when none can)."""
-    off = _offsets(arr)
-    if len(arr) == 0 or off[-1] - off[0] <= limit:
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(np.diff(off) > limit)
-
-
-def _bad_rows(arr: pa.Array, to: pa.DataType, safe: bool) -> list[int]:
-    """Indices of the values of ``arr`` that do not cast, found by bisection."""
-    out: list[int] = []
-
-    def search(a: pa.Array, start: int) -> None:
-        try:
-            pc.cast(a, to, safe=safe)
-        except pa.ArrowInvalid:
-            if len(a) == 1:
-                out.append(start)
-            else:
-                mid = len(a) // 2
-                search(a.slice(0, mid), start)
-                search(a.slice(mid), start + mid)
-
-    search(arr, 0)
-    return out
-
-
-def _zero_filled(arr: pa.Array, missing: np.ndarray) -> np.ndarray:
-    """A float64 array's values with 0.0 where ``missing`` (its nulls): ``arr.fill_null(0)``, without
-    Arrow's fill_null (which costs more than the rest of a column's featurizing)."""
-    if not arr.null_count:
-        return arr.to_numpy()
-    data = arr.buffers()[1]
-    if data is None:
-        return np.zeros(len(arr))
-    values = np.frombuffer(data, np.float64, count=len(arr), offset=arr.offset * 8)
-    return np.where(missing, 0.0, values)
-
-
-class _Rows:
-    """Per-call state: the raw batch, which rows were rejected, and why."""
-
-    def __init__(self, raw: pa.RecordBatch | pa.Table, max_bytes: int) -> None:
-        self.raw, self.max_bytes = raw, max_bytes
-        self.bad = np.zeros(raw.num_rows, dtype=bool)
-        self.rejects: list[tuple[int, str, str, str | None]] = []
-
-    def column(self, name: str) -> pa.Array:
-        try:
-            col = self.raw.column(name)
-        except KeyError:
-            raise KeyError(f"raw batch has no column {name!r} (has {self.raw.schema.names})") from None
-        return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-
-    def text(self, name: str) -> pa.Array:
-        """Column ``name``; string values over ``max_bytes`` are rejected (``field_too_long``) and nulled."""
-        arr = self.column(name)
-        if not _is_text(arr.type):
-            return arr
-        rows = _too_long(arr, self.max_bytes)
-        if len(rows):
-            sizes = np.diff(_offsets(arr))[rows]
-            values = [f"{k} bytes: {arr[int(r)].as_py()[:100]}" for r, k in zip(rows, sizes, strict=True)]
-            self.reject(rows, dl.FIELD_TOO_LONG, name, values)
-            mask = np.zeros(len(arr), dtype=bool)
-            mask[rows] = True
-            arr = _null_where(arr, mask)
-        return arr
-
-    def cast(self, name: str, to: pa.DataType, reason: str) -> pa.Array:
-        """Column ``name`` cast to ``to``; rows that do not cast are rejected and become null."""
-        arr = self.text(name)
-        if arr.type == to:
-            return arr
-        if _is_text(arr.type):
-            arr = _blank_to_null(arr)
-        # numbers → float: never fail on precision; float → int: fail on fractions
-        safe = not (pa.types.is_floating(to) and any(p(arr.type) for p in _FLOATISH))
-        try:
-            return pc.cast(arr, to, safe=safe)
-        except pa.ArrowInvalid:
-            rows = _bad_rows(arr, to, safe)
-        self.reject(np.asarray(rows, dtype=np.int64), reason, name, [str(arr[i].as_py()) for i in rows])
-        mask = np.zeros(len(arr), dtype=bool)
-        mask[rows] = True
-        return pc.cast(_null_where(arr, mask), to, safe=safe)
-
-    def reject(self, rows: np.ndarray, reason: str, field: str, values: Sequence[str | None] | None = None) -> None:
-        """Record rows as rejected for ``reason`` unless already rejected for an earlier one."""
-        if not len(rows):
-            return
-        if values is None:
-            col = self.column(field)
-            values = [None if (v := col[int(r)].as_py()) is None else str(v) for r in rows]
-        for r, v in zip(rows.tolist(), values, strict=True):
-            if not self.bad[r]:
-                self.bad[r] = True
-                self.rejects.append((r, reason, field, v))
-
-    def render(self, row: int, delimiter: str) -> str:
-        """Row ``row`` of the raw batch as one delimited line (null → empty)."""
-        names = self.raw.schema.names
-        values = (self.raw.column(i)[row].as_py() for i, n in enumerate(names) if n != POSITION_COLUMN)
-        return delimiter.join("" if v is None else str(v) for v in values)
+from flinkdl.features.rows import Rows, zero_filled
 
 
 class Featurized(NamedTuple):
@@ -242,7 +104,7 @@ class Featurizer:
         ``position_offset`` is ignored), else are ``position_offset + row index``.
         """
         cfg, n = self.cfg, raw.num_rows
-        rows = _Rows(raw, cfg.max_field_bytes)
+        rows = Rows(raw, cfg.max_field_bytes)
         if POSITION_COLUMN in raw.schema.names:
             positions = rows.column(POSITION_COLUMN).to_numpy(zero_copy_only=False).astype(np.int64)
         else:
@@ -273,11 +135,11 @@ class Featurizer:
 
     # ------------------------------------------------------------------ fields
 
-    def _label(self, rows: _Rows) -> np.ndarray:
+    def _label(self, rows: Rows) -> np.ndarray:
         name, threshold = self.cfg.label.column, self.cfg.label.threshold
         y = rows.cast(name, pa.float64(), dl.LABEL_INVALID)
         missing = pc.is_null(y).to_numpy(zero_copy_only=False)
-        y = _zero_filled(y, missing)
+        y = zero_filled(y, missing)
         invalid = np.isnan(y)
         with np.errstate(invalid="ignore"):
             if threshold is not None:
@@ -291,7 +153,7 @@ class Featurizer:
         y[missing] = np.nan  # no label: the row is scored, not trained on (exchange.schema.labelled)
         return y
 
-    def _ids(self, rows: _Rows, n: int, hashed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    def _ids(self, rows: Rows, n: int, hashed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         cats = self.cfg.singles
         h = np.empty((len(cats), n), dtype=np.uint32)
         for i in self._int_fields:
@@ -316,7 +178,7 @@ class Featurizer:
         bits = self.cfg.hash_bits
         return [*bucketize(h, bits), *(bucketize(c, bits) for c in crossed), *self._bags(rows)]
 
-    def _bags(self, rows: _Rows) -> list[np.ndarray]:
+    def _bags(self, rows: Rows) -> list[np.ndarray]:
         """``max_len`` id columns per multi-valued field (:mod:`flinkdl.features.bags`)."""
         out: list[np.ndarray] = []
         for f in self.cfg.bags:
@@ -327,12 +189,12 @@ class Featurizer:
             out += list(ids)
         return out
 
-    def _dense(self, rows: _Rows, n: int) -> list[np.ndarray]:
+    def _dense(self, rows: Rows, n: int) -> list[np.ndarray]:
         out: list[np.ndarray] = []
         for f in self.cfg.numeric:
             v = rows.cast(f.name, pa.float64(), dl.NOT_NUMERIC)
             missing = pc.is_null(v).to_numpy(zero_copy_only=False) if v.null_count else np.zeros(n, bool)
-            x = _zero_filled(v, missing)
+            x = zero_filled(v, missing)
             finite = np.isfinite(x)
             if not finite.all():
                 rows.reject(np.flatnonzero(~finite), dl.NOT_FINITE, f.name)
