@@ -81,7 +81,7 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
             return
         if not self._recovered:
             self._recovered = True
-            self.pending = value  # the element that triggered the first reset
+            self.first_element = value  # the element that triggered the first reset
             self.recover()
         out, anchor = self.apply(value)
         self._record(value, anchor)

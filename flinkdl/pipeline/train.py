@@ -130,7 +130,7 @@ class GenerateAndTrain(Train):
 
         self.worker.kill()
         cfg = self.cfg
-        own = anchor or {"batch": index_of(self.pending) // self.stride}  # a fresh start: at this element
+        own = anchor or {"batch": index_of(self.first_element) // self.stride}  # a fresh start: at this element
         key = restore_key(cfg.ps.table_prefix, str(cfg.job.run_dir), self.attempt, self.resets)
         self.resets += 1
         wait = cfg.parallel.timeout_s + cfg.worker.step_timeout_s + cfg.worker.start_timeout_s  # others' failures
