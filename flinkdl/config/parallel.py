@@ -19,21 +19,29 @@ class ParallelConfig(Strict):
     """
 
     sync_steps: bool = Field(False, description="all workers step together on the sum of their gradients "
-                             "(needs ps.enabled and the generator source; no effect at parallelism 1)")
+                             "(needs ps.enabled and the generator or the Python Kafka reader; no effect at "
+                             "parallelism 1)")
     timeout_s: float = Field(120.0, gt=0, description="a step that waits longer for another worker's gradients "
                              "fails, naming the missing workers (Flink then restarts the job)")
+    sync_take_messages: int = Field(1024, ge=1, description="Kafka csv/json at sync_steps: the messages (rows) of "
+                                    "one take, read by offset (an Arrow take is one message; "
+                                    "flinkdl/parallel/kafka_plan.py)")
 
 
 def check_sync_steps(cfg: ParallelConfig, parallelism: int, ps_enabled: bool, source_kind: str, model: str,
-                     fresh_scores: bool, exactly_once: bool, step_rows: int) -> None:
+                     fresh_scores: bool, exactly_once: bool, step_rows: int, kafka_reader: str | None = None) -> None:
     """Refuse a ``parallel.sync_steps`` job this version cannot keep in step (a ``ValueError`` naming the key).
-    ``exactly_once`` is accepted (every rank restores one PS version: :mod:`flinkdl.parallel.restore`)."""
+    ``exactly_once`` is accepted (every rank restores one PS version: :mod:`flinkdl.parallel.restore`).
+    ``kafka_reader``: ``source.kafka.reader`` (Kafka takes by offset need the Python reader)."""
     if not cfg.sync_steps or parallelism == 1:
         return
     if not ps_enabled:
         raise ValueError("parallel.sync_steps needs ps.enabled: true (the workers exchange gradients through it)")
-    if source_kind != "generator":
-        raise ValueError(f"parallel.sync_steps needs source.kind: generator (whole batches dealt round-robin); "
+    if source_kind == "kafka" and kafka_reader != "python":
+        raise ValueError(f"parallel.sync_steps on Kafka needs source.kafka.reader: python (takes read by offset); "
+                         f"got {kafka_reader!r}")
+    if source_kind not in ("generator", "kafka"):
+        raise ValueError(f"parallel.sync_steps needs source.kind: generator or kafka (batches dealt by index); "
                          f"got {source_kind!r}")
     if model in ("dynamic", "ensemble") or fresh_scores:
         raise ValueError("parallel.sync_steps supports the models with static tables (lr, fm, deepfm, custom), "

@@ -103,7 +103,8 @@ class JobConfig(Strict):
     def _sync_steps_need(self) -> JobConfig:
         check_sync_steps(self.parallel, self.job.parallelism, self.ps.enabled, self.source.kind, self.model.name,
                          self.model.fresh_scores, self.job.exactly_once,
-                         self.model.micro_batch_rows or self.source.generator.batch_size)
+                         self.model.micro_batch_rows or self.source.generator.batch_size,
+                         self.source.kafka.reader if self.source.kafka else None)
         return self
 
     @model_validator(mode="after")

@@ -30,7 +30,7 @@ from flinkdl.config.flink import merged
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
 from flinkdl.pipeline.flow import INDEX_TYPE, index_of, with_ballast
-from flinkdl.pipeline.kafka_train import read_and_train, trains_in_reader
+from flinkdl.pipeline.kafka_train import read_and_train, sync_kafka, trains_in_reader
 from flinkdl.pipeline.latency import budget
 from flinkdl.pipeline.routing import subtask_keys
 from flinkdl.pipeline.sink import EvaluateAndSink
@@ -114,7 +114,8 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
     def by_seq(row: Row) -> int:
         return keys[Envelope.of(row).seq % len(keys)]
 
-    if cfg.source.kind == "generator":  # batch i goes to subtask i % p (GenerateAndTrain relies on it)
+    # batch i goes to subtask i % p (GenerateAndTrain relies on it); sync steps on Kafka: take i by offset
+    if cfg.source.kind == "generator" or sync_kafka(cfg):
         # at the source's parallelism (1), so the two chain: bare indexes never wait in a network buffer
         # (thousands fit one; a barrier, a savepoint's too, would queue behind them all)
         indexes = (batch_indexes(flink, cfg).map(with_ballast, output_type=INDEX_TYPE).name("ballast")

@@ -43,6 +43,13 @@ def trains_in_reader(cfg: JobConfig) -> bool:
             and cfg.job.parallelism == 1 and cfg.feedback is None)
 
 
+def sync_kafka(cfg: JobConfig) -> bool:
+    """Whether the job reads Kafka in synchronous steps: takes by offset in the trainers
+    (:mod:`flinkdl.parallel.kafka_batches`), not this reader."""
+    return (cfg.source.kind == "kafka" and cfg.parallel.sync_steps and cfg.job.parallelism > 1
+            and cfg.feedback is None)
+
+
 class ReadAndTrain(Train):
     """A tick → the consumer's fetched messages → featurize → TF worker → prediction envelopes."""
 

@@ -23,6 +23,8 @@ def batch_indexes(flink: StreamExecutionEnvironment, cfg: JobConfig) -> DataStre
     n_batches = -(-gen.events // gen.batch_size) if gen.events else UNBOUNDED_BATCHES
     if cfg.parallel.sync_steps and cfg.job.parallelism > 1 and gen.events:  # a share per rank: parallel/deal.py
         n_batches *= cfg.job.parallelism
+    if cfg.source.kind == "kafka":  # takes of the topic by offset (sync steps: flinkdl/parallel/kafka_plan.py)
+        n_batches = UNBOUNDED_BATCHES
     return flink.from_source(NumberSequenceSource(0, n_batches - 1), WatermarkStrategy.no_watermarks(),
                              "click-generator").set_parallelism(1)
 

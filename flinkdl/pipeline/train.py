@@ -14,9 +14,11 @@ from pyflink.datastream import RuntimeContext
 from flinkdl.exchange.channel import pack, unpack
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
 from flinkdl.exchange.schema import EMPTY_PREDICTIONS, FeatureLayout
+from flinkdl.parallel.kafka_batches import KafkaBatches
 from flinkdl.pipeline.featurize import FeatureMaker
 from flinkdl.pipeline.flow import INDEX_TYPE, index_of, throttle, with_ballast
 from flinkdl.pipeline.generate import BatchGenerator
+from flinkdl.pipeline.operator import section
 from flinkdl.pipeline.ps_cut import ANCHORS
 from flinkdl.pipeline.recovery import ExactlyOnceFunction
 from flinkdl.pipeline.routing import subtask_index
@@ -109,13 +111,18 @@ class GenerateAndTrain(Train):
 
     def start(self, ctx: RuntimeContext) -> None:
         super().start(ctx)
-        self.generator = BatchGenerator(self.cfg.source.generator, FeatureMaker.from_config(self.cfg))
+        maker = FeatureMaker.from_config(self.cfg)
+        self.generator: BatchGenerator | KafkaBatches = BatchGenerator(self.cfg.source.generator, maker)
         if self.cfg.parallel.sync_steps and self.cfg.job.parallelism > 1:  # a share of every batch per rank
             from flinkdl.parallel.deal import SharedBatchGenerator
 
             self.generator = SharedBatchGenerator(
                 self.cfg.source.generator, FeatureMaker.from_config(self.cfg), subtask_index(ctx),
                 self.cfg.job.parallelism, self.cfg.model.micro_batch_rows or self.cfg.source.generator.batch_size)
+            if self.cfg.source.kind == "kafka":  # takes of the topic by offset (flinkdl/parallel/kafka_batches.py)
+                self.generator = KafkaBatches(self.cfg, section(self.cfg.source.kafka, "source.kafka"),
+                                              FeatureMaker.from_config(self.cfg), subtask_index(ctx),
+                                              self.cfg.job.parallelism)
         self.stride = self.cfg.job.parallelism
         self.made: tuple[int, Envelope] | None = None  # the batch made ahead: (index, envelope)
         self.rank, self.attempt, self.resets = subtask_index(ctx), _attempt(ctx), 0
@@ -154,6 +161,13 @@ class GenerateAndTrain(Train):
     def _make_ahead(self, index: int) -> None:
         if self.generator.exists(index):
             self.made = (index, self.generator.make(index))
+
+
+    def close(self) -> None:
+        generator = getattr(self, "generator", None)
+        if isinstance(generator, KafkaBatches):
+            generator.close()
+        super().close()
 
 
 def _attempt(ctx: RuntimeContext) -> int:

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from flinkdl.config.schema import JobConfig
 
+KAFKA = {"bootstrap_servers": "127.0.0.1:9092", "topic": "t", "format": "json"}
 SYNC = {"job": {"parallelism": 2}, "parallel": {"sync_steps": True}, "ps": {"enabled": True}}
 
 
@@ -19,6 +20,7 @@ def test_off_by_default_and_valid_on_the_generator() -> None:
     ({"ps": {"enabled": False}}, "parallel.sync_steps needs ps.enabled"),
     ({"source": {"kind": "directory", "directory": {"path": "/tmp/x", "columns": ["a"]}}},
      "needs source.kind: generator"),
+    ({"source": {"kind": "kafka", "kafka": {**KAFKA, "reader": "flink"}}}, "needs source.kafka.reader: python"),
     ({"model": {"name": "lr", "fresh_scores": True}}, "without model.fresh_scores"),
     ({"job": {"parallelism": 3}, "model": {"micro_batch_rows": 512}}, "512 must be a multiple of job.parallelism"),
 ])
@@ -33,3 +35,8 @@ def test_accepted_with_exactly_once() -> None:
 
 def test_no_effect_at_parallelism_one() -> None:
     JobConfig.model_validate({**SYNC, "job": {"parallelism": 1}, "ps": {"enabled": False}})
+
+
+def test_accepted_on_the_python_kafka_reader() -> None:
+    cfg = JobConfig.model_validate({**SYNC, "source": {"kind": "kafka", "kafka": {**KAFKA, "reader": "python"}}})
+    assert cfg.parallel.sync_take_messages == 1024

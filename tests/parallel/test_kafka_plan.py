@@ -1,0 +1,134 @@
+"""Synchronous steps on Kafka: the take plan (which offsets take ``g`` is) and the reader of takes, no broker."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import pytest
+
+from flinkdl.config.schema import JobConfig
+from flinkdl.parallel.kafka_batches import KafkaBatches, per_take
+from flinkdl.parallel.kafka_plan import Take, TakePlan
+
+KAFKA = {"bootstrap_servers": "127.0.0.1:9092", "topic": "t", "format": "json"}
+
+
+def test_takes_cover_every_partition_in_order_without_gaps_or_overlap() -> None:
+    plan = TakePlan([0, 1, 2], {0: 5, 1: 0, 2: 100}, per_take=4)
+    takes = [plan.take(g) for g in range(12)]
+    assert takes[:4] == [Take(0, 5, 9), Take(1, 0, 4), Take(2, 100, 104), Take(0, 9, 13)]
+    for part in (0, 1, 2):
+        mine = [t for t in takes if t.partition == part]
+        assert all(a.stop == b.start for a, b in itertools.pairwise(mine))
+        assert len(mine) == 4
+    for g, t in enumerate(takes):
+        assert all(plan.index(t.partition, o) == g for o in range(t.start, t.stop))
+
+
+def test_the_plan_is_a_pure_function_of_the_index() -> None:
+    """A replay (restore) reads the very offsets the first attempt read."""
+    a, b = TakePlan([0, 1], {0: 0, 1: 7}, 2), TakePlan([0, 1], {0: 0, 1: 7}, 2)
+    assert [a.take(g) for g in range(50)] == [b.take(g) for g in reversed(range(50))][::-1]
+
+
+@pytest.mark.parametrize(("parts", "world", "expect"), [
+    (4, 2, {0: [0, 2], 1: [1, 3]}),
+    (2, 2, {0: [0], 1: [1]}),
+    (1, 2, {0: [0], 1: [0]}),  # not a multiple: every rank reads every partition
+    (3, 2, {0: [0, 1, 2], 1: [0, 1, 2]}),
+])
+def test_rank_partitions(parts: int, world: int, expect: dict) -> None:
+    plan = TakePlan(list(range(parts)), dict.fromkeys(range(parts), 0), 1)
+    assert {r: plan.rank_partitions(r, world) for r in range(world)} == expect
+    for g in range(4 * parts):  # rank g % p's takes lie in its partitions
+        assert plan.take(g).partition in plan.rank_partitions(g % world, world)
+
+
+def test_bad_plans_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least one partition"):
+        TakePlan([], {}, 1)
+    with pytest.raises(ValueError, match="no base offset"):
+        TakePlan([0, 1], {0: 0}, 1)
+    with pytest.raises(ValueError, match="per_take"):
+        TakePlan([0], {0: 0}, 0)
+
+
+@dataclass
+class _Msg:
+    p: int
+    o: int
+    v: bytes
+
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return self.p
+
+    def offset(self) -> int:
+        return self.o
+
+    def value(self) -> bytes:
+        return self.v
+
+
+class _Consumer:
+    """A partition log; ``consume`` returns at most ``chunk`` messages from the assigned positions, and only
+    the first ``available`` offsets of each partition exist (a live topic)."""
+
+    def __init__(self, logs: dict[int, list[bytes]], chunk: int) -> None:
+        self.logs, self.chunk, self.pos, self.available = logs, chunk, {}, 10**9
+        self.assigns = 0
+
+    def assign(self, tps: list) -> None:
+        self.assigns += 1
+        self.pos = {tp.partition: tp.offset for tp in tps}
+
+    def consume(self, n: int, timeout: float) -> list[_Msg]:
+        out = []
+        for p in sorted(self.pos):
+            while len(out) < min(n, self.chunk) and self.pos[p] < min(len(self.logs[p]), self.available):
+                out.append(_Msg(p, self.pos[p], self.logs[p][self.pos[p]]))
+                self.pos[p] += 1
+        return out
+
+
+def _reader(logs: dict[int, list[bytes]], per: int, chunk: int = 3) -> tuple[KafkaBatches, _Consumer]:
+    r = KafkaBatches.__new__(KafkaBatches)
+    r.k = JobConfig.model_validate({"source": {"kind": "kafka", "kafka": KAFKA}}).source.kafka
+    r.cache, r.cursor, r.per_take = {}, {}, per
+    r.consumer = _Consumer(logs, chunk)
+    r.plan = TakePlan(sorted(logs), dict.fromkeys(logs, 0), per)
+    return r, r.consumer
+
+
+def test_each_rank_reads_exactly_its_takes_whatever_the_polls_return() -> None:
+    logs = {0: [b"a%d" % i for i in range(20)], 1: [b"b%d" % i for i in range(20)]}
+    for chunk in (1, 3, 50):
+        for rank in (0, 1):
+            r, _ = _reader(logs, per=2, chunk=chunk)
+            for g in range(rank, 16, 2):
+                t = r.plan.take(g)
+                assert r._messages(g, 5.0) == logs[t.partition][t.start:t.stop]
+            assert sum(map(len, r.cache.values())) <= chunk + 2  # what was read beyond the take is dropped
+
+
+def test_a_take_waits_for_its_last_message_and_a_replay_reads_the_same_offsets() -> None:
+    logs = {0: [b"m%d" % i for i in range(10)]}
+    r, c = _reader(logs, per=4)
+    c.available = 6
+    assert r._messages(0, 5.0) == logs[0][0:4]
+    assert r._messages(1, 0.05) is None  # offsets 4..7: 6 and 7 not there yet, no short take
+    c.available = 10
+    assert r._messages(1, 5.0) == logs[0][4:8]
+    assert r._messages(0, 5.0) == logs[0][0:4]  # a replay seeks back
+    assert r._messages(1, 5.0) == logs[0][4:8]
+
+
+def test_an_arrow_take_is_one_message() -> None:
+    kafka = {"kind": "kafka", "kafka": {**KAFKA, "format": "arrow"}}
+    assert per_take(JobConfig.model_validate({"source": kafka})) == 1
+    cfg = JobConfig.model_validate({"source": {**kafka, "kafka": KAFKA},
+                                    "parallel": {"sync_take_messages": 64}})
+    assert per_take(cfg) == 64
