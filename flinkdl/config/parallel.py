@@ -19,8 +19,8 @@ class ParallelConfig(Strict):
     """
 
     sync_steps: bool = Field(False, description="all workers step together on the sum of their gradients "
-                             "(needs ps.enabled and the generator or the Python Kafka reader; no effect at "
-                             "parallelism 1)")
+                             "(needs ps.enabled and the generator or the Python Kafka reader; at parallelism 1 "
+                             "it only makes Kafka read by offset, so a rescaled job keeps its takes)")
     timeout_s: float = Field(120.0, gt=0, description="a step that waits longer for another worker's gradients "
                              "fails, naming the missing workers (Flink then restarts the job)")
     sync_take_messages: int = Field(1024, ge=1, description="Kafka csv/json at sync_steps: the messages (rows) of "

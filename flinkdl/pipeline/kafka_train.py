@@ -44,10 +44,10 @@ def trains_in_reader(cfg: JobConfig) -> bool:
 
 
 def sync_kafka(cfg: JobConfig) -> bool:
-    """Whether the job reads Kafka in synchronous steps: takes by offset in the trainers
-    (:mod:`flinkdl.parallel.kafka_batches`), not this reader."""
-    return (cfg.source.kind == "kafka" and cfg.parallel.sync_steps and cfg.job.parallelism > 1
-            and cfg.feedback is None)
+    """Whether the job reads Kafka for synchronous steps: takes by offset in the trainers
+    (:mod:`flinkdl.parallel.kafka_batches`), not this reader. At parallelism 1 too, so a job rescaled from a
+    savepoint keeps the same takes (take ``g`` does not depend on the parallelism)."""
+    return cfg.source.kind == "kafka" and cfg.parallel.sync_steps and cfg.feedback is None
 
 
 class ReadAndTrain(Train):

@@ -113,16 +113,15 @@ class GenerateAndTrain(Train):
         super().start(ctx)
         maker = FeatureMaker.from_config(self.cfg)
         self.generator: BatchGenerator | KafkaBatches = BatchGenerator(self.cfg.source.generator, maker)
-        if self.cfg.parallel.sync_steps and self.cfg.job.parallelism > 1:  # a share of every batch per rank
+        if self.cfg.source.kind == "kafka":  # takes of the topic by offset (flinkdl/parallel/kafka_batches.py)
+            self.generator = KafkaBatches(self.cfg, section(self.cfg.source.kafka, "source.kafka"), maker,
+                                          subtask_index(ctx), self.cfg.job.parallelism)
+        elif self.cfg.parallel.sync_steps and self.cfg.job.parallelism > 1:  # a share of every batch per rank
             from flinkdl.parallel.deal import SharedBatchGenerator
 
             self.generator = SharedBatchGenerator(
-                self.cfg.source.generator, FeatureMaker.from_config(self.cfg), subtask_index(ctx),
+                self.cfg.source.generator, maker, subtask_index(ctx),
                 self.cfg.job.parallelism, self.cfg.model.micro_batch_rows or self.cfg.source.generator.batch_size)
-            if self.cfg.source.kind == "kafka":  # takes of the topic by offset (flinkdl/parallel/kafka_batches.py)
-                self.generator = KafkaBatches(self.cfg, section(self.cfg.source.kafka, "source.kafka"),
-                                              FeatureMaker.from_config(self.cfg), subtask_index(ctx),
-                                              self.cfg.job.parallelism)
         self.stride = self.cfg.job.parallelism
         self.made: tuple[int, Envelope] | None = None  # the batch made ahead: (index, envelope)
         self.rank, self.attempt, self.resets = subtask_index(ctx), _attempt(ctx), 0

@@ -132,3 +132,31 @@ def test_an_arrow_take_is_one_message() -> None:
     cfg = JobConfig.model_validate({"source": {**kafka, "kafka": KAFKA},
                                     "parallel": {"sync_take_messages": 64}})
     assert per_take(cfg) == 64
+
+
+@pytest.mark.parametrize(("before", "after"), [(2, 1), (2, 4), (4, 2)])
+def test_a_rescale_from_a_savepoint_reads_every_message_once(before: int, after: int) -> None:
+    """Take ``g`` does not depend on p: a job stopped with a savepoint after take ``x`` at p=``before`` and
+    resumed at p=``after`` (the index source goes on at ``x + 1``, rank ``g % p`` reads take ``g``) reads every
+    message of the topic once, in the same takes as an unscaled run."""
+    logs = {0: [b"a%d" % i for i in range(24)], 1: [b"b%d" % i for i in range(24)]}
+    x, end = 9, 24  # the savepoint after take 9; 24 takes of 2 messages over 2 partitions
+    read: list[bytes] = []
+    for world, takes in ((before, range(0, x + 1)), (after, range(x + 1, end))):
+        readers = [_reader(logs, per=2)[0] for _ in range(world)]  # a fresh consumer per rank and job
+        for g in takes:
+            read += readers[g % world]._messages(g, 5.0) or []
+    assert sorted(read) == sorted(m for log in logs.values() for m in log)
+    whole = _reader(logs, per=2)[0]
+    assert read == [m for g in range(end) for m in whole._messages(g, 5.0) or []]
+
+
+def test_kafka_reads_by_offset_at_every_parallelism_with_sync_steps() -> None:
+    from flinkdl.pipeline.kafka_train import sync_kafka
+
+    kafka = {"kind": "kafka", "kafka": {**KAFKA, "reader": "python"}}
+    for p in (1, 2, 4):
+        cfg = JobConfig.model_validate({"source": kafka, "job": {"parallelism": p}, "ps": {"enabled": True},
+                                        "parallel": {"sync_steps": True}})
+        assert sync_kafka(cfg)
+    assert not sync_kafka(JobConfig.model_validate({"source": kafka}))

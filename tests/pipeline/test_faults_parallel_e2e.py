@@ -18,12 +18,10 @@ Synchronous steps replay deterministically, so each of these runs ends *equal* t
 within ``faults.AUC_TOL`` and every PS row and dense variable within ``faults.ROW_TOL``.
 
 The broker run reads the same events as Arrow messages from a live topic of a durable local broker
-(``flinkdl run`` at p=2, the Python Kafka reader), and the broker is killed and restarted a second later.
-Synchronous steps need the generator source, so it trains asynchronously (writer lanes, compacted during
-the run: ``ps.retain=4``); two asynchronous p=2 runs are not equal (each worker pulls the rows the other
-pushed whenever they land), so it is held to every event answered and trained once, the same set of PS
-rows and AUC within ``P2_AUC_TOL`` of an uncrashed asynchronous run (``clean_async``; docs/EXACTLY_ONCE.md,
-*Parallelism ≥ 2*)."""
+(``flinkdl run`` at p=2, the Python Kafka reader), also in synchronous steps: take ``g`` (message ``g`` of
+the topic, read by offset: flinkdl/parallel/kafka_plan.py) goes to rank ``g % 2``, so the rounds do not
+depend on poll timing. The broker is killed and restarted a second later, and the run is held to the
+same bounds against an uncrashed synchronous Kafka run (``clean_kafka``)."""
 
 from __future__ import annotations
 
@@ -48,11 +46,6 @@ from tests.ps.conftest import ShardedPs
 
 pytestmark = pytest.mark.e2e
 
-#: AUC: above the run-to-run spread of uncrashed p=2 runs of this stream (docs/EXACTLY_ONCE.md); a
-#: replay that trains events twice moved it by 0.17.
-P2_AUC_TOL = 0.05
-#: p=2, and lane compaction every 4 cuts (ps.retain; flinkdl/ps/lane_compact.py): several rounds per run
-P2 = ["job.parallelism=2", "ps.retain=4"]
 #: p=2 in synchronous steps: a step that waits 10 s for the other rank fails (a dead worker is found fast);
 #: each rank takes half of every batch, so its trainer is paced at half the rate; versions kept for restores
 P2_SYNC = ["job.parallelism=2", "ps.retain=20", "parallel.sync_steps=true", "parallel.timeout_s=10",
@@ -113,13 +106,6 @@ def kill_ps_shard(cluster: LocalCluster, job: str, run_dir: Path, ps: ShardedPs)
     return {"killed": killed, "restarted": shard.proc.pid}
 
 
-@pytest.fixture(scope="module")
-def clean_async(cluster, base) -> dict:
-    """The broker run's reference: an uncrashed asynchronous p=2 run (synchronous steps learn as p=1 does,
-    ``clean``, which asynchronous p=2 runs trail in AUC by more than their spread)."""
-    return _run(cluster, base, "clean-async", None, P2)
-
-
 def _run(cluster: LocalCluster, base: Path, name: str, fault: Fault | None, mode: list[str] = P2_SYNC) -> dict:
     run_dir, ps = base / name, ShardedPs(2, base / f"{name}-ps")
     try:
@@ -131,13 +117,7 @@ def _run(cluster: LocalCluster, base: Path, name: str, fault: Fault | None, mode
         out = faults.outcome(run_dir, ps.address, summary)
     finally:
         ps.stop()
-    return {**out, "injected": injected, "restarts": cluster.rest.job(job).get("status-counts"),
-            "folded": _folded(base / f"{name}-ps")}
-
-
-def _folded(ps_dir: Path) -> int:
-    """Lane segments that compaction wrote (one per writer, shard and round still on disk)."""
-    return len(list(ps_dir.glob("**/lanes/w/*/f*")))
+    return {**out, "injected": injected, "restarts": cluster.rest.job(job).get("status-counts")}
 
 
 def _gaps(run: dict, clean: dict, top: int = 3) -> list[str]:
@@ -150,27 +130,21 @@ def _gaps(run: dict, clean: dict, top: int = 3) -> list[str]:
     return [f"{n} {g:.3g}/{v:.3g}" for g, v, n in gaps[:top]]
 
 
-def check_p2(run: dict, clean: dict, label: str, equal: bool = True) -> None:
-    """Every event answered once and trained once, the clean run's PS rows; ``equal`` (synchronous steps):
-    AUC within ``faults.AUC_TOL``, row values within ``faults.ROW_TOL``; else AUC within ``P2_AUC_TOL`` and the
-    lanes were compacted."""
+def check_p2(run: dict, clean: dict, label: str) -> None:
+    """Every event answered once and trained once, the clean run's PS rows; AUC within ``faults.AUC_TOL`` and
+    row values within ``faults.ROW_TOL`` (synchronous steps replay deterministically)."""
     s, c = run["summary"], clean["summary"]
     ids, counts = np.unique(run["ids"], return_counts=True)
     for name, (ids_run, _) in run["tables"].items():  # every row a batch touched exists, none more
         assert np.array_equal(np.sort(ids_run), np.sort(clean["tables"][name][0])), name
     assert run["tables"].keys() == clean["tables"].keys()
-    print(f"\np=2 {label}: auc {s['auc']:.6f} (clean {c['auc']:.6f}) row gaps {_gaps(run, clean)} "
-          f"{run.get('injected')} restarts {run.get('restarts')} folded {run['folded']}")
+    gap = faults._row_gap(run, clean)
+    print(f"\np=2 {label}: auc {s['auc']:.6f} (clean {c['auc']:.6f}) largest PS value gap {gap:.3g}, "
+          f"row gaps {_gaps(run, clean)} {run.get('injected')} restarts {run.get('restarts')}")
     assert s["events_in"] == s["events_trained"] == c["events_trained"] == faults.EVENTS
     assert np.array_equal(ids, np.arange(faults.EVENTS)) and (counts == 1).all(), "every event answered once"
-    if equal:
-        gap = faults._row_gap(run, clean)
-        print(f"p=2 {label}: largest PS value gap {gap:.3g}")
-        assert abs(s["auc"] - c["auc"]) < faults.AUC_TOL
-        assert gap <= faults.ROW_TOL
-    else:
-        assert abs(s["auc"] - c["auc"]) < P2_AUC_TOL
-        assert run["folded"] > 0, "the lanes were compacted"
+    assert abs(s["auc"] - c["auc"]) < faults.AUC_TOL
+    assert gap <= faults.ROW_TOL
 
 
 @pytest.mark.parametrize("fault", [kill_taskmanager, kill_worker, kill_ps_shard],
@@ -186,32 +160,41 @@ def durable_broker(tmp_path_factory):
         yield b
 
 
-def test_broker_killed_at_parallelism_2(durable_broker, base, clean_async):
-    b, name = durable_broker, "broker-killed"
+def _kafka_run(b: broker.Broker, base: Path, name: str, bounce: bool) -> tuple[dict, Counter]:
+    """The fault stream as Arrow messages on a live topic of ``b``, trained by ``flinkdl run`` at p=2 in
+    synchronous steps (the broker killed and restarted mid-stream if ``bounce``); the run's outcome and
+    the keys on its predictions topic."""
     run_dir, ps = base / name, ShardedPs(2, base / f"{name}-ps")
-    broker.create_topics(b.bootstrap, ["clicks-p2", "preds-p2", "dead-p2"])
-    producer = threading.Thread(target=produce, args=(b.bootstrap, "clicks-p2",
+    topics = [f"clicks-{name}", f"preds-{name}", f"dead-{name}"]
+    broker.create_topics(b.bootstrap, topics)
+    producer = threading.Thread(target=produce, args=(b.bootstrap, topics[0],
                                                       generator_batches(faults.EVENTS, batch_size=faults.BATCH),
                                                       "arrow"),
                                 kwargs={"rate": faults.RATE, "progress": False})
     producer.start()
-    sets = [*faults.overrides(run_dir, ps.address, generator=False), *P2,
-            f"source.kafka.bootstrap_servers={b.bootstrap}", "source.kafka.topic=clicks-p2",
-            "source.kafka.format=arrow", "source.kafka.group_id=g-p2", "source.kafka.dead_letter_topic=dead-p2",
-            "sinks.kafka.topic=preds-p2"]
+    sets = [*faults.overrides(run_dir, ps.address, generator=False), *P2_SYNC,
+            f"source.kafka.bootstrap_servers={b.bootstrap}", f"source.kafka.topic={topics[0]}",
+            "source.kafka.format=arrow", f"source.kafka.group_id=g-{name}",
+            f"source.kafka.dead_letter_topic={topics[2]}", f"sinks.kafka.topic={topics[1]}"]
     job = faults.Job(["run", "jobs/click_stream_kafka.yaml", *(a for o in sets for a in ("--set", o)),
                       "--max-events", str(faults.EVENTS), "--summary", str(run_dir / "summary.json")],
                      base / f"{name}.log")
     try:
-        faults.bounce_broker(b, run_dir, job)
+        if bounce:
+            faults.bounce_broker(b, run_dir, job)
         job.wait(500)
         producer.join(60)
         run = faults.outcome(run_dir, ps.address, json.loads((run_dir / "summary.json").read_text()))
-        run["folded"] = _folded(base / f"{name}-ps")
     finally:
         job.kill()
         ps.stop()
-    check_p2(run, clean_async, "broker", equal=False)
-    keys = Counter(int(m.key()) for m in read_topic(b.bootstrap, "preds-p2", expect=faults.EVENTS))
+    keys = Counter(int(m.key()) for m in read_topic(b.bootstrap, topics[1], expect=faults.EVENTS))
+    return run, keys
+
+
+def test_broker_killed_at_parallelism_2(durable_broker, base):
+    clean_kafka, _ = _kafka_run(durable_broker, base, "clean-kafka", bounce=False)
+    run, keys = _kafka_run(durable_broker, base, "broker-killed", bounce=True)
+    check_p2(run, clean_kafka, "broker")
     print(f"predictions topic: {len(keys)} ids, {sum(keys.values()) - len(keys)} duplicates (at-least-once)")
     assert sorted(keys) == list(range(faults.EVENTS)), "every event id on the predictions topic"
