@@ -160,10 +160,11 @@ def durable_broker(tmp_path_factory):
         yield b
 
 
-def _kafka_run(b: broker.Broker, base: Path, name: str, bounce: bool) -> tuple[dict, Counter]:
+def _kafka_run(b: broker.Broker, base: Path, name: str,
+               fault: Callable[[Path, faults.Job], object] | None) -> tuple[dict, Counter]:
     """The fault stream as Arrow messages on a live topic of ``b``, trained by ``flinkdl run`` at p=2 in
-    synchronous steps (the broker killed and restarted mid-stream if ``bounce``); the run's outcome and
-    the keys on its predictions topic."""
+    synchronous steps, ``fault(run_dir, job)`` injected mid-stream; the run's outcome and the keys on its
+    predictions topic."""
     run_dir, ps = base / name, ShardedPs(2, base / f"{name}-ps")
     topics = [f"clicks-{name}", f"preds-{name}", f"dead-{name}"]
     broker.create_topics(b.bootstrap, topics)
@@ -180,8 +181,8 @@ def _kafka_run(b: broker.Broker, base: Path, name: str, bounce: bool) -> tuple[d
                       "--max-events", str(faults.EVENTS), "--summary", str(run_dir / "summary.json")],
                      base / f"{name}.log")
     try:
-        if bounce:
-            faults.bounce_broker(b, run_dir, job)
+        if fault is not None:
+            fault(run_dir, job)
         job.wait(500)
         producer.join(60)
         run = faults.outcome(run_dir, ps.address, json.loads((run_dir / "summary.json").read_text()))
@@ -193,8 +194,9 @@ def _kafka_run(b: broker.Broker, base: Path, name: str, bounce: bool) -> tuple[d
 
 
 def test_broker_killed_at_parallelism_2(durable_broker, base):
-    clean_kafka, _ = _kafka_run(durable_broker, base, "clean-kafka", bounce=False)
-    run, keys = _kafka_run(durable_broker, base, "broker-killed", bounce=True)
+    clean_kafka, _ = _kafka_run(durable_broker, base, "clean-kafka", None)
+    run, keys = _kafka_run(durable_broker, base, "broker-killed",
+                           lambda run_dir, job: faults.bounce_broker(durable_broker, run_dir, job))
     check_p2(run, clean_kafka, "broker")
     print(f"predictions topic: {len(keys)} ids, {sum(keys.values()) - len(keys)} duplicates (at-least-once)")
     assert sorted(keys) == list(range(faults.EVENTS)), "every event id on the predictions topic"
