@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -160,3 +161,29 @@ def test_kafka_reads_by_offset_at_every_parallelism_with_sync_steps() -> None:
                                         "parallel": {"sync_steps": True}})
         assert sync_kafka(cfg)
     assert not sync_kafka(JobConfig.model_validate({"source": kafka}))
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "csv"])
+def test_a_take_is_one_envelope_of_its_messages(fmt: str) -> None:
+    """The reader featurizes take ``g`` into one envelope (sequence ``g``) whose event ids are its messages'."""
+    import numpy as np
+
+    from flinkdl.config.loader import load_config
+    from flinkdl.devtools.produce import encode, generator_batches
+    from flinkdl.exchange.channel import unpack
+    from flinkdl.exchange.schema import FeatureLayout
+    from flinkdl.pipeline.featurize import FeatureMaker
+
+    cfg = load_config(Path(__file__).parents[2] / "jobs" / "click_stream_kafka.yaml",
+                      ["source.kafka.bootstrap_servers=127.0.0.1:9", f"source.kafka.format={fmt}",
+                       "features.hash_bits=12", "parallel.sync_take_messages=32"])
+    msgs = [m for b in generator_batches(128, batch_size=32) for m in encode(b, fmt)]
+    r = KafkaBatches(cfg, cfg.source.kafka, FeatureMaker.from_config(cfg), 1, 2)
+    r.consumer = _Consumer({0: msgs}, chunk=7)
+    r.plan = TakePlan([0], {0: 0}, r.per_take)
+    schema = FeatureLayout.from_config(cfg.features).schema()
+    for g in (1, 3, 1):  # rank 1's takes, then a replay of take 1
+        env = r.make(g)
+        assert env.seq == g and env.rows_in == 32
+        ids = unpack(env.payload, schema).column("event_id").to_numpy()
+        assert np.array_equal(np.sort(ids), np.arange(32 * g, 32 * (g + 1)))
