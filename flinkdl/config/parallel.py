@@ -29,10 +29,12 @@ class ParallelConfig(Strict):
 
 
 def check_sync_steps(cfg: ParallelConfig, parallelism: int, ps_enabled: bool, source_kind: str, model: str,
-                     fresh_scores: bool, exactly_once: bool, step_rows: int, kafka_reader: str | None = None) -> None:
+                     fresh_scores: bool, exactly_once: bool, step_rows: int, kafka_reader: str | None = None,
+                     feedback: bool = False) -> None:
     """Refuse a ``parallel.sync_steps`` job this version cannot keep in step (a ``ValueError`` naming the key).
     ``exactly_once`` is accepted (every rank restores one PS version: :mod:`flinkdl.parallel.restore`).
-    ``kafka_reader``: ``source.kafka.reader`` (Kafka takes by offset need the Python reader)."""
+    ``kafka_reader``: ``source.kafka.reader`` (Kafka takes by offset need the Python reader); ``feedback``: a
+    ``feedback:`` section is set (its label join is not read by offset)."""
     if not cfg.sync_steps or parallelism == 1:
         return
     if not ps_enabled:
@@ -40,6 +42,8 @@ def check_sync_steps(cfg: ParallelConfig, parallelism: int, ps_enabled: bool, so
     if source_kind == "kafka" and kafka_reader != "python":
         raise ValueError(f"parallel.sync_steps on Kafka needs source.kafka.reader: python (takes read by offset); "
                          f"got {kafka_reader!r}")
+    if source_kind == "kafka" and feedback:
+        raise ValueError("parallel.sync_steps does not support a feedback: section (its join is not read by offset)")
     if source_kind not in ("generator", "kafka"):
         raise ValueError(f"parallel.sync_steps needs source.kind: generator or kafka (batches dealt by index); "
                          f"got {source_kind!r}")

@@ -104,7 +104,7 @@ class JobConfig(Strict):
         check_sync_steps(self.parallel, self.job.parallelism, self.ps.enabled, self.source.kind, self.model.name,
                          self.model.fresh_scores, self.job.exactly_once,
                          self.model.micro_batch_rows or self.source.generator.batch_size,
-                         self.source.kafka.reader if self.source.kafka else None)
+                         self.source.kafka.reader if self.source.kafka else None, self.feedback is not None)
         return self
 
     @model_validator(mode="after")

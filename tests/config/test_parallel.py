@@ -40,3 +40,10 @@ def test_no_effect_at_parallelism_one() -> None:
 def test_accepted_on_the_python_kafka_reader() -> None:
     cfg = JobConfig.model_validate({**SYNC, "source": {"kind": "kafka", "kafka": {**KAFKA, "reader": "python"}}})
     assert cfg.parallel.sync_take_messages == 1024
+
+
+def test_refused_with_a_feedback_join() -> None:
+    with pytest.raises(ValidationError, match="does not support a feedback: section"):
+        JobConfig.model_validate({**SYNC, "source": {"kind": "kafka", "kafka": {**KAFKA, "reader": "python"}},
+                                  "features": {"event_id": "event_id", "timestamp": "ts", "categorical": ["C1"]},
+                                  "feedback": {"topic": "fb"}})
