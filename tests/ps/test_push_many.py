@@ -35,3 +35,22 @@ def test_push_many_equals_part_after_part(assign: bool, with_init: list[bool]) -
     order_a, order_b = np.argsort(a[0]), np.argsort(b[0])
     np.testing.assert_array_equal(a[0][order_a], b[0][order_b])
     assert a[1][order_a].tobytes() == b[1][order_b].tobytes()
+
+
+def test_table_index_after_many_inserts() -> None:
+    """Ids inserted in many pushes (the recent index merged into the main one on the way) are all found."""
+    from flinkdl.ps.store import Table
+
+    rng = np.random.default_rng(3)
+    t = Table("emb", dim=1)
+    value: dict[int, float] = {}
+    for _ in range(12):
+        ids = rng.integers(-1000, 2_000_000, 30_000).astype(np.int64)
+        rows = rng.standard_normal((len(ids), 1)).astype(np.float32)
+        t.push(ids, rows, assign=True)
+        value.update(zip(ids.tolist(), rows[:, 0].tolist(), strict=True))  # the last of duplicates wins
+    keys = np.array(sorted(value), np.int64)
+    rows, exists = t.pull(keys)
+    assert exists.all() and t.size == len(keys)
+    np.testing.assert_array_equal(rows[:, 0], np.array([value[k] for k in keys.tolist()], np.float32))
+    assert not t.pull(np.array([2_000_001, -1001]))[1].any()
