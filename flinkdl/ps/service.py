@@ -149,11 +149,11 @@ class ParameterService(LaneCalls):
                 t.check(ids, init, "init")
             if self.shards > 1 and len(ids) and (shard_of(ids, self.shards) != shard).any():
                 raise PsError(f"push to shard {shard} of {name!r} holds ids of other shards; nothing applied")
-        whole = _joined(parts)
         self._cut.acquire_read()
         try:
             with t.lock:  # one request is applied atomically with respect to other pushes and commits
-                t.push(*whole, checked=True, assign=assign)
+                for ids, delta, init in parts:
+                    t.push(ids, delta, init, checked=True, assign=assign)
                 if self.lanes is not None and writer in self.lanes.open:
                     if assign:
                         raise PsError(f"writer {writer!r} has a lane: its pushes must be deltas, not assigned values")
@@ -298,18 +298,3 @@ class ParameterService(LaneCalls):
                 "table_bytes": int(mem), "base_version": self.base_version,
                 "latest_version": self.ckpt.latest() if self.ckpt else None,
                 "checkpoint": self.ckpt is not None}
-
-
-def _joined(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """A request's parts (its record batches) as one ``(ids, delta, init)``: one index lookup and one
-    insert of the new ids instead of one per part, with the same result (duplicates across parts add
-    up, or the last wins with ``assign``, in order, as part after part would)."""
-    if len(parts) == 1:
-        return parts[0]
-    ids = np.concatenate([p[0] for p in parts])
-    delta = np.concatenate([p[1] for p in parts])
-    if all(p[2] is None for p in parts):
-        return ids, delta, None
-    # a part without init: its new rows start at zeros (Table.push)
-    return ids, delta, np.concatenate([np.zeros_like(d) if i is None else i for _, d, i in parts])

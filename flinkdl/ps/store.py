@@ -90,9 +90,15 @@ class Table:
         pos = np.arange(self.size, self.size + n, dtype=np.int64)
         self._ids[self.size: self.size + n] = new_ids
         self.size += n
-        self._rec_k, self._rec_p = _merge(self._rec_k, self._rec_p, new_ids, pos)
+        keys = np.concatenate([self._rec_k, new_ids])
+        vals = np.concatenate([self._rec_p, pos])
+        order = np.argsort(keys, kind="stable")
+        self._rec_k, self._rec_p = keys[order], vals[order]
         if len(self._rec_k) > max(65536, len(self._main_k) // 8):
-            self._main_k, self._main_p = _merge(self._main_k, self._main_p, self._rec_k, self._rec_p)
+            keys = np.concatenate([self._main_k, self._rec_k])
+            vals = np.concatenate([self._main_p, self._rec_p])
+            order = np.argsort(keys, kind="stable")
+            self._main_k, self._main_p = keys[order], vals[order]
             self._rec_k = self._rec_p = np.zeros(0, np.int64)
         return pos
 
@@ -195,16 +201,6 @@ class Table:
     def describe(self) -> dict:
         return {"name": self.name, "dim": self.dim, "slots": list(self.slots), "width": self.width,
                 "rows": int(self.size), "bytes_per_row": 4 * self.width + INDEX_BYTES_PER_ROW}
-
-
-def _merge(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray,
-           new_vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted ``keys`` (with their ``vals``) and sorted ``new_keys`` (none of them in ``keys``) as one
-    sorted index: a linear merge (no sort, no permutation gather of the whole index)."""
-    if not len(keys):
-        return new_keys, new_vals
-    at = np.searchsorted(keys, new_keys)
-    return np.insert(keys, at, new_keys), np.insert(vals, at, new_vals)
 
 
 def is_sorted(a: np.ndarray) -> bool:

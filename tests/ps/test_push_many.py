@@ -1,5 +1,5 @@
-"""A push request's parts are applied as one (ParameterService.push_many): same rows, bit for bit,
-as applying them part after part."""
+"""A push request's parts (ParameterService.push_many) give the same rows, bit for bit, as pushing them
+one request at a time; the table index finds every id after many inserts."""
 
 from __future__ import annotations
 
