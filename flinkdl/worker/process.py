@@ -16,6 +16,7 @@ It exits when the input stream ends.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -161,7 +162,11 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
     with tf.device(cfg.worker.device):
         out = PredictionStream(out_path, PREDICTION_SCHEMA)
         steps = 0
-        for event_id, label, ids, dense in feature_dataset(tf, layout, in_endpoint):
+        dataset = feature_dataset(tf, layout, in_endpoint)
+        # Everything made so far (TensorFlow's modules, the model, the hooks) lives as long as the
+        # process: out of the collector's reach, its full passes no longer walk that whole heap.
+        gc.freeze()
+        for event_id, label, ids, dense in dataset:
             batch = Batch(event_id, label, ids, dense)
             pred = sync.step(batch) if sync is not None else run_step(model, hooks, batch)
             steps += 1
