@@ -37,3 +37,30 @@ def test_decay_and_cap_keep_steps_from_shrinking() -> None:
     w, acc = _steps(DecayedAdagradOptimizer(0.1, 1.0, max_accumulator=4.0), grads, sparse=False)
     assert np.allclose(acc, 4.0)
     assert np.allclose(w, -0.1 * (1 / np.sqrt(2) + 1 / np.sqrt(3) + 198 / 2), rtol=1e-4)
+
+
+def test_in_a_model_only_touched_rows_change_and_no_table_is_read_whole() -> None:
+    from flinkdl.config.schema import ModelConfig, OptimizerConfig
+    from flinkdl.exchange.schema import FeatureLayout
+    from flinkdl.models import build_model
+
+    layout = FeatureLayout(n_ids=4, n_dense=2, buckets=1 << 12)
+    opt = OptimizerConfig(learning_rate=0.1, accumulator_decay=0.99, max_accumulator=50.0)
+    m = build_model(layout, ModelConfig(name="deepfm", embedding_dim=4, hidden=[16], optimizer=opt))
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        ids = rng.integers(0, layout.buckets, (32, layout.n_ids), dtype=np.int64)
+        dense, y = rng.normal(size=(32, 2)).astype(np.float32), (rng.random(32) < 0.4).astype(np.float32)
+        before = {n: m.variables()[n].numpy() for n in m.sparse_names()}
+        m.predict_then_train(ids, dense, y)
+    touched = np.zeros(layout.buckets, bool)
+    touched[ids.ravel()] = True
+    for n, old in before.items():
+        new = m.variables()[n].numpy()
+        assert np.array_equal(new[~touched], old[~touched]), n
+        assert np.any(new != old, axis=1)[touched].mean() > 0.9, n
+    graph = m._step_fn.get_concrete_function().graph
+    tables = [m.variables()[n].handle for n in m.sparse_names()]
+    inner = [internal for external, internal in graph.captures if any(external is t for t in tables)]
+    users = {op.type for op in graph.get_operations() for x in op.inputs if any(x is i for i in inner)}
+    assert "ReadVariableOp" not in users, users  # gathers and scatters only: O(rows touched) per step
