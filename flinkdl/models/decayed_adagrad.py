@@ -6,6 +6,7 @@ only grow, so its steps shrink for ever and a model re-learns slowly after an ab
 decay < 1 bounds the accumulator near ``g² / (1 − decay)`` (RMSprop without its ``1 − decay``
 factor, so ``initial_accumulator`` and ``learning_rate`` keep Adagrad's meaning), a cap floors
 the step size. The decay is applied when a row is touched (lazily, as every sparse optimizer here).
+``model.fresh_scores`` estimates a step's in-step shifts with plain Adagrad's formula (no decay, no cap).
 """
 
 from __future__ import annotations
