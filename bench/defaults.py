@@ -17,25 +17,42 @@ of AUC − VW, and a final JSON line.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from family import with_sets
-from quality import run_vw, scored, stream, train
+from quality import oracle_scores, run_vw, scored, stream, train
 from streams import featurize, write_vw
 
 from flinkdl.config.generator_family import PRESETS
+from flinkdl.evaluation.metrics import auc_from_arrays
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
     """``name=a=1;b=2`` → (``name``, [``a=1``, ``b=2``])."""
     name, _, sets = text.partition("=")
     return name, [s for s in sets.split(";") if s.strip()]
+
+
+def print_windows(dataset: str, labels: np.ndarray, scores: dict[str, np.ndarray], n: int, drift_at: int) -> None:
+    """AUC per window (``n`` equal windows) of each scorer, as a table and a JSON line."""
+    edges = np.linspace(0, len(labels), n + 1).astype(int)
+    pairs = list(itertools.pairwise(edges.tolist()))
+    table = {k: [auc_from_arrays(labels[a:b], v[a:b].astype(np.float32)) for a, b in pairs]
+             for k, v in scores.items()}
+    print(f"\n{dataset}: AUC per window (drift at {drift_at})\n| scorer | "
+          + " | ".join(f"{a // 1000}k-{b // 1000}k" for a, b in pairs) + " |")
+    for k, aucs in table.items():
+        print(f"| {k} | " + " | ".join(f"{x:.4f}" for x in aucs) + " |")
+    print(json.dumps({"dataset": dataset, "windows": edges.tolist(), "auc": table}), flush=True)
 
 
 def main() -> None:
@@ -45,6 +62,8 @@ def main() -> None:
     p.add_argument("--variant", action="append", default=[], help="name=setting;setting (repeatable)")
     p.add_argument("--set", action="append", default=[], help="over every stream's config (and VW's features)")
     p.add_argument("--opaque", dest="bags", action="store_false", help="multi-valued fields as one string each")
+    p.add_argument("--windows", type=int, default=0, help="also print the AUC of this many consecutive windows "
+                   "of each stream (VW, the generator's oracle, each variant): where a gap comes from")
     args = p.parse_args()
     args.ml_events, args.ml_batch = None, 4
     variants = [parse_variant(v) for v in args.variant] or [("base", [])]
@@ -54,7 +73,9 @@ def main() -> None:
             base, raw, _ = stream(d, args)
             ids, dense, labels = featurize(base, raw)
             write_vw(base, raw, Path(tmp) / f"{d}.vw")
-            row = {"VW": scored(labels, run_vw(Path(tmp) / f"{d}.vw", Path(tmp))[0])["auc"]}
+            vw = run_vw(Path(tmp) / f"{d}.vw", Path(tmp))[0]
+            row = {"VW": scored(labels, vw)["auc"]}
+            per = {"VW": vw, "oracle": oracle_scores(base, len(labels))} if args.windows else {}
             print(json.dumps({"dataset": d, "variant": "VW", "auc": row["VW"]}), flush=True)
             for name, sets in variants:
                 cfg = with_sets(base, sets)
@@ -62,10 +83,14 @@ def main() -> None:
                 scores, secs, _ = train(cfg, ids, dense, labels, base.source.generator.batch_size)
                 cpu = time.process_time() - cpu
                 row[name] = scored(labels, scores)["auc"]
+                if args.windows:
+                    per[name] = scores
                 print(json.dumps({"dataset": d, "variant": name, "auc": row[name], "minus_vw": row[name] - row["VW"],
                                   "seconds": round(secs, 1), "cpu_us_per_event": round(cpu / len(labels) * 1e6, 1)}),
                       flush=True)
             out[d] = row
+            if args.windows:
+                print_windows(d, labels, per, args.windows, base.source.generator.drift_at)
     names = [n for n, _ in variants]
     print("\n| stream | VW | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 2) + "|")
     for d, row in out.items():

@@ -20,6 +20,11 @@ class OptimizerConfig(Strict):
     l2: float = Field(0.0, ge=0)
     initial_accumulator: float = Field(0.1, gt=0, description="adagrad: each weight's starting sum of squared "
                                        "gradients (its first step is about learning_rate / sqrt of it)")
+    accumulator_decay: float = Field(1.0, gt=0, le=1, description="adagrad: acc <- decay * acc + g^2 on each "
+                                     "step of a weight (1: plain Adagrad, whose steps shrink for ever; < 1 "
+                                     "lets a model re-learn after drift); flinkdl/models/decayed_adagrad.py")
+    max_accumulator: float | None = Field(None, gt=0, description="adagrad: cap on the accumulator, i.e. a "
+                                          "floor of learning_rate * g / sqrt(cap) on the step (null: none)")
 
 
 class ModelConfig(Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from flinkdl.config.schema import OptimizerConfig
+from flinkdl.models.decayed_adagrad import DecayedAdagradOptimizer
 
 
 def make_optimizer(cfg: OptimizerConfig) -> tf.compat.v1.train.Optimizer:
@@ -17,6 +18,10 @@ def make_optimizer(cfg: OptimizerConfig) -> tf.compat.v1.train.Optimizer:
     lr, l2, acc = cfg.learning_rate, cfg.l2, cfg.initial_accumulator
     v1 = tf.compat.v1.train
     if cfg.name == "adagrad":
+        if cfg.accumulator_decay < 1 or cfg.max_accumulator is not None:
+            if l2 > 0:
+                raise ValueError("model optimizer: l2 with accumulator_decay / max_accumulator is not supported")
+            return DecayedAdagradOptimizer(lr, acc, cfg.accumulator_decay, cfg.max_accumulator)
         if l2 > 0:
             return v1.ProximalAdagradOptimizer(lr, acc, l2_regularization_strength=l2)
         return v1.AdagradOptimizer(lr, acc)
