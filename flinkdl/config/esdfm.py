@@ -21,3 +21,5 @@ class EsDfmConfig(Strict):
     elapsed_buckets: int = Field(16, ge=1, le=64, description="log2 buckets of the elapsed time (seconds): "
                                  "bucket 0 below 1 s, k for [2^(k-1), 2^k) s, the last one open")
     learning_rate: float = Field(0.05, gt=0, description="adagrad learning rate of the auxiliary models")
+    warmup_labels: int = Field(100, ge=0, description="the weights are 1 (p_dp = 0, p_rn = 1) until each auxiliary "
+                               "model has learnt from this many rows of each label (no history to start from)")

@@ -15,7 +15,9 @@ weights that make the expected loss the one under ``p`` (the paper's importance 
 :class:`ElapsedTimeModel`, two logistic regressions over the row's hashed ids, dense features and
 a bucket of ``e``, trained online on the stream as the labels become known: ``p_dp`` on every
 impression (1: clicked after ``e`` within the window), ``p_rn`` on the observed negatives (1: no
-click within the window). Without delays (``p_dp = 0``, ``p_rn = 1``) every weight is 1: plain training.
+click within the window). Until both have learnt from ``warmup_labels`` rows of each label, the
+weights are 1 (an untrained model's 0.5 would weigh every positive 1.5). Without delays
+(``p_dp = 0``, ``p_rn = 1``) every weight is 1: plain training.
 
 >>> import numpy as np
 >>> w = esdfm_weights(np.array([1.0, 0.0]), np.array([0.2, 0.2]), np.array([0.5, 0.5]))
@@ -72,6 +74,12 @@ class ElapsedTimeModel:
         salt = field_seed(seed, "es_dfm.elapsed")
         hashed = murmur3_32_int64(np.arange(cfg.elapsed_buckets, dtype=np.int64), salt)
         self._bucket_ids = (hashed.astype(np.int64) % layout.buckets).astype(np.int64)
+        self.seen = np.zeros((2, 2), np.int64)  # [dp, rn] x [label 0, label 1]: rows learnt from
+
+    @property
+    def warm(self) -> bool:
+        """Whether both models have learnt from ``warmup_labels`` rows of each label."""
+        return bool((self.seen >= self.cfg.warmup_labels).all())
 
     def _ids(self, ids: np.ndarray, elapsed_ms: np.ndarray) -> np.ndarray:
         col = self._bucket_ids[elapsed_bucket(elapsed_ms, self.cfg.elapsed_buckets)][:, None]
@@ -80,9 +88,9 @@ class ElapsedTimeModel:
 
     def predict(self, ids: np.ndarray, dense: np.ndarray,
                 elapsed_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(p_dp, p_rn)`` per row, float64; no update."""
-        if not len(ids):
-            return np.zeros(0), np.zeros(0)
+        """``(p_dp, p_rn)`` per row, float64; no update. Before :attr:`warm`: ``(0, 1)``."""
+        if not len(ids) or not self.warm:
+            return np.zeros(len(ids)), np.ones(len(ids))
         aux = self._ids(ids, elapsed_ms)
         dense = np.asarray(dense, np.float32)
         return (self.dp.predict(aux, dense).numpy().astype(np.float64),
@@ -90,14 +98,17 @@ class ElapsedTimeModel:
 
     def train_dp(self, ids: np.ndarray, dense: np.ndarray, elapsed_ms: np.ndarray, delayed: np.ndarray) -> None:
         """Learn ``p_dp`` from settled impressions: ``delayed`` (1/0) = clicked after ``e``, within the window."""
-        self._train(self.dp, ids, dense, elapsed_ms, delayed)
+        self._train(0, ids, dense, elapsed_ms, delayed)
 
     def train_rn(self, ids: np.ndarray, dense: np.ndarray, elapsed_ms: np.ndarray, real: np.ndarray) -> None:
         """Learn ``p_rn`` from settled observed negatives: ``real`` (1/0) = no click within the window."""
-        self._train(self.rn, ids, dense, elapsed_ms, real)
+        self._train(1, ids, dense, elapsed_ms, real)
 
-    def _train(self, model: ModelBase, ids: np.ndarray, dense: np.ndarray, elapsed_ms: np.ndarray,
+    def _train(self, head: int, ids: np.ndarray, dense: np.ndarray, elapsed_ms: np.ndarray,
                labels: np.ndarray) -> None:
         if len(ids):
+            pos = int((np.asarray(labels) >= 0.5).sum())
+            self.seen[head] += (len(ids) - pos, pos)
+            model: ModelBase = (self.dp, self.rn)[head]
             model.predict_then_train(self._ids(ids, elapsed_ms), np.asarray(dense, np.float32),
                                      np.asarray(labels, np.float32))

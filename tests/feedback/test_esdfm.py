@@ -59,7 +59,7 @@ def _rows(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def test_the_elapsed_time_model_learns_per_id_and_elapsed_bucket():
-    m, rng = ElapsedTimeModel(LAYOUT, EsDfmConfig(learning_rate=0.1)), np.random.default_rng(3)
+    m, rng = ElapsedTimeModel(LAYOUT, EsDfmConfig(learning_rate=0.1, warmup_labels=0)), np.random.default_rng(3)
     before = m.predict(*_rows(4, rng)[:3])
     np.testing.assert_allclose(before[0], 0.5)  # untrained: sigmoid(0)
     for _ in range(300):
@@ -74,9 +74,22 @@ def test_the_elapsed_time_model_learns_per_id_and_elapsed_bucket():
 
 def test_the_elapsed_bucket_goes_before_the_bags():
     layout = FeatureLayout(n_ids=3, n_dense=0, buckets=1 << 8, bags=(Bag(2, "sum"),))
-    m = ElapsedTimeModel(layout, EsDfmConfig(elapsed_buckets=4))
+    m = ElapsedTimeModel(layout, EsDfmConfig(elapsed_buckets=4, warmup_labels=0))
     aux = m._ids(np.array([[7, 8, 9]], np.int64), np.array([3000]))
     assert aux.shape == (1, 4) and aux[0, 0] == 7 and aux[0, 2:].tolist() == [8, 9]
     assert aux[0, 1] == m._bucket_ids[2] and m.layout.n_single == 2 and m.layout.bags == layout.bags
     m.train_rn(np.array([[7, 8, 9]]), np.zeros((1, 0), np.float32), np.array([3000]), np.array([1.0]))
     assert m.rn.version == 1
+
+
+def test_until_warm_the_weights_are_one():
+    m, rng = ElapsedTimeModel(LAYOUT, EsDfmConfig(warmup_labels=5)), np.random.default_rng(4)
+    ids, dense, elapsed, _ = _rows(8, rng)
+    m.train_dp(ids, dense, elapsed, np.r_[np.ones(5), np.zeros(3)])  # 3 of label 0: not yet
+    m.train_rn(ids, dense, elapsed, np.r_[np.ones(5), np.zeros(3)])
+    p_dp, p_rn = m.predict(ids, dense, elapsed)
+    assert not m.warm and p_dp.tolist() == [0.0] * 8 and p_rn.tolist() == [1.0] * 8
+    m.train_dp(ids, dense, elapsed, np.zeros(8))
+    m.train_rn(ids, dense, elapsed, np.zeros(8))
+    assert m.warm and m.seen.tolist() == [[11, 5], [11, 5]]
+    assert not np.allclose(m.predict(ids, dense, elapsed)[0], 0.0)
