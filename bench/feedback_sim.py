@@ -187,6 +187,9 @@ def main() -> None:
     args = p.parse_args()
     if args.elapsed_s >= args.window_s:
         p.error("--elapsed-s must be below --window-s")
+    unknown = set(args.strategies.split(",")) - set(STRATEGIES)
+    if unknown:
+        p.error(f"unknown --strategies {sorted(unknown)} (known: {', '.join(STRATEGIES)})")
 
     from flinkdl.config.loader import load_config
     cfg = load_config(ROOT / "jobs/click_feedback.yaml", [f"model.name={args.model}"])
