@@ -17,8 +17,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from flinkdl.config.base import Strict
+from flinkdl.config.esdfm import EsDfmConfig
 
-Strategy = Literal["wait_window", "fake_negative"]
+Strategy = Literal["wait_window", "fake_negative", "es_dfm"]
 
 
 class DelayConfig(Strict):
@@ -68,6 +69,7 @@ class FeedbackConfig(Strict):
     eval_window_s: float | None = Field(None, gt=0, description="settled-label metrics per tumbling window of "
                                         "impression event time this long; null: window_s")
     delay: DelayConfig = DelayConfig()
+    es_dfm: EsDfmConfig = Field(default_factory=EsDfmConfig, description="the es_dfm strategy's elapsed-time model")
 
     @model_validator(mode="after")
     def _distinct_fields(self) -> FeedbackConfig:
@@ -102,6 +104,9 @@ class FeedbackConfig(Strict):
 def check_feedback_job(feedback: FeedbackConfig, source_kind: str, source_format: str | None,
                        id_column: str | None, ts_column: str | None) -> None:
     """The rest of the job config must fit a feedback job; raises ``ValueError`` naming key and value."""
+    if feedback.strategy == "es_dfm":
+        raise ValueError("feedback.strategy: es_dfm is not in the Flink job yet (the in-memory simulation "
+                         "bench/feedback_sim.py runs it); use wait_window or fake_negative")
     if source_kind != "kafka":
         raise ValueError(f"feedback: needs source.kind: kafka (the impressions topic), got {source_kind!r}")
     if source_format != "json":
