@@ -291,8 +291,8 @@ def main() -> None:
                   "idle_timeout_s": "null", "eval_window_s": args.window_s * 10}
         results = {}
         oracle = {"topic": "clk0", "window_s": 0.001, "grace_s": 0}  # delay 0: labels with their impressions
-        if args.event_time_batches:
-            common["event_time_batches"] = "true"
+        # fake_negative & co: processing-time batches (the job's default is event-time), unless asked
+        common["event_time_batches"] = "true" if args.event_time_batches else "false"
         et = {"strategy": "fake_negative", "event_time_batches": "true"}  # its cost against fake_negative's
         if args.et_batch_ms:
             et["batch_ms"] = args.et_batch_ms

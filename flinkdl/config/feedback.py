@@ -66,6 +66,12 @@ class FeedbackConfig(Strict):
                                      "the time each is known at, sorted (the same batches in every run: replays and "
                                      "restores train the same model; serving waits out_of_orderness_s + batch_ms); "
                                      "false: per processing-time window")
+    coalesce_rows: int = Field(512, ge=1, description="with event_time_batches: consecutive event-time windows "
+                               "are trained as one batch until it holds this many messages (1: each window alone)")
+    coalesce_span_s: float = Field(4.0, ge=0, description="... or until its messages' known times span this much "
+                                   "event time (what a live stream's serving waits beyond the watermark)")
+    coalesce_idle_s: float = Field(2.0, gt=0, description="... or until no window came this long (processing "
+                                   "time: the one cut that is not the same in every run)")
     eval_window_s: float | None = Field(None, gt=0, description="settled-label metrics per tumbling window of "
                                         "impression event time this long; null: window_s")
     delay: DelayConfig = DelayConfig()
@@ -85,6 +91,10 @@ class FeedbackConfig(Strict):
     @property
     def eval_window_ms(self) -> int:
         return int((self.eval_window_s or self.window_s) * 1000)
+
+    @property
+    def coalesce_span_ms(self) -> int:
+        return int(self.coalesce_span_s * 1000)
 
     @property
     def grace_ms(self) -> int:
