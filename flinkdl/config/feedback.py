@@ -66,9 +66,9 @@ class FeedbackConfig(Strict):
                                      "the time each is known at, sorted (the same batches in every run: replays and "
                                      "restores train the same model; serving waits out_of_orderness_s + batch_ms); "
                                      "false: per processing-time window")
-    coalesce_rows: int = Field(512, ge=1, description="with event_time_batches: consecutive event-time windows "
+    coalesce_rows: int = Field(128, ge=1, description="with event_time_batches: consecutive event-time windows "
                                "are trained as one batch until it holds this many messages (1: each window alone)")
-    coalesce_span_s: float = Field(4.0, ge=0, description="... or until its messages' known times span this much "
+    coalesce_span_s: float = Field(1.0, ge=0, description="... or until its messages' known times span this much "
                                    "event time (what a live stream's serving waits beyond the watermark)")
     coalesce_idle_s: float = Field(2.0, gt=0, description="... or until no window came this long (processing "
                                    "time: the one cut that is not the same in every run)")
