@@ -64,8 +64,9 @@ class FeedbackConfig(Strict):
     batch_ms: int = Field(200, gt=0, description="joined examples are batched per window this long")
     event_time_batches: bool = Field(False, description="true: batch the trainer's rows per event-time window of "
                                      "the time each is known at, sorted (the same batches in every run: replays and "
-                                     "restores train the same model; serving waits out_of_orderness_s + batch_ms); "
-                                     "false: per processing-time window")
+                                     "restores train the same model; serving waits out_of_orderness_s + batch_ms + "
+                                     "coalesce_span_s); false: per processing-time window (jobs/click_feedback.yaml "
+                                     "sets true)")
     coalesce_rows: int = Field(128, ge=1, description="with event_time_batches: consecutive event-time windows "
                                "are trained as one batch until it holds this many messages (1: each window alone)")
     coalesce_span_s: float = Field(1.0, ge=0, description="... or until its messages' known times span this much "
