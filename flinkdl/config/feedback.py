@@ -71,7 +71,7 @@ class FeedbackConfig(Strict):
                                "are trained as one batch until it holds this many messages (1: each window alone)")
     coalesce_span_s: float = Field(1.0, ge=0, description="... or until its messages' known times span this much "
                                    "event time (what a live stream's serving waits beyond the watermark)")
-    coalesce_idle_s: float = Field(5.0, gt=0, description="... or until no window came this long (processing "
+    coalesce_idle_s: float = Field(30.0, gt=0, description="... or until no window came this long (processing "
                                    "time: the one cut that is not the same in every run)")
     eval_window_s: float | None = Field(None, gt=0, description="settled-label metrics per tumbling window of "
                                         "impression event time this long; null: window_s")
