@@ -8,7 +8,9 @@ Starts a local broker (tansu) and produces the delayed stream once (``produce_de
 without label, clicks delayed by the Chapelle-shaped mixture scaled by ``--delay-scale``, both topics
 in event-time order, end ticks). Then the runs of ``jobs/click_feedback.yaml``:
 
-- ``wait_window`` and ``fake_negative``: the feedback job; quality = the serving scores against the
+- ``wait_window`` and ``fake_negative``: the feedback job with processing-time batches (set here: the
+  job's default is event-time ones; ``--event-time-batches``: event-time for every feedback run);
+  quality = the serving scores against the
   settled labels (``RUN_DIR/feedback.jsonl``: AUC, log loss, calibration = mean score / observed rate);
 - ``oracle``: the *same feedback job* (same join, batching, model, evaluation) on the same
   impressions and a click topic ``clk0`` in which every click that settles positive in the delayed
@@ -20,7 +22,8 @@ in event-time order, end ticks). Then the runs of ``jobs/click_feedback.yaml``:
 - ``fake_negative_et``: ``fake_negative`` with ``feedback.event_time_batches: true`` (sorted
   event-time batches, the same in every run): ``event_time_vs_processing`` = its impressions/s and
   CPU µs per trained event over ``fake_negative``'s (``--et-batch-ms`` its window: an event-time
-  window holds ``--events-per-s`` x batch_ms impressions, few in a replay; ``--event-time-batches`` turns them on for
+  window holds ``--events-per-s`` x batch_ms impressions, few in a replay, coalesced into training batches of
+  ``feedback.coalesce_rows`` / ``coalesce_span_s``: ``--et-set KEY=VALUE``); ``--event-time-batches`` turns them on for
   every feedback run; with ``--repeat 2`` the runs of each name then train the same model);
 - ``trainer``: the impressions with their settled label inside, no feedback section (the plain
   Kafka path, its own batching, prequential scores from ``metrics.jsonl``): the trainer's
@@ -257,6 +260,8 @@ def main() -> None:
                    help="every feedback run with feedback.event_time_batches: true (deterministic batches)")
     p.add_argument("--et-batch-ms", type=int, default=None, help="feedback.batch_ms of fake_negative_et (an "
                    "event-time window holds --events-per-s x batch_ms rows; default: the job's)")
+    p.add_argument("--et-set", action="append", default=[], metavar="KEY=VALUE", help="a feedback.KEY of "
+                   "fake_negative_et (repeatable), e.g. coalesce_rows=1: one training batch per event-time window")
     p.add_argument("--runs", default="wait_window,fake_negative,fake_negative_et,oracle,oracle_fn,trainer",
                    help="comma-separated: which of the runs to do (e.g. fake_negative with --repeat 2: determinism)")
     args = p.parse_args()
@@ -291,11 +296,12 @@ def main() -> None:
                   "idle_timeout_s": "null", "eval_window_s": args.window_s * 10}
         results = {}
         oracle = {"topic": "clk0", "window_s": 0.001, "grace_s": 0}  # delay 0: labels with their impressions
-        if args.event_time_batches:
-            common["event_time_batches"] = "true"
+        # fake_negative & co: processing-time batches (the job's default is event-time), unless asked
+        common["event_time_batches"] = "true" if args.event_time_batches else "false"
         et = {"strategy": "fake_negative", "event_time_batches": "true"}  # its cost against fake_negative's
         if args.et_batch_ms:
             et["batch_ms"] = args.et_batch_ms
+        et.update(kv.split("=", 1) for kv in args.et_set)
         runs = (("wait_window", {}, 0), ("fake_negative", {}, 1), ("fake_negative_et", et, 1),
                 ("oracle", {**oracle, "strategy": "wait_window"}, 0),
                 ("oracle_fn", {**oracle, "strategy": "fake_negative"}, 1))

@@ -17,8 +17,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from flinkdl.config.base import Strict
+from flinkdl.config.esdfm import EsDfmConfig
 
-Strategy = Literal["wait_window", "fake_negative"]
+Strategy = Literal["wait_window", "fake_negative", "es_dfm"]
 
 
 class DelayConfig(Strict):
@@ -63,11 +64,19 @@ class FeedbackConfig(Strict):
     batch_ms: int = Field(200, gt=0, description="joined examples are batched per window this long")
     event_time_batches: bool = Field(False, description="true: batch the trainer's rows per event-time window of "
                                      "the time each is known at, sorted (the same batches in every run: replays and "
-                                     "restores train the same model; serving waits out_of_orderness_s + batch_ms); "
-                                     "false: per processing-time window")
+                                     "restores train the same model; serving waits out_of_orderness_s + batch_ms + "
+                                     "coalesce_span_s); false: per processing-time window (jobs/click_feedback.yaml "
+                                     "sets true)")
+    coalesce_rows: int = Field(128, ge=1, description="with event_time_batches: consecutive event-time windows "
+                               "are trained as one batch until it holds this many messages (1: each window alone)")
+    coalesce_span_s: float = Field(1.0, ge=0, description="... or until its messages' known times span this much "
+                                   "event time (what a live stream's serving waits beyond the watermark)")
+    coalesce_idle_s: float = Field(30.0, gt=0, description="... or until no window came this long (processing "
+                                   "time: the one cut that is not the same in every run)")
     eval_window_s: float | None = Field(None, gt=0, description="settled-label metrics per tumbling window of "
                                         "impression event time this long; null: window_s")
     delay: DelayConfig = DelayConfig()
+    es_dfm: EsDfmConfig = Field(default_factory=EsDfmConfig, description="the es_dfm strategy's elapsed-time model")
 
     @model_validator(mode="after")
     def _distinct_fields(self) -> FeedbackConfig:
@@ -83,6 +92,10 @@ class FeedbackConfig(Strict):
     @property
     def eval_window_ms(self) -> int:
         return int((self.eval_window_s or self.window_s) * 1000)
+
+    @property
+    def coalesce_span_ms(self) -> int:
+        return int(self.coalesce_span_s * 1000)
 
     @property
     def grace_ms(self) -> int:
@@ -102,6 +115,9 @@ class FeedbackConfig(Strict):
 def check_feedback_job(feedback: FeedbackConfig, source_kind: str, source_format: str | None,
                        id_column: str | None, ts_column: str | None) -> None:
     """The rest of the job config must fit a feedback job; raises ``ValueError`` naming key and value."""
+    if feedback.strategy == "es_dfm":
+        raise ValueError("feedback.strategy: es_dfm is not in the Flink job yet (the in-memory simulation "
+                         "bench/feedback_sim.py runs it); use wait_window or fake_negative")
     if source_kind != "kafka":
         raise ValueError(f"feedback: needs source.kind: kafka (the impressions topic), got {source_kind!r}")
     if source_format != "json":

@@ -74,13 +74,15 @@ class FeatureLayout:
     """Shapes a model needs: ``n_ids`` hashed id columns, ``n_dense`` float columns, ``buckets`` rows.
 
     The last ``sum(b.max_len for b in bags)`` id columns are the bags (multi-valued fields); a
-    model sees :attr:`n_fields` fields: one per other id column, one per bag.
+    model sees :attr:`n_fields` fields: one per other id column, one per bag. ``weighted``: the
+    feature batch ends with a ``weight`` column (per-row loss weights), only for a strategy that needs it.
     """
 
     n_ids: int
     n_dense: int
     buckets: int
     bags: tuple[Bag, ...] = ()
+    weighted: bool = False
 
     @classmethod
     def from_config(cls, cfg: FeatureConfig) -> FeatureLayout:
@@ -101,6 +103,8 @@ class FeatureLayout:
         fields = [pa.field("event_id", pa.int64()), pa.field("label", pa.float32())]
         fields += [pa.field(f"id_{i}", pa.int64()) for i in range(self.n_ids)]
         fields += [pa.field(f"x_{j}", pa.float32()) for j in range(self.n_dense)]
+        if self.weighted:
+            fields.append(pa.field("weight", pa.float32()))
         return pa.schema(fields)
 
 

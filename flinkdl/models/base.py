@@ -14,7 +14,9 @@ Loss: the batch *sum* of logloss. Adagrad and FTRL normalise per coordinate, so 
 a row seen once moves about ``learning_rate`` whatever the batch size; with the mean and the
 default initial accumulator of 0.1 rare ids would barely learn in big batches. Plain SGD is
 not normalised, so its gradients are divided by the batch size (its ``learning_rate`` is per
-batch mean, as usual).
+batch mean, as usual). Optional per-row loss weights (``predict_then_train(..., weights=)``, e.g. the
+importance weights of delayed-feedback correction) multiply each row's logloss; without them the
+step is the unweighted one, bit for bit (its own ``tf.function``).
 """
 
 from __future__ import annotations
@@ -87,6 +89,11 @@ class ModelBase(abc.ABC):
         at_spec, score_spec = tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32)
         self._stitch_fn = tf.function(self._stitch, input_signature=(at_spec, score_spec, at_spec, score_spec),
                                       **opts)
+        # per-row loss weights: their own functions, traced only when a weighted batch comes
+        w_specs = (*train_specs, tf.TensorSpec([None], tf.float32, name="weights"))
+        self._wstep_fn = tf.function(self._step, input_signature=w_specs, **opts)
+        self._wtrain_fn = tf.function(self._train, input_signature=(*w_specs, *slice_specs[3:]), **opts)
+        self._wtrain_last_fn = tf.function(self._train_last, input_signature=(*w_specs, *slice_specs[3:]), **opts)
 
     # ------------------------------------------------------------------ for subclasses
 
@@ -135,7 +142,7 @@ class ModelBase(abc.ABC):
         return self._predict_fn(ids, dense)
 
     def predict_then_train(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
-                           labelled: np.ndarray | None = None) -> tf.Tensor:
+                           labelled: np.ndarray | None = None, weights: np.ndarray | None = None) -> tf.Tensor:
         """Score the batch, then learn from it. Returns the scores, each made before the model
         learnt from its event.
 
@@ -151,19 +158,24 @@ class ModelBase(abc.ABC):
         big a batch is, is what a big batch costs in quality: on the drift stream, 4096-row
         batches learnt in 512-row steps reach the AUC of 512-row batches (docs/BENCHMARKS.md)
         while the job still moves 4096-row batches (its per-batch costs stay amortised).
+
+        ``weights`` (float per row; ``None``: the unweighted step) multiply each row's logloss.
         """
         if labelled is not None and not labelled.all():
-            return self._score_then_train_labelled(ids, dense, labels, labelled)
+            return self._score_then_train_labelled(ids, dense, labels, labelled, weights)
         m, n = self.cfg.micro_batch_rows, int(labels.shape[0])
+        w = () if weights is None else (to_tensor(np.array(weights, np.float32)),)  # a copy: TF shares memory
+        step, train, last = ((self._step_fn, self._train_fn, self._train_last_fn) if weights is None
+                             else (self._wstep_fn, self._wtrain_fn, self._wtrain_last_fn))
         if m is None or n <= m:
-            return self._step_fn(ids, dense, labels)
+            return step(ids, dense, labels, *w)
         size, starts = self._slice_starts(n, m)
-        scores = [self._train_fn(ids, dense, labels, start, size) for start in starts[:-1]]
-        scores.append(self._train_last_fn(ids, dense, labels, starts[-1], size))  # + version, in the graph
+        scores = [train(ids, dense, labels, *w, start, size) for start in starts[:-1]]
+        scores.append(last(ids, dense, labels, *w, starts[-1], size))  # + version, in the graph
         return tf.concat(scores, axis=0)
 
     def _score_then_train_labelled(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
-                                   labelled: np.ndarray) -> tf.Tensor:
+                                   labelled: np.ndarray, weights: np.ndarray | None = None) -> tf.Tensor:
         """Score the unlabelled rows, then :meth:`predict_then_train` the labelled ones; scores in row order."""
         mask = to_tensor(np.array(labelled, bool))  # a copy: TF shares its memory
         ids_u, dense_u, _, at_u = self._split_fn(ids, dense, labels, tf.logical_not(mask))
@@ -171,7 +183,8 @@ class ModelBase(abc.ABC):
         if not labelled.any():
             return scores_u
         ids_l, dense_l, labels_l, at_l = self._split_fn(ids, dense, labels, mask)
-        scores_l = self.predict_then_train(ids_l, dense_l, labels_l)
+        weights_l = None if weights is None else np.asarray(weights)[np.asarray(labelled, bool)]
+        scores_l = self.predict_then_train(ids_l, dense_l, labels_l, weights=weights_l)
         return self._stitch_fn(at_l, scores_l, at_u, scores_u)
 
     @staticmethod
@@ -244,25 +257,26 @@ class ModelBase(abc.ABC):
     def _predict(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         return tf.sigmoid(self.logits(ids, dense))
 
-    def _step(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        scores, updates = self._update(ids, dense, labels)
+    def _step(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
+              weights: tf.Tensor | None = None) -> tf.Tensor:
+        scores, updates = self._update(ids, dense, labels, weights)
         with tf.control_dependencies(updates):
             self._version.assign_add(1)
             return tf.identity(scores)
 
-    def _train(
-        self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor, start: tf.Tensor, size: tf.Tensor
-    ) -> tf.Tensor:
-        """One micro-batch step on rows ``[start, start + size)`` of the batch."""
+    def _train(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor, *rest: tf.Tensor) -> tf.Tensor:
+        """One micro-batch step on rows ``[start, start + size)`` of the batch; ``rest``:
+        ``(start, size)`` or ``(weights, start, size)``."""
+        start, size = rest[-2:]
+        weights = rest[0][start:start + size] if len(rest) == 3 else None
         ids, dense, labels = ids[start:start + size], dense[start:start + size], labels[start:start + size]
-        scores, updates = self._update(ids, dense, labels)
+        scores, updates = self._update(ids, dense, labels, weights)
         with tf.control_dependencies(updates):
             return tf.identity(scores)
 
-    def _train_last(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor, start: tf.Tensor,
-                    size: tf.Tensor) -> tf.Tensor:
+    def _train_last(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor, *rest: tf.Tensor) -> tf.Tensor:
         """The batch's last micro-batch step, which also counts the batch in ``version``."""
-        scores = self._train(ids, dense, labels, start, size)
+        scores = self._train(ids, dense, labels, *rest)
         with tf.control_dependencies([scores]):
             self._version.assign_add(1)
             return tf.identity(scores)
@@ -281,14 +295,16 @@ class ModelBase(abc.ABC):
             out.append(in_batch.earlier_steps(g, ids, acc, group[0].learning_rate))
         return out
 
-    def _update(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, list]:
-        """Pre-update scores and the ops that apply the logloss gradients."""
+    def _update(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
+                weights: tf.Tensor | None = None) -> tuple[tf.Tensor, list]:
+        """Pre-update scores and the ops that apply the (per-row ``weights``-weighted) logloss gradients."""
         names = list(self._vars)
         var_list = [self._vars[n] for n in names]
         records: list = []
         with tf.GradientTape() as tape, in_batch.probe(tape, records, self.cfg.fresh_scores):
             logits = self.logits(ids, dense)
-            loss = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+            row_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+            loss = tf.reduce_sum(row_loss if weights is None else row_loss * weights)
         grads = tape.gradient(loss, var_list + [off for _, _, off in records])
         grads, occurrence_grads = grads[:len(var_list)], grads[len(var_list):]
         if records:

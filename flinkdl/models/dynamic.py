@@ -215,8 +215,8 @@ class DynamicIdModel(ModelBase):
         return self.inner.predict(to_tensor(np.where(rows < 0, fallback, rows)), dense)
 
     def predict_then_train(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
-                           labelled: np.ndarray | None = None) -> tf.Tensor:
-        out = self.inner.predict_then_train(to_tensor(self._rows(ids)), dense, labels, labelled)
+                           labelled: np.ndarray | None = None, weights: np.ndarray | None = None) -> tf.Tensor:
+        out = self.inner.predict_then_train(to_tensor(self._rows(ids)), dense, labels, labelled, weights)
         self._version.assign(self.inner._version)  # a variable's value: no Python int to convert
         return out
 

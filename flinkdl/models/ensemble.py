@@ -99,11 +99,12 @@ class Ensemble(ModelBase):
         return tf.math.log(p) - tf.math.log1p(-p)
 
     def predict_then_train(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
-                           labelled: np.ndarray | None = None) -> tf.Tensor:
-        """Every variant's own prequential step; the served score mixes their pre-step scores with
-        the weights of the state before this batch; then each variant's losses update the state."""
+                           labelled: np.ndarray | None = None, weights: np.ndarray | None = None) -> tf.Tensor:
+        """Every variant's own prequential step (``weights``: its per-row loss weights); the served
+        score mixes their pre-step scores with the weights of the state before this batch; then each
+        variant's losses update the state."""
         w = self.weights()
-        scores = {vid: m.predict_then_train(ids, dense, labels, labelled).numpy()
+        scores = {vid: m.predict_then_train(ids, dense, labels, labelled, weights).numpy()
                   for vid, m in self.members.items()}
         s = np.stack(list(scores.values()), axis=1)  # [B, K]
         served = (s.astype(np.float64) @ w).astype(np.float32)

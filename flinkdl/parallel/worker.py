@@ -103,6 +103,8 @@ class SyncTraining:
 
     def step(self, batch: Batch) -> Predictions:
         """Hooks before, score then learn in synchronous steps (unlabelled rows: only scored), hooks after."""
+        if batch.weight is not None:
+            raise ValueError("parallel.sync_steps: per-row loss weights (a weighted feature batch) are not supported")
         for hook in self.hooks:
             hook.before_step(batch)
         ids, dense, label = batch.ids.numpy(), batch.dense.numpy(), batch.label.numpy()

@@ -6,7 +6,7 @@
     feedback topic ───┴ interval joins (:mod:`~flinkdl.pipeline.feedback_sql`) ─► chan 0: messages ─┐
                                                                                chan 1: events ───┤
           ARRAY_AGG per feedback.batch_ms (JVM; processing or event time) ◄────────────────────┘
-          ├─ messages ─► OrderedFeatures ─► (Train: scores the unlabelled rows, trains the labelled)
+          ├─ messages ─► [CoalescedFeatures] OrderedFeatures ─► (Train: scores the unlabelled rows, trains the labelled)
           └─ events (settled labels, counters) ─► SettledEvaluation
 
 The join's state is Flink SQL's (in the JVM, checkpointed); Python sees only batches.
@@ -171,7 +171,13 @@ def feedback_stream(flink: StreamExecutionEnvironment, cfg: JobConfig) -> tuple[
     tenv.execute_sql(topic_ddl(feedback_topic, "fb_feedback", fb))
     joined = tenv.to_data_stream(join_table(tenv, fb, label, "fb_impressions", "fb_feedback"))  # stays in the JVM
     messages, events = batches(tenv, joined, fb)
-    features = messages.flat_map(OrderedFeatures(cfg_json), output_type=ENVELOPE_TYPE).name("joined+featurize")
+    if fb.event_time_batches and fb.coalesce_rows > 1:  # consecutive windows as one batch (data-cut)
+        from flinkdl.pipeline.feedback_coalesce import CoalescedFeatures
+
+        features = (messages.key_by(lambda r: 0, key_type=Types.INT())
+                    .process(CoalescedFeatures(cfg_json), output_type=ENVELOPE_TYPE).name("coalesce+featurize"))
+    else:
+        features = messages.flat_map(OrderedFeatures(cfg_json), output_type=ENVELOPE_TYPE).name("joined+featurize")
     return features, events
 
 

@@ -51,24 +51,25 @@ def _configure_tf(cfg: WorkerConfig) -> Any:
     return tf
 
 
+def assemble(tf: Any, layout: FeatureLayout, cols: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A feature batch's columns → ``(event_id, label, ids[B,F], dense[B,D])``, ``+ (weight,)`` if weighted."""
+    n_ids, n_dense = layout.n_ids, layout.n_dense
+    event_id, label = cols[0], cols[1]
+    ids = tf.stack(cols[2:2 + n_ids], axis=1)
+    dense_cols = cols[2 + n_ids:2 + n_ids + n_dense]
+    dense = tf.stack(dense_cols, axis=1) if dense_cols else tf.zeros([tf.shape(label)[0], 0])
+    return (event_id, label, ids, dense, *cols[2 + n_ids + n_dense:])
+
+
 def feature_dataset(tf: Any, layout: FeatureLayout, endpoint: str) -> Any:
-    """``ArrowStreamDataset`` over ``endpoint`` → (event_id, label, ids[B,F], dense[B,D]) per batch."""
+    """``ArrowStreamDataset`` over ``endpoint`` → :func:`assemble`'s tuple per batch."""
     from tensorflow_io.arrow import ArrowStreamDataset
 
     schema = layout.schema()
     types = tuple(tf.int64 if f.type == pa.int64() else tf.float32 for f in schema)
     ds = ArrowStreamDataset([endpoint], columns=tuple(range(len(schema))), output_types=types,
                             batch_mode="auto")
-    n_ids = layout.n_ids
-
-    def assemble(*cols: Any) -> tuple[Any, Any, Any, Any]:
-        event_id, label = cols[0], cols[1]
-        ids = tf.stack(cols[2:2 + n_ids], axis=1)
-        dense_cols = cols[2 + n_ids:]
-        dense = tf.stack(dense_cols, axis=1) if dense_cols else tf.zeros([tf.shape(label)[0], 0])
-        return event_id, label, ids, dense
-
-    return ds.map(assemble)
+    return ds.map(lambda *cols: assemble(tf, layout, cols))
 
 
 def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) -> list[StepHook]:
@@ -138,7 +139,8 @@ def run_step(model: ModelBase, hooks: Sequence[StepHook], batch: Batch) -> Predi
     for hook in hooks:
         hook.before_step(batch)
     mask = batch.labelled
-    scores = model.predict_then_train(batch.ids, batch.dense, batch.label, None if mask.all() else mask)
+    weights = {} if batch.weight is None else {"weights": np.asarray(batch.weight)}
+    scores = model.predict_then_train(batch.ids, batch.dense, batch.label, None if mask.all() else mask, **weights)
     pred = Predictions(scores, model.version, trained=int(mask.sum()))
     for hook in reversed(hooks):
         hook.after_step(batch, pred)
@@ -166,11 +168,11 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
         # Everything made so far (TensorFlow's modules, the model, the hooks) lives as long as the
         # process: out of the collector's reach, its full passes no longer walk that whole heap.
         gc.freeze()
-        for event_id, label, ids, dense in dataset:
-            batch = Batch(event_id, label, ids, dense)
+        for cols in dataset:
+            batch = Batch(*cols)
             pred = sync.step(batch) if sync is not None else run_step(model, hooks, batch)
             steps += 1
-            out.write([event_id.numpy(), pred.scores.numpy(), prediction_labels(label.numpy()),
+            out.write([batch.event_id.numpy(), pred.scores.numpy(), prediction_labels(batch.label.numpy()),
                        np.full(batch.rows, pred.model_version, np.int64)], pred.ps_version)
         if sync is not None:
             sync.finish()

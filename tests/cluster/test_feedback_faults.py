@@ -6,9 +6,9 @@ runs). After the kill a new TaskManager joins and Flink restores the last checkp
 state (pending impressions), the Kafka offsets, the trainer's PS anchor and the settled
 evaluation's snapshot. Nothing is lost or counted twice: every impression served and settled once,
 the same examples trained (the sink's count, the PS's feature rows), the same join counters. With
-``feedback.event_time_batches`` the trainer's batches are event-time windows, sorted, the same in
-every run: the killed run ends with the clean run's model (serving AUC and PS rows within the
-tolerances below).
+``feedback.event_time_batches`` the trainer's batches are event-time windows, coalesced (held in keyed
+state) and sorted, the same in every run: the killed run ends with the clean run's model (serving AUC
+and PS rows within the tolerances below).
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ def _run(cluster, bootstrap: str, base: Path, name: str, kill: bool, events: lis
             "feedback.topic": f"fb-clicks-{name}", "feedback.window_s": W_S, "feedback.grace_s": GRACE_S,
             "feedback.out_of_orderness_s": 2, "feedback.idle_timeout_s": "null", "feedback.eval_window_s": 1,
             "feedback.batch_ms": 100, "feedback.count_clicks": "true", "feedback.event_time_batches": "true",
+            "feedback.coalesce_rows": 500,  # ~3 windows per batch: the held windows are restored too
+            "feedback.coalesce_idle_s": 2,  # as measured; the last batch flushed soon
             "sinks.kafka.topic": f"fb-preds-{name}",
             "job.run_dir": run_dir,
             "model.name": "lr", "job.report_every_s": 0.5, "features.hash_bits": 16,

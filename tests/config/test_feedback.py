@@ -41,3 +41,13 @@ def test_positive_actions():
     f = FeedbackConfig(topic="fb")
     assert [f.is_positive(v) for v in (1, 0, True, "click", "view", None, "")] == [True, False, True, True, False,
                                                                                       None, None]
+
+
+def test_es_dfm_is_a_strategy_the_job_refuses_by_its_key():
+    f = FeedbackConfig.model_validate({"topic": "fb", "strategy": "es_dfm", "es_dfm": {"elapsed_buckets": 8}})
+    assert f.strategy == "es_dfm" and f.es_dfm.elapsed_buckets == 8 and f.es_dfm.elapsed_s == 0
+    with pytest.raises(ValidationError, match=r"feedback\.strategy: es_dfm is not in the Flink job"):
+        JobConfig.model_validate({"source": KAFKA, "features": FEATURES,
+                                  "feedback": {"topic": "fb", "strategy": "es_dfm"}})
+    with pytest.raises(ValidationError, match="elapsed_buckets"):
+        FeedbackConfig.model_validate({"topic": "fb", "es_dfm": {"elapsed_buckets": 0}})

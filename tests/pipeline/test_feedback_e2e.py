@@ -73,6 +73,7 @@ def feedback_run(kafka_broker, tmp_path_factory):
             "feedback.grace_s": G_S, "feedback.count_clicks": "true", "feedback.sql_parallelism": 2,
             "feedback.out_of_orderness_s": 2, "feedback.idle_timeout_s": "null",
             "feedback.eval_window_s": 1, "feedback.batch_ms": 100, "feedback.strategy": "fake_negative",
+            "feedback.coalesce_idle_s": 2,  # the last coalesced batch flushed soon
             "job.run_dir": run_dir, "model.name": "lr", "job.report_every_s": 0.5,
             "sinks.kafka.topic": "fb-preds"}
     args = ["run", "jobs/click_feedback.yaml", *(x for k, v in sets.items() for x in ("--set", f"{k}={v}"))]

@@ -28,6 +28,7 @@ class Batch:
     label: tf.Tensor  #: float32 ``[B]``
     ids: tf.Tensor  #: int64 ``[B, n_ids]``
     dense: tf.Tensor  #: float32 ``[B, n_dense]``
+    weight: tf.Tensor | None = None  #: float32 ``[B]``: per-row loss weights (a weighted layout only)
 
     @property
     def rows(self) -> int:
