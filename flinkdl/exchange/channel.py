@@ -2,8 +2,8 @@
 
 The operator *listens* on two unix sockets in a private directory:
 
-- ``in.sock``: feature batches go out as one Arrow IPC stream. The worker reads it with
-  ``tensorflow_io.arrow.ArrowStreamDataset`` (a socket client), one RecordBatch per step.
+- ``in.sock``: feature batches go out as one Arrow IPC stream. The worker connects and reads it
+  (:class:`flinkdl.worker.feed.FeatureStream`), one RecordBatch per step.
 - ``out.sock``: the worker connects and writes its prediction batches back as an Arrow IPC stream.
 
 Batches travel as pre-serialised IPC messages (``RecordBatch.serialize()``), so relaying a batch
@@ -70,7 +70,7 @@ class ArrowChannel:
 
     @property
     def in_endpoint(self) -> str:
-        """Endpoint string for ``ArrowStreamDataset``."""
+        """Endpoint string of ``in.sock`` for the worker (``unix://PATH``)."""
         return f"unix://{self.in_path}"
 
     @staticmethod

@@ -32,6 +32,7 @@ import tensorflow as tf
 from flinkdl.config.schema import ModelConfig, OptimizerConfig
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import in_batch
+from flinkdl.models.distinct import skip_known_distinct
 from flinkdl.models.optim import create_slots, make_optimizer, scale_gradient
 from flinkdl.models.tensors import to_tensor
 
@@ -69,6 +70,8 @@ class ModelBase(abc.ABC):
                 (cfg.optimizer, make_optimizer(cfg.optimizer), True),
                 (dense_cfg, make_optimizer(dense_cfg), False),
             ]
+        for _, opt, _ in self._groups:  # a lookup's gradient is deduplicated already: not twice
+            skip_known_distinct(opt)
         specs = (
             tf.TensorSpec([None, layout.n_ids], tf.int64, name="ids"),
             tf.TensorSpec([None, layout.n_dense], tf.float32, name="dense"),

@@ -2,7 +2,7 @@
 
 Started by :class:`flinkdl.worker.supervisor.WorkerSupervisor` as
 ``python -m flinkdl.worker - IN_ENDPOINT OUT_PATH`` (the config JSON on stdin). It reads feature batches with
-``tensorflow_io.arrow.ArrowStreamDataset`` (one Arrow RecordBatch = one step), and for each batch
+pyarrow (:class:`flinkdl.worker.feed.FeatureStream`, one Arrow RecordBatch = one step), and for each batch
 scores it with the current model, trains on its labelled rows (one ``predict_then_train`` step,
 so every score was made before the model saw that event; rows without a label are only scored),
 and writes the scores back as an Arrow IPC stream
@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig, WorkerConfig
 from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout, prediction_labels
 from flinkdl.exchange.worker_stream import PredictionStream
+from flinkdl.worker.feed import FeatureStream
 from flinkdl.worker.hooks.base import Batch, Predictions, StepHook
 
 if TYPE_CHECKING:
@@ -49,27 +49,6 @@ def _configure_tf(cfg: WorkerConfig) -> Any:
     if not cfg.device.lower().startswith("gpu"):
         tf.config.set_visible_devices([], "GPU")
     return tf
-
-
-def assemble(tf: Any, layout: FeatureLayout, cols: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A feature batch's columns → ``(event_id, label, ids[B,F], dense[B,D])``, ``+ (weight,)`` if weighted."""
-    n_ids, n_dense = layout.n_ids, layout.n_dense
-    event_id, label = cols[0], cols[1]
-    ids = tf.stack(cols[2:2 + n_ids], axis=1)
-    dense_cols = cols[2 + n_ids:2 + n_ids + n_dense]
-    dense = tf.stack(dense_cols, axis=1) if dense_cols else tf.zeros([tf.shape(label)[0], 0])
-    return (event_id, label, ids, dense, *cols[2 + n_ids + n_dense:])
-
-
-def feature_dataset(tf: Any, layout: FeatureLayout, endpoint: str) -> Any:
-    """``ArrowStreamDataset`` over ``endpoint`` → :func:`assemble`'s tuple per batch."""
-    from tensorflow_io.arrow import ArrowStreamDataset
-
-    schema = layout.schema()
-    types = tuple(tf.int64 if f.type == pa.int64() else tf.float32 for f in schema)
-    ds = ArrowStreamDataset([endpoint], columns=tuple(range(len(schema))), output_types=types,
-                            batch_mode="auto")
-    return ds.map(lambda *cols: assemble(tf, layout, cols))
 
 
 def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) -> list[StepHook]:
@@ -164,16 +143,16 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
     with tf.device(cfg.worker.device):
         out = PredictionStream(out_path, PREDICTION_SCHEMA)
         steps = 0
-        dataset = feature_dataset(tf, layout, in_endpoint)
+        batches = FeatureStream(in_endpoint, layout)
         # Everything made so far (TensorFlow's modules, the model, the hooks) lives as long as the
         # process: out of the collector's reach, its full passes no longer walk that whole heap.
         gc.freeze()
-        for cols in dataset:
-            batch = Batch(*cols)
+        for batch in batches:
             pred = sync.step(batch) if sync is not None else run_step(model, hooks, batch)
             steps += 1
             out.write([batch.event_id.numpy(), pred.scores.numpy(), prediction_labels(batch.label.numpy()),
                        np.full(batch.rows, pred.model_version, np.int64)], pred.ps_version)
+        batches.close()
         if sync is not None:
             sync.finish()
         for hook in reversed(hooks):

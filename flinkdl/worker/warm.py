@@ -192,7 +192,6 @@ def main(argv: list[str] | None = None) -> int:
     _exit_with_runner()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow  # noqa: F401  # the slow part, done while Flink starts
-    import tensorflow_io.arrow  # noqa: F401
 
     from flinkdl.worker import process
 

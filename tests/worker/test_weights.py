@@ -1,4 +1,4 @@
-"""Per-row loss weights through the worker: a weighted layout's trailing column, the dataset, the step."""
+"""Per-row loss weights through the worker: a weighted layout's trailing column, the feature stream, the step."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from flinkdl.config.schema import ModelConfig
 from flinkdl.exchange.channel import pack
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import build_model
+from flinkdl.worker.feed import FeatureStream
 from flinkdl.worker.hooks import Batch
-from flinkdl.worker.process import feature_dataset, run_step
+from flinkdl.worker.process import run_step
 
 PLAIN = FeatureLayout(n_ids=2, n_dense=1, buckets=64)
 WEIGHTED = FeatureLayout(n_ids=2, n_dense=1, buckets=64, weighted=True)
@@ -31,7 +32,7 @@ def _rows(layout: FeatureLayout, n: int = 4) -> pa.RecordBatch:
 
 
 def _serve_once(layout: FeatureLayout) -> list[tuple]:
-    """The worker's dataset over a unix socket that sends one feature batch, then the end of the stream."""
+    """The worker's feature stream over a unix socket that sends one feature batch, then the end of the stream."""
     with tempfile.TemporaryDirectory() as d:
         path = str(Path(d) / "in.sock")
         srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -45,7 +46,10 @@ def _serve_once(layout: FeatureLayout) -> list[tuple]:
 
         t = threading.Thread(target=send)
         t.start()
-        out = [tuple(c.numpy() for c in cols) for cols in feature_dataset(tf, layout, f"unix://{path}")]
+        stream = FeatureStream(f"unix://{path}", layout)
+        out = [tuple(c.numpy() for c in (b.event_id, b.label, b.ids, b.dense, b.weight) if c is not None)
+               for b in stream]
+        stream.close()
         t.join()
         srv.close()
     return out
@@ -56,7 +60,7 @@ def test_only_a_weighted_layout_has_the_weight_column():
     assert WEIGHTED.schema().names[-1] == "weight" and WEIGHTED.schema().names[:-1] == PLAIN.schema().names
 
 
-def test_the_dataset_yields_the_weights_of_a_weighted_layout_only():
+def test_the_stream_yields_the_weights_of_a_weighted_layout_only():
     (plain,), (weighted,) = _serve_once(PLAIN), _serve_once(WEIGHTED)
     assert len(plain) == 4 and len(weighted) == 5
     for a, b in zip(plain, weighted[:4], strict=True):
