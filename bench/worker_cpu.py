@@ -1,6 +1,7 @@
 """The TF worker's CPU per event, this tree's worker against another tree's, A/B in one run.
 
-    PYTHONPATH=. python bench/worker_cpu.py --base /tmp/base [--model lr] [--ps off on] [--batches 60]
+    PYTHONPATH=. python bench/worker_cpu.py --base /tmp/base [--model lr] [--ps off on] [--batches 60] \
+        [--new-set worker.intra_op_threads=1]
 
 No Flink: a :class:`WorkerSupervisor` per variant (``base``: the worker process started with
 ``PYTHONPATH=BASE``, e.g. ``git archive main flinkdl | tar -x -C /tmp/base``; ``new``: this tree) is fed the
@@ -42,6 +43,7 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=60)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--set", nargs="*", default=[], help="more config overrides")
+    p.add_argument("--new-set", nargs="*", default=[], help="config overrides of the new variant only")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     from tests.ps.conftest import PsProcess
@@ -68,10 +70,13 @@ def main() -> None:
                     # pushes by batch count alone: the two variants then push at the same steps (equal scores)
                     extra = ["ps.enabled=true", f"ps.address={servers[-1].address}", "ps.push_every_s=1e9"]
                 c = load_config(str(ROOT / "jobs/click_stream.yaml"),
-                                [*sets, *extra, f"job.run_dir={tmp / f'{name}-{ps}'}"])
+                                [*sets, *extra, f"job.run_dir={tmp / f'{name}-{ps}'}",
+                                 *(args.new_set if name == "new" else [])])
                 os.environ["PYTHONPATH"] = tree
+                os.chdir(tree)  # ``python -m`` puts the working directory first on sys.path
                 sups[name] = WorkerSupervisor(c, 0)
                 sups[name].start()
+                os.chdir(ROOT)
             os.environ["PYTHONPATH"] = str(ROOT)
             answers: dict[str, list] = {name: [] for name in sups}
             for name, sup in sups.items():
