@@ -11,6 +11,7 @@ much of the oracle's lead over a model comes from that term. Deterministic (no t
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ def main() -> None:
     edges = np.linspace(0, len(labels), max(1, args.windows) + 1).astype(int)
 
     def aucs(x: np.ndarray) -> list[float]:
-        return [auc_from_arrays(labels[a:b], x[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        return [auc_from_arrays(labels[a:b], x[a:b]) for a, b in itertools.pairwise(edges.tolist())]
 
     full = auc_from_arrays(labels, z)
     print(f"{args.dataset}, {args.events} events: oracle AUC {full:.4f}\n| term | std | oracle without it | loss |"
