@@ -33,6 +33,15 @@ class ModelConfig(Strict):
     name: str = "deepfm"
     embedding_dim: int = Field(8, ge=1, le=512)
     hidden: list[int] = Field(default_factory=lambda: [64, 32])
+    embedding_init_std: float = Field(0.01, ge=0, description="fm/deepfm: std of the embedding tables' normal "
+                                      "initial values (the pairwise term's gradient on a row scales with the "
+                                      "other rows' size)")
+    embedding_lr_scale: float = Field(1.0, gt=0, description="fm/deepfm: the embeddings are the table times "
+                                      "this, so an adagrad table's step on them is about this times "
+                                      "learning_rate (its starting accumulator / this^2): faster or slower "
+                                      "interactions than the first-order weights")
+    linear_lr_scale: float = Field(1.0, gt=0, description="the first-order id weights are their table "
+                                   "times this (as embedding_lr_scale)")
     field_weights: bool = Field(False, description="fm/deepfm: one learnt weight per pair of fields on the "
                                 "pairwise term (field-weighted FM, FwFM), so the model can favour the pairs "
                                 "that interact and mute the rest")

@@ -29,7 +29,7 @@ class FactorizationMachine(LogisticRegression):
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         super().__init__(layout, cfg)
         k = cfg.embedding_dim
-        self.emb = self.table("emb", k, stddev=0.01)
+        self.emb = self.table("emb", k, stddev=cfg.embedding_init_std / cfg.embedding_lr_scale)
         self.emb_dense = self.dense_var("emb_dense", (layout.n_dense, k))
         if cfg.field_weights:
             n = layout.n_fields + 1  # the id fields and the dense field
@@ -38,7 +38,8 @@ class FactorizationMachine(LogisticRegression):
 
     def embed(self, ids: tf.Tensor) -> tf.Tensor:
         """Field embeddings ``[B, n_fields, k]`` (a multi-valued field's: its ids' pooled)."""
-        return field_rows(self.emb, ids, self.layout)
+        rows = field_rows(self.emb, ids, self.layout)
+        return rows if self.cfg.embedding_lr_scale == 1.0 else rows * self.cfg.embedding_lr_scale
 
     def fm_term(self, emb: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         """Second-order term ``[B]`` over ``emb`` ``[B, F, k]`` plus the dense field."""

@@ -26,6 +26,8 @@ class LogisticRegression(ModelBase):
     def linear(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         """The first-order part, ``[B]``."""
         sparse = tf.reduce_sum(field_rows(self.w, ids, self.layout), axis=[1, 2])
+        if self.cfg.linear_lr_scale != 1.0:  # a reparametrisation: the table's steps act ×scale
+            sparse = sparse * self.cfg.linear_lr_scale
         return sparse + tf.matmul(dense, self.w_dense)[:, 0] + self.bias[0]
 
     def logits(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:

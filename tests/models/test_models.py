@@ -203,3 +203,22 @@ def test_raw_tf_ceiling_smoke() -> None:
     ids, dense, y = interaction_stream(20 * 256, seed=0)
     out = mod.raw_tf_ceiling(cfg("fm"), LAYOUT, ids, dense, y, batch_size=256)
     assert out["rows_per_s"] > 0 and 0.6 < out["auc"] <= 1.0, out
+
+
+def test_lr_scales_reparametrise_without_changing_the_start() -> None:
+    """``embedding_lr_scale`` / ``linear_lr_scale``: the same model at the start, larger steps on its parts."""
+    ids, dense, y = batch(256)
+    base = build_model(LAYOUT, cfg("fm"))
+    fast = build_model(LAYOUT, cfg("fm", embedding_lr_scale=2.0, linear_lr_scale=2.0))
+    np.testing.assert_allclose(fast.predict(ids, dense).numpy(), base.predict(ids, dense).numpy(), rtol=1e-5)
+    e0, fe0 = base.embed(ids).numpy(), fast.embed(ids).numpy()
+    base.predict_then_train(ids, dense, y)
+    fast.predict_then_train(ids, dense, y)
+    moved = np.abs(base.embed(ids).numpy() - e0).mean()
+    assert np.abs(fast.embed(ids).numpy() - fe0).mean() > 1.5 * moved
+    zero = np.zeros_like(dense)
+
+    def first_order(m: ModelBase) -> float:  # the id weights' part of the logit (no dense, no bias)
+        return float(np.abs(m.linear(ids, zero).numpy() - m.bias.numpy()[0]).mean())
+
+    assert first_order(fast) > 1.5 * first_order(base) > 0
