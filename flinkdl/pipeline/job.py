@@ -3,11 +3,15 @@
 ::
 
     FileSource (SQL, raw lines, LISTAGG) ─► ParseFeatures ─┐
-    KafkaSource ─► KafkaFeatures ──────────────────────────┴─keyBy─► Train (TF worker) ┐
-    Kafka ticks ─keyBy─► ReadAndTrain (Python consumer + featurize + TF worker) ─────────┤
-    NumberSequenceSource ─keyBy─► GenerateAndTrain (generate + featurize + TF worker) ─┴─keyBy─► EvaluateAndSink (p=1)
+    KafkaSource ─► KafkaFeatures ──────────────────────────┴─keyBy─► Train (TF worker) ─keyBy─► EvaluateAndSink (p=1)
+    Kafka ticks ─keyBy─► ReadTrainAndSink (Python consumer + featurize + TF worker + sink; p=1)
+    NumberSequenceSource ─keyBy─► GenerateTrainAndSink (generate + featurize + TF worker + sink; p=1)
 
-At ``job.parallelism > 1`` the end is :mod:`flinkdl.pipeline.partial_eval` instead: an evaluator
+At parallelism 1 the generator's and the Python Kafka reader's trainers publish and evaluate their
+predictions in their own operator (:mod:`flinkdl.pipeline.train_sink`); at p > 1 the generator's
+trainer is :class:`~flinkdl.pipeline.train.GenerateAndTrain`, which emits its prediction envelopes.
+
+At ``job.parallelism > 1`` the end of every path is :mod:`flinkdl.pipeline.partial_eval` instead: an evaluator
 per subtask and one aggregator of their counts.
 With ``job.exactly_once`` at parallelism > 1 the trainers' anchors (a side output) also go ─keyBy─►
 PsCut (p=1, :mod:`flinkdl.pipeline.ps_cut`), which records each cut of writer lanes on the PS.
@@ -24,7 +28,7 @@ import sys
 from pathlib import Path
 
 from pyflink.common import Configuration, Row, Types
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from flinkdl.config.flink import merged
 from flinkdl.config.schema import JobConfig
@@ -107,6 +111,8 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
     # Keyed by the subtask each batch is meant for: the trainer and the sink keep their
     # exactly-once anchor + tail in keyed state (flinkdl/pipeline/recovery.py).
     keys = subtask_keys(cfg.job.parallelism)
+    if cfg.sinks.kafka is not None and cfg.sinks.kafka.bootstrap_servers is None and cfg.source.kafka is None:
+        raise ValueError("sinks.kafka.bootstrap_servers is needed when the source is not Kafka")
 
     def by_index(row: Row) -> int:
         return keys[index_of(row) % len(keys)]
@@ -120,11 +126,18 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
         # (thousands fit one; a barrier, a savepoint's too, would queue behind them all)
         indexes = (batch_indexes(flink, cfg).map(with_ballast, output_type=INDEX_TYPE).name("ballast")
                    .set_parallelism(1))
-        preds = trained = (indexes.key_by(by_index, key_type=Types.INT())
-                           .process(GenerateAndTrain(cfg_json), output_type=ENVELOPE_TYPE)
+        by_subtask = indexes.key_by(by_index, key_type=Types.INT())
+        if cfg.job.parallelism == 1:  # and publish + evaluate + sink (pipeline/train_sink.py)
+            from flinkdl.pipeline.train_sink import GenerateTrainAndSink
+
+            _progress(by_subtask.process(GenerateTrainAndSink(cfg_json, max_events), output_type=Types.STRING())
+                      .name("generate+featurize+train+sink"))
+            return
+        preds = trained = (by_subtask.process(GenerateAndTrain(cfg_json), output_type=ENVELOPE_TYPE)
                            .name("generate+featurize+train"))
-    elif trains_in_reader(cfg):  # Kafka read + featurize + train in one operator: no feature batch crosses the JVM
-        preds = trained = read_and_train(flink, cfg, kafka_section(cfg))
+    elif trains_in_reader(cfg):  # Kafka read + featurize + train + sink in one operator (parallelism 1)
+        _progress(read_and_train(flink, cfg, kafka_section(cfg), max_events))
+        return
     else:  # the trainer gets its own chain, so parsing the next batch overlaps training on this one
         events = None
         if cfg.feedback is not None:  # two topics and the event-time label join (docs/FEEDBACK.md)
@@ -146,15 +159,17 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
     if cfg.sinks.kafka is not None:  # acknowledged on the topic before it is evaluated
         from flinkdl.pipeline.kafka_out import PublishKafka
 
-        if cfg.sinks.kafka.bootstrap_servers is None and cfg.source.kafka is None:
-            raise ValueError("sinks.kafka.bootstrap_servers is needed when the source is not Kafka")
         preds = preds.map(PublishKafka(cfg_json), output_type=ENVELOPE_TYPE).name("publish-kafka").start_new_chain()
     if cfg.job.parallelism > 1:  # each subtask evaluates its own share; one aggregator merges counts
         from flinkdl.pipeline.partial_eval import evaluate_in_parallel
 
         evaluate_in_parallel(preds, cfg_json, cfg.job.parallelism, max_events)
         return
-    (preds.key_by(lambda row: 0, key_type=Types.INT())
-     .process(EvaluateAndSink(cfg_json, max_events), output_type=Types.STRING())
-     .name("evaluate+sink").set_parallelism(1)
-     .print().name("progress").set_parallelism(1))
+    _progress(preds.key_by(lambda row: 0, key_type=Types.INT())
+              .process(EvaluateAndSink(cfg_json, max_events), output_type=Types.STRING())
+              .name("evaluate+sink").set_parallelism(1))
+
+
+def _progress(sunk: DataStream) -> None:
+    """The end of a parallelism-1 job: the sink's output (none: it writes the run's files) to stdout."""
+    sunk.print().name("progress").set_parallelism(1)

@@ -37,6 +37,14 @@ def publisher(cfg: JobConfig, subtask: int) -> KafkaPublisher:
     return KafkaPublisher(sink, bootstrap, cfg.model.name, dlq, subtask, inherited)
 
 
+def publish(to: KafkaPublisher, env: Envelope) -> None:
+    """An envelope's predictions and dead letters to their topics (returns once the broker acknowledged them)."""
+    preds = unpack(env.payload, PREDICTION_SCHEMA)
+    event_ts, _ = read_eval_columns(env.eval_columns, preds.num_rows)
+    age = read_stamps(env.eval_columns).model_age_ms
+    to.publish(preds, env.dead_letters, event_ts, {"model_age_ms": age})
+
+
 class PublishKafka(MapFunction):
     """Publishes each envelope's predictions and dead letters, then passes it on."""
 
@@ -47,11 +55,7 @@ class PublishKafka(MapFunction):
         self.publisher = publisher(open_operator(self.cfg_json), subtask_index(ctx))
 
     def map(self, value: Row) -> Row:
-        env = Envelope.of(value)
-        preds = unpack(env.payload, PREDICTION_SCHEMA)
-        event_ts, _ = read_eval_columns(env.eval_columns, preds.num_rows)
-        age = read_stamps(env.eval_columns).model_age_ms
-        self.publisher.publish(preds, env.dead_letters, event_ts, {"model_age_ms": age})
+        publish(self.publisher, Envelope.of(value))
         return value
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from pyflink.common import Row
 from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
 
 from flinkdl.config.schema import JobConfig, KafkaSourceConfig
-from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
+from flinkdl.exchange.envelope import Envelope
 from flinkdl.pipeline.kafka_pull import ARROW_MESSAGES, KafkaReader, ticks, with_section
 from flinkdl.pipeline.operator import section
 from flinkdl.pipeline.train import Train
@@ -136,7 +136,13 @@ class ReadAndTrain(Train):
         super().close()
 
 
-def read_and_train(flink: StreamExecutionEnvironment, cfg: JobConfig, k: KafkaSourceConfig) -> DataStream:
-    """Prediction envelopes of the topic, read and trained on by :class:`ReadAndTrain` (parallelism 1)."""
-    return (ticks(flink, k).process(ReadAndTrain(with_section(cfg, k)), output_type=ENVELOPE_TYPE)
-            .name("kafka-read+featurize+train").set_parallelism(1))
+def read_and_train(flink: StreamExecutionEnvironment, cfg: JobConfig, k: KafkaSourceConfig,
+                   max_events: int | None = None) -> DataStream:
+    """The topic read, trained on, published and evaluated by one operator at parallelism 1
+    (:class:`~flinkdl.pipeline.train_sink.ReadTrainAndSink`); its output stream is empty (the sink's)."""
+    from pyflink.common import Types
+
+    from flinkdl.pipeline.train_sink import ReadTrainAndSink
+
+    return (ticks(flink, k).process(ReadTrainAndSink(with_section(cfg, k), max_events), output_type=Types.STRING())
+            .name("kafka-read+featurize+train+sink").set_parallelism(1))

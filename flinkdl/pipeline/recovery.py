@@ -44,6 +44,8 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
     #: Side output the anchor goes to (as JSON) each time it moves, when ``emit_anchors`` is set.
     anchor_tag: ClassVar[Any] = None
     emit_anchors = False
+    #: Names of the anchor and tail states (an operator that holds two protocols gives one other names).
+    state_names: ClassVar[tuple[str, str]] = ("anchor", "tail")
 
     def __init__(self, cfg_json: str) -> None:
         self.cfg_json = cfg_json
@@ -70,8 +72,9 @@ class ExactlyOnceFunction(KeyedProcessFunction, abc.ABC):
         self.cfg = open_operator(self.cfg_json)
         self.exactly_once = self.cfg.job.exactly_once
         if self.exactly_once:
-            self._anchor_state = ctx.get_state(ValueStateDescriptor("anchor", Types.STRING()))
-            self._tail = ctx.get_list_state(ListStateDescriptor("tail", self.tail_type))
+            anchor, tail = self.state_names
+            self._anchor_state = ctx.get_state(ValueStateDescriptor(anchor, Types.STRING()))
+            self._tail = ctx.get_list_state(ListStateDescriptor(tail, self.tail_type))
         self._recovered = False
         self.start(ctx)
 
