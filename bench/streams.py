@@ -30,8 +30,8 @@ from flinkdl.sources.generator import ClickStream
 #: ``../shared/data`` beside the repository, or ``$FLINKDL_DATA`` (a checkout elsewhere)
 DATA = Path(os.environ.get("FLINKDL_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
 MOVIELENS = DATA / "movielens-100k" / "ml-100k.inter"
-#: per-model settings over the job config (LR: its own tuned optimizer, one step a batch, one TF thread per op:
-#: its step is too small to gain from a second one; docs/BENCHMARKS.md)
+#: per-model settings over the job config (LR: its own tuned optimizer, one step a batch, and one TF thread per op,
+#: which the job files' ``intra_op_threads: 2`` for DeepFM would otherwise override; docs/BENCHMARKS.md)
 MODEL_SETTINGS: dict[str, list[str]] = {
     "lr": ["model.dense_optimizer=null", "model.optimizer.learning_rate=0.05", "model.micro_batch_rows=null",
            "worker.intra_op_threads=1"],

@@ -69,7 +69,8 @@ class WorkerConfig(Strict):
     """The co-located TensorFlow process, one per Flink subtask."""
 
     device: str = "cpu"
-    intra_op_threads: int = Field(0, ge=0, description="0 = TensorFlow default")
+    intra_op_threads: int = Field(0, ge=0, description="0 = the model's choice (lr: 1; others: TensorFlow's "
+                                  "default)")
     inter_op_threads: int = Field(0, ge=0)
     start_timeout_s: float = Field(120.0, gt=0)
     max_restarts: int = Field(3, ge=0)

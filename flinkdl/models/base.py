@@ -53,6 +53,8 @@ class ModelBase(abc.ABC):
     """Binary classifier over a :class:`FeatureLayout`; subclasses implement :meth:`logits`."""
 
     name: ClassVar[str] = ""
+    #: TensorFlow threads per op when ``worker.intra_op_threads`` is 0 (0: TensorFlow's default)
+    intra_op_threads: ClassVar[int] = 0
 
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         self.layout, self.cfg = layout, cfg

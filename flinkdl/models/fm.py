@@ -26,6 +26,9 @@ from flinkdl.models.registry import register
 class FactorizationMachine(LogisticRegression):
     """``logit = LR + Σ_{i<j} <v_i, v_j>`` over the id fields and the projected dense field."""
 
+    #: embedding rows and their interactions: steps big enough for TensorFlow's own thread pool
+    intra_op_threads = 0
+
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         super().__init__(layout, cfg)
         k = cfg.embedding_dim

@@ -17,6 +17,9 @@ class LogisticRegression(ModelBase):
 
     Works well with adagrad (lr 0.05–0.1) or ftrl."""
 
+    #: its step is a few gathers and one sparse apply: a second thread adds CPU without shortening it
+    intra_op_threads = 1
+
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         super().__init__(layout, cfg)
         self.w = self.table("lr_w", 1, stddev=0.0)

@@ -38,12 +38,22 @@ if TYPE_CHECKING:
     from flinkdl.models.base import ModelBase
 
 
-def _configure_tf(cfg: WorkerConfig) -> Any:
-    """TensorFlow with the worker's threads and devices (returns the ``tensorflow`` module)."""
+def intra_op_threads(cfg: WorkerConfig, model: type[ModelBase]) -> int:
+    """TensorFlow threads per op: ``worker.intra_op_threads``, or when 0 the model class's own choice.
+
+    >>> from flinkdl.models.lr import LogisticRegression as LR
+    >>> intra_op_threads(WorkerConfig(), LR), intra_op_threads(WorkerConfig(intra_op_threads=2), LR)
+    (1, 2)
+    """
+    return cfg.intra_op_threads or model.intra_op_threads
+
+
+def _configure_tf(cfg: WorkerConfig, intra_op: int) -> Any:
+    """TensorFlow with ``intra_op`` threads per op (0: its default), the worker's devices (returns ``tensorflow``)."""
     import tensorflow as tf
 
-    if cfg.intra_op_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(cfg.intra_op_threads)
+    if intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
     if cfg.inter_op_threads:
         tf.config.threading.set_inter_op_parallelism_threads(cfg.inter_op_threads)
     if not cfg.device.lower().startswith("gpu"):
@@ -128,8 +138,9 @@ def run_step(model: ModelBase, hooks: Sequence[StepHook], batch: Batch) -> Predi
 
 def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
     """Run the prequential loop until the input stream ends; returns batches processed."""
-    tf = _configure_tf(cfg.worker)
-    from flinkdl.models.registry import build_model
+    from flinkdl.models.registry import build_model, resolve
+
+    tf = _configure_tf(cfg.worker, intra_op_threads(cfg.worker, resolve(cfg.model.name)))
 
     layout = FeatureLayout.from_config(cfg.features)
     model = build_model(layout, cfg.model)
