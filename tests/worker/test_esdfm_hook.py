@@ -90,3 +90,54 @@ def test_build_hooks_adds_the_hook_for_es_dfm_only(tmp_path):
         model = build_model(FeatureLayout.from_config(cfg.features), cfg.model)
         hooks = build_hooks(cfg, model, 256, 0)
         assert any(isinstance(h, EsDfmHook) for h in hooks) == has, strategy
+
+
+def test_serve_reads_the_weighted_layout_and_answers_every_row(tmp_path):
+    """The worker process's loop (serve) under es_dfm: one weighted feature batch in, its predictions out."""
+    import socket
+    import threading
+
+    import pyarrow as pa
+
+    from flinkdl.exchange.channel import pack
+    from flinkdl.exchange.schema import PREDICTION_SCHEMA
+    from flinkdl.feedback.esdfm_rows import job_layout
+    from flinkdl.worker.process import serve
+
+    cfg = load_config(JOB, [f"job.run_dir={tmp_path}", "feedback.strategy=es_dfm", "model.name=lr",
+                            "model.micro_batch_rows=null", "features.hash_bits=8"])
+    layout = job_layout(cfg)
+    n = len(LABELS)
+    cols = [np.arange(n, dtype=np.int64), np.array(LABELS, np.float32)]
+    cols += [(np.arange(n, dtype=np.int64) * (i + 1)) % layout.buckets for i in range(layout.n_ids)]
+    cols += [np.full(n, 0.5, np.float32) for _ in range(layout.n_dense)]
+    batch = pa.record_batch([*cols, weight_column(CODES)], schema=layout.schema())
+    in_path, out_path = str(tmp_path / "in.sock"), str(tmp_path / "out.sock")
+    srv_in, srv_out = (socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2))
+    srv_in.bind(in_path)
+    srv_out.bind(out_path)
+    srv_in.listen(1)
+    srv_out.listen(1)
+    got: list[pa.Table] = []
+
+    def send() -> None:
+        conn, _ = srv_in.accept()
+        conn.sendall(layout.schema().serialize().to_pybytes() + pack(batch) + b"\xff\xff\xff\xff\0\0\0\0")
+        conn.close()
+
+    def receive() -> None:
+        conn, _ = srv_out.accept()
+        with conn.makefile("rb") as f:
+            got.append(pa.ipc.open_stream(f).read_all())
+
+    threads = [threading.Thread(target=send), threading.Thread(target=receive)]
+    for t in threads:
+        t.start()
+    assert serve(cfg, f"unix://{in_path}", out_path) == 1
+    for t in threads:
+        t.join(timeout=30)
+    srv_in.close()
+    srv_out.close()
+    (preds,) = got
+    assert preds.schema == PREDICTION_SCHEMA and preds.column("event_id").to_pylist() == [0, 1, 2, 3]
+    assert preds.column("label").to_pylist() == [None, 0.0, 1.0, 0.0]  # the real negative keeps its label: not served
