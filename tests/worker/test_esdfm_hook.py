@@ -133,7 +133,10 @@ def test_serve_reads_the_weighted_layout_and_answers_every_row(tmp_path):
     threads = [threading.Thread(target=send), threading.Thread(target=receive)]
     for t in threads:
         t.start()
+    import gc
+
     assert serve(cfg, f"unix://{in_path}", out_path) == 1
+    gc.unfreeze()  # serve froze the test process's heap
     for t in threads:
         t.join(timeout=30)
     srv_in.close()
