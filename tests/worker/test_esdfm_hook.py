@@ -105,7 +105,7 @@ def test_serve_reads_the_weighted_layout_and_answers_every_row(tmp_path):
     from flinkdl.worker.process import serve
 
     cfg = load_config(JOB, [f"job.run_dir={tmp_path}", "feedback.strategy=es_dfm", "model.name=lr",
-                            "model.micro_batch_rows=null", "features.hash_bits=8"])
+                            "model.micro_batch_rows=null", "features.hash_bits=8", "worker.intra_op_threads=0"])
     layout = job_layout(cfg)
     n = len(LABELS)
     cols = [np.arange(n, dtype=np.int64), np.array(LABELS, np.float32)]
