@@ -126,6 +126,14 @@ def views(fb: FeedbackConfig, impressions: str, feedback: str) -> list[str]:
     ]
 
 
+def train_columns(fb: FeedbackConfig) -> list[tuple[str, str]]:
+    """``fb_train_join``'s columns in order, ``(name, SQL type)``: the schema the job reads them back with
+    (:func:`~flinkdl.pipeline.feedback_job.join_table`); ``e`` under ``es_dfm`` only."""
+    elapsed = [("e", "BIGINT")] if needs_weights(fb) else []
+    return [("eid", "BIGINT"), ("ts_ms", "BIGINT"), ("body", "STRING"), ("click_ts", "BIGINT"), *elapsed,
+            ("late", "BOOLEAN"), ("tt", "BIGINT")]
+
+
 def sort_key_sql(tt: str, eid: str, rank: int) -> str:
     """SQL: a fixed-width string that orders messages by (known time, id, rank) (:data:`KEY_CHARS`)."""
     return (f"CONCAT(LPAD(CAST(COALESCE({tt}, 0) AS STRING), 16, '0'), "

@@ -175,3 +175,16 @@ def test_es_dfm_join_in_flink_sql(tmp_path):
     assert rows_ == sorted([(i, None, False) for i in (1, 2, 3, 4)] + [(i, 0, False) for i in (1, 2, 3, 4)]
                            + [(1, 1, False)] + [(i, 0, True) for i in (2, 3, 4)])
     assert elapsed.tolist() == [0.0] * len(msgs)  # in order: no impression came behind the watermark
+
+
+def test_the_train_join_is_read_back_with_its_own_columns_in_order():
+    from flinkdl.pipeline.feedback_sql import train_columns, views
+
+    for strategy in ("wait_window", "fake_negative", "es_dfm"):
+        fb = FeedbackConfig(topic="f", strategy=strategy)
+        view = next(v for v in views(fb, "imp", "fbk") if "VIEW fb_train_join" in v)
+        select = view[view.index(" AS SELECT ") + len(" AS SELECT "):view.index(" FROM fb_imp i")]
+        # the name each select item ends with: "i.eid" → eid, "... AS late" → late (commas inside CASE/COALESCE
+        # belong to no item end: the items are split on ", " before a name that ends them)
+        names = re.findall(r"(?:^|, )(?:[a-z]\.)?(\w+)(?=, |$)|\bAS (\w+)(?=, |$)", select)
+        assert [a or b for a, b in names] == [n for n, _ in train_columns(fb)], strategy

@@ -144,3 +144,11 @@ def test_serve_reads_the_weighted_layout_and_answers_every_row(tmp_path):
     (preds,) = got
     assert preds.schema == PREDICTION_SCHEMA and preds.column("event_id").to_pylist() == [0, 1, 2, 3]
     assert preds.column("label").to_pylist() == [None, 0.0, 1.0, 0.0]  # the real negative keeps its label: not served
+
+
+def test_the_worker_supervisor_uses_the_weighted_layout_under_es_dfm_only(tmp_path):
+    from flinkdl.worker.supervisor import WorkerSupervisor
+
+    for strategy, weighted in (("es_dfm", True), ("fake_negative", False)):
+        cfg = load_config(JOB, [f"job.run_dir={tmp_path}", f"feedback.strategy={strategy}"])
+        assert (WorkerSupervisor(cfg).schema.names[-1] == "weight") == weighted, strategy
