@@ -36,7 +36,9 @@ FEEDBACK_LOG = "feedback.jsonl"
 class OrderedFeatures(KafkaFeatures):
     """:class:`~flinkdl.pipeline.kafka_in.KafkaFeatures` over a batch of the join's messages, each
     prefixed by its sort key (:func:`~flinkdl.pipeline.feedback_sql.sort_key_sql`): sorted by it, the
-    keys cut off, so a batch's envelopes do not depend on the order its rows arrived in."""
+    keys cut off, so a batch's envelopes do not depend on the order its rows arrived in. Under ``es_dfm``
+    each key is followed by the row's code (:mod:`flinkdl.feedback.esdfm_rows`), cut off too and
+    written to the feature batch's ``weight`` column."""
 
     def open(self, ctx: RuntimeContext) -> None:
         from flinkdl.feedback.esdfm_rows import RowCodes, needs_weights
