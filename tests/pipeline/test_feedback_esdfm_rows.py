@@ -66,3 +66,33 @@ def test_other_strategies_read_no_code(tmp_path):
     envs = [Envelope.of(r) for r in op.flat_map([[_key(T, 1, 0) + _imp(1)], 1])]
     schema = job_layout(load_config(JOB, [f"job.run_dir={tmp_path}"])).schema()
     assert "weight" not in schema.names and unpack(envs[0].payload, schema).column("event_id").to_pylist() == [1]
+
+
+def test_the_featurized_rows_go_through_the_worker_step_under_es_dfm(tmp_path):
+    """The featurizer's weighted batch as the worker assembles it, one step with EsDfmHook (no Flink, no process)."""
+    import tensorflow as tf
+
+    from flinkdl.config.base import section
+    from flinkdl.exchange.schema import FeatureLayout
+    from flinkdl.models import build_model
+    from flinkdl.worker.hooks import Batch
+    from flinkdl.worker.hooks.esdfm import EsDfmHook
+    from flinkdl.worker.process import assemble, run_step
+
+    sets = ["feedback.strategy=es_dfm", "model.name=lr", "features.hash_bits=10", "feedback.es_dfm.warmup_labels=0"]
+    op = _op(tmp_path, *sets, "source.max_batch_rows=64")
+    cfg = load_config(JOB, [f"job.run_dir={tmp_path}", *sets])
+    layout = job_layout(cfg)
+    msgs = [(T + 1, 1, 0, 0, False, _imp(1)), (T + 1, 1, 1, 0, False, _imp(1, 0)),
+            (T + 9_000, 3, 2, 0, False, _imp(3, 1)), (T + 99_000, 4, 1, 0, True, _imp(4, 0))]
+    element = [_key(tt, e, r) + encode_code(el, real) + body for tt, e, r, el, real, body in msgs]
+    (env,) = [Envelope.of(row) for row in op.flat_map([element, len(element)])]
+    rb = unpack(env.payload, layout.schema())
+    batch = Batch(*assemble(tf, layout, tuple(tf.constant(c.to_numpy(zero_copy_only=False)) for c in rb.columns)))
+    model = build_model(FeatureLayout.from_config(cfg.features), cfg.model)
+    hook = EsDfmHook(FeatureLayout.from_config(cfg.features), section(cfg.feedback, "feedback").es_dfm)
+    pred = run_step(model, [hook], batch)
+    assert pred.trained == 2 and len(pred.scores.numpy()) == 4  # the fake negative and the positive
+    assert batch.train is not None and batch.train.tolist() == [False, True, True, False]
+    assert hook.aux.seen.tolist() == [[1, 1], [1, 1]]  # dp and rn learnt from the positive and the real negative
+    assert model.version == 1
