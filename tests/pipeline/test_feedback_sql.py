@@ -151,7 +151,7 @@ def test_es_dfm_sql_is_fake_negative_with_codes_and_real_negatives():
 
 @pytest.mark.e2e
 def test_es_dfm_join_in_flink_sql(tmp_path):
-    """The es_dfm rows out of Flink SQL, their codes included (not run yet: docs/FEEDBACK.md, "ES-DFM")."""
+    """The es_dfm rows out of Flink SQL, their codes included."""
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.table import StreamTableEnvironment
 
@@ -170,9 +170,10 @@ def test_es_dfm_join_in_flink_sql(tmp_path):
     msgs = [(json.loads(p), k[KEY_CHARS:]) for c, p, k in out if c == MESSAGES]
     assert all(len(code) == CODE_CHARS for _, code in msgs)
     elapsed, real = split_weight_column(weight_column([code.encode() for _, code in msgs]))
-    rows_ = sorted((m["event_id"], m.get("label"), bool(r)) for (m, _), r in zip(msgs, real, strict=True))
+    # label -1: served (no label); the tuples sort without comparing None with a label
+    rows_ = sorted((m["event_id"], m.get("label", -1), bool(r)) for (m, _), r in zip(msgs, real, strict=True))
     # served and a fake negative each; 1's positive; 2, 3, 4 closed without a click in time: real negatives
-    assert rows_ == sorted([(i, None, False) for i in (1, 2, 3, 4)] + [(i, 0, False) for i in (1, 2, 3, 4)]
+    assert rows_ == sorted([(i, -1, False) for i in (1, 2, 3, 4)] + [(i, 0, False) for i in (1, 2, 3, 4)]
                            + [(1, 1, False)] + [(i, 0, True) for i in (2, 3, 4)])
     assert elapsed.tolist() == [0.0] * len(msgs)  # in order: no impression came behind the watermark
 
