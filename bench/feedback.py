@@ -25,8 +25,8 @@ in event-time order, end ticks). Then the runs of ``jobs/click_feedback.yaml``:
   window holds ``--events-per-s`` x batch_ms impressions, few in a replay, coalesced into training batches of
   ``feedback.coalesce_rows`` / ``coalesce_span_s``: ``--et-set KEY=VALUE``); ``--event-time-batches`` turns them on for
   every feedback run; with ``--repeat 2`` the runs of each name then train the same model);
-- ``es_dfm`` (only when ``--runs`` names it; the job path has not run end to end yet,
-  docs/FEEDBACK.md): ``fake_negative``'s rows weighted by ES-DFM's importance weights
+- ``es_dfm`` (only when ``--runs`` names it; docs/FEEDBACK.md): ``fake_negative``'s rows weighted by
+  ES-DFM's importance weights
   (``feedback.es_dfm.elapsed_s`` 0), no FN calibration; its ``metrics.jsonl`` counts each
   impression twice as labelled (its fake negative, then its positive or its *real negative*, a
   row the elapsed-time model learns from and the main model does not);
