@@ -131,8 +131,8 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
     if needs_weights(cfg.feedback):  # es_dfm: the weight column → ES-DFM's loss weights
         from flinkdl.worker.hooks.esdfm import EsDfmHook
 
-        hooks.append(EsDfmHook(FeatureLayout.from_config(cfg.features), section(cfg.feedback, "feedback").es_dfm,
-                               cfg.model.seed))
+        hooks.append(EsDfmHook.after(hooks, FeatureLayout.from_config(cfg.features),
+                                     section(cfg.feedback, "feedback").es_dfm, cfg.model.seed))
     if metrics is not None:
         from flinkdl.worker.hooks.prometheus import PrometheusHook
 
