@@ -29,7 +29,8 @@ in event-time order, end ticks). Then the runs of ``jobs/click_feedback.yaml``:
   ES-DFM's importance weights
   (``feedback.es_dfm.elapsed_s`` 0), no FN calibration; its ``metrics.jsonl`` counts each
   impression twice as labelled (its fake negative, then its positive or its *real negative*, a
-  row the elapsed-time model learns from and the main model does not);
+  row the elapsed-time model learns from and the main model does not); ``es_dfm_et`` (only when
+  named): the same with ``fake_negative_et``'s event-time batches (the job file's mode);
 - ``trainer``: the impressions with their settled label inside, no feedback section (the plain
   Kafka path, its own batching, prequential scores from ``metrics.jsonl``): the trainer's
   throughput (its AUC is *not* like for like: larger batches, fewer steps; it was the oracle before).
@@ -310,7 +311,8 @@ def main() -> None:
         et.update(kv.split("=", 1) for kv in args.et_set)
         runs = (("wait_window", {}, 0), ("fake_negative", {}, 1), ("fake_negative_et", et, 1),
                 ("oracle", {**oracle, "strategy": "wait_window"}, 0),
-                ("oracle_fn", {**oracle, "strategy": "fake_negative"}, 1), ("es_dfm", {}, 1))
+                ("oracle_fn", {**oracle, "strategy": "fake_negative"}, 1), ("es_dfm", {}, 1),
+                ("es_dfm_et", {**et, "strategy": "es_dfm"}, 1))
         aucs: dict[str, list[float]] = {}
         for rep in range(args.repeat):  # the runs in turn, so a drift of the load touches each alike
             todo = [(name, sets, twice) for name, sets, twice in runs if not args.throughput_only]
@@ -321,7 +323,7 @@ def main() -> None:
                 else:
                     fb = {**common, "strategy": name, **sets, "group_id": f"bench-{tag}-fb"}
                     # es_dfm: every impression's fake negative, then its positive or its real negative
-                    expect = 2 * args.events if name == "es_dfm" else args.events + twice * len(attributed)
+                    expect = 2 * args.events if fb["strategy"] == "es_dfm" else args.events + twice * len(attributed)
                     out = run(tag, b.bootstrap, "imp", tmp, args, expect, fb)
                 print(tag, json.dumps(out))
                 results.setdefault(name, out)
@@ -335,7 +337,7 @@ def main() -> None:
     plain = results.get("trainer", empty)
     oracle, oracle_fn = results.get("oracle", empty), results.get("oracle_fn", empty)
     fn_et = results.get("fake_negative_et", empty)
-    es_dfm = results.get("es_dfm", empty)
+    es_dfm, es_dfm_et = results.get("es_dfm", empty), results.get("es_dfm_et", empty)
     trainer = plain.get("trainer_events_per_s")
     trainer_cpu_us = plain.get("cpu_us_per_trained")
 
@@ -376,6 +378,7 @@ def main() -> None:
         "auc_gap_to_oracle": {"fake_negative": diff(oracle["auc"], fn["auc"]),
                               "wait_window": diff(oracle["auc"], wait["auc"]),
                               "es_dfm": diff(oracle["auc"], es_dfm["auc"]),
+                              "es_dfm_et": diff(oracle["auc"], es_dfm_et["auc"]),
                               "fake_negative_vs_oracle_fn": diff(oracle_fn["auc"], fn["auc"]),
                               "trainer_path": diff(plain["auc"], oracle["auc"])},
         "join_impressions_per_s": join_rate, "joins_over_scan": joins, "trainer_cpu_us_per_event": trainer_cpu_us,
@@ -383,6 +386,8 @@ def main() -> None:
         "join_with_startup_vs_trainer": None if not (trainer and sql) else sql["join"]["impressions_per_s"] / trainer,
         "job_vs_trainer": None if not (fn.get("impressions_per_s") and trainer) else fn["impressions_per_s"] / trainer,
         "fake_negative_et": fn_et,  # event-time batches against processing-time ones (fake_negative)
+        "es_dfm_et": es_dfm_et, "es_dfm_et_logloss_vs_fn_et": ratio(es_dfm_et["logloss"], fn_et.get("logloss")),
+        "es_dfm_et_calibration_error": None if es_dfm_et["calibration"] is None else es_dfm_et["calibration"] - 1.0,
         "event_time_vs_processing": {
             "impressions_per_s": ratio(fn_et.get("impressions_per_s"), fn.get("impressions_per_s")),
             "cpu_us_per_trained": ratio(fn_et.get("cpu_us_per_trained"), fn.get("cpu_us_per_trained")),
