@@ -97,6 +97,8 @@ def _run(cluster, bootstrap: str, base: Path, name: str, kill: bool, events: lis
             "feedback.out_of_orderness_s": 2, "feedback.idle_timeout_s": "null", "feedback.eval_window_s": 1,
             "feedback.batch_ms": 100, "feedback.count_clicks": "true", "feedback.event_time_batches": "true",
             "feedback.strategy": STRATEGY,
+            # the weights from the elapsed-time model from the first rows: its state at the kill counts
+            "feedback.es_dfm.warmup_labels": 0,
             "feedback.coalesce_rows": 500,  # ~3 windows per batch: the held windows are restored too
             "feedback.coalesce_idle_s": 2,  # as measured; the last batch flushed soon
             "sinks.kafka.topic": f"fb-preds-{name}",
