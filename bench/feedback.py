@@ -25,6 +25,12 @@ in event-time order, end ticks). Then the runs of ``jobs/click_feedback.yaml``:
   window holds ``--events-per-s`` x batch_ms impressions, few in a replay, coalesced into training batches of
   ``feedback.coalesce_rows`` / ``coalesce_span_s``: ``--et-set KEY=VALUE``); ``--event-time-batches`` turns them on for
   every feedback run; with ``--repeat 2`` the runs of each name then train the same model);
+- ``es_dfm`` (only when ``--runs`` names it; docs/FEEDBACK.md): ``fake_negative``'s rows weighted by
+  ES-DFM's importance weights
+  (``feedback.es_dfm.elapsed_s`` 0), no FN calibration; its ``metrics.jsonl`` counts each
+  impression twice as labelled (its fake negative, then its positive or its *real negative*, a
+  row the elapsed-time model learns from and the main model does not); ``es_dfm_et`` (only when
+  named): the same with ``fake_negative_et``'s event-time batches (the job file's mode);
 - ``trainer``: the impressions with their settled label inside, no feedback section (the plain
   Kafka path, its own batching, prequential scores from ``metrics.jsonl``): the trainer's
   throughput (its AUC is *not* like for like: larger batches, fewer steps; it was the oracle before).
@@ -263,7 +269,8 @@ def main() -> None:
     p.add_argument("--et-set", action="append", default=[], metavar="KEY=VALUE", help="a feedback.KEY of "
                    "fake_negative_et (repeatable), e.g. coalesce_rows=1: one training batch per event-time window")
     p.add_argument("--runs", default="wait_window,fake_negative,fake_negative_et,oracle,oracle_fn,trainer",
-                   help="comma-separated: which of the runs to do (e.g. fake_negative with --repeat 2: determinism)")
+                   help="comma-separated: which of the runs to do (e.g. fake_negative with --repeat 2: determinism; "
+                   "es_dfm only when named)")
     args = p.parse_args()
     chosen = set(args.runs.split(","))
 
@@ -304,7 +311,8 @@ def main() -> None:
         et.update(kv.split("=", 1) for kv in args.et_set)
         runs = (("wait_window", {}, 0), ("fake_negative", {}, 1), ("fake_negative_et", et, 1),
                 ("oracle", {**oracle, "strategy": "wait_window"}, 0),
-                ("oracle_fn", {**oracle, "strategy": "fake_negative"}, 1))
+                ("oracle_fn", {**oracle, "strategy": "fake_negative"}, 1), ("es_dfm", {}, 1),
+                ("es_dfm_et", {**et, "strategy": "es_dfm"}, 1))
         aucs: dict[str, list[float]] = {}
         for rep in range(args.repeat):  # the runs in turn, so a drift of the load touches each alike
             todo = [(name, sets, twice) for name, sets, twice in runs if not args.throughput_only]
@@ -314,7 +322,9 @@ def main() -> None:
                     out = run(tag, b.bootstrap, "labelled", tmp, args, args.events, None)
                 else:
                     fb = {**common, "strategy": name, **sets, "group_id": f"bench-{tag}-fb"}
-                    out = run(tag, b.bootstrap, "imp", tmp, args, args.events + twice * len(attributed), fb)
+                    # es_dfm: every impression's fake negative, then its positive or its real negative
+                    expect = 2 * args.events if fb["strategy"] == "es_dfm" else args.events + twice * len(attributed)
+                    out = run(tag, b.bootstrap, "imp", tmp, args, expect, fb)
                 print(tag, json.dumps(out))
                 results.setdefault(name, out)
                 aucs.setdefault(name, []).append(out["auc"])
@@ -327,6 +337,7 @@ def main() -> None:
     plain = results.get("trainer", empty)
     oracle, oracle_fn = results.get("oracle", empty), results.get("oracle_fn", empty)
     fn_et = results.get("fake_negative_et", empty)
+    es_dfm, es_dfm_et = results.get("es_dfm", empty), results.get("es_dfm_et", empty)
     trainer = plain.get("trainer_events_per_s")
     trainer_cpu_us = plain.get("cpu_us_per_trained")
 
@@ -361,8 +372,13 @@ def main() -> None:
         "fake_negative": fn, "wait_window": wait, "oracle": oracle, "oracle_fn": oracle_fn, "trainer": plain,
         "fn_logloss_minus_wait": diff(fn["logloss"], wait["logloss"]),
         "fn_calibration_error": None if fn["calibration"] is None else fn["calibration"] - 1.0,
+        "es_dfm": es_dfm, "es_dfm_logloss_minus_wait": diff(es_dfm["logloss"], wait["logloss"]),
+        "es_dfm_logloss_vs_fn": ratio(es_dfm["logloss"], fn["logloss"]),
+        "es_dfm_calibration_error": None if es_dfm["calibration"] is None else es_dfm["calibration"] - 1.0,
         "auc_gap_to_oracle": {"fake_negative": diff(oracle["auc"], fn["auc"]),
                               "wait_window": diff(oracle["auc"], wait["auc"]),
+                              "es_dfm": diff(oracle["auc"], es_dfm["auc"]),
+                              "es_dfm_et": diff(oracle["auc"], es_dfm_et["auc"]),
                               "fake_negative_vs_oracle_fn": diff(oracle_fn["auc"], fn["auc"]),
                               "trainer_path": diff(plain["auc"], oracle["auc"])},
         "join_impressions_per_s": join_rate, "joins_over_scan": joins, "trainer_cpu_us_per_event": trainer_cpu_us,
@@ -370,6 +386,8 @@ def main() -> None:
         "join_with_startup_vs_trainer": None if not (trainer and sql) else sql["join"]["impressions_per_s"] / trainer,
         "job_vs_trainer": None if not (fn.get("impressions_per_s") and trainer) else fn["impressions_per_s"] / trainer,
         "fake_negative_et": fn_et,  # event-time batches against processing-time ones (fake_negative)
+        "es_dfm_et": es_dfm_et, "es_dfm_et_logloss_vs_fn_et": ratio(es_dfm_et["logloss"], fn_et.get("logloss")),
+        "es_dfm_et_calibration_error": None if es_dfm_et["calibration"] is None else es_dfm_et["calibration"] - 1.0,
         "event_time_vs_processing": {
             "impressions_per_s": ratio(fn_et.get("impressions_per_s"), fn.get("impressions_per_s")),
             "cpu_us_per_trained": ratio(fn_et.get("cpu_us_per_trained"), fn.get("cpu_us_per_trained")),

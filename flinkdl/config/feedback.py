@@ -113,11 +113,16 @@ class FeedbackConfig(Strict):
 
 
 def check_feedback_job(feedback: FeedbackConfig, source_kind: str, source_format: str | None,
-                       id_column: str | None, ts_column: str | None) -> None:
+                       id_column: str | None, ts_column: str | None, exactly_once: bool = False,
+                       parallelism: int = 1) -> None:
     """The rest of the job config must fit a feedback job; raises ``ValueError`` naming key and value."""
     if feedback.strategy == "es_dfm":
-        raise ValueError("feedback.strategy: es_dfm is not in the Flink job yet (the in-memory simulation "
-                         "bench/feedback_sim.py runs it); use wait_window or fake_negative")
+        if feedback.es_dfm.elapsed_s != 0:
+            raise ValueError(f"feedback.es_dfm.elapsed_s: the Flink job takes only 0 (trained on arrival), got "
+                             f"{feedback.es_dfm.elapsed_s} (the in-memory simulation bench/feedback_sim.py takes more)")
+        if exactly_once and parallelism > 1:
+            raise ValueError(f"feedback.strategy: es_dfm with job.exactly_once needs job.parallelism 1, got "
+                             f"{parallelism} (its elapsed-time model is not in the writer lanes, docs/FEEDBACK.md)")
     if source_kind != "kafka":
         raise ValueError(f"feedback: needs source.kind: kafka (the impressions topic), got {source_kind!r}")
     if source_format != "json":

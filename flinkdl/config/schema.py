@@ -128,5 +128,6 @@ class JobConfig(Strict):
         if self.feedback is not None:
             k = self.source.kafka
             check_feedback_job(self.feedback, self.source.kind, k.format if k else None, self.features.event_id,
-                               self.features.timestamp)
+                               self.features.timestamp, exactly_once=self.job.exactly_once,
+                               parallelism=self.job.parallelism)
         return self

@@ -81,7 +81,8 @@ class ElapsedTimeModel:
         """Whether both models have learnt from ``warmup_labels`` rows of each label."""
         return bool((self.seen >= self.cfg.warmup_labels).all())
 
-    def _ids(self, ids: np.ndarray, elapsed_ms: np.ndarray) -> np.ndarray:
+    def aux_ids(self, ids: np.ndarray, elapsed_ms: np.ndarray) -> np.ndarray:
+        """The auxiliary models' id columns: ``ids`` with the hashed elapsed-time bucket before the bags."""
         col = self._bucket_ids[elapsed_bucket(elapsed_ms, self.cfg.elapsed_buckets)][:, None]
         ids = np.asarray(ids, np.int64)
         return np.concatenate([ids[:, :self.n_single], col, ids[:, self.n_single:]], axis=1)
@@ -91,7 +92,7 @@ class ElapsedTimeModel:
         """``(p_dp, p_rn)`` per row, float64; no update. Before :attr:`warm`: ``(0, 1)``."""
         if not len(ids) or not self.warm:
             return np.zeros(len(ids)), np.ones(len(ids))
-        aux = self._ids(ids, elapsed_ms)
+        aux = self.aux_ids(ids, elapsed_ms)
         dense = np.asarray(dense, np.float32)
         return (self.dp.predict(aux, dense).numpy().astype(np.float64),
                 self.rn.predict(aux, dense).numpy().astype(np.float64))
@@ -110,5 +111,5 @@ class ElapsedTimeModel:
             pos = int((np.asarray(labels) >= 0.5).sum())
             self.seen[head] += (len(ids) - pos, pos)
             model: ModelBase = (self.dp, self.rn)[head]
-            model.predict_then_train(self._ids(ids, elapsed_ms), np.asarray(dense, np.float32),
+            model.predict_then_train(self.aux_ids(ids, elapsed_ms), np.asarray(dense, np.float32),
                                      np.asarray(labels, np.float32))

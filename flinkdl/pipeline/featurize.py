@@ -9,7 +9,7 @@ and notices, evaluation columns); the source operators (:class:`ParseFeatures` h
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +39,8 @@ class FeatureMaker:
         ``enricher``: the side tables joined to each raw batch."""
         self.featurizer, self.eval_columns, self.stamp_arrival = featurizer, eval_columns, stamp_arrival
         self.enricher = enricher
+        #: ``(raw, keep) -> float32 per kept row``: the weighted layout's ``weight`` column (None: unweighted)
+        self.weights: Callable[[pa.RecordBatch | pa.Table, np.ndarray], np.ndarray] | None = None
 
     @classmethod
     def from_config(cls, cfg: JobConfig) -> FeatureMaker:
@@ -63,7 +65,10 @@ class FeatureMaker:
         columns = self.eval_columns.take(raw, out.keep)
         if self.stamp_arrival:
             columns = stamp(columns, out.batch.num_rows, arrived_ms=arrived_ms)
-        return Envelope(seq, rows_in, pack(out.batch), encode_letters(dead, notices), columns)
+        batch = out.batch
+        if self.weights is not None:
+            batch = batch.append_column("weight", pa.array(self.weights(raw, out.keep), pa.float32()))
+        return Envelope(seq, rows_in, pack(batch), encode_letters(dead, notices), columns)
 
 
 class ParseFeatures(FlatMapFunction):

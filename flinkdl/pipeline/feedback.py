@@ -36,11 +36,27 @@ FEEDBACK_LOG = "feedback.jsonl"
 class OrderedFeatures(KafkaFeatures):
     """:class:`~flinkdl.pipeline.kafka_in.KafkaFeatures` over a batch of the join's messages, each
     prefixed by its sort key (:func:`~flinkdl.pipeline.feedback_sql.sort_key_sql`): sorted by it, the
-    keys cut off, so a batch's envelopes do not depend on the order its rows arrived in."""
+    keys cut off, so a batch's envelopes do not depend on the order its rows arrived in. Under ``es_dfm``
+    each key is followed by the row's code (:mod:`flinkdl.feedback.esdfm_rows`), cut off too and
+    written to the feature batch's ``weight`` column."""
+
+    def open(self, ctx: RuntimeContext) -> None:
+        from flinkdl.feedback.esdfm_rows import RowCodes, needs_weights
+
+        super().open(ctx)
+        cfg = open_operator(self.cfg_json)
+        self.codes = RowCodes() if needs_weights(cfg.feedback) else None  # es_dfm: each message's code
+        self.maker.weights = self.codes
 
     def flat_map(self, element: Row) -> Iterator[Row]:
         msgs = sorted(bytes(m) for m in element[0])
-        yield from super().flat_map(Row([m[KEY_CHARS:] for m in msgs], len(msgs)))
+        if self.codes is None:
+            yield from super().flat_map(Row([m[KEY_CHARS:] for m in msgs], len(msgs)))
+            return
+        from flinkdl.feedback.esdfm_rows import CODE_CHARS
+
+        self.codes.set(self.position, [m[KEY_CHARS:KEY_CHARS + CODE_CHARS] for m in msgs])
+        yield from super().flat_map(Row([m[KEY_CHARS + CODE_CHARS:] for m in msgs], len(msgs)))
 
 
 class CalibrateScores(MapFunction):

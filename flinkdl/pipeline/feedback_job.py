@@ -22,7 +22,16 @@ from flinkdl.config.feedback import FeedbackConfig
 from flinkdl.config.schema import JobConfig, KafkaSourceConfig
 from flinkdl.exchange.envelope import ENVELOPE_TYPE
 from flinkdl.pipeline.feedback import CalibrateScores, SettledEvaluation
-from flinkdl.pipeline.feedback_sql import EVENTS, MESSAGES, NOW, input_queries, interval_sql, join_query, views
+from flinkdl.pipeline.feedback_sql import (
+    EVENTS,
+    MESSAGES,
+    NOW,
+    input_queries,
+    interval_sql,
+    join_query,
+    train_columns,
+    views,
+)
 from flinkdl.pipeline.operator import section
 
 
@@ -93,10 +102,12 @@ def join_table(tenv: StreamTableEnvironment, fb: FeedbackConfig, label: str, imp
     # reaches an event-time window after this round trip
     from pyflink.table import DataTypes, Schema
 
-    tenv.create_temporary_view("fb_train", tenv.from_data_stream(joined, Schema.new_builder().column(
-        "eid", DataTypes.BIGINT()).column("ts_ms", DataTypes.BIGINT()).column("body", DataTypes.STRING()).column(
-        "click_ts", DataTypes.BIGINT()).column("late", DataTypes.BOOLEAN()).column("tt", DataTypes.BIGINT())
-        .column_by_expression("wt", "TO_TIMESTAMP_LTZ(tt, 3)").watermark("wt", "SOURCE_WATERMARK()").build()))
+    schema = Schema.new_builder()
+    kinds = {"BIGINT": DataTypes.BIGINT(), "STRING": DataTypes.STRING(), "BOOLEAN": DataTypes.BOOLEAN()}
+    for name, kind in train_columns(fb):  # fb_train_join's columns (es_dfm: and the elapsed time e)
+        schema = schema.column(name, kinds[kind])
+    tenv.create_temporary_view("fb_train", tenv.from_data_stream(joined, schema.column_by_expression(
+        "wt", "TO_TIMESTAMP_LTZ(tt, 3)").watermark("wt", "SOURCE_WATERMARK()").build()))
     return tenv.sql_query(join_query(fb, label))
 
 

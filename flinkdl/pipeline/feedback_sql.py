@@ -19,6 +19,7 @@ featurizer (an impression to serve without label, or an example with its label),
 from __future__ import annotations
 
 from flinkdl.config.feedback import FeedbackConfig
+from flinkdl.feedback.esdfm_rows import code_sql, needs_weights
 
 MESSAGES, EVENTS = 0, 1
 #: With ``feedback.event_time_batches``: the valid impressions (as ``fb_imp``) on their own watermark,
@@ -101,6 +102,8 @@ def views(fb: FeedbackConfig, impressions: str, feedback: str) -> list[str]:
     valid = "eid IS NOT NULL AND eid >= 0 AND ts_ms IS NOT NULL"
     late = "COALESCE(rt <= CURRENT_WATERMARK(rt), FALSE) AS late"  # the sources' watermarks, passed on
     known = known_sql("ts_ms", "late", "wm")
+    # es_dfm: the impression's elapsed time at its observation (the e of its rows; docs/FEEDBACK.md)
+    elapsed = "i.tt - i.ts_ms AS e, " if needs_weights(fb) else ""
     return [
         f"CREATE TEMPORARY VIEW fb_imp_all AS SELECT eid, ts_ms, rt, {valid} AS ok, {late}, "
         f"CURRENT_WATERMARK(rt) AS wm, body FROM {impressions}",
@@ -113,7 +116,7 @@ def views(fb: FeedbackConfig, impressions: str, feedback: str) -> list[str]:
         # the one join that trains and settles: a match is a positive within W (kept W + G for late ones);
         # read as fb_train once materialized (the planner would plan one join per branch that reads it).
         # tt: a positive is known at its click, a negative when the join lets it go (its cleanup timer)
-        f"CREATE TEMPORARY VIEW fb_train_join AS SELECT i.eid, i.ts_ms, i.body, f.ts_ms AS click_ts, "
+        f"CREATE TEMPORARY VIEW fb_train_join AS SELECT i.eid, i.ts_ms, i.body, f.ts_ms AS click_ts, {elapsed}"
         f"COALESCE(f.wm >= i.rt + {interval_sql(w)}, FALSE) AS late, "
         f"CASE WHEN f.eid IS NULL THEN i.tt + {cleanup_ms(fb)} ELSE GREATEST(f.tt, i.tt) END AS tt "
         f"FROM fb_imp i LEFT JOIN fb_pos f "
@@ -121,6 +124,14 @@ def views(fb: FeedbackConfig, impressions: str, feedback: str) -> list[str]:
         "CREATE TEMPORARY VIEW fb_clicks AS SELECT f.eid, f.ts_ms, i.ts_ms AS imp_ts FROM fb_pos f "
         f"LEFT JOIN fb_imp i ON f.eid = i.eid AND i.rt BETWEEN f.rt - {interval_sql(keep)} AND f.rt",
     ]
+
+
+def train_columns(fb: FeedbackConfig) -> list[tuple[str, str]]:
+    """``fb_train_join``'s columns in order, ``(name, SQL type)``: the schema the job reads them back with
+    (:func:`~flinkdl.pipeline.feedback_job.join_table`); ``e`` under ``es_dfm`` only."""
+    elapsed = [("e", "BIGINT")] if needs_weights(fb) else []
+    return [("eid", "BIGINT"), ("ts_ms", "BIGINT"), ("body", "STRING"), ("click_ts", "BIGINT"), *elapsed,
+            ("late", "BOOLEAN"), ("tt", "BIGINT")]
 
 
 def sort_key_sql(tt: str, eid: str, rank: int) -> str:
@@ -139,7 +150,9 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
     ``tt`` is the event time (ms) at which a message is known: an impression (served, and under
     ``fake_negative`` its negative) at its time, a positive at its click, a negative at its cleanup
     (:func:`cleanup_ms`); ``k`` orders messages by ``(tt, id, served < negative < positive)``. Events
-    (chan 1) have ``tt`` 0.
+    (chan 1) have ``tt`` 0. Under ``es_dfm`` (``fake_negative``'s rows, ``e`` = 0) every message's ``k``
+    ends with its code (:func:`~flinkdl.feedback.esdfm_rows.code_sql`: the impression's elapsed time),
+    and an impression whose window closed without a click comes again as a *real negative* (marked).
     """
     w = fb.window_ms
     now = NOW if fb.event_time_batches else "fb_imp"  # where the messages at the impression's time come from
@@ -149,8 +162,9 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
                 f"CAST(COALESCE({ts}, 0) AS STRING), CAST({lab} AS STRING)) AS payload, "
                 "CAST(0 AS BIGINT) AS tt, '' AS k")
 
-    def message(body: str, rank: int) -> str:
-        return f"{MESSAGES} AS chan, {body} AS payload, tt, {sort_key_sql('tt', 'eid', rank)} AS k"
+    def message(body: str, rank: int, code: str | None = None) -> str:  # code: es_dfm's, after the key
+        key = sort_key_sql("tt", "eid", rank) if code is None else f"CONCAT({sort_key_sql('tt', 'eid', rank)}, {code})"
+        return f"{MESSAGES} AS chan, {body} AS payload, tt, {key} AS k"
 
     def counters(*rules: tuple[str, str]) -> str:  # the names of the rules that hold, '+'-joined
         return "CONCAT_WS('+', " + ", ".join(f"CASE WHEN {c} THEN {_str(k)} END" for k, c in rules) + ")"
@@ -161,8 +175,10 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
               "eid", "ts_ms", f"CASE WHEN {matched} AND NOT late THEN 1 ELSE 0 END")
     bad, late = ("bad_message", "NOT ok"), ("late_events", "ok AND late")
     no_label = ("no_label", "ok AND positive IS NULL")
+    es_dfm = needs_weights(fb)
+    served = code_sql("0", False) if es_dfm else None
     parts = [
-        f"SELECT {message('body', 0)} FROM {now}",  # served at once, without a label
+        f"SELECT {message('body', 0, served)} FROM {now}",  # served at once, without a label
         f"SELECT {event(*settle)} FROM fb_train",
         f"SELECT {event(counters(bad, late), 'eid', 'ts_ms')} FROM fb_imp_all WHERE NOT ok OR late",
         f"SELECT {event(counters(bad, no_label, late), 'eid', 'ts_ms')} FROM fb_fb_all "
@@ -176,6 +192,10 @@ def join_query(fb: FeedbackConfig, label: str) -> str:
     if fb.strategy == "fake_negative":  # trained as a negative at once, again as a positive at the match
         parts += [f"SELECT {message(negative, 1)} FROM {now}",
                   f"SELECT {message(positive, 2)} FROM fb_train WHERE {matched}"]
+    elif es_dfm:  # as fake_negative (e = 0), each row with its elapsed time; the real negatives marked
+        parts += [f"SELECT {message(negative, 1, code_sql('tt - ts_ms', False))} FROM {now}",
+                  f"SELECT {message(positive, 2, code_sql('e', False))} FROM fb_train WHERE {matched}",
+                  f"SELECT {message(negative, 1, code_sql('e', True))} FROM fb_train WHERE NOT ({matched})"]
     else:  # trained once: positive at the match, negative when its window and grace closed without one
         example = f"CASE WHEN {matched} THEN {positive} ELSE {negative} END"
         parts.append(f"SELECT {message(example, 1)} FROM fb_train")

@@ -13,7 +13,8 @@ from pyflink.datastream import RuntimeContext
 
 from flinkdl.exchange.channel import pack, unpack
 from flinkdl.exchange.envelope import ENVELOPE_TYPE, Envelope
-from flinkdl.exchange.schema import EMPTY_PREDICTIONS, FeatureLayout
+from flinkdl.exchange.schema import EMPTY_PREDICTIONS
+from flinkdl.feedback.esdfm_rows import job_layout
 from flinkdl.parallel.kafka_batches import KafkaBatches
 from flinkdl.pipeline.featurize import FeatureMaker
 from flinkdl.pipeline.flow import INDEX_TYPE, index_of, throttle, with_ballast
@@ -42,7 +43,7 @@ class Train(ExactlyOnceFunction):
         from flinkdl.worker.supervisor import WorkerSupervisor
 
         self.watermark = TrainedWatermark(self.cfg.ps)
-        self.schema = FeatureLayout.from_config(self.cfg.features).schema()
+        self.schema = job_layout(self.cfg).schema()  # weighted under feedback.strategy: es_dfm
         self.throttle = throttle(self.cfg.worker.max_rows_per_s)
         self.worker = WorkerSupervisor(self.cfg, subtask_index(ctx))
         self.sync = self.cfg.parallel.sync_steps and self.cfg.job.parallelism > 1  # flinkdl/parallel

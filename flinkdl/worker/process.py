@@ -28,9 +28,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+from flinkdl.config.base import section
 from flinkdl.config.schema import JobConfig, WorkerConfig
 from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout, prediction_labels
 from flinkdl.exchange.worker_stream import PredictionStream
+from flinkdl.feedback.esdfm_rows import job_layout, needs_weights
 from flinkdl.worker.feed import FeatureStream
 from flinkdl.worker.hooks.base import Batch, Predictions, StepHook
 
@@ -115,6 +117,11 @@ def build_hooks(cfg: JobConfig, model: ModelBase, buckets: int, subtask: int) ->
 
         hooks.append(VariantsHook(model, cfg.job.run_dir, subtask, metrics.endpoint if metrics else None,
                                   cfg.job.report_every_s))
+    if needs_weights(cfg.feedback):  # es_dfm: the weight column → ES-DFM's loss weights
+        from flinkdl.worker.hooks.esdfm import EsDfmHook
+
+        hooks.append(EsDfmHook.after(hooks, FeatureLayout.from_config(cfg.features),
+                                     section(cfg.feedback, "feedback").es_dfm, cfg.model.seed))
     if metrics is not None:
         from flinkdl.worker.hooks.prometheus import PrometheusHook
 
@@ -127,7 +134,7 @@ def run_step(model: ModelBase, hooks: Sequence[StepHook], batch: Batch) -> Predi
     """One prequential step: hooks before (in order), score then train, hooks after (reversed)."""
     for hook in hooks:
         hook.before_step(batch)
-    mask = batch.labelled
+    mask = batch.labelled if batch.train is None else batch.train
     weights = {} if batch.weight is None else {"weights": np.asarray(batch.weight)}
     scores = model.predict_then_train(batch.ids, batch.dense, batch.label, None if mask.all() else mask, **weights)
     pred = Predictions(scores, model.version, trained=int(mask.sum()))
@@ -142,7 +149,7 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
 
     tf = _configure_tf(cfg.worker, intra_op_threads(cfg.worker, resolve(cfg.model.name)))
 
-    layout = FeatureLayout.from_config(cfg.features)
+    layout = job_layout(cfg)  # weighted under feedback.strategy: es_dfm
     model = build_model(layout, cfg.model)
     subtask = int(os.environ.get("FLINKDL_SUBTASK", "0"))
     hooks = build_hooks(cfg, model, layout.buckets, subtask)

@@ -137,6 +137,8 @@ class PsSync:
         self._own = self.push_every != cfg.push_every_batches  # pushes apart from the ticks (see cadence)
         self._pusher: ThreadPoolExecutor | None = None  # a single writer's pushes, made on its first sync
         self._in_flight: Future | None = None
+        #: called before each commit, after this sync's pushes: other state the version must hold pushes there
+        self.before_commit: list[Callable[[], None]] = []
         self._load(buckets)
 
     def _load(self, buckets: int) -> None:
@@ -149,7 +151,7 @@ class PsSync:
             if ok.any():
                 t.write(ids[ok], rows[ok])
             self.loaded_rows += int(ok.sum())
-        server = {self.cfg.table_prefix + k: v for k, v in self.client.dense_get().items()}
+        server = self.client.dense_get()  # full names: the prefix is in them
         for name, var in self.dense.items():
             value = server.get(self.cfg.table_prefix + name)
             if value is not None and tuple(value.shape) != tuple(var.shape):
@@ -238,6 +240,8 @@ class PsSync:
         if commit is None:
             commit = not self._own and self.pushes % self.commit_every == 0
         if self.can_commit and commit:
+            for push in self.before_commit:
+                push()
             self.drain()
             self.committed = self._commit()
 
@@ -271,6 +275,8 @@ class PsSync:
         self.sync()
         if self._pusher is not None:
             self._pusher.shutdown()
+        for push in self.before_commit if commit and self.can_commit else ():
+            push()
         if commit and self.can_commit and self.lanes:
             self.committed = self.client.lane_commit()
         out = self.client.commit() if commit and self.can_commit else None

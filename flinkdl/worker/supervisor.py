@@ -24,8 +24,9 @@ import pyarrow as pa
 
 from flinkdl.config.schema import JobConfig
 from flinkdl.exchange.channel import ArrowChannel, ExchangeClosed
-from flinkdl.exchange.schema import PREDICTION_SCHEMA, FeatureLayout
+from flinkdl.exchange.schema import PREDICTION_SCHEMA
 from flinkdl.exchange.worker_stream import read_ps_version
+from flinkdl.feedback.esdfm_rows import job_layout
 from flinkdl.worker.warm import Adopted, claim
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class WorkerSupervisor:
         self._config_json = cfg.model_dump_json()
         self._run_dir = cfg.job.run_dir
         self.subtask = subtask
-        self.schema = FeatureLayout.from_config(cfg.features).schema()
+        self.schema = job_layout(cfg).schema()  # weighted under feedback.strategy: es_dfm
         self.log_path = (log_dir or cfg.job.run_dir) / f"worker-{subtask}.log"
         self.restarts = 0
         self._proc: subprocess.Popen | Adopted | None = None

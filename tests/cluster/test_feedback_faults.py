@@ -8,7 +8,9 @@ evaluation's snapshot. Nothing is lost or counted twice: every impression served
 the same examples trained (the sink's count, the PS's feature rows), the same join counters. With
 ``feedback.event_time_batches`` the trainer's batches are event-time windows, coalesced (held in keyed
 state) and sorted, the same in every run: the killed run ends with the clean run's model (serving AUC
-and PS rows within the tolerances below).
+and PS rows within the tolerances below). The job runs ``feedback.strategy: es_dfm`` (the fake_negative
+join's rows plus the real negatives, weighted): its elapsed-time model is on the PS and rolls back with
+the main model, so its tables and dense variables are compared too.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tests.ps.conftest import PsProcess
 
 pytestmark = pytest.mark.e2e
 N, W_S, BATCH, IMP_RATE, RATE = 3000, 20, 100, 300, 600
+STRATEGY = "es_dfm"
 GRACE_S = 600
 #: The killed run's model against the clean run's: serving AUC (absolute) and every PS value (relative to
 #: max(|clean value|, 1e-3)). The batches are the same; what is left is float summation order on restore.
@@ -93,6 +96,9 @@ def _run(cluster, bootstrap: str, base: Path, name: str, kill: bool, events: lis
             "feedback.topic": f"fb-clicks-{name}", "feedback.window_s": W_S, "feedback.grace_s": GRACE_S,
             "feedback.out_of_orderness_s": 2, "feedback.idle_timeout_s": "null", "feedback.eval_window_s": 1,
             "feedback.batch_ms": 100, "feedback.count_clicks": "true", "feedback.event_time_batches": "true",
+            "feedback.strategy": STRATEGY,
+            # the weights from the elapsed-time model from the first rows: its state at the kill counts
+            "feedback.es_dfm.warmup_labels": 0,
             "feedback.coalesce_rows": 500,  # ~3 windows per batch: the held windows are restored too
             "feedback.coalesce_idle_s": 2,  # as measured; the last batch flushed soon
             "sinks.kafka.topic": f"fb-preds-{name}",
@@ -140,7 +146,8 @@ def _run(cluster, bootstrap: str, base: Path, name: str, kill: bool, events: lis
 
 def test_taskmanager_killed_mid_stream_loses_no_label_and_counts_none_twice(cluster, kafka_broker, tmp_path):
     events, attributed, outside = _stream()
-    trained = N + len(attributed)  # fake_negative: each impression as a negative, each positive once more
+    # each impression as a negative, each positive once more (es_dfm's real negatives are not trained)
+    trained = N + len(attributed)
     clean = _run(cluster, kafka_broker.bootstrap, tmp_path, "clean", False, events, trained)
     run = _run(cluster, kafka_broker.bootstrap, tmp_path, "killed", True, events, trained)
     assert not psutil.pid_exists(run["killed"])

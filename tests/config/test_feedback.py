@@ -43,11 +43,16 @@ def test_positive_actions():
                                                                                       None, None]
 
 
-def test_es_dfm_is_a_strategy_the_job_refuses_by_its_key():
+def test_es_dfm_is_a_strategy_the_job_takes_at_elapsed_0_and_exactly_once_at_parallelism_1():
     f = FeedbackConfig.model_validate({"topic": "fb", "strategy": "es_dfm", "es_dfm": {"elapsed_buckets": 8}})
     assert f.strategy == "es_dfm" and f.es_dfm.elapsed_buckets == 8 and f.es_dfm.elapsed_s == 0
-    with pytest.raises(ValidationError, match=r"feedback\.strategy: es_dfm is not in the Flink job"):
-        JobConfig.model_validate({"source": KAFKA, "features": FEATURES,
-                                  "feedback": {"topic": "fb", "strategy": "es_dfm"}})
+    job = {"source": KAFKA, "features": FEATURES, "feedback": {"topic": "fb", "strategy": "es_dfm"}}
+    assert JobConfig.model_validate(job).feedback.strategy == "es_dfm"
+    with pytest.raises(ValidationError, match=r"feedback\.es_dfm\.elapsed_s: the Flink job takes only 0"):
+        JobConfig.model_validate({**job, "feedback": {**job["feedback"], "es_dfm": {"elapsed_s": 5}}})
+    eo = {"exactly_once": True, "checkpoint_interval_s": 5}
+    assert JobConfig.model_validate({**job, "job": eo, "ps": {"enabled": True}}).job.exactly_once
+    with pytest.raises(ValidationError, match=r"es_dfm with job\.exactly_once needs job\.parallelism 1, got 2"):
+        JobConfig.model_validate({**job, "job": {**eo, "parallelism": 2}, "ps": {"enabled": True}})
     with pytest.raises(ValidationError, match="elapsed_buckets"):
         FeedbackConfig.model_validate({"topic": "fb", "es_dfm": {"elapsed_buckets": 0}})

@@ -75,7 +75,7 @@ def test_the_elapsed_time_model_learns_per_id_and_elapsed_bucket():
 def test_the_elapsed_bucket_goes_before_the_bags():
     layout = FeatureLayout(n_ids=3, n_dense=0, buckets=1 << 8, bags=(Bag(2, "sum"),))
     m = ElapsedTimeModel(layout, EsDfmConfig(elapsed_buckets=4, warmup_labels=0))
-    aux = m._ids(np.array([[7, 8, 9]], np.int64), np.array([3000]))
+    aux = m.aux_ids(np.array([[7, 8, 9]], np.int64), np.array([3000]))
     assert aux.shape == (1, 4) and aux[0, 0] == 7 and aux[0, 2:].tolist() == [8, 9]
     assert aux[0, 1] == m._bucket_ids[2] and m.layout.n_single == 2 and m.layout.bags == layout.bags
     m.train_rn(np.array([[7, 8, 9]]), np.zeros((1, 0), np.float32), np.array([3000]), np.array([1.0]))

@@ -29,6 +29,8 @@ class Batch:
     ids: tf.Tensor  #: int64 ``[B, n_ids]``
     dense: tf.Tensor  #: float32 ``[B, n_dense]``
     weight: tf.Tensor | None = None  #: float32 ``[B]``: per-row loss weights (a weighted layout only)
+    #: bool ``[B]``: the rows the step trains on, when a hook narrows them (None: :attr:`labelled`)
+    train: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
