@@ -92,7 +92,7 @@ def test_build_hooks_adds_the_hook_for_es_dfm_only(tmp_path):
         assert any(isinstance(h, EsDfmHook) for h in hooks) == has, strategy
 
 
-def test_serve_reads_the_weighted_layout_and_answers_every_row(tmp_path):
+def test_serve_reads_the_weighted_layout_and_answers_every_row(tmp_path, monkeypatch):
     """The worker process's loop (serve) under es_dfm: one weighted feature batch in, its predictions out."""
     import socket
     import threading
@@ -102,7 +102,11 @@ def test_serve_reads_the_weighted_layout_and_answers_every_row(tmp_path):
     from flinkdl.exchange.channel import pack
     from flinkdl.exchange.schema import PREDICTION_SCHEMA
     from flinkdl.feedback.esdfm_rows import job_layout
+    from flinkdl.models.lr import LogisticRegression
     from flinkdl.worker.process import serve
+
+    # this process's TensorFlow is initialised already: keep its threads (LR's own choice would set 1)
+    monkeypatch.setattr(LogisticRegression, "intra_op_threads", 0)
 
     cfg = load_config(JOB, [f"job.run_dir={tmp_path}", "feedback.strategy=es_dfm", "model.name=lr",
                             "model.micro_batch_rows=null", "features.hash_bits=8", "worker.intra_op_threads=0"])
