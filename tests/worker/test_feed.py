@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import tempfile
-import threading
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -14,8 +9,7 @@ import pytest
 from flinkdl.exchange.channel import pack
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.worker.feed import FeatureStream, batch_of
-
-EOS = b"\xff\xff\xff\xff\0\0\0\0"
+from tests.worker.feed_server import EOS, read_stream
 
 
 def _batch(layout: FeatureLayout, n: int = 5) -> pa.RecordBatch:
@@ -41,30 +35,16 @@ def test_a_batch_becomes_the_columns_side_by_side(n_dense):
 
 
 def _serve(layout: FeatureLayout, tail: bytes) -> tuple[list, BaseException | None]:
-    with tempfile.TemporaryDirectory() as d:
-        path = str(Path(d) / "in.sock")
-        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        srv.bind(path)
-        srv.listen(1)
-
-        def send() -> None:
-            conn, _ = srv.accept()
-            conn.sendall(layout.schema().serialize().to_pybytes() + pack(_batch(layout)) * 2 + tail)
-            conn.close()
-
-        t = threading.Thread(target=send)
-        t.start()
-        got, error = [], None
-        stream = FeatureStream(f"unix://{path}", layout)
+    def read(stream: FeatureStream) -> tuple[list, BaseException | None]:
+        got: list = []
         try:
             for b in stream:
                 got.append(b)
         except ConnectionError as e:
-            error = e
-        stream.close()
-        t.join()
-        srv.close()
-    return got, error
+            return got, e
+        return got, None
+
+    return read_stream(layout, pack(_batch(layout)) * 2 + tail, read)
 
 
 def test_the_stream_ends_cleanly_only_at_the_end_of_stream_marker():

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import tempfile
-import threading
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import tensorflow as tf
@@ -15,9 +10,9 @@ from flinkdl.config.schema import ModelConfig
 from flinkdl.exchange.channel import pack
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import build_model
-from flinkdl.worker.feed import FeatureStream
 from flinkdl.worker.hooks import Batch
 from flinkdl.worker.process import run_step
+from tests.worker.feed_server import EOS, read_stream
 
 PLAIN = FeatureLayout(n_ids=2, n_dense=1, buckets=64)
 WEIGHTED = FeatureLayout(n_ids=2, n_dense=1, buckets=64, weighted=True)
@@ -33,26 +28,8 @@ def _rows(layout: FeatureLayout, n: int = 4) -> pa.RecordBatch:
 
 def _serve_once(layout: FeatureLayout) -> list[tuple]:
     """The worker's feature stream over a unix socket that sends one feature batch, then the end of the stream."""
-    with tempfile.TemporaryDirectory() as d:
-        path = str(Path(d) / "in.sock")
-        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        srv.bind(path)
-        srv.listen(1)
-
-        def send() -> None:
-            conn, _ = srv.accept()
-            conn.sendall(layout.schema().serialize().to_pybytes() + pack(_rows(layout)) + b"\xff\xff\xff\xff\0\0\0\0")
-            conn.close()
-
-        t = threading.Thread(target=send)
-        t.start()
-        stream = FeatureStream(f"unix://{path}", layout)
-        out = [tuple(c.numpy() for c in (b.event_id, b.label, b.ids, b.dense, b.weight) if c is not None)
-               for b in stream]
-        stream.close()
-        t.join()
-        srv.close()
-    return out
+    return read_stream(layout, pack(_rows(layout)) + EOS, lambda stream: [
+        tuple(c.numpy() for c in (b.event_id, b.label, b.ids, b.dense, b.weight) if c is not None) for b in stream])
 
 
 def test_only_a_weighted_layout_has_the_weight_column():
