@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+from pyarrow import flight
 
 from flinkdl.config.schema import PsConfig
 from flinkdl.exchange.envelope import Envelope
@@ -71,7 +72,7 @@ class TrainedWatermark:
                     return
                 version = max(int(v["version"]) for v in versions)
             self._client.annotate(version, self.model_ts)
-        except PsError as e:  # freshness is information: it never fails the training
+        except (PsError, flight.FlightError) as e:  # information: never fails training (or a cancel's close)
             log.warning("could not annotate PS version %s: %s", version, e)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 import threading
 import time
@@ -184,8 +185,10 @@ def exit_with_parent(poll_s: float = 0.5) -> None:
 
     Its sockets close without an end-of-stream, on which the Arrow reader would wait for ever;
     and an orphan must not push to the PS after Flink restored the task (docs/EXACTLY_ONCE.md).
+    The supervisor names itself in ``FLINKDL_WORKER_PARENT``: a worker whose parent died while it
+    was still importing (a cancel racing a restart) is an orphan from its first line, and exits too.
     """
-    parent = os.getppid()
+    parent = int(os.environ.get("FLINKDL_WORKER_PARENT") or os.getppid())
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -202,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     exit_with_parent()
+    # Ctrl-C reaches the terminal's whole process group: the CLI cancels the job, and this worker ends with its
+    # stream or its parent; dying first would make the operator restart it and fail mid-cancel.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cfg = JobConfig.model_validate_json(sys.stdin.read() if argv[0] == "-" else argv[0])
     serve(cfg, argv[1], argv[2])
     return 0

@@ -83,7 +83,8 @@ class WorkerSupervisor:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "flinkdl.worker", "-", self._channel.in_endpoint, self._channel.out_path],
                 stdin=subprocess.PIPE, stdout=err, stderr=err,
-                env={**os.environ, "FLINKDL_SUBTASK": str(self.subtask), "FLINKDL_RUN_DIR": str(self._run_dir)})
+                env={**os.environ, "FLINKDL_SUBTASK": str(self.subtask), "FLINKDL_RUN_DIR": str(self._run_dir),
+                     "FLINKDL_WORKER_PARENT": str(os.getpid())})
             assert self._proc.stdin is not None
             self._proc.stdin.write(self._config_json.encode())
             self._proc.stdin.close()
