@@ -17,6 +17,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,15 @@ log = logging.getLogger(__name__)
 
 class WorkerFailed(RuntimeError):
     """The worker died more often than ``worker.max_restarts`` allows."""
+
+
+_cancelled = threading.Event()
+
+
+def cancel_all() -> None:
+    """This process's job is being cancelled (``flinkdl run`` on Ctrl-C, its operators in this process):
+    no worker starts any more, so none is restarted under a teardown that stops the PS and workers."""
+    _cancelled.set()
 
 
 class WorkerSupervisor:
@@ -60,6 +70,8 @@ class WorkerSupervisor:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
+        if _cancelled.is_set():
+            raise WorkerFailed(f"worker {self.subtask}: not started, the job is being cancelled")
         self._channel = ArrowChannel(self.schema, PREDICTION_SCHEMA, self.worker_cfg.socket_dir,
                                      receive_timeout_s=self.worker_cfg.step_timeout_s)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
