@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -198,9 +200,13 @@ def _run(cfg: JobConfig, max_events: int | None, out: TextIO | None, oracle: boo
         return _follow(cfg, client, max_events, out, oracle, until_idle_s, t0)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler: stop the job, then unwind
         # the cancel hangs up on the in-process Python harness threads (loopback mode); their
-        # "CANCELLED" errors are the expected end, not something to print
+        # "CANCELLED" errors (logged, or printed to sys.stderr) are the expected end, not something to print
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process
         threading.excepthook = lambda _args: None
         logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+        from flinkdl.worker.supervisor import cancel_all
+
+        cancel_all()  # and no operator restarts a worker while the job and its workers are stopped
         _cancel(client, "on interrupt", timeout_s=15.0)
         raise
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -56,16 +55,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("SIGINT", 130)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
-        err = sys.stderr
-        # From here on the cancelled job's Python operators (threads of this process) report their teardown
-        # (a worker or PS stopped under them) as tracebacks: the one line below says what happened.
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process
-        from flinkdl.worker.supervisor import cancel_all
-
-        cancel_all()  # no worker is restarted while the teardown stops them
         stopped = stop_descendants()
+        # (the runner sent sys.stderr to devnull for the cancelled operators' teardown: the real one)
         print(f"flinkdl: {name}: job cancelled, {stopped} child process(es) stopped; "
-              f"partial results in {cfg.job.run_dir}", file=err, flush=True)
+              f"partial results in {cfg.job.run_dir}", file=sys.__stderr__ or sys.stderr, flush=True)
         return code
     except JobFailed as e:
         stop_descendants()
