@@ -197,8 +197,14 @@ def main() -> None:
                 sets.append("ps.enabled=true")
             cfg = load_config(args.config, sets)
             size = cfg.source.generator.batch_size
-            if cfg.worker.intra_op_threads:
-                tf.config.threading.set_intra_op_parallelism_threads(cfg.worker.intra_op_threads)
+            want = cfg.worker.intra_op_threads
+            if want and want != tf.config.threading.get_intra_op_parallelism_threads():
+                try:  # the raw-TF ceiling runs in this process: its threads can be set once
+                    tf.config.threading.set_intra_op_parallelism_threads(want)
+                except RuntimeError:
+                    raise SystemExit(f"{model}: the ceiling wants {want} TensorFlow threads, this process has "
+                                     f"{tf.config.threading.get_intra_op_parallelism_threads()}: run "
+                                     "models with different worker.intra_op_threads in separate runs") from None
             vw = run_vw(vw_file, args.events)  # the baselines right before the job: same load
             ceiling = raw_tf_ceiling(cfg.model, FeatureLayout.from_config(cfg.features), ids, dense, labels, size)
             generator_rate = None
