@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from flinkdl.config.base import Strict
 from flinkdl.config.dynamic import DynamicConfig
@@ -68,7 +69,8 @@ class ModelConfig(Strict):
 class WorkerConfig(Strict):
     """The co-located TensorFlow process, one per Flink subtask."""
 
-    device: str = "cpu"
+    device: str = Field("cpu", description="cpu, gpu or gpu:N (TensorFlow's /GPU:N and /device:GPU:N also "
+                        "accepted); stored as TensorFlow's CPU:0 or GPU:N")
     intra_op_threads: int = Field(0, ge=0, description="0 = the model's choice (lr: 1; others: TensorFlow's "
                                   "default)")
     inter_op_threads: int = Field(0, ge=0)
@@ -79,6 +81,24 @@ class WorkerConfig(Strict):
     socket_dir: Path | None = Field(None, description="where unix sockets live; default: a temp dir")
     max_rows_per_s: float | None = Field(None, gt=0, description="cap on the rows each trainer learns per second "
                                          "(null: none): leaves CPU to other work, or paces a fault test")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        """TensorFlow's device name for ``value``: ``CPU:0`` or ``GPU:N``.
+
+        >>> [WorkerConfig(device=d).device for d in ("cpu", "gpu", "/GPU:1", "/device:gpu:0")]
+        ['CPU:0', 'GPU:0', 'GPU:1', 'GPU:0']
+        """
+        match = _DEVICE.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f"worker.device: {value!r} is not a device; use cpu, gpu or gpu:N (e.g. gpu:0)")
+        kind = match["kind"].upper()
+        return f"{kind}:{match['index'] or 0}"
+
+
+#: cpu, gpu, gpu:1, /GPU:0, /device:GPU:0 (case aside)
+_DEVICE = re.compile(r"/?(?:device:)?(?P<kind>cpu|gpu)(?::(?P<index>\d+))?", re.IGNORECASE)
 
 
 class PsConfig(Strict):

@@ -59,7 +59,7 @@ def _configure_tf(cfg: WorkerConfig, intra_op: int) -> Any:
         tf.config.threading.set_intra_op_parallelism_threads(intra_op)
     if cfg.inter_op_threads:
         tf.config.threading.set_inter_op_parallelism_threads(cfg.inter_op_threads)
-    if not cfg.device.lower().startswith("gpu"):
+    if not cfg.device.startswith("GPU"):  # WorkerConfig normalises: CPU:0 or GPU:N
         tf.config.set_visible_devices([], "GPU")
     return tf
 
