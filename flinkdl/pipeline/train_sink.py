@@ -19,10 +19,12 @@ place by the trainer alone. The sink's processing-time progress timer is this op
 Overlap: a prediction envelope goes into the sink's tail at once, but its work (publish, evaluate,
 write) is deferred to the next step's send, so it runs while the worker trains the next batch (as
 the sink's own operator did). It is done at once when no step follows right away (the last batch of
-the stream or of a Kafka tick), before the progress timer reports, and at close. A barrier after the
-element finds the envelope in the sink's tail, so a restore re-applies it; with a Kafka sink the
-number of tail envelopes not yet published is keyed state too (``sink_unpublished``), and a restore
-publishes them (the topic is at-least-once, docs/EXACTLY_ONCE.md).
+the stream or of a Kafka tick), before the progress timer reports, at the end of the Python bundle
+(:mod:`flinkdl.pipeline.bundle_end`: before a barrier, a savepoint or the end of input passes, so
+the files and the topic hold every batch before it, as without the deferral) and at close; in
+thread mode (no bundles) at once. Should a barrier still find an envelope undone, it is in the
+sink's tail, so a restore re-applies it; with a Kafka sink the number of tail envelopes not yet
+published is keyed state too (``sink_unpublished``), and a restore publishes them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
 from flinkdl.exchange.envelope import Envelope
+from flinkdl.pipeline.bundle_end import at_bundle_end
 from flinkdl.pipeline.kafka_train import ReadAndTrain
 from flinkdl.pipeline.sink import EvaluateAndSink
 from flinkdl.pipeline.train import GenerateAndTrain, Train
@@ -62,6 +65,8 @@ class SinkInside(Train):
         self.sink.open(ctx)
         self.publisher: KafkaPublisher | None = None
         self.deferred: list[Row] = []  # envelopes in the sink's tail whose work is not done yet
+        # thread mode (PemJa) has no bundles: a barrier may come after any element
+        self.defer = self.cfg.job.python_execution_mode != "thread"
         self.unpublished = None
         if self.cfg.sinks.kafka is not None:
             from flinkdl.pipeline.kafka_out import publisher
@@ -77,7 +82,9 @@ class SinkInside(Train):
                 continue
             self.flush()  # a batch that trained nothing ran no step to do the last one's work
             self._defer(out)
-            if not self.more_soon():
+            if self.defer and self.more_soon():
+                at_bundle_end(self.flush)  # else a barrier or the job's stop would find it undone
+            else:
                 self.flush()
             self.sink.arm_timer(ctx)
 

@@ -22,6 +22,7 @@ import pytest
 from flinkdl.config.loader import load_config
 from flinkdl.exchange.envelope import Envelope
 from flinkdl.exchange.schema import PREDICTION_SCHEMA
+from flinkdl.pipeline.bundle_end import run_pending
 from flinkdl.pipeline.flow import with_ballast
 from flinkdl.pipeline.freshness import TrainedWatermark
 from flinkdl.pipeline.recovery import ExactlyOnceFunction
@@ -131,8 +132,11 @@ def test_the_sink_works_on_a_batch_while_the_worker_trains_the_next(tmp_path, mo
     # batch i's sink work runs in step i + 1; nothing is left waiting after the step before a pause
     assert _Worker.log == ["step", "step", ("sink", 0), "step", ("sink", 1)]
     assert [Envelope.of(r).seq for r in states["sink_tail"].items] == [0, 1, 2]  # in the tail at once
-    list(op.on_timer(0, None))  # the report timer does the deferred work first
+    run_pending()  # the bundle ends (before a barrier, a savepoint, the end of input)
     assert _Worker.log[-1] == ("sink", 2) and op.deferred == []
+    _feed(op, range(3, 4))
+    list(op.on_timer(0, None))  # the report timer does the deferred work first
+    assert _Worker.log[-2:] == ["step", ("sink", 3)] and op.deferred == []
     _feed(op, range(3, BATCHES))
     # the last batch: right after its own step, not a step later
     assert _Worker.log[-3:] == ["step", ("sink", BATCHES - 2), ("sink", BATCHES - 1)]
