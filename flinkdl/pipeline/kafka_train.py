@@ -130,6 +130,9 @@ class ReadAndTrain(Train):
     def _make_ahead(self) -> None:
         self.ahead = self._next(during_step=True)
 
+    def more_soon(self) -> bool:
+        return self.ahead is not _NOT_MADE and self.ahead is not None  # this tick trains another batch
+
     def close(self) -> None:
         if getattr(self, "reader", None) is not None:
             self.reader.close()

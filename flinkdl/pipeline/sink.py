@@ -33,6 +33,10 @@ class Reporting(ExactlyOnceFunction):
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterator:
         yield from super().process_element(value, ctx)
+        self.arm_timer(ctx)
+
+    def arm_timer(self, ctx: KeyedProcessFunction.Context) -> None:
+        """A report timer ``job.report_every_s`` from now, unless one is pending."""
         timers = ctx.timer_service()
         now = timers.current_processing_time()
         if self._flush_at is None or self._flush_at < now:

@@ -79,7 +79,7 @@ class Train(ExactlyOnceFunction):
         if self.throttle is not None and not replay:
             self.throttle.wait(rows)
         preds, version = self.worker.process(env.payload, rows, self.recover if self.exactly_once else None,
-                                             meanwhile)
+                                             self._overlapped(meanwhile))
         out = self.watermark.stamp(env.with_payload(pack(preds)), preds, None if self.lanes else version)
         if version is None:
             return [out.row()], None
@@ -89,6 +89,21 @@ class Train(ExactlyOnceFunction):
             return [out.row()], {"writer": writer_name(self.cfg.ps, self.worker.subtask), "seq": version,
                                  "parallelism": self.cfg.job.parallelism}
         return [out.row()], {"ps_version": version}
+
+    def during_step(self) -> None:
+        """Work of a subclass that overlaps every step (before ``meanwhile``); none here."""
+
+    def more_soon(self) -> bool:
+        """Whether another step follows right after this one (a subclass's make-ahead knows)."""
+        return False
+
+    def _overlapped(self, meanwhile: Callable[[], None] | None) -> Callable[[], None]:
+        def both() -> None:
+            self.during_step()
+            if meanwhile is not None:
+                meanwhile()
+
+        return both
 
     def close(self) -> None:
         if getattr(self, "worker", None) is not None:
@@ -162,6 +177,8 @@ class GenerateAndTrain(Train):
         if self.generator.exists(index):
             self.made = (index, self.generator.make(index))
 
+    def more_soon(self) -> bool:
+        return self.made is not None  # the next batch exists and is made: its index comes next
 
     def close(self) -> None:
         generator = getattr(self, "generator", None)
