@@ -4,7 +4,8 @@ The generic step (:class:`~flinkdl.models.base.ModelBase`) is a gradient tape an
 optimizer: TensorFlow kernels for the lookup's two gathers, the gradient's segment sum and the sparse
 Adagrad apply, each with its per-row overhead (a table of one float per row costs as much per row as a
 wide one). Here the same maths is written out and compiled by XLA, which fuses it into a few loops:
-about 30 % less CPU per LR step on the click stream (docs/BENCHMARKS.md).
+8-13 % less CPU per LR step on the click stream as a worker runs it, 29 % with steps back to back
+(docs/BENCHMARKS.md).
 
 Only the distinct ids stay outside XLA (``tf.unique`` has no XLA kernel). Their number changes every
 batch, and XLA compiles one program per shape, so they are padded up to a multiple of
