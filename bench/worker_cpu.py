@@ -8,8 +8,8 @@ No Flink: a :class:`WorkerSupervisor` per variant (``base``: the worker process 
 same pre-made generator batches back to back, LR as ``bench/anchors.py`` runs it (whole 4096-row steps).
 With ``--ps on`` each variant has its own ``flinkdl ps serve`` on 127.0.0.1. The variants alternate,
 ``--rounds`` times; the worker's CPU (user + system, from /proc) per event of the measured batches.
-Every prediction batch of the two variants must be equal (scores bit for bit, versions): the run fails
-otherwise. Prints new/base ratios and a final JSON line.
+Every prediction batch of the two variants must be equal (scores bit for bit, or within ``--atol``;
+versions): the run fails otherwise. Prints new/base ratios and a final JSON line.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 from streams import MODEL_SETTINGS
 from worker_gaps import cpu_s
 
@@ -35,6 +37,18 @@ WARM = 10
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def differ(a: pa.RecordBatch, b: pa.RecordBatch, atol: float) -> list[str]:
+    """The columns of two prediction batches that differ (``score``: by more than ``atol``)."""
+    out = []
+    for f in a.schema.names:
+        if f == "score" and atol > 0:
+            if not np.allclose(a[f].to_numpy(), b[f].to_numpy(), rtol=0, atol=atol):
+                out.append(f)
+        elif not a[f].equals(b[f]):
+            out.append(f)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", required=True, help="a tree holding the baseline's flinkdl/ package")
@@ -44,6 +58,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--set", nargs="*", default=[], help="more config overrides")
     p.add_argument("--new-set", nargs="*", default=[], help="config overrides of the new variant only")
+    p.add_argument("--atol", type=float, default=0.0,
+                   help="scores may differ by this much (0: bit for bit; e.g. model.xla_step=true's float rounding)")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     from tests.ps.conftest import PsProcess
@@ -93,13 +109,12 @@ def main() -> None:
                     print(f"{name} ps {ps}: {us:.3f} worker CPU µs/event", flush=True)
             for sup in sups.values():
                 sup.stop()
-            same = all(a[0].equals(b[0]) for a, b in zip(answers["base"], answers["new"], strict=True))
-            if not same:
-                diff = [(i, [f for f in a[0].schema.names if not a[0][f].equals(b[0][f])])
-                        for i, (a, b) in enumerate(zip(answers["base"], answers["new"], strict=True))
-                        if not a[0].equals(b[0])]
+            diff = [(i, bad) for i, (a, b) in enumerate(zip(answers["base"], answers["new"], strict=True))
+                    if (bad := differ(a[0], b[0], args.atol))]
+            if diff:
                 raise SystemExit(f"ps {ps}: the two workers' predictions differ: {diff[:5]}")
-            print(f"ps {ps}: predictions identical over {len(answers['new'])} batches", flush=True)
+            how = f"within {args.atol:g}" if args.atol else "identical"
+            print(f"ps {ps}: predictions {how} over {len(answers['new'])} batches", flush=True)
     finally:
         for s in servers:
             s.stop()

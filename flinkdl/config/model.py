@@ -50,6 +50,8 @@ class ModelConfig(Strict):
                                          "many rows, each scored just before its step; null = one step a batch")
     fresh_scores: bool = Field(False, description="score each row of a step as if the step's earlier rows had "
                                "been learnt (adagrad tables; two forward passes); flinkdl/models/in_batch.py")
+    xla_step: bool = Field(False, description="lr: its adagrad step as one XLA-compiled function (~10 % less "
+                           "step CPU; equal to float32 rounding, not bit for bit); flinkdl/models/xla_lr.py")
     optimizer: OptimizerConfig = OptimizerConfig()
     dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
     seed: int = 0

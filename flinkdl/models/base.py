@@ -24,6 +24,7 @@ from __future__ import annotations
 import abc
 import functools
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -62,6 +63,8 @@ class ModelBase(abc.ABC):
         self._sparse: set[str] = set()
         self._n_init = 0
         self._version = tf.Variable(0, dtype=tf.int64, trainable=False, name="version")
+        #: a subclass's own compiled step (``model.xla_step``): ``(ids, dense, labels[, weights])`` → scores
+        self._fast_step: Callable[..., tf.Tensor] | None = None
         dense_cfg = cfg.dense_optimizer or cfg.optimizer
         # (config, optimizer, which vars): True = tables, False = dense vars, None = all
         self._groups: list[tuple[OptimizerConfig, tf.compat.v1.train.Optimizer, bool | None]]
@@ -170,6 +173,8 @@ class ModelBase(abc.ABC):
             return self._score_then_train_labelled(ids, dense, labels, labelled, weights)
         m, n = self.cfg.micro_batch_rows, int(labels.shape[0])
         w = () if weights is None else (to_tensor(np.array(weights, np.float32)),)  # a copy: TF shares memory
+        if self._fast_step is not None:
+            return self._fast_step(ids, dense, labels, *w)
         step, train, last = ((self._step_fn, self._train_fn, self._train_last_fn) if weights is None
                              else (self._wstep_fn, self._wtrain_fn, self._wtrain_last_fn))
         if m is None or n <= m:

@@ -25,6 +25,13 @@ class LogisticRegression(ModelBase):
         self.w = self.table("lr_w", 1, stddev=0.0)
         self.w_dense = self.dense_var("lr_w_dense", (layout.n_dense, 1))
         self.bias = self.dense_var("bias", (1,))
+        if cfg.xla_step and type(self).logits is LogisticRegression.logits:  # LR's own maths, not a subclass's
+            from flinkdl.models.xla_lr import XlaLrStep, unsupported
+
+            why = unsupported(cfg, bool(layout.bags))
+            if why is not None:
+                raise ValueError(f"model.xla_step needs {why}")
+            self._fast_step = XlaLrStep(self)
 
     def linear(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         """The first-order part, ``[B]``."""

@@ -69,4 +69,7 @@ def resolve(name: str) -> type[ModelBase]:
 
 def build_model(layout: FeatureLayout, cfg: ModelConfig) -> ModelBase:
     """Instantiate ``cfg.name`` for ``layout``."""
-    return resolve(cfg.name)(layout, cfg)
+    model = resolve(cfg.name)(layout, cfg)
+    if cfg.xla_step and model._fast_step is None:
+        raise ValueError(f"model.xla_step: only lr has an XLA step, not {cfg.name!r}")
+    return model

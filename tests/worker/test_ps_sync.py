@@ -40,8 +40,12 @@ def data():
     return cfg, out
 
 
-def _model(cfg: JobConfig, name: str = "fm"):
-    return build_model(FeatureLayout.from_config(cfg.features), cfg.model.model_copy(update={"name": name}))
+#: LR with its XLA step (model.xla_step): one adagrad optimizer, one step a batch
+XLA_LR = {"name": "lr", "xla_step": True, "micro_batch_rows": None, "dense_optimizer": None}
+
+
+def _model(cfg: JobConfig, name: str = "fm", **update):
+    return build_model(FeatureLayout.from_config(cfg.features), cfg.model.model_copy(update={"name": name, **update}))
 
 
 def _train(model, sync, batches) -> None:
@@ -143,18 +147,20 @@ def test_a_model_that_does_not_fit_the_servers_tables_is_refused_at_start(data):
         server.stop()
 
 
-def test_a_single_writer_and_its_server_stay_equal_bit_for_bit(tmp_path, data):
+@pytest.mark.parametrize("model", [{"name": "deepfm"}, XLA_LR], ids=["deepfm", "lr-xla"])
+def test_a_single_writer_and_its_server_stay_equal_bit_for_bit(tmp_path, data, model):
     """No base, no pull, no read-back: pushed values are assigned; a fresh worker loads exactly
-    the single writer's model (embeddings, optimizer slots, dense variables and their optimizer)."""
+    the single writer's model (embeddings, optimizer slots, dense variables and their optimizer);
+    also LR's XLA step, which updates the optimizer's own slots."""
     cfg, batches = data
     server = PsProcess(None)
     try:
         ps = PsConfig(enabled=True, address=server.address, push_every_batches=3)
-        a = _model(cfg, "deepfm")
+        a = _model(cfg, **model)
         sa = PsSync(a, ps, cfg.features.buckets, single_writer=True)
         _train(a, sa, batches[:7])  # 2 pushes + 1 batch still local
         sa.sync()
-        b = _model(cfg, "deepfm")
+        b = _model(cfg, **model)
         sb = PsSync(b, ps, cfg.features.buckets, single_writer=True)
         for name, var in a.variables().items():
             assert np.array_equal(var.numpy(), b.variables()[name].numpy()), name
