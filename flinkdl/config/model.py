@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from flinkdl.config.base import Strict
 from flinkdl.config.dynamic import DynamicConfig
 from flinkdl.config.ensemble import EnsembleConfig
+from flinkdl.config.target_stats import TargetStatsConfig
 
 
 class OptimizerConfig(Strict):
@@ -49,6 +50,9 @@ class ModelConfig(Strict):
                                          "many rows, each scored just before its step; null = one step a batch")
     fresh_scores: bool = Field(False, description="score each row of a step as if the step's earlier rows had "
                                "been learnt (adagrad tables; two forward passes); flinkdl/models/in_batch.py")
+    target_stats: TargetStatsConfig | None = Field(None, description="each id's smoothed click rate (and count) "
+                                                   "so far as extra dense inputs (null: none); "
+                                                   "flinkdl/models/target_stats.py")
     optimizer: OptimizerConfig = OptimizerConfig()
     dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
     seed: int = 0

@@ -23,7 +23,7 @@ class LogisticRegression(ModelBase):
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         super().__init__(layout, cfg)
         self.w = self.table("lr_w", 1, stddev=0.0)
-        self.w_dense = self.dense_var("lr_w_dense", (layout.n_dense, 1))
+        self.w_dense = self.dense_var("lr_w_dense", (self.n_dense, 1))
         self.bias = self.dense_var("bias", (1,))
 
     def linear(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
