@@ -1,7 +1,8 @@
 """Prototype: online smoothed per-id target statistics as extra dense inputs (issue 15, family-3).
 
     python bench/target_stats.py --datasets family-3 movielens --events 300000 \
-        --variant plain= --variant te=prior=10 --variant te_n=prior=10,counts=1
+        --variant plain= --variant te=prior=10 --variant te_n=prior=10,counts=1 \
+        --variant model='@model.target_stats={prior: 10}'
 
 For every single-valued id column, each row gets its id's click rate so far, smoothed towards
 the running global rate (``prior`` pseudo-events), as log-odds against the global rate, and
@@ -35,7 +36,7 @@ from flinkdl.exchange.schema import FeatureLayout
 
 
 def target_stats(ids: np.ndarray, labels: np.ndarray, step: int, prior: float, counts: bool,
-                 n_single: int, cscale: float = 5.0) -> np.ndarray:
+                 n_single: int, cscale: float = 5.0, kind: str = "log") -> np.ndarray:
     """``[N, n_single * (1 + counts)]`` float32: each row's per-id statistics before its step."""
     n = len(labels)
     flat = ids[:, :n_single]
@@ -51,7 +52,8 @@ def target_stats(ids: np.ndarray, labels: np.ndarray, step: int, prior: float, c
         rate = (c + prior * p) / (s + prior)
         out[a:a + step, :n_single] = np.log(rate / (1 - rate)) - np.log(p / (1 - p))
         if counts:
-            out[a:a + step, n_single:] = np.log1p(s) / cscale
+            out[a:a + step, n_single:] = (np.log1p(s) / cscale if kind == "log" else prior / (s + prior)
+                                          if kind == "rare" else np.log((s + 1) / (tot_n + 1)) / cscale)
         y = labels[a:a + step]
         np.add.at(shows, rows.ravel(), 1.0)
         np.add.at(clicks, rows.ravel(), np.repeat(y, rows.shape[1]))
@@ -63,8 +65,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["family-3"])
     p.add_argument("--events", type=int, default=300_000)
-    p.add_argument("--variant", action="append", default=[], help="name=prior=P,counts=0|1[,sets=a=1;b=2] "
-                   "(empty after '=': no statistics)")
+    p.add_argument("--variant", action="append", default=[], help="name=prior=P,counts=0|1[,cscale=C] (the "
+                   "numpy prototype), name=@setting;setting (settings over the job's config, e.g. "
+                   "model.target_stats={prior: 10}: the model's own), name= (neither)")
     p.add_argument("--set", action="append", default=[])
     args = p.parse_args()
     args.ml_events, args.ml_batch, args.bags = None, 4, True
@@ -80,15 +83,16 @@ def main() -> None:
             lay = FeatureLayout.from_config(base.features)
             for text in args.variant or ["plain="]:
                 name, _, spec = text.partition("=")
-                opts = dict(kv.split("=", 1) for kv in spec.split(",") if kv) if spec else {}
-                sets = [s for s in opts.pop("sets", "").split(";") if s]
+                in_model = spec.startswith("@")  # '@a=1;b=2': settings only (model.target_stats in the model)
+                opts = dict(kv.split("=", 1) for kv in spec.split(",") if kv) if spec and not in_model else {}
+                sets = [s for s in spec[1:].split(";") if s] if in_model else []
                 cfg = with_sets(base, sets)
                 x = dense
                 if opts:
                     step = min(batch, cfg.model.micro_batch_rows or batch)
                     te = target_stats(ids, labels, step, float(opts.get("prior", 10)),
                                       opts.get("counts", "0") == "1", lay.n_single,
-                                      float(opts.get("cscale", 5)))
+                                      float(opts.get("cscale", 5)), opts.get("kind", "log"))
                     if te.shape[1] % 2:  # the layout counts two dense columns per numeric field
                         te = np.concatenate([te, np.zeros((len(te), 1), np.float32)], axis=1)
                     x = np.concatenate([dense, te], axis=1)

@@ -12,10 +12,9 @@ class TargetStatsConfig(Strict):
 
     For each single-valued id column a row gets its id's click rate over the steps before its own,
     smoothed towards the running global rate by ``prior`` pseudo-events, as log-odds against the
-    global rate; with ``counts`` also ``log1p(shows) / count_scale``. They enter the model as
+    global rate; with ``counts`` also ``prior / (shows + prior)`` (1 for a new id). They enter the model as
     dense inputs (the first-order dense weights, FM's dense field, DeepFM's MLP).
     """
 
     prior: float = Field(10.0, gt=0, description="pseudo-events at the global rate added to each id's counts")
-    counts: bool = Field(True, description="also each id's log1p(shows) / count_scale")
-    count_scale: float = Field(5.0, gt=0)
+    counts: bool = Field(True, description="also each id's prior / (shows + prior): how new it is")

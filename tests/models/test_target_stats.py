@@ -23,7 +23,7 @@ def test_counts_each_step_after_scoring_it() -> None:
     ids = np.array([[1, 2, 3], [1, 5, 6]], np.int64)
     dense = np.zeros((2, 2), np.float32)
     before = m.target_stats.features(ids).numpy()
-    assert np.allclose(before, 0.0)  # no counts: every id at the global rate, no shows
+    assert np.allclose(before[0], [0, 0, 0, 1, 1, 1])  # no counts: every id at the global rate, all new
     m.predict_then_train(ids, dense, np.array([1.0, 0.0], np.float32))
     table, total = m.variables()[TABLE].numpy(), m.variables()[TOTAL].numpy()
     assert table[1].tolist() == [2.0, 1.0] and table[2].tolist() == [1.0, 1.0] and table[5].tolist() == [1.0, 0.0]
@@ -33,7 +33,7 @@ def test_counts_each_step_after_scoring_it() -> None:
     rate2, rate5 = (1 + 2 * p) / (1 + 2), (0 + 2 * p) / (1 + 2)
     logit = lambda q: np.log(q / (1 - q))  # noqa: E731
     assert np.allclose(feats[:3], [logit(rate2) - logit(p), logit(rate5) - logit(p), 0.0], atol=1e-6)
-    assert np.allclose(feats[3:], [np.log(2) / 5, np.log(2) / 5, 0.0], atol=1e-6)
+    assert np.allclose(feats[3:], [2 / 3, 2 / 3, 1.0], atol=1e-6)  # prior / (shows + prior)
 
 
 def test_the_scores_of_a_step_do_not_see_its_own_labels() -> None:
