@@ -54,7 +54,8 @@ def test_no_gradient_and_no_optimizer_state_for_the_counts(name: str) -> None:
     rng = np.random.default_rng(0)
     for _ in range(5):
         ids = rng.integers(0, 64, (16, 3), dtype=np.int64)
-        m.predict_then_train(ids, rng.normal(size=(16, 2)).astype(np.float32), (rng.random(16) < 0.5).astype(np.float32))
+        y = (rng.random(16) < 0.5).astype(np.float32)
+        m.predict_then_train(ids, rng.normal(size=(16, 2)).astype(np.float32), y)
     assert m.variables()[TOTAL].numpy()[0] == 80  # counts only: no optimizer moved them
     assert m.variables()[TABLE].numpy()[:, 0].sum() == 80 * 3
 
