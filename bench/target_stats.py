@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from defaults import featurized_with_vw
 from family import with_sets
-from quality import run_vw, scored, stream, train
-from streams import featurize, write_vw
+from quality import scored, train
 
 from flinkdl.config.features import NumericField
 from flinkdl.exchange.schema import FeatureLayout
@@ -74,10 +74,8 @@ def main() -> None:
     out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for d in args.datasets:
-            base, raw, _ = stream(d, args)
-            ids, dense, labels = featurize(base, raw)
-            write_vw(base, raw, Path(tmp) / f"{d}.vw")
-            row = {"VW": scored(labels, run_vw(Path(tmp) / f"{d}.vw", Path(tmp))[0])["auc"]}
+            base, ids, dense, labels, vw = featurized_with_vw(d, args, Path(tmp))
+            row = {"VW": scored(labels, vw)["auc"]}
             print(json.dumps({"dataset": d, "variant": "VW", "auc": row["VW"]}), flush=True)
             batch = args.ml_batch if d.startswith("movielens") else base.source.generator.batch_size
             lay = FeatureLayout.from_config(base.features)
