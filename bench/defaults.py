@@ -55,6 +55,14 @@ def print_windows(dataset: str, labels: np.ndarray, scores: dict[str, np.ndarray
     print(json.dumps({"dataset": dataset, "windows": edges.tolist(), "auc": table}), flush=True)
 
 
+def featurized_with_vw(dataset: str, args: argparse.Namespace, tmp: Path) -> tuple:
+    """(job config, ids, dense, labels, VW's progressive scores) of ``dataset``, featurized once."""
+    base, raw, _ = stream(dataset, args)
+    ids, dense, labels = featurize(base, raw)
+    write_vw(base, raw, tmp / f"{dataset}.vw")
+    return base, ids, dense, labels, run_vw(tmp / f"{dataset}.vw", tmp)[0]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["family-1", "family-3"], choices=sorted(PRESETS))
@@ -70,10 +78,7 @@ def main() -> None:
     out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for d in args.datasets:
-            base, raw, _ = stream(d, args)
-            ids, dense, labels = featurize(base, raw)
-            write_vw(base, raw, Path(tmp) / f"{d}.vw")
-            vw = run_vw(Path(tmp) / f"{d}.vw", Path(tmp))[0]
+            base, ids, dense, labels, vw = featurized_with_vw(d, args, Path(tmp))
             row = {"VW": scored(labels, vw)["auc"]}
             per = {"VW": vw, "oracle": oracle_scores(base, len(labels))} if args.windows else {}
             print(json.dumps({"dataset": d, "variant": "VW", "auc": row["VW"]}), flush=True)

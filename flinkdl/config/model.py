@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from flinkdl.config.base import Strict
 from flinkdl.config.dynamic import DynamicConfig
 from flinkdl.config.ensemble import EnsembleConfig
+from flinkdl.config.target_stats import TargetStatsConfig
 
 
 class OptimizerConfig(Strict):
@@ -52,6 +53,9 @@ class ModelConfig(Strict):
                                "been learnt (adagrad tables; two forward passes); flinkdl/models/in_batch.py")
     xla_step: bool = Field(False, description="lr: its adagrad step as one XLA-compiled function (~10 % less "
                            "step CPU; equal to float32 rounding, not bit for bit); flinkdl/models/xla_lr.py")
+    target_stats: TargetStatsConfig | None = Field(None, description="each id's smoothed click rate (and count) "
+                                                   "so far as extra dense inputs (null: none); "
+                                                   "flinkdl/models/target_stats.py")
     optimizer: OptimizerConfig = OptimizerConfig()
     dense_optimizer: OptimizerConfig | None = Field(None, description="MLP/dense vars; null = optimizer")
     seed: int = 0

@@ -35,6 +35,7 @@ from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import in_batch
 from flinkdl.models.distinct import skip_known_distinct
 from flinkdl.models.optim import create_slots, make_optimizer, scale_gradient
+from flinkdl.models.target_stats import TABLE, TOTAL, TargetStats, n_features
 from flinkdl.models.tensors import to_tensor
 
 
@@ -56,6 +57,8 @@ class ModelBase(abc.ABC):
     name: ClassVar[str] = ""
     #: TensorFlow threads per op when ``worker.intra_op_threads`` is 0 (0: TensorFlow's default)
     intra_op_threads: ClassVar[int] = 0
+    #: a model made of other models (ensemble, dynamic ids): they count ``model.target_stats``, not it
+    wraps_models: ClassVar[bool] = False
 
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         self.layout, self.cfg = layout, cfg
@@ -65,6 +68,10 @@ class ModelBase(abc.ABC):
         self._version = tf.Variable(0, dtype=tf.int64, trainable=False, name="version")
         #: a subclass's own compiled step (``model.xla_step``): ``(ids, dense, labels[, weights])`` → scores
         self._fast_step: Callable[..., tf.Tensor] | None = None
+        stats_cfg = None if self.wraps_models else cfg.target_stats
+        #: dense inputs of the model: the batch's dense columns, then the per-id statistics (if any)
+        self.n_dense = layout.n_dense + n_features(stats_cfg, layout.n_single)
+        self.target_stats = None if stats_cfg is None else TargetStats(self, stats_cfg)
         dense_cfg = cfg.dense_optimizer or cfg.optimizer
         # (config, optimizer, which vars): True = tables, False = dense vars, None = all
         self._groups: list[tuple[OptimizerConfig, tf.compat.v1.train.Optimizer, bool | None]]
@@ -249,7 +256,8 @@ class ModelBase(abc.ABC):
         from it continues exactly where the saved one was (see docs/EXACTLY_ONCE.md).
         """
         for _, opt, sparse in self._groups:
-            owned = [v for n, v in self._vars.items() if sparse is None or (n in self._sparse) == sparse]
+            owned = [v for n, v in self._vars.items()
+                     if (sparse is None or (n in self._sparse) == sparse) and n not in (TABLE, TOTAL)]
             create_slots(opt, owned)
 
     def dense_optimizer_state(self) -> dict[str, tf.Variable]:
@@ -264,8 +272,14 @@ class ModelBase(abc.ABC):
                     out[f"optimizer{k}/{v.name.split(':')[0]}"] = v
         return out
 
+    def _inputs(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
+        """The dense inputs of :meth:`logits`: ``dense``, then the per-id statistics as they are."""
+        if self.target_stats is None:
+            return dense
+        return tf.concat([dense, self.target_stats.features(ids)], axis=1)
+
     def _predict(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
-        return tf.sigmoid(self.logits(ids, dense))
+        return tf.sigmoid(self.logits(ids, self._inputs(ids, dense)))
 
     def _step(self, ids: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
               weights: tf.Tensor | None = None) -> tf.Tensor:
@@ -311,6 +325,7 @@ class ModelBase(abc.ABC):
         names = list(self._vars)
         var_list = [self._vars[n] for n in names]
         records: list = []
+        dense = self._inputs(ids, dense)
         with tf.GradientTape() as tape, in_batch.probe(tape, records, self.cfg.fresh_scores):
             logits = self.logits(ids, dense)
             row_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
@@ -321,7 +336,10 @@ class ModelBase(abc.ABC):
             with in_batch.shifted(self._earlier_steps(records, occurrence_grads)):
                 logits = self.logits(ids, dense)
         scores = tf.sigmoid(logits)  # reads happen before the updates below (auto control deps)
-        return scores, self.apply_gradients(grads, tf.cast(tf.shape(labels)[0], tf.float32))
+        updates = self.apply_gradients(grads, tf.cast(tf.shape(labels)[0], tf.float32))
+        if self.target_stats is not None:  # counted after this step's rows were scored
+            updates += self.target_stats.update(ids, labels)
+        return scores, updates
 
     def apply_gradients(self, grads: list, rows: tf.Tensor) -> list:
         """The ops applying ``grads`` (one per :meth:`variables` entry, in order; None: no gradient) of

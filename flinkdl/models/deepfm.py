@@ -18,7 +18,7 @@ class DeepFM(FactorizationMachine):
 
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         super().__init__(layout, cfg)
-        sizes = [layout.n_fields * cfg.embedding_dim + layout.n_dense, *cfg.hidden, 1]
+        sizes = [layout.n_fields * cfg.embedding_dim + self.n_dense, *cfg.hidden, 1]
         self.mlp = [
             (
                 self.dense_var(f"mlp_{i}/kernel", (fan_in, fan_out), init="glorot"),

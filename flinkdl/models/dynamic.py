@@ -168,6 +168,8 @@ def _clear(table: tf.lookup.experimental.DenseHashTable, buckets: int) -> None:
 class DynamicIdModel(ModelBase):
     """``model.dynamic.base`` on rows given by :class:`IdRows` (see the module docstring)."""
 
+    wraps_models = True
+
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         super().__init__(layout, cfg)
         self.dyn = cfg.dynamic or DynamicConfig()

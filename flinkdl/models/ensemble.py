@@ -68,6 +68,8 @@ def variant_configs(cfg: ModelConfig) -> list[tuple[str, ModelConfig]]:
 class Ensemble(ModelBase):
     """The variants of ``cfg.ensemble``, trained on every batch; serves per ``cfg.ensemble.serve``."""
 
+    wraps_models = True
+
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         super().__init__(layout, cfg)
         self.ens = cfg.ensemble or EnsembleConfig()

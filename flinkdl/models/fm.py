@@ -33,7 +33,7 @@ class FactorizationMachine(LogisticRegression):
         super().__init__(layout, cfg)
         k = cfg.embedding_dim
         self.emb = self.table("emb", k, stddev=cfg.embedding_init_std / cfg.embedding_lr_scale)
-        self.emb_dense = self.dense_var("emb_dense", (layout.n_dense, k))
+        self.emb_dense = self.dense_var("emb_dense", (self.n_dense, k))
         if cfg.field_weights:
             n = layout.n_fields + 1  # the id fields and the dense field
             self.field_w = self.dense_var("fm_field_weights", (n, n), init="ones")

@@ -23,7 +23,7 @@ class LogisticRegression(ModelBase):
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         super().__init__(layout, cfg)
         self.w = self.table("lr_w", 1, stddev=0.0)
-        self.w_dense = self.dense_var("lr_w_dense", (layout.n_dense, 1))
+        self.w_dense = self.dense_var("lr_w_dense", (self.n_dense, 1))
         self.bias = self.dense_var("bias", (1,))
         if cfg.xla_step and type(self).logits is LogisticRegression.logits:  # LR's own maths, not a subclass's
             from flinkdl.models.xla_lr import XlaLrStep, unsupported

@@ -45,6 +45,8 @@ def unsupported(cfg: ModelConfig, has_bags: bool) -> str | None:
         return "one step a batch (micro_batch_rows null), no fresh_scores, linear_lr_scale 1"
     if has_bags:
         return "single-valued id fields (no bags)"
+    if cfg.target_stats is not None:
+        return "no target_stats (its inputs and counts are the generic step's)"
     return None
 
 

@@ -193,3 +193,33 @@ def test_a_bags_padding_is_no_touched_row(tmp_path) -> None:
         sync.close()
     finally:
         server.stop()
+
+
+def test_target_statistics_of_two_workers_add_up_on_the_server(tmp_path, data):
+    """``model.target_stats``' counts are a sparse table like the weights: each worker's deltas add."""
+    from flinkdl.config.target_stats import TargetStatsConfig
+    from flinkdl.models.target_stats import TABLE
+
+    cfg, batches = data
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"target_stats": TargetStatsConfig()})})
+    server = PsProcess(None)
+    try:
+        ps = PsConfig(enabled=True, address=server.address, push_every_batches=100)
+        a, b = _model(cfg, "lr"), _model(cfg, "lr")
+        sa, sb = PsSync(a, ps, cfg.features.buckets), PsSync(b, ps, cfg.features.buckets)
+        _train(a, sa, batches[:2])
+        _train(b, sb, batches[2:4])
+        sa.sync()
+        sb.sync()
+        n_single = a.layout.n_single
+        ids = np.concatenate([x[:, :n_single].ravel() for x, _, _ in batches[:4]])
+        clicks = np.concatenate([np.repeat(y, n_single) for _, _, y in batches[:4]])
+        want = np.zeros((cfg.features.buckets, 2), np.float32)
+        np.add.at(want, ids, np.stack([np.ones_like(clicks), clicks], 1))
+        c = _model(cfg, "lr")
+        sc = PsSync(c, ps, cfg.features.buckets)  # loads the server's rows
+        assert np.array_equal(c.variables()[TABLE].numpy(), want)
+        for s in (sa, sb, sc):
+            s.close(commit=False)
+    finally:
+        server.stop()
