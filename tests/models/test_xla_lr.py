@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from flinkdl.config.schema import ModelConfig, OptimizerConfig
+from flinkdl.config.target_stats import TargetStatsConfig
 from flinkdl.exchange.schema import Bag, FeatureLayout
 from flinkdl.models import build_model
 
@@ -54,6 +55,7 @@ def test_same_scores_weights_and_state(weighted: bool) -> None:
     ({"optimizer": OptimizerConfig(name="ftrl")}, LAYOUT, "one adagrad optimizer"),
     ({"optimizer": OptimizerConfig(name="adagrad", l2=0.1)}, LAYOUT, "plain adagrad"),
     ({}, FeatureLayout(n_ids=4, n_dense=1, buckets=64, bags=(Bag(3),)), "no bags"),
+    ({"target_stats": TargetStatsConfig()}, LAYOUT, "no target_stats"),
 ])
 def test_refused_where_the_formulas_differ(kw: dict, layout: FeatureLayout, want: str) -> None:
     with pytest.raises(ValueError, match=want):
