@@ -34,7 +34,7 @@ from flinkdl.config.schema import ModelConfig, OptimizerConfig
 from flinkdl.exchange.schema import FeatureLayout
 from flinkdl.models import in_batch
 from flinkdl.models.distinct import skip_known_distinct
-from flinkdl.models.optim import create_slots, make_optimizer, scale_gradient
+from flinkdl.models.optim import OptimizedVariables, create_slots, make_optimizer
 from flinkdl.models.target_stats import TABLE, TOTAL, TargetStats, n_features
 from flinkdl.models.tensors import to_tensor
 
@@ -51,7 +51,7 @@ def lookup(table: tf.Variable, ids: tf.Tensor) -> tf.Tensor:
     return tf.reshape(rows, tf.concat([tf.shape(ids), table.shape[1:].as_list()], axis=0))  # no table read
 
 
-class ModelBase(abc.ABC):
+class ModelBase(OptimizedVariables, abc.ABC):
     """Binary classifier over a :class:`FeatureLayout`; subclasses implement :meth:`logits`."""
 
     name: ClassVar[str] = ""
@@ -59,6 +59,7 @@ class ModelBase(abc.ABC):
     intra_op_threads: ClassVar[int] = 0
     #: a model made of other models (ensemble, dynamic ids): they count ``model.target_stats``, not it
     wraps_models: ClassVar[bool] = False
+    no_slots = frozenset((TABLE, TOTAL))  # the target statistics' counts: no gradient, no optimizer state
 
     def __init__(self, layout: FeatureLayout, cfg: ModelConfig) -> None:
         self.layout, self.cfg = layout, cfg
@@ -234,44 +235,6 @@ class ModelBase(abc.ABC):
         """Names of the row-wise updated ``[buckets, dim]`` tables."""
         return frozenset(self._sparse)
 
-    def optimizers(self) -> tuple[tf.compat.v1.train.Optimizer, ...]:
-        """The optimizers (one, or sparse then dense); trackable by ``tf.train.Checkpoint``."""
-        return tuple(opt for _, opt, _ in self._groups)
-
-    def slot_variables(self) -> dict[str, tf.Variable]:
-        """Optimizer state (e.g. Adagrad accumulators) as ``"<var>/<slot>"``; empty before the first step."""
-        out: dict[str, tf.Variable] = {}
-        for _, opt, _ in self._groups:
-            for slot in opt.get_slot_names():
-                for name, var in self._vars.items():
-                    s = opt.get_slot(var, slot)
-                    if s is not None:
-                        out[f"{name}/{slot}"] = s
-        return out
-
-    def create_optimizer_state(self) -> None:
-        """Create every optimizer slot now, changing nothing (v1 optimizers do it on the first step).
-
-        The parameter server then sees the whole state from the start, and a model restored
-        from it continues exactly where the saved one was (see docs/EXACTLY_ONCE.md).
-        """
-        for _, opt, sparse in self._groups:
-            owned = [v for n, v in self._vars.items()
-                     if (sparse is None or (n in self._sparse) == sparse) and n not in (TABLE, TOTAL)]
-            create_slots(opt, owned)
-
-    def dense_optimizer_state(self) -> dict[str, tf.Variable]:
-        """Slots of the dense variables and each optimizer's own variables (e.g. Adam's beta powers),
-        as ``"<var>/<slot>"`` and ``"optimizer<k>/<name>"``; call :meth:`create_optimizer_state` first."""
-        slots = self.slot_variables()
-        out = {k: v for k, v in slots.items() if k.rsplit("/", 1)[0] not in self._sparse}
-        slot_ids = {id(v) for v in slots.values()}
-        for k, (_, opt, _) in enumerate(self._groups):
-            for v in opt.variables():  # slots and the optimizer's own variables, sorted by name
-                if id(v) not in slot_ids:
-                    out[f"optimizer{k}/{v.name.split(':')[0]}"] = v
-        return out
-
     def _inputs(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         """The dense inputs of :meth:`logits`: ``dense``, then the per-id statistics as they are."""
         if self.target_stats is None:
@@ -340,19 +303,3 @@ class ModelBase(abc.ABC):
         if self.target_stats is not None:  # counted after this step's rows were scored
             updates += self.target_stats.update(ids, labels)
         return scores, updates
-
-    def apply_gradients(self, grads: list, rows: tf.Tensor) -> list:
-        """The ops applying ``grads`` (one per :meth:`variables` entry, in order; None: no gradient) of
-        the logloss *summed* over ``rows`` rows (plain SGD divides by ``rows``)."""
-        names = list(self._vars)
-        inv_batch = 1.0 / tf.maximum(rows, 1.0)
-        updates = []
-        for opt_cfg, opt, sparse in self._groups:
-            pairs = [
-                (scale_gradient(g, inv_batch) if opt_cfg.name == "sgd" else g, self._vars[n])
-                for n, g in zip(names, grads, strict=True)
-                if g is not None and (sparse is None or (n in self._sparse) == sparse)
-            ]
-            if pairs:
-                updates.append(opt.apply_gradients(pairs))
-        return updates
