@@ -46,7 +46,7 @@ from flinkdl.features import deadletter as dl
 from flinkdl.features.bags import bag_ids
 from flinkdl.features.hashing import bucketize, cross, field_seed, hash_strings, murmur3_32_int64, null_hash
 from flinkdl.features.parse import POSITION_COLUMN
-from flinkdl.features.rows import Rows, zero_filled
+from flinkdl.features.rows import Rows, arrow_view, zero_filled
 
 
 class Featurized(NamedTuple):
@@ -130,7 +130,7 @@ class Featurizer:
         keep = ~rows.bad
         if rows.bad.any():
             columns = [c[keep] for c in columns]
-        arrays = [pa.array(c, type=f.type) for c, f in zip(columns, self.schema, strict=True)]
+        arrays = [arrow_view(c, f.type) for c, f in zip(columns, self.schema, strict=True)]
         return Featurized(pa.RecordBatch.from_arrays(arrays, schema=self.schema), dead, keep)
 
     # ------------------------------------------------------------------ fields
