@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from flinkdl.features.rows import arrow_view
+from flinkdl.features.rows import arrow_view, null_mask
 
 
 @pytest.mark.parametrize("x", [np.arange(-3, 5, dtype=np.int64), np.array([0.5, np.nan, -0.0], np.float32),
@@ -30,3 +31,11 @@ def test_validity_bits_make_nulls() -> None:
     assert arr.to_pylist() == [1.5, None, 3.5]
     with pytest.raises(ValueError, match="valid_bits"):
         arrow_view(x[::2], valid_bits=np.packbits([True, True], bitorder="little"))
+
+
+def test_null_mask_is_is_null_for_any_offset() -> None:
+    rng = np.random.default_rng(0)
+    arr = pa.array(rng.random(50), mask=rng.random(50) < 0.3)
+    for a in (arr, arr.slice(3), arr.slice(9, 20), pa.array([1.0, 2.0]), pa.array([None, None], pa.float64()),
+              pa.array([], pa.float64())):
+        assert null_mask(a).tolist() == pc.is_null(a).to_numpy(zero_copy_only=False).tolist()
