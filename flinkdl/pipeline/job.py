@@ -57,8 +57,9 @@ def light_jvm(cfg: JobConfig) -> bool:
     return cfg.job.parallelism == 1 and (cfg.source.kind == "generator" or trains_in_reader(cfg))
 
 
-def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecutionEnvironment:
-    """A stream environment configured for the job (mini-cluster when run locally)."""
+def make_env(cfg: JobConfig, conf: Configuration | None = None, training: bool = True) -> StreamExecutionEnvironment:
+    """A stream environment configured for the job (mini-cluster when run locally); ``training``: the
+    training job of ``cfg`` (the serving job passes False: its feature envelopes cross the JVM)."""
     if cfg.metrics.enabled and cfg.metrics.flink_port:
         import pyflink  # the local gateway JVM finds the reporter plugin here; read when it starts (first env)
 
@@ -70,7 +71,7 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
         os.environ[WORKER_MODE_ENV] = "process"
     else:
         os.environ.pop(WORKER_MODE_ENV, None)
-    conf = conf or _first_configuration(LIGHT_JVM_ARGS if light_jvm(cfg) else None)
+    conf = conf or _first_configuration(LIGHT_JVM_ARGS if training and light_jvm(cfg) else None)
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.execution-mode", cfg.job.python_execution_mode)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pyflink.common import Configuration
 
 from flinkdl.config.loader import load_config
 from flinkdl.pipeline.job import LIGHT_JVM_ARGS, light_jvm
@@ -22,6 +23,17 @@ from flinkdl.pipeline.job import LIGHT_JVM_ARGS, light_jvm
 ])
 def test_light_jvm_only_where_no_event_crosses_it(tmp_path: Path, job: str, sets: list[str], light: bool) -> None:
     assert light_jvm(load_config(f"jobs/{job}.yaml", [f"job.run_dir={tmp_path}", *sets])) is light
+
+
+def test_the_serving_job_does_not_ask_for_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from flinkdl.pipeline import job
+
+    asked: list[str | None] = []
+    monkeypatch.setattr(job, "_first_configuration", lambda args: asked.append(args) or Configuration())
+    cfg = load_config("jobs/click_stream_kafka.yaml", [f"job.run_dir={tmp_path}", "source.kafka.reader=python"])
+    job.make_env(cfg, training=False)
+    job.make_env(cfg)
+    assert asked == [None, LIGHT_JVM_ARGS]
 
 
 _CHILD = """
