@@ -1,7 +1,7 @@
 """Where a generator-path job's CPU goes: per process, per JVM thread, and the client's Python stages.
 
     python bench/profile_job.py --events 4000000 --delay 4 --window 5          # LR, anchors' settings
-    python bench/profile_job.py --events 1000000 --delay 0.3 --window 2.5      # the early window anchors sees
+    python bench/profile_job.py --events 1000000 --delay 0.3 --window 3        # the early window anchors sees
     JVM_ARGS="" python bench/profile_job.py ...   # the JVM's default compilers and collector (job.LIGHT_JVM_ARGS)
 
 Runs ``flinkdl.runner.run`` in a child process with the settings ``bench/anchors.py`` gives LR (``--set``
@@ -93,7 +93,7 @@ def main() -> None:
     p.add_argument("--model", default="lr")
     p.add_argument("--events", type=int, default=4_000_000)
     p.add_argument("--delay", type=float, default=4.0, help="seconds after the sink's first progress line")
-    p.add_argument("--window", type=float, default=5.0)
+    p.add_argument("--window", type=int, default=5, help="seconds (py-spy takes whole seconds)")
     p.add_argument("--set", action="append", default=[])
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="profile-job-"))
@@ -138,6 +138,8 @@ def main() -> None:
                 print(f"    {name:18s} {us(ticks):.3f}")
     count = stages(tmp / "client.raw") if (tmp / "client.raw").exists() else collections.Counter()
     client_us = result["processes"].get("client", {}).get("us_per_event", 0.0)
+    if not count:
+        print("py-spy recorded nothing inside a Beam bundle (is it installed beside this python?)")
     total = sum(count.values()) or 1
     print(f"client's bundle threads by stage (py-spy, {total} samples, scaled to its {client_us:.2f} µs/event):")
     for name, n in count.most_common():
