@@ -48,7 +48,7 @@ json.dump(run(cfg, int(sys.argv[2]), oracle=False), open(sys.argv[3], "w"))
 STAGES = [("generate", "ClickStream."), ("hash by rank", "RankHashes."), ("featurize", "Featurizer."),
           ("pack", "channel.py:37"), ("envelope (eval columns, letters)", "FeatureMaker.envelope"),
           ("make (other)", "BatchGenerator.make"), ("sink: progress line (timer)", "on_timer"),
-          ("sink: per batch", "train_sink.py"), ("worker socket: send", "send_payload"),
+          ("sink: per batch", "pipeline/sink.py"), ("worker socket: send", "send_payload"),
           ("worker socket: receive", "receive_with_metadata"), ("trainer (other)", "flinkdl")]
 
 
