@@ -39,7 +39,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
           f"parallelism {cfg.job.parallelism}, refresh every {cfg.serving.refresh_s:g} s", flush=True)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        flink = make_env(cfg)
+        flink = make_env(cfg, training=False)
         build_serving(flink, cfg)
         flink.execute(f"{cfg.job.name}-serving")
     except KeyboardInterrupt as e:

@@ -46,7 +46,7 @@ from flinkdl.features import deadletter as dl
 from flinkdl.features.bags import bag_ids
 from flinkdl.features.hashing import bucketize, cross, field_seed, hash_strings, murmur3_32_int64, null_hash
 from flinkdl.features.parse import POSITION_COLUMN
-from flinkdl.features.rows import Rows, zero_filled
+from flinkdl.features.rows import Rows, arrow_view, null_mask, zero_filled
 
 
 class Featurized(NamedTuple):
@@ -130,7 +130,7 @@ class Featurizer:
         keep = ~rows.bad
         if rows.bad.any():
             columns = [c[keep] for c in columns]
-        arrays = [pa.array(c, type=f.type) for c, f in zip(columns, self.schema, strict=True)]
+        arrays = [arrow_view(c, f.type) for c, f in zip(columns, self.schema, strict=True)]
         return Featurized(pa.RecordBatch.from_arrays(arrays, schema=self.schema), dead, keep)
 
     # ------------------------------------------------------------------ fields
@@ -138,7 +138,7 @@ class Featurizer:
     def _label(self, rows: Rows) -> np.ndarray:
         name, threshold = self.cfg.label.column, self.cfg.label.threshold
         y = rows.cast(name, pa.float64(), dl.LABEL_INVALID)
-        missing = pc.is_null(y).to_numpy(zero_copy_only=False)
+        missing = null_mask(y)
         y = zero_filled(y, missing)
         invalid = np.isnan(y)
         with np.errstate(invalid="ignore"):
@@ -166,7 +166,7 @@ class Featurizer:
             for r, i in enumerate(read):
                 v = rows.cast(cats[i].name, pa.int64(), dl.BAD_ID)
                 if v.null_count:
-                    nulls[r] = pc.is_null(v).to_numpy(zero_copy_only=False)
+                    nulls[r] = null_mask(v)
                     v = v.fill_null(0)
                 values[r] = v.to_numpy()
             fi = np.array(read)
@@ -193,13 +193,17 @@ class Featurizer:
         out: list[np.ndarray] = []
         for f in self.cfg.numeric:
             v = rows.cast(f.name, pa.float64(), dl.NOT_NUMERIC)
-            missing = pc.is_null(v).to_numpy(zero_copy_only=False) if v.null_count else np.zeros(n, bool)
+            missing = null_mask(v)
             x = zero_filled(v, missing)
             finite = np.isfinite(x)
             if not finite.all():
                 rows.reject(np.flatnonzero(~finite), dl.NOT_FINITE, f.name)
                 x = np.where(finite, x, 0.0)
             if f.transform == "log1p":  # no negatives: the same bits (+ 0.0: -0.0 becomes 0.0, as sign(-0.0) is 0.0)
-                x = np.log1p(x) + 0.0 if len(x) and x.min() >= 0.0 else np.sign(x) * np.log1p(np.abs(x))
+                if len(x) and x.min() >= 0.0:
+                    x = np.log1p(x)
+                    x += 0.0  # in place: one array less per column
+                else:
+                    x = np.sign(x) * np.log1p(np.abs(x))
             out += [x.astype(np.float32), missing.astype(np.float32)]
         return out

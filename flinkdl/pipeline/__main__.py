@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         from flinkdl.pipeline.serve import build_serving, serving_job
 
         cfg = serving_job(cfg)
-        env = make_env(cfg)
+        env = make_env(cfg, training=False)
         build_serving(env, cfg)
         env.execute(f"{cfg.job.name}-serving")
         return

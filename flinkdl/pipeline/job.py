@@ -43,10 +43,23 @@ from flinkdl.pipeline.train import GenerateAndTrain, Train
 
 #: The environment variable PyFlink reads for the mini-cluster's Python harness mode (its exact, lowercase name).
 WORKER_MODE_ENV = "_python_worker_execution_mode"
+#: The options PyFlink's local gateway JVM (the mini-cluster) starts with, from this variable.
+JVM_ARGS_ENV = "JVM_ARGS"
+#: The mini-cluster JVM's options when no event crosses it (:func:`light_jvm`): the client compiler only
+#: (C2's compile threads were most of its CPU over a 1M-event run) and the serial collector (no
+#: concurrent G1 threads for a heap that holds a few batch indexes). docs/BENCHMARKS.md, issue 19.
+LIGHT_JVM_ARGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
-def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecutionEnvironment:
-    """A stream environment configured for the job (mini-cluster when run locally)."""
+def light_jvm(cfg: JobConfig) -> bool:
+    """Whether the job's events stay in Python: the generator's batch indexes, or the Python Kafka reader
+    training in its own operator, are all the JVM carries (at parallelism 1 not even the predictions)."""
+    return cfg.job.parallelism == 1 and (cfg.source.kind == "generator" or trains_in_reader(cfg))
+
+
+def make_env(cfg: JobConfig, conf: Configuration | None = None, training: bool = True) -> StreamExecutionEnvironment:
+    """A stream environment configured for the job (mini-cluster when run locally); ``training``: the
+    training job of ``cfg`` (the serving job passes False: its feature envelopes cross the JVM)."""
     if cfg.metrics.enabled and cfg.metrics.flink_port:
         import pyflink  # the local gateway JVM finds the reporter plugin here; read when it starts (first env)
 
@@ -58,7 +71,7 @@ def make_env(cfg: JobConfig, conf: Configuration | None = None) -> StreamExecuti
         os.environ[WORKER_MODE_ENV] = "process"
     else:
         os.environ.pop(WORKER_MODE_ENV, None)
-    conf = conf or Configuration()
+    conf = conf or _first_configuration(LIGHT_JVM_ARGS if training and light_jvm(cfg) else None)
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("python.execution-mode", cfg.job.python_execution_mode)
@@ -168,6 +181,18 @@ def build(flink: StreamExecutionEnvironment, cfg: JobConfig, max_events: int | N
     _progress(preds.key_by(lambda row: 0, key_type=Types.INT())
               .process(EvaluateAndSink(cfg_json, max_events), output_type=Types.STRING())
               .name("evaluate+sink").set_parallelism(1))
+
+
+def _first_configuration(jvm_args: str | None) -> Configuration:
+    """A Configuration; the first one starts PyFlink's local gateway JVM, with ``jvm_args`` unless the
+    user set ``JVM_ARGS`` (only for that start: jobs started later, child processes too, do not inherit it)."""
+    if jvm_args is None or JVM_ARGS_ENV in os.environ:
+        return Configuration()
+    os.environ[JVM_ARGS_ENV] = jvm_args
+    try:
+        return Configuration()
+    finally:
+        del os.environ[JVM_ARGS_ENV]
 
 
 def _progress(sunk: DataStream) -> None:

@@ -43,6 +43,7 @@ import pyarrow.csv as pacsv
 from flinkdl.config.generator_family import FamilyConfig
 from flinkdl.config.schema import GeneratorConfig
 from flinkdl.evaluation.metrics import auc_from_arrays
+from flinkdl.features.rows import arrow_view as _arrow
 from flinkdl.sources.family import MultiValued, after_mask, extra_cross_pairs, extra_uniforms
 
 N_CAT, N_NUM = 26, 13
@@ -95,12 +96,6 @@ def _normalise(z: np.ndarray, p: np.ndarray, std: float) -> np.ndarray:
     """Centre and scale ``z`` (per column) under the ID distribution ``p``: a main effect of 0."""
     z = z - p @ z
     return (z * (std / np.sqrt(p @ (z * z)))).astype(np.float32)
-
-
-def _arrow(x: np.ndarray, valid_bits: np.ndarray | None = None) -> pa.Array:
-    """Zero-copy Arrow array over a contiguous int64/float64 numpy array (faster than ``pa.array``)."""
-    valid = None if valid_bits is None else pa.py_buffer(valid_bits)
-    return pa.Array.from_buffers(pa.from_numpy_dtype(x.dtype), len(x), [valid, pa.py_buffer(x)])
 
 
 class ClickStream:
@@ -245,7 +240,7 @@ class ClickStream:
                     logit += BUMP[3] * np.exp(-(((z - BUMP[1]) / BUMP[2]) ** 2))
             if j in MISSING_EFFECT:
                 logit += MISSING_EFFECT[j] * missing
-            cols.append(_arrow(x, np.packbits(~missing, bitorder="little")))
+            cols.append(_arrow(x, valid_bits=np.packbits(~missing, bitorder="little")))
         if fam.multi_valued:
             assert u2 is not None
             multi, effect = self.multi.columns(u2)
