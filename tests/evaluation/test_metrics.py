@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import pickle
 from fractions import Fraction
 
 import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from flinkdl.evaluation import LogLoss, MeanScore, Metric, ObservedCTR, ProgressiveAUC, auc_from_arrays
+from flinkdl.evaluation import LogLoss, MeanScore, Metric, ObservedCTR, ProgressiveAUC, auc_from_arrays, metrics
+from flinkdl.evaluation.maths import auc_from_counts
 
 
 def sk_log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -132,3 +134,68 @@ def test_mean_score_and_ctr() -> None:
     assert ctr.get() == y.mean(dtype=np.float64)
     assert repr(ProgressiveAUC()) == "ProgressiveAUC(auc=undefined)"
     assert repr(ctr) == f"ObservedCTR(ctr={ctr.get():.6f})"
+
+
+def exact_auc(y: np.ndarray, s: np.ndarray) -> float | None:
+    """The AUC of the whole stream at once, from its counts per distinct float32 score."""
+    keys, inv = np.unique(np.asarray(s, np.float32) + np.float32(0.0), return_inverse=True)
+    pos = np.bincount(inv, weights=y == 1, minlength=keys.size).astype(np.int64)
+    return auc_from_counts(np.bincount(inv, minlength=keys.size) - pos, pos)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_get_between_merges_is_bit_identical(seed: int) -> None:
+    # random streams with ties, random batchings and buffers, a get() after random batches (each counts
+    # the buffer into runs without merging), a pickle round trip on the way: every value is the exact one
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        n = int(rng.integers(1, 3000))
+        y, s = stream(n, seed=int(rng.integers(1 << 30)), decimals=[None, 1, 2, 3][int(rng.integers(4))])
+        y = y if rng.random() < 0.9 else np.ones_like(y)  # sometimes one class throughout
+        m = ProgressiveAUC(buffer_events=int(rng.choice([1, 50, 1000, 1 << 16])))
+        for a, b in itertools.pairwise(random_cuts(n, rng, int(rng.integers(0, 40)))):
+            m.update(y[a:b], s[a:b])
+            if rng.random() < 0.5:
+                assert m.get() == exact_auc(y[:b], s[:b])
+            if rng.random() < 0.1:
+                m = pickle.loads(pickle.dumps(m))
+        assert m.get() == exact_auc(y, s)
+        assert (m.n_pos, m.n_neg) == (int(y.sum()), int((y == 0).sum()))
+
+
+def test_get_keeps_levels_few_and_does_not_merge_them() -> None:
+    y, s = stream(200_000, seed=8)
+    m = ProgressiveAUC()
+    for a in range(0, 200_000, 1000):
+        m.update(y[a : a + 1000], s[a : a + 1000])
+        m.get()
+        sizes = [level[0].size for level in m._levels]
+        assert all(big > 2 * small for big, small in itertools.pairwise(sizes))  # so at most log2 levels
+    assert len(sizes) > 1 and m.nbytes == 20 * sum(sizes)
+    assert m.get() == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert m.n_distinct == np.unique(s).size and m.nbytes == 20 * m.n_distinct and len(m._levels) == 1
+
+
+def test_past_int64_scans_like_auc_from_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # past 2 P N >= 2**63 the pair count leaves int64: get() merges and takes auc_from_counts' float path
+    y, s = stream(5000, seed=9, decimals=2)
+    m = ProgressiveAUC(buffer_events=1 << 20)
+    m.update(y[:2000], s[:2000])
+    assert m.get() == exact_auc(y[:2000], s[:2000]) and m._tw is not None
+    monkeypatch.setattr(metrics, "_fits", lambda n_neg, n_pos: 2 * n_pos * n_neg < 4_000_000)
+    m.update(y[2000:], s[2000:])
+    assert m.get() == exact_auc(y, s) and m._tw is None  # (auc_from_counts is still exact here)
+    assert m._nbuf == 0 and len(m._levels) == 1  # merged
+
+
+def test_unpickles_a_snapshot_of_the_counts_per_key_class() -> None:
+    y, s = stream(3000, seed=10, decimals=2)
+    keys, inv = np.unique(metrics._order_keys(s), return_inverse=True)
+    pos = np.bincount(inv, weights=y == 1).astype(np.int64)
+    old = {"buffer_events": 1 << 16, "_keys": keys, "_neg": np.bincount(inv) - pos, "_pos": pos,
+           "_buf": [], "_nbuf": 0, "_cached": None, "_fresh": False}
+    m = ProgressiveAUC.__new__(ProgressiveAUC)
+    m.__setstate__(old)
+    assert m.get() == exact_auc(y, s)
+    m.update(y[:10], s[:10])
+    assert m.get() == exact_auc(np.r_[y, y[:10]], np.r_[s, s[:10]])
