@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from flinkdl.evaluation import pair_counts as pc
 from flinkdl.evaluation.base import BatchMetric
 from flinkdl.evaluation.maths import LOGLOSS_EPS, auc_from_counts, log_losses
 
@@ -39,37 +38,31 @@ class ProgressiveAUC(BatchMetric):
     """Exact ROC AUC over every ``(label, score)`` seen so far; ties count one half.
 
     Equal to ``sklearn.metrics.roc_auc_score`` on the concatenated stream (to float rounding,
-    and exactly in rational terms: the pair count is kept in integers). Scores are compared as
+    and exactly in rational terms: the pair count is kept in int64). Scores are compared as
     float32: two float64 scores that round to the same float32 are a tie.
 
-    Memory is O(distinct scores), not O(events): sorted arrays of distinct float32 scores (as
-    order-preserving uint32 keys), each with two int64 arrays of the cumulative negative / positive
-    counts up to each score, **20 bytes per distinct score** once merged into one (``n_distinct``
-    merges them). Updates are packed to one uint64 per event (key << 1 | label) into a buffer.
-
-    The buffer is sorted and counted into a new level at each ``get()`` (or when it holds
-    ``max(buffer_events, n_distinct)`` events): its pairs, within it and against every level (by
-    ``searchsorted`` over their cumulative counts, O(new events × log)), go to a running pair count,
-    so ``get()`` never scans the whole state. A level merges with the one before it while that one
-    holds at most twice its keys (a linear merge of sorted arrays): each level is over twice the
-    next, at most log2 levels, together under twice the first level's size, and each score is merged
-    O(log) times over the stream instead of at every report. Quantised scores keep this tiny; a
-    continuous model's scores are mostly distinct until they saturate the float32 grid (8.4M values
-    per binade [2^-k, 2^-k+1)), bounded by ~1.07e9 values in [0, 1] (measured sizes:
-    docs/BENCHMARKS.md); :class:`~flinkdl.evaluation.binned.BinnedAUC` is the fixed-memory variant.
-    Past ``2 P N >= 2**63`` pairs ``get()`` merges the levels and sums in float64 as
-    :func:`~flinkdl.evaluation.maths.auc_from_counts` does.
+    Memory is O(distinct scores), not O(events): a sorted array of the distinct float32 scores
+    (as order-preserving uint32 keys) and two int64 arrays of negative / positive counts per
+    score, **20 bytes per distinct score**. Updates are packed to one uint64 per event (key << 1
+    | label) into a buffer that is sorted, run-length counted and merged into the state when it
+    holds ``max(buffer_events, n_distinct)`` events or on :meth:`get`: the O(distinct) merge is
+    amortised over as many events, and the buffer adds at most 8 bytes per distinct score.
+    Quantised scores keep this tiny; a continuous model's scores are mostly distinct until they
+    saturate the float32 grid (8.4M values per binade [2^-k, 2^-k+1)), bounded by ~1.07e9 values
+    in [0, 1] (measured sizes: docs/BENCHMARKS.md); :class:`~flinkdl.evaluation.binned.BinnedAUC`
+    is the fixed-memory variant. ``get()`` merges the buffer and scans the state (O(distinct)),
+    so call it at reporting cadence.
     """
 
     name = "auc"
 
     def __init__(self, buffer_events: int = 1 << 16) -> None:
         self.buffer_events = int(buffer_events)
-        self._levels: list[pc.Counts] = []  # (sorted keys, cumulative neg, cumulative pos), each > twice the next
-        self._buf: list[np.ndarray] = []  # events not counted yet (packed)
+        self._keys = np.empty(0, np.uint32)  # sorted distinct score keys
+        self._neg = np.empty(0, np.int64)  # negatives per key
+        self._pos = np.empty(0, np.int64)  # positives per key
+        self._buf: list[np.ndarray] = []
         self._nbuf = 0
-        self._n = [0, 0]  # negatives, positives in the levels
-        self._tw: int | None = 0  # twice the wins of their pairs; None past int64 (see the class doc)
         self._cached: float | None = None
         self._fresh = True  # _cached is up to date
 
@@ -80,85 +73,77 @@ class ProgressiveAUC(BatchMetric):
         self._buf.append(packed)
         self._nbuf += packed.size
         self._fresh = False
-        if self._nbuf >= max(self.buffer_events, self._levels[0][0].size if self._levels else 0):
-            self._absorb()
+        if self._nbuf >= max(self.buffer_events, self._keys.size):
+            self._merge()
 
-    def _absorb(self) -> None:
-        """Count the buffer's pairs into the running total; push it as a level."""
+    def _merge(self) -> None:
         if not self._buf:
             return
         k = np.concatenate(self._buf) if len(self._buf) > 1 else self._buf[0]
         self._buf, self._nbuf = [], 0
         k.sort()
-        run = pc.counts_of(k)
-        self._n[0] += int(run[1].sum())
-        self._n[1] += int(run[2].sum())
-        if self._tw is not None and _fits(*self._n):
-            self._tw += pc.internal_twice_wins(run[1], run[2]) + sum(
-                pc.cross_twice_wins(run, level) for level in self._levels)
-        else:
-            self._tw = None
-        parts = [run]
-        while self._levels and self._levels[-1][0].size <= 2 * sum(p[0].size for p in parts):
-            parts.append(pc.uncumulative(self._levels.pop()))
-        self._levels.append(pc.combine(parts) if len(parts) > 1 else pc.cumulative(run))
-
-    def _merge(self) -> None:
-        """Everything in one level (its pairs are counted already)."""
-        self._absorb()
-        if len(self._levels) > 1:
-            self._levels = [pc.combine([pc.uncumulative(level) for level in self._levels])]
+        starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
+        runs = np.diff(np.append(starts, k.size))
+        uk = k[starts]
+        key = (uk >> _ONE).astype(np.uint32)
+        first = np.concatenate(([True], key[1:] != key[:-1]))  # at most 2 runs (neg, pos) per key
+        group = np.cumsum(first) - 1
+        bkeys = key[first]
+        lab = (uk & _ONE).astype(bool)
+        bneg = np.zeros(bkeys.size, np.int64)
+        bpos = np.zeros(bkeys.size, np.int64)
+        bneg[group[~lab]] = runs[~lab]
+        bpos[group[lab]] = runs[lab]
+        if not self._keys.size:
+            self._keys, self._neg, self._pos = bkeys, bneg, bpos
+            return
+        at = np.searchsorted(self._keys, bkeys)
+        hit = at < self._keys.size
+        hit[hit] = self._keys[at[hit]] == bkeys[hit]
+        self._neg[at[hit]] += bneg[hit]
+        self._pos[at[hit]] += bpos[hit]
+        new = ~hit
+        if new.any():  # sorted insertion of the new keys, one shared index computation
+            ins = at[new] + np.arange(np.count_nonzero(new))
+            old = np.ones(self._keys.size + ins.size, bool)
+            old[ins] = False
+            self._keys, self._neg, self._pos = (_insert(cur, add[new], ins, old) for cur, add in
+                                                ((self._keys, bkeys), (self._neg, bneg), (self._pos, bpos)))
 
     def get(self) -> float | None:
         if self._fresh:
             return self._cached
-        self._absorb()
-        n_neg, n_pos = self._n
-        if not (n_neg and n_pos):
-            self._cached = None
-        elif self._tw is None:  # past int64: the float64 sums over the merged state
-            self._merge()
-            self._cached = auc_from_counts(*pc.uncumulative(self._levels[0])[1:])
-        else:
-            self._cached = self._tw / (2 * n_pos * n_neg)
-        self._fresh = True
+        self._merge()
+        self._cached, self._fresh = auc_from_counts(self._neg, self._pos), True
         return self._cached
 
     @property
     def n_pos(self) -> int:
-        self._absorb()
-        return self._n[1]
+        self._merge()
+        return int(self._pos.sum())
 
     @property
     def n_neg(self) -> int:
-        self._absorb()
-        return self._n[0]
+        self._merge()
+        return int(self._neg.sum())
 
     @property
     def n_distinct(self) -> int:
-        """Distinct float32 scores held (merges the levels first)."""
+        """Distinct float32 scores held (merges the buffer first)."""
         self._merge()
-        return int(self._levels[0][0].size) if self._levels else 0
+        return int(self._keys.size)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the levels and the uncounted buffer."""
-        return sum(a.nbytes for level in self._levels for a in level) + 8 * self._nbuf
-
-    def __setstate__(self, state: dict) -> None:
-        """Unpickle, also a snapshot of the class before the levels (one array of counts per key)."""
-        if "_neg" in state:
-            counts = state.pop("_keys"), state.pop("_neg"), state.pop("_pos")
-            self.__dict__.update(state, _levels=[pc.cumulative(counts)] if counts[0].size else [])
-            self._n = [int(counts[1].sum()), int(counts[2].sum())]
-            self._tw = pc.internal_twice_wins(counts[1], counts[2]) if _fits(*self._n) else None
-        else:
-            self.__dict__.update(state)
+        """Bytes held by the state and the unmerged buffer."""
+        return self._keys.nbytes + self._neg.nbytes + self._pos.nbytes + 8 * self._nbuf
 
 
-def _fits(n_neg: int, n_pos: int) -> bool:
-    """Whether every pair count of ``n_neg`` × ``n_pos`` events fits in int64."""
-    return 2 * n_pos * n_neg < 2**63
+def _insert(cur: np.ndarray, add: np.ndarray, at: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """``cur`` with ``add`` placed at positions ``at`` of the result (``old`` marks the rest)."""
+    out = np.empty(old.size, cur.dtype)
+    out[at], out[old] = add, cur
+    return out
 
 
 class _RunningMean(BatchMetric):
