@@ -71,7 +71,6 @@ NUMS: list[tuple[float, float, float, float]] = [
     (1.9, 7.0, 0.20, 0.05),
 ]
 # fmt: on
-_NUM_COLS = [np.array(c)[:, None] for c in zip(*NUMS, strict=True)]  # (alpha, scale, miss_rate, coef) as columns
 BUMP = (4, 7.5, 1.2, 0.9)  # field I5: amplitude * exp(-((log1p(x) - centre) / width)**2) ...
 MISSING_EFFECT = {2: -0.4, 11: 0.3}  # ... and effects of I3 / I12 being missing
 #: low-rank crosses: (field A, field B, rank, std of each latent component); index 1 drifts
@@ -88,7 +87,7 @@ TRUTH_SCHEMA = SCHEMA.append(pa.field("p_true", pa.float64()))
 
 
 def _zipf_probs(vocab: int, s: float) -> np.ndarray:
-    """P(rank r) of the bounded power law sampled in :meth:`ClickStream.batch_and_ranks`."""
+    """P(rank r) of the bounded power law sampled in :meth:`ClickStream._ranks`."""
     edges = np.arange(1, vocab + 2, dtype=np.float64) ** (1.0 - s)
     return np.diff(edges) / (edges[-1] - 1.0)
 
@@ -155,9 +154,6 @@ class ClickStream:
             gen = rng if c < len(CROSSES) else fam_rng
             u, v, u1, v1 = (latent(g, rank, std, gen) for g in (a, b, a, b))
             self._cross.append((u, v, u1, v1) if c == DRIFT_CROSS else (u, v, u, v))
-        # the same constants as columns: all 26 fields' ranks and ids in one call per operation
-        self._zipf_cols = [np.array(c)[:, None] for c in zip(*self._zipf, strict=True)]
-        self._idmap_cols = [np.array(c, np.int64)[:, None] for c in zip(*self._idmap, strict=True)]
         self.multi = MultiValued(fam, fam_rng, N_CAT + 1)
         self.schema = SCHEMA if not fam.multi_valued else pa.schema(
             [*SCHEMA, *(pa.field(m, pa.string()) for m in self.multi.names)])
@@ -172,6 +168,12 @@ class ClickStream:
         arrays = {id(a): a for pair in self._w if pair is not None for a in pair}
         arrays.update({id(a): a for quad in self._cross for rows in quad for a in rows})
         return sum(a.nbytes for a in arrays.values())
+
+    def _ranks(self, f: int, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Zipf ranks (inverse CDF; ``exp(log)`` is a faster ``pow``) and the IDs they map to."""
+        a, inv, vocab = self._zipf[f]
+        r = np.minimum(np.exp(inv * np.log1p(u * a)).astype(np.int64) - 1, vocab - 1)
+        return r, self._id_of(f, r)
 
     def _id_of(self, f: int, r: np.ndarray) -> np.ndarray:
         offset, mult, key = self._idmap[f]
@@ -216,34 +218,29 @@ class ClickStream:
                 return after[r]
             return np.concatenate([before[r[:k]], after[r[k:]]])
 
-        # Zipf ranks by the inverse CDF (``exp(log)`` is a faster ``pow``) and their ids (as ``_id_of``), every
-        # field at once
-        (za, zinv, zvocab), (offset, mult, key) = self._zipf_cols, self._idmap_cols
-        all_ranks = np.minimum(np.exp(zinv * np.log1p(u[:N_CAT] * za)).astype(np.int64) - 1, zvocab - 1)
-        ids = ((all_ranks * mult) & ID_MASK) ^ key
-        ids += offset
-        ranks = list(all_ranks)
-        cols = [_arrow(i) for i in ids]
-        for f, r in enumerate(ranks):
+        ranks, cols = [], []
+        for f in range(N_CAT):
+            r, ids = self._ranks(f, u[f])
+            ranks.append(r)
+            cols.append(_arrow(ids))
             if (w := self._w[f]) is not None:
                 logit += gather(*w, r)
         for (a, b, rank, _), (u0, v0, u1, v1) in zip(self.crosses, self._cross, strict=True):
             for c in range(rank):
                 logit += gather(u0[c], u1[c], ranks[a]) * gather(v0[c], v1[c], ranks[b])
-        alpha, scale, miss_rate, _ = _NUM_COLS  # every numeric field at once, then each one's terms in order
-        missing = u[N_CAT:N_CAT + N_NUM] < miss_rate
-        q = np.maximum(u[N_CAT:N_CAT + N_NUM] - miss_rate, 0.0) / (1.0 - miss_rate)  # uniform given not missing
-        xs = np.floor(np.minimum(scale * np.expm1(np.log1p(-q) / -alpha), 1e12))  # pareto II
-        valid = np.packbits(~missing, axis=1, bitorder="little")
-        for j, (alpha_j, scale_j, _, coef) in enumerate(NUMS):
+        for j, (alpha, scale, miss_rate, coef) in enumerate(NUMS):
+            uj = u[N_CAT + j]
+            missing = uj < miss_rate
+            q = np.maximum(uj - miss_rate, 0.0) / (1.0 - miss_rate)  # uniform given not missing
+            x = np.floor(np.minimum(scale * np.expm1(np.log1p(-q) / -alpha), 1e12))  # pareto II
             if coef or j == BUMP[0]:
-                z = np.log1p(xs[j])  # 0 where missing
-                logit += coef * (z - np.log1p(scale_j * (2.0 ** (1.0 / alpha_j) - 1.0)))  # centred at median
+                z = np.log1p(x)  # 0 where missing
+                logit += coef * (z - np.log1p(scale * (2.0 ** (1.0 / alpha) - 1.0)))  # centred at median
                 if j == BUMP[0]:
                     logit += BUMP[3] * np.exp(-(((z - BUMP[1]) / BUMP[2]) ** 2))
             if j in MISSING_EFFECT:
-                logit += MISSING_EFFECT[j] * missing[j]
-            cols.append(_arrow(xs[j], valid_bits=valid[j]))
+                logit += MISSING_EFFECT[j] * missing
+            cols.append(_arrow(x, valid_bits=np.packbits(~missing, bitorder="little")))
         if fam.multi_valued:
             assert u2 is not None
             multi, effect = self.multi.columns(u2)
