@@ -28,11 +28,12 @@ def auc_from_counts(neg: np.ndarray, pos: np.ndarray) -> float | None:
     n_neg, n_pos = int(neg.sum()), int(pos.sum())
     if not (n_neg and n_pos):
         return None
-    below = np.cumsum(neg) - neg  # negatives with a strictly lower score
+    upto = np.cumsum(neg)  # negatives with the same or a lower score
     if 2 * n_pos * n_neg < 2**63:  # every term and the sum fit in int64: exact
-        twice_wins: float = int(np.dot(pos, 2 * below + neg))
+        # sum(pos * (2 below + neg)) with below = upto - neg, in one pass less and no temporary
+        twice_wins: float = 2 * int(np.dot(pos, upto)) - int(np.dot(pos, neg))
     else:
-        twice_wins = float(np.dot(pos.astype(np.float64), (2 * below + neg).astype(np.float64)))
+        twice_wins = float(np.dot(pos.astype(np.float64), (2 * (upto - neg) + neg).astype(np.float64)))
     return twice_wins / (2 * n_pos * n_neg)
 
 

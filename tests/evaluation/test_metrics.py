@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import pickle
 from fractions import Fraction
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from flinkdl.evaluation import LogLoss, MeanScore, Metric, ObservedCTR, ProgressiveAUC, auc_from_arrays
+from flinkdl.evaluation.maths import auc_from_counts
 
 
 def sk_log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -132,3 +134,46 @@ def test_mean_score_and_ctr() -> None:
     assert ctr.get() == y.mean(dtype=np.float64)
     assert repr(ProgressiveAUC()) == "ProgressiveAUC(auc=undefined)"
     assert repr(ctr) == f"ObservedCTR(ctr={ctr.get():.6f})"
+
+
+def exact_auc(y: np.ndarray, s: np.ndarray) -> float | None:
+    """The AUC of the whole stream at once: its pair count in Python integers over the counts per distinct
+    float32 score, divided once (a correctly rounded quotient)."""
+    keys, inv = np.unique(np.asarray(s, np.float32) + np.float32(0.0), return_inverse=True)
+    pos = np.bincount(inv, weights=y == 1, minlength=keys.size).astype(np.int64)
+    neg = np.bincount(inv, minlength=keys.size) - pos
+    n_pos, n_neg = int(pos.sum()), int(neg.sum())
+    if not (n_pos and n_neg):
+        return None
+    twice_wins = sum(p * (2 * b + n) for p, b, n in zip(pos.tolist(), (np.cumsum(neg) - neg).tolist(), neg.tolist(),
+                                                        strict=True))
+    return twice_wins / (2 * n_pos * n_neg)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_progressive_values_are_the_exact_ones(seed: int) -> None:
+    # random streams with ties, random batchings and buffers, a get() after random batches, a pickle
+    # round trip on the way (the sink's snapshots): every value is the exact one, to the bit
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        n = int(rng.integers(1, 3000))
+        y, s = stream(n, seed=int(rng.integers(1 << 30)), decimals=[None, 1, 2, 3][int(rng.integers(4))])
+        y = y if rng.random() < 0.9 else np.ones_like(y)  # sometimes one class throughout
+        m = ProgressiveAUC(buffer_events=int(rng.choice([1, 50, 1000, 1 << 16])))
+        for a, b in itertools.pairwise(random_cuts(n, rng, int(rng.integers(0, 40)))):
+            m.update(y[a:b], s[a:b])
+            if rng.random() < 0.5:
+                assert m.get() == exact_auc(y[:b], s[:b])
+            if rng.random() < 0.1:
+                m = pickle.loads(pickle.dumps(m))
+        assert m.get() == exact_auc(y, s)
+        assert (m.n_pos, m.n_neg) == (int(y.sum()), int((y == 0).sum()))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_auc_from_counts_is_exact(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y, s = stream(int(rng.integers(2, 20_000)), seed=seed, decimals=[None, 2][seed % 2])
+    keys, inv = np.unique(s, return_inverse=True)
+    pos = np.bincount(inv, weights=y == 1, minlength=keys.size).astype(np.int64)
+    assert auc_from_counts(np.bincount(inv, minlength=keys.size) - pos, pos) == exact_auc(y, s)
