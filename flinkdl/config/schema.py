@@ -118,15 +118,6 @@ class JobConfig(Strict):
         return self
 
     @model_validator(mode="after")
-    def _target_stats_fields_exist(self) -> JobConfig:
-        stats, singles = self.model.target_stats, [c.name for c in self.features.singles]
-        unknown = [f for f in (stats.fields or []) if f not in singles] if stats else []
-        if unknown:
-            raise ValueError(f"model.target_stats.fields: {unknown} are not single-valued features.categorical "
-                             f"fields (have {singles})")
-        return self
-
-    @model_validator(mode="after")
     def _time_windows_need_timestamp(self) -> JobConfig:
         if any(w.kind.endswith("time") for w in self.evaluation.windows) and not self.features.timestamp:
             raise ValueError("evaluation.windows: event-time windows need features.timestamp (a column in ms)")

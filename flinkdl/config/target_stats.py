@@ -10,14 +10,11 @@ from flinkdl.config.base import Strict
 class TargetStatsConfig(Strict):
     """Per-id statistics counted prequentially (flinkdl/models/target_stats.py).
 
-    For each single-valued id column (or each of ``fields``) a row gets its id's click rate over the
-    steps before its own, smoothed towards the running global rate by ``prior`` pseudo-events, as log-odds against the
+    For each single-valued id column a row gets its id's click rate over the steps before its own,
+    smoothed towards the running global rate by ``prior`` pseudo-events, as log-odds against the
     global rate; with ``counts`` also ``prior / (shows + prior)`` (1 for a new id). They enter the model as
     dense inputs (the first-order dense weights, FM's dense field, DeepFM's MLP).
     """
 
-    fields: list[str] | None = Field(None, description="the single-valued id fields counted, by name (null: "
-                                     "every single id column, crosses included); e.g. only the high-cardinality "
-                                     "ids (user, item), not a side table's few-valued fields")
     prior: float = Field(10.0, gt=0, description="pseudo-events at the global rate added to each id's counts")
     counts: bool = Field(True, description="also each id's prior / (shows + prior): how new it is")

@@ -29,7 +29,7 @@ model trained on the event), ``label`` float32 (null: the event had none), ``mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -76,8 +76,6 @@ class FeatureLayout:
     The last ``sum(b.max_len for b in bags)`` id columns are the bags (multi-valued fields); a
     model sees :attr:`n_fields` fields: one per other id column, one per bag. ``weighted``: the
     feature batch ends with a ``weight`` column (per-row loss weights), only for a strategy that needs it.
-    ``names``: the single-valued fields' names in column order (the first id columns; empty: unnamed),
-    for options that pick fields by name (``model.target_stats.fields``).
     """
 
     n_ids: int
@@ -85,13 +83,11 @@ class FeatureLayout:
     buckets: int
     bags: tuple[Bag, ...] = ()
     weighted: bool = False
-    names: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_config(cls, cfg: FeatureConfig) -> FeatureLayout:
         bags = tuple(Bag(c.multi.max_len, c.multi.pooling) for c in cfg.bags if c.multi is not None)
-        return cls(n_ids=cfg.n_id_fields, n_dense=cfg.n_dense, buckets=cfg.buckets, bags=bags,
-                   names=tuple(c.name for c in cfg.singles))
+        return cls(n_ids=cfg.n_id_fields, n_dense=cfg.n_dense, buckets=cfg.buckets, bags=bags)
 
     @property
     def n_single(self) -> int:

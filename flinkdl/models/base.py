@@ -71,7 +71,7 @@ class ModelBase(OptimizedVariables, abc.ABC):
         self._fast_step: Callable[..., tf.Tensor] | None = None
         stats_cfg = None if self.wraps_models else cfg.target_stats
         #: dense inputs of the model: the batch's dense columns, then the per-id statistics (if any)
-        self.n_dense = layout.n_dense + n_features(stats_cfg, layout)
+        self.n_dense = layout.n_dense + n_features(stats_cfg, layout.n_single)
         self.target_stats = None if stats_cfg is None else TargetStats(self, stats_cfg)
         dense_cfg = cfg.dense_optimizer or cfg.optimizer
         # (config, optimizer, which vars): True = tables, False = dense vars, None = all

@@ -174,7 +174,7 @@ class DynamicIdModel(ModelBase):
         super().__init__(layout, cfg)
         self.dyn = cfg.dynamic or DynamicConfig()
         inner_layout = FeatureLayout(n_ids=layout.n_ids, n_dense=layout.n_dense,
-                                     buckets=self.dyn.capacity + layout.n_ids, names=layout.names)
+                                     buckets=self.dyn.capacity + layout.n_ids)
         self.inner = build_model(inner_layout, cfg.model_copy(update={"name": self.dyn.base, "dynamic": None}))
         self.ids = IdRows(self.dyn, layout.n_ids)
         self.rows_total = self.dyn.capacity + layout.n_ids  # own rows, then one fallback row per field

@@ -13,8 +13,6 @@ op runs after the reads, in the same step). For each single-valued id column a r
   which grows for ever on a small vocabulary, cost MovieLens with side fields 0.003-0.004 AUC
   (docs/BENCHMARKS.md).
 
-``fields`` restricts them to the named single-valued fields (e.g. a stream's user and item ids, not
-its side tables' few-valued fields, whose rates only repeat what their own weights learn quickly).
 They are appended to the dense columns, so every model learns them as numeric inputs. The table is
 registered as a sparse table (the parameter server stores it like the others, its rows' deltas
 pushed as the weights' are) but takes no gradient and no optimizer state. Multi-valued fields and
@@ -30,47 +28,28 @@ import tensorflow as tf
 from flinkdl.config.target_stats import TargetStatsConfig
 
 if TYPE_CHECKING:
-    from flinkdl.exchange.schema import FeatureLayout
     from flinkdl.models.base import ModelBase
 
 TABLE, TOTAL = "target_stats", "target_stats_total"
 
 
-def columns(cfg: TargetStatsConfig, layout: FeatureLayout) -> list[int]:
-    """The id columns counted: every single one, or those of ``cfg.fields`` (by the layout's names)."""
-    if cfg.fields is None:
-        return list(range(layout.n_single))
-    unknown = [f for f in cfg.fields if f not in layout.names]
-    if unknown:
-        raise ValueError(f"model.target_stats.fields: {unknown} are not single-valued id fields "
-                         f"(have {list(layout.names)})")
-    return sorted(layout.names.index(f) for f in set(cfg.fields))
-
-
-def n_features(cfg: TargetStatsConfig | None, layout: FeatureLayout) -> int:
-    """Dense columns the statistics add over ``layout`` (0 without them)."""
-    return 0 if cfg is None else len(columns(cfg, layout)) * (2 if cfg.counts else 1)
+def n_features(cfg: TargetStatsConfig | None, n_single: int) -> int:
+    """Dense columns the statistics add for ``n_single`` single id columns (0 without them)."""
+    return 0 if cfg is None else n_single * (2 if cfg.counts else 1)
 
 
 class TargetStats:
     """The counts of one model and the ops that read and update them."""
 
     def __init__(self, model: ModelBase, cfg: TargetStatsConfig) -> None:
-        self.cfg, cols = cfg, columns(cfg, model.layout)
-        #: the counted columns: a slice when they are the first ones (every single column), else a gather
-        self._cols = None if cols == list(range(len(cols))) else tf.constant(cols, tf.int32)
-        self._n = len(cols)
+        self.cfg, self.n_single = cfg, model.layout.n_single
         self.table = model.table(TABLE, 2, stddev=0.0)  # [shows, clicks] per id
         self.total = model.dense_var(TOTAL, (2,))
 
-    def _single(self, ids: tf.Tensor) -> tf.Tensor:
-        """The counted id columns of ``ids``, ``[B, columns]``."""
-        return ids[:, :self._n] if self._cols is None else tf.gather(ids, self._cols, axis=1)
-
     def features(self, ids: tf.Tensor) -> tf.Tensor:
         """``[B, n_features]`` float32 from the counts as they are (no gradient)."""
-        single = self._single(ids)
-        rows = tf.stop_gradient(tf.gather(self.table, single))  # [B, columns, 2]
+        single = ids[:, :self.n_single]
+        rows = tf.stop_gradient(tf.gather(self.table, single))  # [B, n_single, 2]
         total = tf.stop_gradient(self.total)
         p = (total[1] + 1.0) / (total[0] + 2.0)
         shows, clicks = rows[..., 0], rows[..., 1]
@@ -82,7 +61,7 @@ class TargetStats:
 
     def update(self, ids: tf.Tensor, labels: tf.Tensor) -> list:
         """The ops counting the rows ``(ids, labels)``: one show per id, its label as clicks."""
-        single = self._single(ids)
+        single = ids[:, :self.n_single]
         flat = tf.reshape(single, [-1])
         y = tf.reshape(tf.broadcast_to(labels[:, None], tf.shape(single)), [-1])
         counts = tf.stack([tf.ones_like(y), y], axis=1)

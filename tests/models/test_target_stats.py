@@ -75,7 +75,7 @@ def test_learns_a_rare_id_effect_from_its_rate() -> None:
 
 def test_single_columns_only_and_off_by_default() -> None:
     bags = FeatureLayout(n_ids=4, n_dense=0, buckets=64, bags=(Bag(2, "sum"),))
-    assert n_features(TargetStatsConfig(), bags) == 4 and n_features(None, bags) == 0
+    assert n_features(TargetStatsConfig(), bags.n_single) == 4 and n_features(None, 5) == 0
     assert build_model(bags, cfg()).n_dense == 4
     plain = build_model(LAYOUT, ModelConfig(name="deepfm", embedding_dim=4, hidden=[8]))
     assert plain.target_stats is None and TABLE not in plain.variables()
@@ -85,28 +85,3 @@ def test_an_ensemble_counts_in_its_members() -> None:
     m = build_model(LAYOUT, cfg().model_copy(update={"name": "ensemble"}))
     assert m.target_stats is None
     assert {n for n in m.variables() if n.endswith(TABLE)} == {f"{k}.{TABLE}" for k in m.members}
-
-
-def test_fields_pick_the_named_columns() -> None:
-    """``fields``: only the named single-valued columns are counted and become inputs."""
-    named = FeatureLayout(n_ids=3, n_dense=2, buckets=64, names=("user", "age", "item"))
-    m = build_model(named, cfg("lr", fields=["item", "user"], counts=False))
-    assert m.n_dense == 2 + 2  # one rate each for user and item, none for age
-    ids = np.array([[1, 2, 3], [1, 5, 6]], np.int64)
-    m.predict_then_train(ids, np.zeros((2, 2), np.float32), np.array([1.0, 0.0], np.float32))
-    shows = m.variables()[TABLE].numpy()[:, 0]
-    assert shows[1] == 2 and shows[3] == 1 and shows[6] == 1 and shows[2] == 0 and shows[5] == 0
-    feats = m.target_stats.features(np.array([[1, 2, 9]], np.int64)).numpy()[0]
-    assert feats[0] == 0.0 and feats[1] == 0.0  # user 1 at the global rate (1 click of 2); item 9 unseen
-    with pytest.raises(ValueError, match="gender"):
-        build_model(named, cfg("lr", fields=["gender"]))
-
-
-def test_a_job_refuses_unknown_fields() -> None:
-    from flinkdl.config.schema import JobConfig
-
-    feats = {"categorical": ["user", "item", {"name": "tags", "multi": {"sep": "|"}}]}
-    ok = JobConfig.model_validate({"features": feats, "model": {"target_stats": {"fields": ["user"]}}})
-    assert FeatureLayout.from_config(ok.features).names == ("user", "item")
-    with pytest.raises(ValueError, match="tags"):  # a bag has no single rate
-        JobConfig.model_validate({"features": feats, "model": {"target_stats": {"fields": ["tags"]}}})
