@@ -19,8 +19,10 @@ its steps may differ at window ends; anything more than that between the two AUC
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -156,7 +158,9 @@ def main() -> None:
     args = p.parse_args()
     DATA_DIR[0] = args.data.resolve()
     if args.cut:
-        DATA_DIR[0] = write_cut(DATA_DIR[0], args.cut, Path(tempfile.mkdtemp(prefix="ml-cut-")) / args.cut)
+        cut_dir = Path(tempfile.mkdtemp(prefix="ml-cut-"))
+        atexit.register(shutil.rmtree, cut_dir, ignore_errors=True)
+        DATA_DIR[0] = write_cut(DATA_DIR[0], args.cut, cut_dir / args.cut)
     if args.in_memory:
         return memory_main(args)
     from flinkdl.devtools import broker
