@@ -8,6 +8,7 @@ VW (``-b 20 --loss_function logistic``) on the same rows and order is the anchor
     PYTHONPATH=$PWD .venv/bin/python bench/movielens_paths.py                  # every variant
     PYTHONPATH=$PWD .venv/bin/python bench/movielens_paths.py --variants kafka kafka-whole --events 20000
     PYTHONPATH=$PWD .venv/bin/python bench/movielens_paths.py --in-memory      # no Flink: the same configs
+    PYTHONPATH=$PWD .venv/bin/python bench/movielens_paths.py --in-memory --cut odd-users   # a held-out cut
 
 ``--in-memory`` runs each variant's config without Flink: the same rows (side tables joined by the
 job's ``Enricher``), featurized by the job's ``Featurizer``, learnt in order in steps of
@@ -18,8 +19,10 @@ its steps may differ at window ends; anything more than that between the two AUC
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,6 +47,25 @@ VARIANTS: dict[str, tuple[Path, list[str]]] = {
     "kafka": (KAFKA_JOB, WITHOUT_SIDE),
     "kafka-enrich": (KAFKA_JOB, []),
 }
+
+
+#: held-out cuts of the stream (--cut): a subset of the users, or the label at rating >= 3 (ratings + 1)
+CUTS = ("odd-users", "even-users", "ge3")
+
+
+def write_cut(src: Path, cut: str, out: Path) -> Path:
+    """A movielens-100k directory at ``out`` whose ``.inter`` is ``cut`` of ``src``'s (side tables linked)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for side in ("ml-100k.user", "ml-100k.item"):
+        (out / side).symlink_to(src / side)
+    lines = (src / "ml-100k.inter").read_text().splitlines()
+    rows = [line.split("\t") for line in lines[1:]]
+    if cut == "ge3":  # the job's label is rating >= 4: one more star on every rating makes it >= 3
+        rows = [[u, i, str(int(float(r)) + 1), t] for u, i, r, t in rows]
+    else:
+        rows = [r for r in rows if int(r[0]) % 2 == (cut == "odd-users")]
+    (out / "ml-100k.inter").write_text("\n".join([lines[0], *("\t".join(r) for r in rows)]) + "\n")
+    return out
 
 
 def config_file(path: Path, tmp: Path) -> Path:
@@ -132,8 +154,13 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], help="--set for every run")
     p.add_argument("--data", type=Path, default=DATA_DIR[0], help="the movielens-100k directory")
     p.add_argument("--in-memory", action="store_true", help="the variants' configs without Flink")
+    p.add_argument("--cut", choices=CUTS, help="a held-out cut of the stream instead of all of it (VW's too)")
     args = p.parse_args()
     DATA_DIR[0] = args.data.resolve()
+    if args.cut:
+        cut_dir = Path(tempfile.mkdtemp(prefix="ml-cut-"))
+        atexit.register(shutil.rmtree, cut_dir, ignore_errors=True)
+        DATA_DIR[0] = write_cut(DATA_DIR[0], args.cut, cut_dir / args.cut)
     if args.in_memory:
         return memory_main(args)
     from flinkdl.devtools import broker
