@@ -23,8 +23,11 @@ weighted ``C`` fields and the rest (intercept, drift shift, numeric effects, bag
   starts afresh there, its value kept (what a perfect drift detector's faster per-id steps can give);
 - ``first order, ids known``: the true logit without the crosses.
 
-If ``ids and crosses learnt (one side given)`` stays below a target AUC, no learner reaches it on that stream at that
-length: it would have to estimate the same effects from the same labels with less knowledge.
+If ``ids and crosses learnt (one side given)`` stays below a target AUC, a real model is unlikely to reach
+it on that stream at that length: it would have to estimate the same effects from the same labels with
+less knowledge. Not a proof: the diagonal Laplace step is near-Bayes, not Bayes, and a model whose
+steps re-learn faster after a drift than the Gaussian's (which only shrink) can gain there (``drift told``
+bounds what that is worth).
 Deterministic (no random draws beyond the stream's). Abrupt-drift and no-drift members only.
 """
 
