@@ -55,6 +55,28 @@ def print_windows(dataset: str, labels: np.ndarray, scores: dict[str, np.ndarray
     print(json.dumps({"dataset": dataset, "windows": edges.tolist(), "auc": table}), flush=True)
 
 
+def train_reset_at(cfg, ids: np.ndarray, dense: np.ndarray, labels: np.ndarray, batch: int,
+                   at: int) -> tuple[np.ndarray, float, dict]:
+    """bench/quality.py's ``train``, with every table's Adagrad accumulator set back to its initial value at
+    event ``at`` (its own batch boundary): the step sizes a perfect drift detector could restart."""
+    import tensorflow as tf
+
+    from flinkdl.exchange.schema import FeatureLayout
+    from flinkdl.models import build_model
+
+    model = build_model(FeatureLayout.from_config(cfg.features), cfg.model)
+    n, t, scores = len(labels), time.perf_counter(), np.empty(len(labels), np.float32)
+    bounds = sorted({*range(0, n, batch), n, at})
+    for a, b in itertools.pairwise(bounds):
+        if a == at:
+            for name, slot in model.slot_variables().items():
+                table, _, kind = name.rpartition("/")
+                if kind == "accumulator" and table in model._sparse:
+                    slot.assign(tf.fill(tf.shape(slot), tf.cast(cfg.model.optimizer.initial_accumulator, slot.dtype)))
+        scores[a:b] = model.predict_then_train(ids[a:b], dense[a:b], labels[a:b]).numpy()
+    return scores, time.perf_counter() - t, {}
+
+
 def featurized_with_vw(dataset: str, args: argparse.Namespace, tmp: Path) -> tuple:
     """(job config, ids, dense, labels, VW's progressive scores) of ``dataset``, featurized once."""
     base, raw, _ = stream(dataset, args)
@@ -70,6 +92,8 @@ def main() -> None:
     p.add_argument("--variant", action="append", default=[], help="name=setting;setting (repeatable)")
     p.add_argument("--set", action="append", default=[], help="over every stream's config (and VW's features)")
     p.add_argument("--opaque", dest="bags", action="store_false", help="multi-valued fields as one string each")
+    p.add_argument("--reset-at-drift", action="store_true", help="every variant: the tables' Adagrad "
+                   "accumulators back to their initial value at the drift point (a perfect drift detector)")
     p.add_argument("--windows", type=int, default=0, help="also print the AUC of this many consecutive windows "
                    "of each stream (VW, the generator's oracle, each variant): where a gap comes from")
     args = p.parse_args()
@@ -85,7 +109,9 @@ def main() -> None:
             for name, sets in variants:
                 cfg = with_sets(base, sets)
                 cpu = time.process_time()
-                scores, secs, _ = train(cfg, ids, dense, labels, base.source.generator.batch_size)
+                gen = base.source.generator
+                scores, secs, _ = (train_reset_at(cfg, ids, dense, labels, gen.batch_size, gen.drift_at)
+                                   if args.reset_at_drift else train(cfg, ids, dense, labels, gen.batch_size))
                 cpu = time.process_time() - cpu
                 row[name] = scored(labels, scores)["auc"]
                 if args.windows:
