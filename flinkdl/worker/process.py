@@ -151,7 +151,9 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
     tf = _configure_tf(cfg.worker, intra_op_threads(cfg.worker, resolve(cfg.model.name)))
 
     layout = job_layout(cfg)  # weighted under feedback.strategy: es_dfm
-    model = build_model(layout, cfg.model)
+    from flinkdl.models.xla_lr import for_job
+
+    model = build_model(layout, for_job(cfg))  # model.xla_step auto: off where the job rules it out
     subtask = int(os.environ.get("FLINKDL_SUBTASK", "0"))
     hooks = build_hooks(cfg, model, layout.buckets, subtask)
     sync = None
