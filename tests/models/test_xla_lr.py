@@ -31,6 +31,12 @@ def stream(steps: int, rows: int, seed: int = 0):
         yield ids, dense, (rng.random(n) < 0.3).astype(np.float32), rng.random(n).astype(np.float32)
 
 
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The XLA step for batches of any size (a job's take it from MIN_ROWS rows): small, fast tests."""
+    monkeypatch.setattr(xla_lr, "MIN_ROWS", 1)
+
+
 def pair(**kw):
     return [build_model(LAYOUT, ModelConfig(name="lr", optimizer=ADAGRAD, xla_step=x, **kw)) for x in (False, "auto")]
 
@@ -139,3 +145,13 @@ def test_models_wrapping_lr_take_it(kw: dict) -> None:
                                    generic.predict_then_train(ids, dense, y, weights=w).numpy(), rtol=0, atol=1e-6)
     for name, v in generic.slot_variables().items():
         np.testing.assert_allclose(xla.slot_variables()[name].numpy(), v.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_small_batches_take_the_generic_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(xla_lr, "MIN_ROWS", 120)
+    generic, xla = pair()
+    for k, (ids, dense, y, _) in enumerate(stream(6, 118)):  # 118, 119, 120, 118, ... rows
+        np.testing.assert_allclose(xla.predict_then_train(ids, dense, y).numpy(),
+                                   generic.predict_then_train(ids, dense, y).numpy(), rtol=0, atol=1e-6)
+        assert xla._fast_step.shapes == (set() if k < 2 else {(4096, 128)})
+    assert xla.version == generic.version == 6
