@@ -13,7 +13,8 @@ Kafka batch, the labelled rows of a batch), so both are padded up to one of a fe
 (:func:`padded`): the distinct ids with an id past the table's end (XLA's scatter skips such rows, its
 gather reads a row nobody uses), the rows with rows of weight 0 pointing at such an id. At most
 :data:`MAX_PROGRAMS` shapes are compiled; a batch of yet another shape, or of fewer than :data:`MIN_ROWS`
-rows (where padding and the call cost more than XLA saves), takes the generic step (same maths). The
+rows (where padding and the call cost more than XLA saves), takes the generic step (same maths); a rare
+shape runs padded further, in a larger program compiled already. The
 optimizer state is the v1 Adagrad optimizer's own accumulators (created at the first step, as the generic
 step does), so the parameter-server sync, which reads the model's variables and slots, sees the usual state.
 
@@ -45,6 +46,8 @@ MIN_ROWS = 512
 LEAST_IDS, LEAST_ROWS = 4096, 64
 #: the most programs (input shapes) compiled; a batch of another shape takes the generic step
 MAX_PROGRAMS = 16
+#: a new shape's first batches (this many) run in a larger program compiled already, where there is one
+RECUR = 4
 #: why a job with synchronous steps does not take it (their steps are gradient exchanges, parallel/sync_step.py)
 SYNC_STEPS = "no parallel.sync_steps at job.parallelism > 1 (its steps exchange the generic step's gradients)"
 #: why ``auto`` keeps the generic step on a GPU (``true`` compiles it there all the same)
@@ -119,6 +122,7 @@ class XlaLrStep:
         self.slots: list[tf.Variable] = []  # the optimizer's accumulators, made at the first step
         #: the (padded distinct ids, padded rows) compiled so far: one XLA program each
         self.shapes: set[tuple[int, int]] = set()
+        self._seen: dict[tuple[int, int], int] = {}  # batches of each shape not compiled (yet)
         self._sizes: dict[int, tf.Tensor] = {}
         n_ids, n_dense = model.layout.n_ids, model.layout.n_dense
         self._unique = tf.function(lambda ids: tf.unique(tf.reshape(ids, [-1])),
@@ -135,11 +139,9 @@ class XlaLrStep:
         if int(labels.shape[0]) < MIN_ROWS:
             return None
         distinct, where = self._unique(ids)
-        shape = (padded(int(distinct.shape[0]) + 1, LEAST_IDS), padded(int(labels.shape[0]), LEAST_ROWS))
-        if shape not in self.shapes:
-            if len(self.shapes) >= MAX_PROGRAMS:
-                return None
-            self.shapes.add(shape)
+        shape = self._program((padded(int(distinct.shape[0]) + 1, LEAST_IDS), padded(int(labels.shape[0]), LEAST_ROWS)))
+        if shape is None:
+            return None
         if not self.slots:
             self.model.create_optimizer_state()
             (opt,) = self.model.optimizers()
@@ -148,6 +150,23 @@ class XlaLrStep:
         if weights is None:
             return self._step(distinct, where, dense, labels, *sizes)
         return self._wstep(distinct, where, dense, labels, weights, *sizes)
+
+    def _program(self, shape: tuple[int, int]) -> tuple[int, int] | None:
+        """The compiled shape a batch of padded ``shape`` runs in (None: the generic step's batch). A new shape
+        that a compiled one holds is compiled at its batch number :data:`RECUR` + 1: until then the smallest
+        compiled shape that holds it takes it (a few steps' padding cost less than a compile: a stream's last,
+        partial batch compiles nothing)."""
+        if shape in self.shapes:
+            return shape
+        self._seen[shape] = seen = self._seen.get(shape, 0) + 1
+        cover = min((s for s in self.shapes if s[0] >= shape[0] and s[1] >= shape[1]),
+                    key=lambda s: s[0] * s[1], default=None)
+        if cover is not None and (seen <= RECUR or len(self.shapes) >= MAX_PROGRAMS):
+            return cover
+        if len(self.shapes) >= MAX_PROGRAMS:
+            return None
+        self.shapes.add(shape)
+        return shape
 
     def _padded(self, distinct: tf.Tensor, where: tf.Tensor, dense: tf.Tensor, labels: tf.Tensor,
                 *rest: tf.Tensor) -> tf.Tensor:

@@ -155,3 +155,16 @@ def test_small_batches_take_the_generic_step(monkeypatch: pytest.MonkeyPatch) ->
                                    generic.predict_then_train(ids, dense, y).numpy(), rtol=0, atol=1e-6)
         assert xla._fast_step.shapes == (set() if k < 2 else {(4096, 128)})
     assert xla.version == generic.version == 6
+
+
+def test_a_rare_shape_runs_in_a_larger_program() -> None:
+    """A stream's last, partial batch compiles nothing; a smaller shape that recurs gets its own program."""
+    generic, xla = pair()
+    sizes = [300, 300, 100, *[100] * xla_lr.RECUR]
+    for n, (ids, dense, y, _) in zip(sizes, stream(len(sizes), 1, seed=2), strict=True):
+        ids, dense, y = np.resize(ids, (n, LAYOUT.n_ids)), np.resize(dense, (n, LAYOUT.n_dense)), np.resize(y, n)
+        np.testing.assert_allclose(xla.predict_then_train(ids, dense, y).numpy(),
+                                   generic.predict_then_train(ids, dense, y).numpy(), rtol=0, atol=1e-6)
+        if xla.version == 3 + xla_lr.RECUR - 1:
+            assert xla._fast_step.shapes == {(4096, 320)}  # the 100-row batches ran padded to 320 rows
+    assert xla._fast_step.shapes == {(4096, 320), (4096, 112)}
