@@ -51,8 +51,11 @@ class ModelConfig(Strict):
                                          "many rows, each scored just before its step; null = one step a batch")
     fresh_scores: bool = Field(False, description="score each row of a step as if the step's earlier rows had "
                                "been learnt (adagrad tables; two forward passes); flinkdl/models/in_batch.py")
-    xla_step: bool = Field(False, description="lr: its adagrad step as one XLA-compiled function (~10 % less "
-                           "step CPU; equal to float32 rounding, not bit for bit); flinkdl/models/xla_lr.py")
+    xla_step: bool | Literal["auto"] = Field("auto", description="lr: its adagrad step as one XLA-compiled "
+                                             "function (~10 % less worker CPU; equal to float32 rounding, not bit "
+                                             "for bit). auto: where the model and job allow it (else the generic "
+                                             "step, logged); true: required (an error where not allowed); false: "
+                                             "never. flinkdl/models/xla_lr.py")
     target_stats: TargetStatsConfig | None = Field(None, description="each id's smoothed click rate (and count) "
                                                    "so far as extra dense inputs (null: none); "
                                                    "flinkdl/models/target_stats.py")

@@ -67,8 +67,9 @@ class ModelBase(OptimizedVariables, abc.ABC):
         self._sparse: set[str] = set()
         self._n_init = 0
         self._version = tf.Variable(0, dtype=tf.int64, trainable=False, name="version")
-        #: a subclass's own compiled step (``model.xla_step``): ``(ids, dense, labels[, weights])`` → scores
-        self._fast_step: Callable[..., tf.Tensor] | None = None
+        #: a subclass's own compiled step (``model.xla_step``): ``(ids, dense, labels[, weights])`` → scores,
+        #: or None where it leaves a batch to the generic step
+        self._fast_step: Callable[..., tf.Tensor | None] | None = None
         stats_cfg = None if self.wraps_models else cfg.target_stats
         #: dense inputs of the model: the batch's dense columns, then the per-id statistics (if any)
         self.n_dense = layout.n_dense + n_features(stats_cfg, layout.n_single)
@@ -181,8 +182,8 @@ class ModelBase(OptimizedVariables, abc.ABC):
             return self._score_then_train_labelled(ids, dense, labels, labelled, weights)
         m, n = self.cfg.micro_batch_rows, int(labels.shape[0])
         w = () if weights is None else (to_tensor(np.array(weights, np.float32)),)  # a copy: TF shares memory
-        if self._fast_step is not None:
-            return self._fast_step(ids, dense, labels, *w)
+        if self._fast_step is not None and (fast := self._fast_step(ids, dense, labels, *w)) is not None:
+            return fast
         step, train, last = ((self._step_fn, self._train_fn, self._train_last_fn) if weights is None
                              else (self._wstep_fn, self._wtrain_fn, self._wtrain_last_fn))
         if m is None or n <= m:

@@ -25,13 +25,10 @@ class LogisticRegression(ModelBase):
         self.w = self.table("lr_w", 1, stddev=0.0)
         self.w_dense = self.dense_var("lr_w_dense", (self.n_dense, 1))
         self.bias = self.dense_var("bias", (1,))
-        if cfg.xla_step and type(self).logits is LogisticRegression.logits:  # LR's own maths, not a subclass's
-            from flinkdl.models.xla_lr import XlaLrStep, unsupported
+        if type(self).logits is LogisticRegression.logits:  # LR's own maths, not a subclass's
+            from flinkdl.models.xla_lr import choose
 
-            why = unsupported(cfg, bool(layout.bags))
-            if why is not None:
-                raise ValueError(f"model.xla_step needs {why}")
-            self._fast_step = XlaLrStep(self)
+            self._fast_step = choose(self)  # model.xla_step: auto (where it applies), true or false
 
     def linear(self, ids: tf.Tensor, dense: tf.Tensor) -> tf.Tensor:
         """The first-order part, ``[B]``."""

@@ -70,6 +70,6 @@ def resolve(name: str) -> type[ModelBase]:
 def build_model(layout: FeatureLayout, cfg: ModelConfig) -> ModelBase:
     """Instantiate ``cfg.name`` for ``layout``."""
     model = resolve(cfg.name)(layout, cfg)
-    if cfg.xla_step and model._fast_step is None:
+    if cfg.xla_step is True and model._fast_step is None:  # auto: the generic step
         raise ValueError(f"model.xla_step: only lr has an XLA step, not {cfg.name!r}")
     return model

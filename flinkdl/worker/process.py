@@ -17,6 +17,7 @@ It exits when the input stream ends.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import signal
 import sys
@@ -151,7 +152,9 @@ def serve(cfg: JobConfig, in_endpoint: str, out_path: str) -> int:
     tf = _configure_tf(cfg.worker, intra_op_threads(cfg.worker, resolve(cfg.model.name)))
 
     layout = job_layout(cfg)  # weighted under feedback.strategy: es_dfm
-    model = build_model(layout, cfg.model)
+    from flinkdl.models.xla_lr import for_job
+
+    model = build_model(layout, for_job(cfg))  # model.xla_step auto: off where the job rules it out
     subtask = int(os.environ.get("FLINKDL_SUBTASK", "0"))
     hooks = build_hooks(cfg, model, layout.buckets, subtask)
     sync = None
@@ -198,6 +201,16 @@ def exit_with_parent(poll_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def log_info_to_stderr() -> None:
+    """flinkdl's INFO lines (e.g. which step ``model.xla_step`` took, the rows loaded from the PS) to stderr:
+    the run directory's ``worker-N.log``."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("flinkdl")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 3:
@@ -209,5 +222,6 @@ def main(argv: list[str] | None = None) -> int:
     # stream or its parent; dying first would make the operator restart it and fail mid-cancel.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cfg = JobConfig.model_validate_json(sys.stdin.read() if argv[0] == "-" else argv[0])
+    log_info_to_stderr()
     serve(cfg, argv[1], argv[2])
     return 0

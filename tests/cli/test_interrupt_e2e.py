@@ -31,7 +31,8 @@ def test_signal_stops_the_run_and_its_processes(tmp_path: Path, sig: int, code: 
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "flinkdl.cli", "run", "jobs/click_stream.yaml", "--set", f"job.run_dir={run_dir}",
            "--set", "source.generator.events=null", "--set", "source.generator.max_rate_per_s=20000",
-           "--set", "model.name=lr", "--set", "job.report_every_s=1", "--set", "ps.enabled=true",
+           "--set", "model.name=lr", "--set", "model.micro_batch_rows=null", "--set", "model.dense_optimizer=null",
+           "--set", "job.report_every_s=1", "--set", "ps.enabled=true",  # LR's XLA step (model.xla_step auto)
            "--set", f"ps.checkpoint_dir={tmp_path / 'ps'}", "--set", "ps.address=grpc://127.0.0.1:18931"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

@@ -9,6 +9,9 @@ its own real parameter server (``flinkdl ps serve``). Killed with SIGKILL a thir
   on a cluster; the task fails and Flink restarts the job from the last checkpoint);
 - ``ps``: the parameter server, started again a second later on the same port and versions.
 
+The model is DeepFM; LR with its XLA-compiled step (``model.xla_step: auto``) has a clean run and a
+worker kill of its own.
+
 Each run must answer every event exactly once in the prediction file, match the clean run's
 progressive AUC within 0.002 and leave the PS with the clean run's rows (within ``ROW_TOL``).
 The TaskManager fault is in tests/cluster/test_lifecycle.py (it needs a standalone cluster).
@@ -59,9 +62,10 @@ def kill_ps(run_dir: Path, ps: PsProcess, job: Job) -> dict:
     return {"killed": pid, "restarted": ps.proc.pid}
 
 
-def _run(base: Path, name: str, fault: Callable[[Path, PsProcess, Job], dict] | None) -> dict:
+def _run(base: Path, name: str, fault: Callable[[Path, PsProcess, Job], dict] | None,
+         more: tuple[str, ...] = ()) -> dict:
     run_dir, ps = base / name, PsProcess(base / f"{name}-ps-versions")
-    sets = [a for o in overrides(run_dir, ps.address) for a in ("--set", o)]
+    sets = [a for o in [*overrides(run_dir, ps.address), *more] for a in ("--set", o)]
     job = Job(["run", "jobs/click_stream.yaml", *sets, "--summary", str(run_dir / "summary.json")],
               base / f"{name}.log")
     try:
@@ -90,3 +94,12 @@ def test_kill_9_recovers_exactly_once(base, clean, fault):
     killed = run["injected"]["killed"]
     assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE
     compare(run, clean, f"{fault.__name__} {run['injected']}")
+
+
+#: LR as bench/anchors.py runs it: one adagrad optimizer, one step a batch, so auto takes its XLA step
+XLA_LR = ("model.name=lr", "model.micro_batch_rows=null", "model.dense_optimizer=null")
+
+
+def test_lr_xla_step_kill_9_of_the_worker_recovers_exactly_once(base):
+    clean = _run(base, "lr-clean", None, XLA_LR)
+    compare(_run(base, "lr-worker", kill_worker, XLA_LR), clean, "lr xla_step worker")

@@ -59,6 +59,8 @@ def test_two_workers_each_train_their_partition_once(run_p2):
     assert not s["auc_exact"] and s["auc_error_bound"] < 1e-4, "the merged binned AUC"
     logs = sorted(p.name for p in run_dir.glob("worker-*.log"))
     assert logs == ["worker-0.log", "worker-1.log"], "one co-located TF worker per Train subtask"
+    for log in logs:  # model.xla_step auto: each worker says which step it takes (micro-batches: the generic one)
+        assert "model.xla_step=auto: lr takes the generic step" in (run_dir / log).read_text(), log
 
 
 def test_both_workers_learn_into_one_shared_model(run_p2):
