@@ -117,3 +117,14 @@ def _cmd(p: psutil.Process) -> list[str]:
         return p.cmdline()
     except psutil.Error:
         return []
+
+
+def wait_quiet(busy: float = 25.0, settle: int = 2, max_s: float = 30.0) -> dict:
+    """Wait until the machine's CPU (all cores, psutil) stays below ``busy`` % for ``settle`` half-second
+    samples in a row, at most ``max_s``: a baseline measured right after a job must not share the cores
+    with the job's processes still exiting. Returns the seconds waited and the last sample."""
+    start, calm, last = time.monotonic(), 0, 100.0
+    while calm < settle and time.monotonic() - start < max_s:
+        last = psutil.cpu_percent(interval=0.5)
+        calm = calm + 1 if last < busy else 0
+    return {"waited_s": round(time.monotonic() - start, 1), "busy_pct": last}
