@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -159,10 +160,14 @@ def main() -> None:
     p.add_argument("--out", type=Path, help="write the log here (CSV, a header, one line per event)")
     p.add_argument("--config", type=Path, help="a job config for the log: learn it in memory, and VW")
     p.add_argument("--variant", action="append", default=[], help="name=setting;setting (repeatable)")
+    p.add_argument("--hour-of-day", action="store_true", help="add a column `hod` (the last two digits of `hour`), "
+                   "as a user's preprocessing would: for variants that list it")
     args = p.parse_args()
     from quality import scored
 
     table, prob = generate(args.member, args.events, args.seed)
+    if args.hour_of_day:
+        table = table.append_column("hod", pc.utf8_slice_codeunits(table.column("hour"), 6))
     labels = np.array(table.column("click").to_pylist(), np.float32)
     head = {"member": args.member, "events": args.events, "seed": args.seed, "ctr": round(float(labels.mean()), 4),
             "oracle_auc": round(scored(labels, prob)["auc"], 4)}
