@@ -113,7 +113,7 @@ class Featurizer:
         if cfg.event_id is None:
             event_id = positions
         else:
-            ev = rows.cast(cfg.event_id, pa.int64(), dl.BAD_ID)
+            ev = rows.id64(cfg.event_id, dl.BAD_ID)
             if ev.null_count:
                 rows.reject(np.flatnonzero(pc.is_null(ev).to_numpy(zero_copy_only=False)), dl.MISSING_ID, cfg.event_id)
             event_id = ev.fill_null(0).to_numpy()
@@ -164,7 +164,7 @@ class Featurizer:
             values = np.empty((len(read), n), dtype=np.int64)
             nulls = np.zeros_like(values, dtype=bool)
             for r, i in enumerate(read):
-                v = rows.cast(cats[i].name, pa.int64(), dl.BAD_ID)
+                v = rows.id64(cats[i].name, dl.BAD_ID)
                 if v.null_count:
                     nulls[r] = null_mask(v)
                     v = v.fill_null(0)

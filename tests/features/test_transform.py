@@ -181,6 +181,16 @@ def test_typed_bad_values() -> None:
     assert out.column("event_id").to_pylist() == [1, 4]  # 4: no label, kept to be scored
 
 
+def test_unsigned_64_bit_event_ids_and_int_fields_are_kept() -> None:
+    cfg = FeatureConfig(categorical=[{"name": "c", "type": "int"}])
+    big = ["10000169349117863715", "10000371904215119486", "1000009418151094273"]  # Avazu's `id` column
+    raw = pa.record_batch({"event_id": big, "label": ["1", "0", "1"], "c": big[::-1]})
+    out, dead = Featurizer(cfg).transform(raw)
+    assert dead == [] and out.column("event_id").to_pylist() == [int(v) - 2**64 if int(v) >= 2**63 else int(v)
+                                                                 for v in big]
+    assert len(set(out.column("id_0").to_pylist())) == 3
+
+
 def test_label_threshold_and_positions_from_parse() -> None:
     cfg = FeatureConfig(event_id=None, label={"column": "r", "threshold": 4}, categorical=["u"])
     d = DirectoryConfig(path="in", columns=["u", "r"], header=True)

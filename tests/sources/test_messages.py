@@ -204,3 +204,11 @@ def test_an_unclosed_quote_costs_its_message_only() -> None:
     out = run("csv", msgs)
     assert [(d.reason, d.position) for d in out.dead] == [("malformed", 500)]
     assert out.trained == [i for i in range(1001) if i != 500]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_unsigned_64_bit_event_ids_are_trained(fmt: str) -> None:
+    big = 10000169349117863715  # above 2^63 - 1, as half of Avazu's ids
+    row = csv_row if fmt == "csv" else (lambda eid: json_row(event_id=eid))
+    out = run(fmt, [row(1), row(big), row(2)])
+    assert out.dead == [] and out.trained == [1, big - 2**64, 2]
