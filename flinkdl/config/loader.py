@@ -52,7 +52,9 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
 
 
 def _yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader
+
+
 #: Keys whose values are secrets (matched against the dotted key's last part).
 _SECRET = re.compile(r"(^|[._])(token|password|secret)$|jaas", re.IGNORECASE)
 
