@@ -21,7 +21,12 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"flinkdl produce: no such file {path}", file=sys.stderr)
             return 2
-        batches, total = file_batches(path, args.batch_size, args.limit), args.limit
+        try:
+            batches, total = file_batches(path, args.batch_size, args.limit, args.delimiter,
+                                          text=args.format == "csv"), args.limit
+        except ValueError as e:
+            print(f"flinkdl produce: {e}", file=sys.stderr)
+            return 2
     create_topics(args.bootstrap, [args.topic])
     n = produce(args.bootstrap, args.topic, batches, args.format, args.rate, total, progress=not args.quiet)
     print(f"produced {n:,} events to {args.topic} ({args.format})")
@@ -52,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--generator", action="store_true", help="the built-in click stream (event ids 0..N-1)")
     src.add_argument("--file", metavar="PATH", help="CSV (.csv) or TSV (other extensions) with a header")
+    p.add_argument("--delimiter", default=None, metavar="CHAR",
+                   help="--file's separator (default: ',' for .csv, a tab for any other extension), e.g. ';'")
     p.add_argument("--format", choices=["csv", "json", "arrow"], default="csv")
     p.add_argument("--rate", type=float, default=None, metavar="EV_PER_S",
                    help="throttle (default: as fast as possible)")

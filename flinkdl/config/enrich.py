@@ -40,7 +40,8 @@ class SideTable(Strict):
     key: str = Field(min_length=1, description="the table's key column")
     on: str | None = Field(None, description="the event column holding the key; null = same name as key")
     columns: list[str] = Field(min_length=1, description="the table columns to add to each event")
-    format: Literal["csv", "tsv"] = "tsv"
+    format: Literal["csv", "tsv"] | None = Field(None, description="csv (commas, quotes) or tsv (tabs); "
+                                                 "null = by the file's extension: .csv is csv, any other tsv")
     names: list[str] | None = Field(None, description="column names in file order when the file has no header "
                                     "line; null = its first line names the columns")
     default: dict[str, str] = Field(default_factory=dict, description="value per column for a key not found")
@@ -58,8 +59,15 @@ class SideTable(Strict):
         return self.on or self.key
 
     @property
+    def file_format(self) -> str:
+        """``format``, or by the file's extension (``.csv``: csv; any other, e.g. ``.user``: tsv)."""
+        if self.format is not None:
+            return self.format
+        return "csv" if self.path is not None and self.path.suffix.lower() == ".csv" else "tsv"
+
+    @property
     def delimiter(self) -> str:
-        return "\t" if self.format == "tsv" else ","
+        return "\t" if self.file_format == "tsv" else ","
 
     @model_validator(mode="after")
     def _check(self) -> SideTable:

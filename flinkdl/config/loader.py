@@ -37,6 +37,24 @@ class ConfigError(ValueError):
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2's booleans: only true/false. PyYAML's 1.1 reading made a side table's ``on:`` key the
+    boolean True (and ``no``, ``off``, ``y`` too); a boolean setting still takes yes/on (pydantic)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader
+
+
 #: Keys whose values are secrets (matched against the dotted key's last part).
 _SECRET = re.compile(r"(^|[._])(token|password|secret)$|jaas", re.IGNORECASE)
 
@@ -73,7 +91,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted KEY, e.g. model.name=lr")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key.strip().split("."), value
@@ -141,7 +159,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     doc: dict = {"features": copy.deepcopy(CRITEO_LIKE_FEATURES)}
     if path is not None:
         try:
-            doc = yaml.safe_load(Path(path).read_text()) or {}
+            doc = _yaml(Path(path).read_text()) or {}
         except OSError as e:
             raise ConfigError(f"config file {str(path)!r}: {e.strerror}") from None
         except yaml.YAMLError as e:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from flinkdl.config.schema import GeneratorConfig
@@ -32,11 +33,31 @@ def generator_batches(limit: int, batch_size: int = 4096, seed: int = 7,
         yield stream.batch(i, batch_size).slice(0, min(batch_size, limit - i * batch_size)).cast(ints)
 
 
-def file_batches(path: Path, batch_size: int = 4096, limit: int | None = None) -> Iterator[pa.RecordBatch]:
-    """Rows of a CSV (``.csv``) or TSV (any other extension, e.g. MovieLens ``.inter``) with a header."""
-    delim = "," if path.suffix == ".csv" else "\t"
+def file_batches(path: Path, batch_size: int = 4096, limit: int | None = None, delimiter: str | None = None,
+                 text: bool = False) -> Iterator[pa.RecordBatch]:
+    """Rows of a file with a header: ``delimiter``-separated, by default CSV (``.csv``) or TSV (any other
+    extension, e.g. MovieLens ``.inter``). A header that is one column holding another common separator
+    is an error naming it (every message would otherwise be one field: a dead letter in the job).
+    ``text``: every value as written (an id ``0155061224`` keeps its zero; csv messages), else typed."""
+    delim = delimiter or ("," if path.suffix == ".csv" else "\t")
+    if len(delim) != 1:
+        raise ValueError(f"--delimiter {delim!r}: one character (convert a file separated by {delim!r} first, "
+                         f"e.g. sed 's/{delim}/\\t/g')")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        header = fh.readline()
+    others = [c for c in (",", "\t", ";", "|", ":") if c != delim and c in header]
+    if delim not in header and others:
+        raise ValueError(f"{path}: the header {header.strip()[:80]!r} has no {delim!r} but {others[0]!r}: "
+                         f"pass --delimiter {others[0]!r}")
+    names = header.rstrip("\r\n").split(delim)
+    conv = pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False)
+    return _file_rows(path, batch_size, limit, delim, conv if text else None)
+
+
+def _file_rows(path: Path, batch_size: int, limit: int | None, delim: str,
+               conv: pcsv.ConvertOptions | None) -> Iterator[pa.RecordBatch]:
     reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 22),
-                           parse_options=pcsv.ParseOptions(delimiter=delim))
+                           parse_options=pcsv.ParseOptions(delimiter=delim), convert_options=conv)
     left = limit
     for b in reader:
         for off in range(0, b.num_rows, batch_size):
@@ -55,6 +76,14 @@ def encode(batch: pa.RecordBatch, fmt: str) -> list[bytes]:
         with pa.ipc.new_stream(sink, batch.schema) as w:
             w.write_batch(batch)
         return [sink.getvalue().to_pybytes()]
+    if fmt == "csv" and all(pa.types.is_string(t) for t in batch.schema.types):
+        # a file's text as written: a value is quoted only when it holds a comma, a quote or a line break
+        cols = []
+        for c in batch.columns:
+            c = pc.fill_null(c, "")
+            quoted = pc.binary_join_element_wise('"', pc.replace_substring(c, '"', '""'), '"', "")
+            cols.append(pc.if_else(pc.match_substring_regex(c, '[,"\r\n]'), quoted, c))
+        return [v.encode() for v in pc.binary_join_element_wise(*cols, ",").to_pylist()]
     if fmt == "csv":
         buf = io.BytesIO()
         pcsv.write_csv(batch, buf, pcsv.WriteOptions(include_header=False))

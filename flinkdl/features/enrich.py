@@ -102,13 +102,17 @@ class FileTable(LoadedTable):
         table = pcsv.read_csv(
             self.path,
             read_options=pcsv.ReadOptions(column_names=names, skip_rows=0 if c.names else 1, use_threads=False),
-            parse_options=pcsv.ParseOptions(delimiter=c.delimiter, quote_char='"' if c.format == "csv" else False),
+            parse_options=pcsv.ParseOptions(delimiter=c.delimiter, quote_char='"' if c.file_format == "csv" else False),
             convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
                                                 strings_can_be_null=False),
         )
         missing = [n for n in (c.key, *c.columns) if n not in table.column_names]
         if missing:
-            raise ValueError(f"side table {self.path}: no column {missing} (has {table.column_names})")
+            hint = (f"read as {c.file_format}: set enrich format: csv or tsv, or names: for a file without header"
+                    if len(table.column_names) == 1 else
+                    "key: names the table's column, on: the event's when they differ" if c.key in missing else
+                    "columns: are the table's columns to add")
+            raise ValueError(f"side table {self.path}: no column {missing} (has {table.column_names}; {hint})")
         table = table.select([c.key, *c.columns])
         keys = table.column(c.key).combine_chunks()
         return keys, {n: table.column(n).combine_chunks() for n in c.columns}

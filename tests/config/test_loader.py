@@ -53,3 +53,16 @@ def test_set_keeps_a_dotted_property_name_whole_and_as_a_string() -> None:
     assert cfg.source.kafka is not None and cfg.source.kafka.properties["fetch.max.wait.ms"] == "10"
     assert cfg.sinks.kafka is not None and cfg.sinks.kafka.properties["enable.idempotence"] == "true"
     assert cfg.flink["execution.buffer-timeout.interval"] == "5ms"
+
+
+def test_yaml_on_no_and_yes_are_strings_and_booleans_still_take_them(tmp_path) -> None:
+    (tmp_path / "u.tsv").write_text("user\tage\n1\t30\n")
+    (tmp_path / "job.yaml").write_text(f"""
+source: {{kind: directory, directory: {{path: in, columns: [uid, rating], format: csv}}}}
+enrich: [{{path: {tmp_path / 'u.tsv'}, key: user, on: uid, columns: [age]}}]
+features: {{event_id: null, label: {{column: rating, threshold: 4}}, categorical: [uid, age, no]}}
+job: {{exactly_once: yes, checkpoint_interval_s: 5}}
+""")
+    cfg = load_config(tmp_path / "job.yaml", ["ps.enabled=on"])
+    assert cfg.enrich[0].on == "uid" and cfg.features.categorical[2].name == "no"  # not True, not False
+    assert cfg.job.exactly_once is True and cfg.ps.enabled is True

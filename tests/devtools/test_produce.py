@@ -7,7 +7,7 @@ import json
 import pytest
 
 from flinkdl.devtools.broker import create_topics
-from flinkdl.devtools.produce import AckedProducer, generator_batches, produce, read_topic
+from flinkdl.devtools.produce import AckedProducer, encode, file_batches, generator_batches, produce, read_topic
 from flinkdl.devtools.produce_feedback import TICK_ID, produce_delayed
 
 
@@ -29,3 +29,16 @@ def test_acked_producer_fails_when_nothing_is_acknowledged():
     p.send("nowhere", b"x")
     with pytest.raises(RuntimeError, match=r"not delivered|failed"):
         p.flush(5)
+
+
+def test_a_file_with_another_separator_is_read_with_delimiter_and_refused_without(tmp_path):
+    p = tmp_path / "ratings.csv"  # Book-Crossing's dump: `;`-separated under a .csv name
+    p.write_text('User-ID;ISBN;Book-Rating\n7;034545104X;4\n8;0155061224;5\n9;"a, ""b""";1\n')
+    with pytest.raises(ValueError, match="has no ',' but ';': pass --delimiter ';'"):
+        file_batches(p)
+    (batch,) = file_batches(p, delimiter=";", text=True)
+    assert batch.column_names == ["User-ID", "ISBN", "Book-Rating"]
+    # messages comma-separated, every value as written (an all-digit ISBN keeps its leading zero)
+    assert encode(batch, "csv") == [b"7,034545104X,4", b"8,0155061224,5", b'9,"a, ""b""",1']
+    with pytest.raises(ValueError, match="one character"):
+        file_batches(p, delimiter="::")

@@ -85,3 +85,15 @@ def test_a_compacted_topic_is_a_side_table_kept_fresh(kafka_broker) -> None:
         time.sleep(0.2)
         t.maybe_reload(time.monotonic())
     assert t.lookup(keys)["gender"].to_pylist() == ["F", "?", "M"]
+
+
+def test_a_csv_file_is_read_as_csv_without_format_and_a_wrong_format_says_how_it_was_read(tmp_path) -> None:
+    p = tmp_path / "users.csv"
+    p.write_text('user,age,city\n7,25-34,"Paris, FR"\n')
+    raw = pa.record_batch({"user": pa.array(["7", "8"])})
+    out = Enricher([SideTable(path=p, key="user", columns=["age", "city"])]).enrich(raw)  # by extension
+    assert out.column("city").to_pylist() == ["Paris, FR", None]
+    with pytest.raises(ValueError, match=r"no column .* read as tsv: set enrich format"):
+        Enricher([SideTable(path=p, key="user", columns=["age"], format="tsv")])
+    with pytest.raises(ValueError, match=r"no column \['UserID'\] .* on: the event's when they differ"):
+        Enricher([SideTable(path=p, key="UserID", columns=["age"])])
